@@ -1,0 +1,98 @@
+//! The one pest parser behind both languages: `.pg` (entry rule
+//! [`Rule::schema`]) and `.gq` (entry rule [`Rule::query_file`]). The grammars
+//! share their lexical rules and type references (`syntax/common.pest`).
+//!
+//! Nothing here knows about the catalog; `schema::parse` and `query::parse`
+//! turn the pest trees into ASTs with byte spans.
+
+use pest::Parser as _;
+use pest_derive::Parser;
+
+use crate::diag::{self, Diagnostic};
+
+/// The generated pest parser.
+#[derive(Parser)]
+#[grammar = "syntax/common.pest"]
+#[grammar = "schema/schema.pest"]
+#[grammar = "query/query.pest"]
+pub struct GraphParser;
+
+/// A pest pair over source text.
+pub type Pair<'i> = pest::iterators::Pair<'i, Rule>;
+
+/// Parses `src` from `rule`, turning a syntax error into a diagnostic with
+/// `code` whose message names what was expected in user terms.
+pub fn parse<'i>(rule: Rule, src: &'i str, code: &'static str) -> Result<Pair<'i>, Diagnostic> {
+    match GraphParser::parse(rule, src) {
+        Ok(mut pairs) => pairs
+            .next()
+            .ok_or_else(|| Diagnostic::error(code, 0..0, "empty parse")),
+        Err(e) => Err(diag::from_pest(code, e, |r| describe(*r).to_string())),
+    }
+}
+
+/// A byte range of a pair.
+pub fn span(p: &Pair<'_>) -> std::ops::Range<usize> {
+    let s = p.as_span();
+    s.start()..s.end()
+}
+
+/// The user-facing name of a grammar rule, for "expected …" messages.
+fn describe(rule: Rule) -> &'static str {
+    match rule {
+        Rule::EOI => "end of input",
+        Rule::ident | Rule::scalar_type => "a name",
+        Rule::type_ref => "a type (String, I32, [T], enum(…), Vector(n), …)",
+        Rule::annotation => "an annotation (`@name`)",
+        Rule::ann_arg | Rule::kwarg => "an annotation argument",
+        Rule::range | Rule::range_bound => "a range (`min..max`)",
+        Rule::enum_value => "an enum value",
+        Rule::integer => "an integer",
+        Rule::number => "a number",
+        Rule::string => "a string",
+        Rule::boolean => "`true` or `false`",
+        Rule::nullable => "`?`",
+        Rule::kw_interface => "`interface`",
+        Rule::kw_node => "`node`",
+        Rule::kw_edge => "`edge`",
+        Rule::kw_implements => "`implements`",
+        Rule::property => "a property (`name: Type`)",
+        Rule::constraint => "a constraint (`@key(…)`, `@unique(…)`, …)",
+        Rule::interface_decl | Rule::node_decl | Rule::edge_decl => {
+            "a declaration (`node`, `edge` or `interface`)"
+        }
+        Rule::kw_query | Rule::query_decl => "`query`",
+        Rule::param => "a parameter (`$name: Type`)",
+        Rule::variable => "a variable (`$name`)",
+        Rule::kw_match | Rule::match_clause => "`match`",
+        Rule::kw_return | Rule::return_clause => "`return`",
+        Rule::kw_order | Rule::order_clause => "`order`",
+        Rule::kw_limit | Rule::limit_clause => "`limit`",
+        Rule::kw_not | Rule::not_clause => "`not { … }`",
+        Rule::binding => "a binding (`$x: Type`)",
+        Rule::traversal => "a traversal (`$a edge $b`)",
+        Rule::filter => "a filter",
+        Rule::filter_op => "a comparison (`=`, `!=`, `<`, `<=`, `>`, `>=`, `contains`, `starts_with`)",
+        Rule::edge_ref | Rule::undirected => "an edge name",
+        Rule::hop_bounds => "hop bounds (`{min,max}`)",
+        Rule::expr | Rule::func_call | Rule::prop_access | Rule::alias_ref => "an expression",
+        Rule::list_literal => "a list",
+        Rule::return_item => "a projection",
+        Rule::order_item => "an ordering expression",
+        Rule::direction | Rule::kw_asc | Rule::kw_desc => "`asc` or `desc`",
+        Rule::kw_as => "`as`",
+        Rule::kw_insert | Rule::insert_stmt => "`insert`",
+        Rule::kw_update | Rule::update_stmt => "`update`",
+        Rule::kw_delete | Rule::delete_stmt => "`delete`",
+        Rule::kw_set => "`set`",
+        Rule::kw_where => "`where`",
+        Rule::assignments => "`{`",
+        Rule::assignment | Rule::prop_match => "`name: value`",
+        Rule::predicate => "a predicate (`property op value`)",
+        Rule::read_body | Rule::mutation_body => "`match`, `insert`, `update` or `delete`",
+        Rule::prop_matches => "`{`",
+        _ => "something else",
+    }
+}
+
+pub mod ast;
