@@ -80,7 +80,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::from(2)
+            ExitCode::from(e.exit_code())
         }
     }
 }
@@ -94,8 +94,22 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// Bad command-line usage (exit code 2).
     #[error("{0}")]
     Usage(String),
+    /// The input names something that does not exist (exit code 1).
+    #[error("{0}")]
+    Input(String),
+}
+
+impl CliError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Input(_) => 1,
+            CliError::Read { .. } | CliError::Usage(_) => 2,
+        }
+    }
 }
 
 fn read(path: &Path) -> Result<String, CliError> {
@@ -144,6 +158,72 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 }
             }
         }
-        Command::Lint(_) | Command::Query(_) => Err(CliError::Usage("not yet".into())),
+        Command::Lint(args) => lint(&args),
+        Command::Query(QueryCommand::Explain { schema, query, name, json }) => {
+            let cat = match load_schema(&schema, json)? {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let src = read(&query)?;
+            let (compiled, diags) = crate::query::compile_queries_file(&cat, &query.display().to_string(), &src);
+            let Some(q) = compiled.query(&name) else {
+                if compiled.has_errors() {
+                    print_diags(&diags, json);
+                    return Ok(ExitCode::from(1));
+                }
+                let known = compiled.declared.iter().map(String::as_str);
+                let help = crate::diag::did_you_mean(&name, known.clone())
+                    .unwrap_or_else(|| crate::diag::valid_list("queries", known));
+                return Err(CliError::Input(format!("no query named `{name}` in {}; {help}", query.display())));
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(q).unwrap_or_default());
+            } else {
+                print!("{}", crate::query::explain::explain(q));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Compiles a schema file; on errors prints them and returns the exit code.
+fn load_schema(path: &Path, json: bool) -> Result<Result<schema::Catalog, ExitCode>, CliError> {
+    let src = read(path)?;
+    Ok(match schema::compile_schema_file(&path.display().to_string(), &src) {
+        Ok(c) => Ok(c),
+        Err(d) => {
+            print_diags(&d, json);
+            Err(ExitCode::from(1))
+        }
+    })
+}
+
+fn lint(args: &LintArgs) -> Result<ExitCode, CliError> {
+    let cat = match load_schema(&args.schema, args.json)? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let src = read(&args.query)?;
+    let file = args.query.display().to_string();
+    let (compiled, diags) = crate::query::compile_queries_file(&cat, &file, &src);
+    let report = crate::query::lint::LintReport::new(&compiled, &diags);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    } else {
+        for q in &report.queries {
+            println!("{:<7} {:<8} {}", q.status, q.kind, q.name);
+        }
+        if !diags.items.is_empty() {
+            eprint!("{}", diags.render(color()));
+        }
+        println!(
+            "{}: {} ({} queries, {} errors, {} warnings)",
+            file,
+            report.status,
+            report.queries.len(),
+            report.errors,
+            report.warnings
+        );
+    }
+    Ok(if compiled.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
