@@ -305,7 +305,10 @@ pub fn levenshtein(a: &str, b: &str) -> usize {
 }
 
 /// "did you mean `x`?" for the closest of `candidates` to `name`, if any is close.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let lower = name.to_ascii_lowercase();
     candidates
         .into_iter()

@@ -13,7 +13,11 @@ use crate::schema;
 
 /// Command-line interface for Omnigraph.
 #[derive(Debug, Parser)]
-#[command(name = "omnigraph", version, about = "Typed, versioned, branchable property-graph database")]
+#[command(
+    name = "omnigraph",
+    version,
+    about = "Typed, versioned, branchable property-graph database"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -126,7 +130,10 @@ fn color() -> bool {
 
 fn print_diags(d: &Diagnostics, json: bool) {
     if json {
-        println!("{}", serde_json::to_string_pretty(&d.to_json()).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&d.to_json()).unwrap_or_default()
+        );
     } else {
         eprint!("{}", d.render(color()));
     }
@@ -159,13 +166,19 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
         }
         Command::Lint(args) => lint(&args),
-        Command::Query(QueryCommand::Explain { schema, query, name, json }) => {
+        Command::Query(QueryCommand::Explain {
+            schema,
+            query,
+            name,
+            json,
+        }) => {
             let cat = match load_schema(&schema, json)? {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
             let src = read(&query)?;
-            let (compiled, diags) = crate::query::compile_queries_file(&cat, &query.display().to_string(), &src);
+            let (compiled, diags) =
+                crate::query::compile_queries_file(&cat, &query.display().to_string(), &src);
             let Some(q) = compiled.query(&name) else {
                 if compiled.has_errors() {
                     print_diags(&diags, json);
@@ -174,7 +187,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 let known = compiled.declared.iter().map(String::as_str);
                 let help = crate::diag::did_you_mean(&name, known.clone())
                     .unwrap_or_else(|| crate::diag::valid_list("queries", known));
-                return Err(CliError::Input(format!("no query named `{name}` in {}; {help}", query.display())));
+                return Err(CliError::Input(format!(
+                    "no query named `{name}` in {}; {help}",
+                    query.display()
+                )));
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(q).unwrap_or_default());
@@ -189,13 +205,15 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
 /// Compiles a schema file; on errors prints them and returns the exit code.
 fn load_schema(path: &Path, json: bool) -> Result<Result<schema::Catalog, ExitCode>, CliError> {
     let src = read(path)?;
-    Ok(match schema::compile_schema_file(&path.display().to_string(), &src) {
-        Ok(c) => Ok(c),
-        Err(d) => {
-            print_diags(&d, json);
-            Err(ExitCode::from(1))
-        }
-    })
+    Ok(
+        match schema::compile_schema_file(&path.display().to_string(), &src) {
+            Ok(c) => Ok(c),
+            Err(d) => {
+                print_diags(&d, json);
+                Err(ExitCode::from(1))
+            }
+        },
+    )
 }
 
 fn lint(args: &LintArgs) -> Result<ExitCode, CliError> {
@@ -208,7 +226,10 @@ fn lint(args: &LintArgs) -> Result<ExitCode, CliError> {
     let (compiled, diags) = crate::query::compile_queries_file(&cat, &file, &src);
     let report = crate::query::lint::LintReport::new(&compiled, &diags);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
     } else {
         for q in &report.queries {
             println!("{:<7} {:<8} {}", q.status, q.kind, q.name);
@@ -225,5 +246,9 @@ fn lint(args: &LintArgs) -> Result<ExitCode, CliError> {
             report.warnings
         );
     }
-    Ok(if compiled.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if compiled.has_errors() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

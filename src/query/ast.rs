@@ -8,8 +8,8 @@ use std::ops::Range;
 use serde::Serialize;
 
 use crate::diag::Diagnostic;
-use crate::syntax::ast::{string_value, AnnotationAst, Ident, TypeAst};
-use crate::syntax::{self, span, Pair, Rule};
+use crate::syntax::ast::{AnnotationAst, Ident, TypeAst, string_value};
+use crate::syntax::{self, Pair, Rule, span};
 
 /// A parsed `.gq` file: a list of named queries.
 #[derive(Debug, Clone, Default)]
@@ -79,7 +79,10 @@ pub enum ClauseAst {
         span: Range<usize>,
     },
     /// `not { … }`.
-    Not { clauses: Vec<ClauseAst>, span: Range<usize> },
+    Not {
+        clauses: Vec<ClauseAst>,
+        span: Range<usize>,
+    },
 }
 
 impl ClauseAst {
@@ -156,14 +159,39 @@ impl fmt::Display for CmpOp {
 #[derive(Debug, Clone)]
 pub enum ExprAst {
     Var(Ident),
-    Prop { var: Ident, prop: Ident, span: Range<usize> },
-    Call { func: Ident, args: Vec<ExprAst>, span: Range<usize> },
-    Str { value: String, span: Range<usize> },
-    Int { value: i64, span: Range<usize> },
-    Float { value: f64, span: Range<usize> },
-    Bool { value: bool, span: Range<usize> },
-    Null { span: Range<usize> },
-    List { items: Vec<ExprAst>, span: Range<usize> },
+    Prop {
+        var: Ident,
+        prop: Ident,
+        span: Range<usize>,
+    },
+    Call {
+        func: Ident,
+        args: Vec<ExprAst>,
+        span: Range<usize>,
+    },
+    Str {
+        value: String,
+        span: Range<usize>,
+    },
+    Int {
+        value: i64,
+        span: Range<usize>,
+    },
+    Float {
+        value: f64,
+        span: Range<usize>,
+    },
+    Bool {
+        value: bool,
+        span: Range<usize>,
+    },
+    Null {
+        span: Range<usize>,
+    },
+    List {
+        items: Vec<ExprAst>,
+        span: Range<usize>,
+    },
     /// A bare name: a reference to a `return … as name` alias.
     Alias(Ident),
 }
@@ -256,10 +284,10 @@ pub fn parse_queries(src: &str) -> Result<QueryFile, Vec<Diagnostic>> {
     let mut b = Builder::default();
     let mut queries = Vec::new();
     for p in root.into_inner() {
-        if p.as_rule() == Rule::query_decl {
-            if let Some(q) = b.query(p) {
-                queries.push(q);
-            }
+        if p.as_rule() == Rule::query_decl
+            && let Some(q) = b.query(p)
+        {
+            queries.push(q);
         }
     }
     if b.errors.is_empty() {
@@ -294,7 +322,9 @@ impl Builder {
                 Rule::param => {
                     let psp = span(&inner);
                     let mut it = inner.into_inner();
-                    let (Some(v), Some(t)) = (it.next(), it.next()) else { continue };
+                    let (Some(v), Some(t)) = (it.next(), it.next()) else {
+                        continue;
+                    };
                     params.push(ParamAst {
                         name: var_ident(&v),
                         ty: TypeAst::from_pair(t),
@@ -304,7 +334,10 @@ impl Builder {
                 Rule::annotation => annotations.push(AnnotationAst::from_pair(inner)),
                 Rule::read_body => body = Some(BodyAst::Read(self.read(inner))),
                 Rule::mutation_body => {
-                    let stmts: Vec<MutationAst> = inner.into_inner().filter_map(|s| self.mutation(s)).collect();
+                    let stmts: Vec<MutationAst> = inner
+                        .into_inner()
+                        .filter_map(|s| self.mutation(s))
+                        .collect();
                     body = Some(BodyAst::Mutation(stmts));
                 }
                 _ => {}
@@ -312,8 +345,12 @@ impl Builder {
         }
         let name = name?;
         if let Some(BodyAst::Mutation(stmts)) = &body {
-            let writes = stmts.iter().any(|s| !matches!(s, MutationAst::Delete { .. }));
-            let deletes = stmts.iter().find(|s| matches!(s, MutationAst::Delete { .. }));
+            let writes = stmts
+                .iter()
+                .any(|s| !matches!(s, MutationAst::Delete { .. }));
+            let deletes = stmts
+                .iter()
+                .find(|s| matches!(s, MutationAst::Delete { .. }));
             if let (true, Some(del)) = (writes, deletes) {
                 self.errors.push(
                     Diagnostic::error(
@@ -348,14 +385,14 @@ impl Builder {
         for inner in p.into_inner() {
             match inner.as_rule() {
                 Rule::match_clause => {
-                    read.clauses = inner
-                        .into_inner()
-                        .filter_map(|c| self.clause(c))
-                        .collect();
+                    read.clauses = inner.into_inner().filter_map(|c| self.clause(c)).collect();
                 }
                 Rule::return_clause => {
                     read.return_span = span(&inner);
-                    for item in inner.into_inner().filter(|i| i.as_rule() == Rule::return_item) {
+                    for item in inner
+                        .into_inner()
+                        .filter(|i| i.as_rule() == Rule::return_item)
+                    {
                         let isp = span(&item);
                         let mut expr = None;
                         let mut alias = None;
@@ -367,12 +404,19 @@ impl Builder {
                             }
                         }
                         if let Some(expr) = expr {
-                            read.returns.push(ReturnItemAst { expr, alias, span: isp });
+                            read.returns.push(ReturnItemAst {
+                                expr,
+                                alias,
+                                span: isp,
+                            });
                         }
                     }
                 }
                 Rule::order_clause => {
-                    for item in inner.into_inner().filter(|i| i.as_rule() == Rule::order_item) {
+                    for item in inner
+                        .into_inner()
+                        .filter(|i| i.as_rule() == Rule::order_item)
+                    {
                         let isp = span(&item);
                         let mut expr = None;
                         let mut descending = None;
@@ -384,7 +428,11 @@ impl Builder {
                             }
                         }
                         if let Some(expr) = expr {
-                            read.order.push(OrderItemAst { expr, descending, span: isp });
+                            read.order.push(OrderItemAst {
+                                expr,
+                                descending,
+                                span: isp,
+                            });
                         }
                     }
                 }
@@ -392,7 +440,12 @@ impl Builder {
                     for part in inner.into_inner() {
                         match part.as_rule() {
                             Rule::integer => match part.as_str().parse::<u64>() {
-                                Ok(value) => read.limit = Some(LimitAst::Int { value, span: span(&part) }),
+                                Ok(value) => {
+                                    read.limit = Some(LimitAst::Int {
+                                        value,
+                                        span: span(&part),
+                                    })
+                                }
                                 Err(_) => self.errors.push(Diagnostic::error(
                                     "Q001",
                                     span(&part),
@@ -421,13 +474,20 @@ impl Builder {
                 if let Some(pm) = it.next() {
                     for m in pm.into_inner() {
                         let mut mi = m.into_inner();
-                        let (Some(k), Some(v)) = (mi.next(), mi.next()) else { continue };
+                        let (Some(k), Some(v)) = (mi.next(), mi.next()) else {
+                            continue;
+                        };
                         if let Some(e) = self.expr(v) {
                             props.push((Ident::from_pair(&k), e));
                         }
                     }
                 }
-                Some(ClauseAst::Binding { var, ty, props, span: sp })
+                Some(ClauseAst::Binding {
+                    var,
+                    ty,
+                    props,
+                    span: sp,
+                })
             }
             Rule::traversal => {
                 let mut vars = Vec::new();
@@ -473,7 +533,9 @@ impl Builder {
                     match part.as_rule() {
                         Rule::expr if left.is_none() => left = self.expr(part),
                         Rule::expr => right = self.expr(part),
-                        Rule::filter_op => op = CmpOp::parse(part.as_str()).map(|o| (o, span(&part))),
+                        Rule::filter_op => {
+                            op = CmpOp::parse(part.as_str()).map(|o| (o, span(&part)))
+                        }
                         _ => {}
                     }
                 }
@@ -501,7 +563,11 @@ impl Builder {
                 Rule::integer => match part.as_str().parse::<u32>() {
                     Ok(n) => nums.push(n),
                     Err(_) => {
-                        self.errors.push(Diagnostic::error("Q001", span(&part), "hop bound is too large"));
+                        self.errors.push(Diagnostic::error(
+                            "Q001",
+                            span(&part),
+                            "hop bound is too large",
+                        ));
                         return None;
                     }
                 },
@@ -530,7 +596,9 @@ impl Builder {
                 Rule::assignments => {
                     for a in part.into_inner() {
                         let mut ai = a.into_inner();
-                        let (Some(k), Some(v)) = (ai.next(), ai.next()) else { continue };
+                        let (Some(k), Some(v)) = (ai.next(), ai.next()) else {
+                            continue;
+                        };
                         if let Some(e) = self.expr(v) {
                             assigns.push((Ident::from_pair(&k), e));
                         }
@@ -539,7 +607,9 @@ impl Builder {
                 Rule::predicate => {
                     let psp = span(&part);
                     let mut pi = part.into_inner();
-                    let (Some(k), Some(o), Some(v)) = (pi.next(), pi.next(), pi.next()) else { continue };
+                    let (Some(k), Some(o), Some(v)) = (pi.next(), pi.next(), pi.next()) else {
+                        continue;
+                    };
                     let value = self.expr(v)?;
                     predicate = Some(PredicateAst {
                         prop: Ident::from_pair(&k),
@@ -553,7 +623,11 @@ impl Builder {
         }
         let ty = ty?;
         match rule {
-            Rule::insert_stmt => Some(MutationAst::Insert { ty, assigns, span: sp }),
+            Rule::insert_stmt => Some(MutationAst::Insert {
+                ty,
+                assigns,
+                span: sp,
+            }),
             Rule::update_stmt => Some(MutationAst::Update {
                 ty,
                 assigns,
@@ -570,7 +644,11 @@ impl Builder {
     }
 
     fn expr(&mut self, p: Pair<'_>) -> Option<ExprAst> {
-        let p = if p.as_rule() == Rule::expr { p.into_inner().next()? } else { p };
+        let p = if p.as_rule() == Rule::expr {
+            p.into_inner().next()?
+        } else {
+            p
+        };
         let sp = span(&p);
         Some(match p.as_rule() {
             Rule::variable => ExprAst::Var(var_ident(&p)),
@@ -578,13 +656,21 @@ impl Builder {
                 let mut it = p.into_inner();
                 let var = var_ident(&it.next()?);
                 let prop = Ident::from_pair(&it.next()?);
-                ExprAst::Prop { var, prop, span: sp }
+                ExprAst::Prop {
+                    var,
+                    prop,
+                    span: sp,
+                }
             }
             Rule::func_call => {
                 let mut it = p.into_inner();
                 let func = Ident::from_pair(&it.next()?);
                 let args = it.filter_map(|a| self.expr(a)).collect();
-                ExprAst::Call { func, args, span: sp }
+                ExprAst::Call {
+                    func,
+                    args,
+                    span: sp,
+                }
             }
             Rule::string => ExprAst::Str {
                 value: string_value(&p),
@@ -596,7 +682,11 @@ impl Builder {
                     match text.parse::<f64>() {
                         Ok(value) if value.is_finite() => ExprAst::Float { value, span: sp },
                         _ => {
-                            self.errors.push(Diagnostic::error("Q001", sp, format!("number `{text}` is out of range")));
+                            self.errors.push(Diagnostic::error(
+                                "Q001",
+                                sp,
+                                format!("number `{text}` is out of range"),
+                            ));
                             return None;
                         }
                     }
@@ -605,8 +695,12 @@ impl Builder {
                         Ok(value) => ExprAst::Int { value, span: sp },
                         Err(_) => {
                             self.errors.push(
-                                Diagnostic::error("Q001", sp, format!("integer `{text}` does not fit in 64 bits"))
-                                    .with_help("pass large values as a parameter of type U64"),
+                                Diagnostic::error(
+                                    "Q001",
+                                    sp,
+                                    format!("integer `{text}` does not fit in 64 bits"),
+                                )
+                                .with_help("pass large values as a parameter of type U64"),
                             );
                             return None;
                         }

@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use super::ast::*;
 use super::ir::*;
-use crate::diag::{did_you_mean, valid_list, Diagnostic};
+use crate::diag::{Diagnostic, did_you_mean, valid_list};
 use crate::schema::compile::resolve_type;
 use crate::schema::temporal::{parse_date, parse_datetime};
 use crate::schema::{Catalog, EdgeType, NodeType, PropType, Property, ScalarType};
@@ -27,15 +27,22 @@ pub fn check_file(catalog: &Catalog, file: &QueryFile) -> (Vec<CheckedQuery>, Ve
     for q in &file.queries {
         if names.contains_key(q.name.name.as_str()) {
             diags.push(
-                Diagnostic::error("T06", q.name.span.clone(), format!("query `{}` is defined twice", q.name.name))
-                    .with_help("query names must be unique within a file"),
+                Diagnostic::error(
+                    "T06",
+                    q.name.span.clone(),
+                    format!("query `{}` is defined twice", q.name.name),
+                )
+                .with_help("query names must be unique within a file"),
             );
             continue;
         }
         names.insert(&q.name.name, q.name.span.clone());
         let mut c = Checker::new(catalog);
         let checked = c.query(q);
-        let failed = c.diags.iter().any(|d| d.severity == crate::diag::Severity::Error);
+        let failed = c
+            .diags
+            .iter()
+            .any(|d| d.severity == crate::diag::Severity::Error);
         diags.append(&mut c.diags);
         if let (Some(checked), false) = (checked, failed) {
             out.push(checked);
@@ -163,7 +170,8 @@ impl<'c> Checker<'c> {
                         optional: p.ty.nullable,
                     };
                     params.push(param.clone());
-                    self.params.insert(p.name.name.clone(), (param, p.span.clone()));
+                    self.params
+                        .insert(p.name.name.clone(), (param, p.span.clone()));
                 }
                 Err(mut d) => {
                     d.code = "T38";
@@ -179,8 +187,12 @@ impl<'c> Checker<'c> {
                     Some(s) if a.name.name == "description" => description = Some(s.to_string()),
                     Some(s) => instruction = Some(s.to_string()),
                     None => self.err(
-                        Diagnostic::error("T37", a.span.clone(), format!("`@{}` takes one string argument", a.name.name))
-                            .with_help(format!("write `@{}(\"…\")`", a.name.name)),
+                        Diagnostic::error(
+                            "T37",
+                            a.span.clone(),
+                            format!("`@{}` takes one string argument", a.name.name),
+                        )
+                        .with_help(format!("write `@{}(\"…\")`", a.name.name)),
                     ),
                 },
                 _ => {}
@@ -193,8 +205,12 @@ impl<'c> Checker<'c> {
         for (name, (_, span)) in &self.params {
             if !self.used_params.contains(name) {
                 self.diags.push(
-                    Diagnostic::warning("W01", span.clone(), format!("parameter `${name}` is never used"))
-                        .with_help("remove it, or use it in the query"),
+                    Diagnostic::warning(
+                        "W01",
+                        span.clone(),
+                        format!("parameter `${name}` is never used"),
+                    )
+                    .with_help("remove it, or use it in the query"),
                 );
             }
         }
@@ -219,13 +235,21 @@ impl<'c> Checker<'c> {
         let mut projections = Vec::new();
         let mut names: HashMap<String, Range<usize>> = HashMap::new();
         for item in &r.returns {
-            let Some((expr, ty)) = self.expr(&item.expr, Ctx::Return, &scope) else { continue };
-            if let Expr::Node { var } = &expr {
-                if var.starts_with('_') {
-                    self.err(Diagnostic::error("T35", item.expr.span(), "`$_` matches anything and cannot be returned")
-                        .with_help("bind a named variable instead"));
-                    continue;
-                }
+            let Some((expr, ty)) = self.expr(&item.expr, Ctx::Return, &scope) else {
+                continue;
+            };
+            if let Expr::Node { var } = &expr
+                && var.starts_with('_')
+            {
+                self.err(
+                    Diagnostic::error(
+                        "T35",
+                        item.expr.span(),
+                        "`$_` matches anything and cannot be returned",
+                    )
+                    .with_help("bind a named variable instead"),
+                );
+                continue;
             }
             if ty == ValueType::Blob {
                 self.err(blob_read_error(item.expr.span()));
@@ -238,8 +262,12 @@ impl<'c> Checker<'c> {
             if let Some(prev) = names.get(&name) {
                 let _ = prev;
                 self.err(
-                    Diagnostic::error("T25", item.span.clone(), format!("two projections are named `{name}`"))
-                        .with_help("give one of them a different name with `as`"),
+                    Diagnostic::error(
+                        "T25",
+                        item.span.clone(),
+                        format!("two projections are named `{name}`"),
+                    )
+                    .with_help("give one of them a different name with `as`"),
                 );
                 continue;
             }
@@ -259,22 +287,27 @@ impl<'c> Checker<'c> {
 
         let mut order = Vec::new();
         for item in &r.order {
-            let Some((expr, ty)) = self.expr(&item.expr, Ctx::Order, &scope) else { continue };
+            let Some((expr, ty)) = self.expr(&item.expr, Ctx::Order, &scope) else {
+                continue;
+            };
             if !ty.is_orderable() {
                 let d = if ty == ValueType::Blob {
                     blob_read_error(item.expr.span())
                 } else {
-                    Diagnostic::error("T11", item.expr.span(), format!("cannot order by a value of type `{ty}`"))
-                        .with_help("order by a scalar property, an alias or a score")
+                    Diagnostic::error(
+                        "T11",
+                        item.expr.span(),
+                        format!("cannot order by a value of type `{ty}`"),
+                    )
+                    .with_help("order by a scalar property, an alias or a score")
                 };
                 self.err(d);
                 continue;
             }
             if aggregated && !matches!(expr, Expr::Alias { .. }) && !contains_aggregate(&expr) {
-                let is_key = projections
-                    .iter()
-                    .enumerate()
-                    .any(|(i, p)| group_by.as_ref().is_some_and(|g| g.contains(&i)) && p.expr == expr);
+                let is_key = projections.iter().enumerate().any(|(i, p)| {
+                    group_by.as_ref().is_some_and(|g| g.contains(&i)) && p.expr == expr
+                });
                 if !is_key {
                     self.err(
                         Diagnostic::error(
@@ -300,14 +333,19 @@ impl<'c> Checker<'c> {
             None => None,
             Some(LimitAst::Int { value, span }) => {
                 if *value == 0 {
-                    self.err(Diagnostic::error("T34", span.clone(), "`limit 0` returns nothing").with_help("use a limit of at least 1"));
+                    self.err(
+                        Diagnostic::error("T34", span.clone(), "`limit 0` returns nothing")
+                            .with_help("use a limit of at least 1"),
+                    );
                 }
                 Some(Expr::Literal {
                     value: LiteralValue::Int(i64::try_from(*value).unwrap_or(i64::MAX)),
                 })
             }
             Some(LimitAst::Param(p)) => match self.param_type(p) {
-                Some(ValueType::Int { .. }) => Some(Expr::Param { name: p.name.clone() }),
+                Some(ValueType::Int { .. }) => Some(Expr::Param {
+                    name: p.name.clone(),
+                }),
                 Some(other) => {
                     self.err(Diagnostic::error(
                         "T34",
@@ -331,7 +369,10 @@ impl<'c> Checker<'c> {
         let variables = bound
             .iter()
             .filter_map(|v| match scope.get(v) {
-                Some(VarInfo { kind: VarKind::Node(t), .. }) => Some((v.clone(), t.clone())),
+                Some(VarInfo {
+                    kind: VarKind::Node(t),
+                    ..
+                }) => Some((v.clone(), t.clone())),
                 _ => None,
             })
             .collect();
@@ -352,7 +393,11 @@ impl<'c> Checker<'c> {
 
     /// Declares the variables of one `match` (or `not`) block, then checks its
     /// expressions. `scope` holds the enclosing blocks' variables too.
-    fn block(&mut self, clauses: &[ClauseAst], scope: &mut HashMap<String, VarInfo>) -> Vec<RClause> {
+    fn block(
+        &mut self,
+        clauses: &[ClauseAst],
+        scope: &mut HashMap<String, VarInfo>,
+    ) -> Vec<RClause> {
         let mut out: Vec<Option<RClause>> = Vec::new();
         // Pass 1: declarations.
         for c in clauses {
@@ -366,7 +411,15 @@ impl<'c> Checker<'c> {
                     bounds,
                     dst,
                     ..
-                } => self.declare_traversal(src, edge_var.as_ref(), edge, *undirected, bounds.as_ref(), dst, scope),
+                } => self.declare_traversal(
+                    src,
+                    edge_var.as_ref(),
+                    edge,
+                    *undirected,
+                    bounds.as_ref(),
+                    dst,
+                    scope,
+                ),
                 _ => None,
             });
         }
@@ -374,18 +427,37 @@ impl<'c> Checker<'c> {
         for (c, slot) in clauses.iter().zip(out.iter_mut()) {
             match c {
                 ClauseAst::Binding { props, .. } => {
-                    let Some(RClause::Bind { var, node_type, props: rprops }) = slot else { continue };
-                    let Some(node) = self.cat.node(node_type) else { continue };
+                    let Some(RClause::Bind {
+                        var,
+                        node_type,
+                        props: rprops,
+                    }) = slot
+                    else {
+                        continue;
+                    };
+                    let Some(node) = self.cat.node(node_type) else {
+                        continue;
+                    };
                     for (k, v) in props {
-                        let Some(prop) = self.node_prop(node, k) else { continue };
-                        let Some((e, vt)) = self.expr(v, Ctx::Match, scope) else { continue };
+                        let Some(prop) = self.node_prop(node, k) else {
+                            continue;
+                        };
+                        let Some((e, vt)) = self.expr(v, Ctx::Match, scope) else {
+                            continue;
+                        };
                         if prop.ty.is_blob() {
                             self.err(blob_read_error(k.span.clone()));
                             continue;
                         }
                         let ok = self.compare(
                             CmpOp::Eq,
-                            (&Expr::Property { var: var.clone(), property: prop.name.clone() }, &ValueType::of_prop(&prop.ty)),
+                            (
+                                &Expr::Property {
+                                    var: var.clone(),
+                                    property: prop.name.clone(),
+                                },
+                                &ValueType::of_prop(&prop.ty),
+                            ),
                             (&e, &vt),
                             v.span(),
                         );
@@ -394,13 +466,28 @@ impl<'c> Checker<'c> {
                         }
                     }
                 }
-                ClauseAst::Filter { left, op, right, span } => {
+                ClauseAst::Filter {
+                    left,
+                    op,
+                    right,
+                    span,
+                } => {
                     *slot = self.filter(left, op.as_ref(), right.as_ref(), span.clone(), scope);
                 }
-                ClauseAst::Not { clauses: inner, span } => {
+                ClauseAst::Not {
+                    clauses: inner,
+                    span,
+                } => {
                     let mut inner_scope: HashMap<String, VarInfo> = scope
                         .iter()
-                        .map(|(k, v)| (k.clone(), VarInfo { kind: v.kind.clone() }))
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                VarInfo {
+                                    kind: v.kind.clone(),
+                                },
+                            )
+                        })
                         .collect();
                     let rc = self.block(inner, &mut inner_scope);
                     let mut free = BTreeSet::new();
@@ -408,8 +495,14 @@ impl<'c> Checker<'c> {
                     free.retain(|v| scope.contains_key(v));
                     if free.is_empty() {
                         self.err(
-                            Diagnostic::error("T36", span.clone(), "this `not { }` refers to no variable of the enclosing match")
-                                .with_help("mention a variable bound outside, e.g. `not { $x edge $_ }`"),
+                            Diagnostic::error(
+                                "T36",
+                                span.clone(),
+                                "this `not { }` refers to no variable of the enclosing match",
+                            )
+                            .with_help(
+                                "mention a variable bound outside, e.g. `not { $x edge $_ }`",
+                            ),
                         );
                     }
                     *slot = Some(RClause::Not { clauses: rc, free });
@@ -420,9 +513,17 @@ impl<'c> Checker<'c> {
         out.into_iter().flatten().collect()
     }
 
-    fn declare_binding(&mut self, var: &Ident, ty: &Ident, scope: &mut HashMap<String, VarInfo>) -> Option<RClause> {
+    fn declare_binding(
+        &mut self,
+        var: &Ident,
+        ty: &Ident,
+        scope: &mut HashMap<String, VarInfo>,
+    ) -> Option<RClause> {
         if var.name == "_" {
-            self.err(Diagnostic::error("T35", var.span.clone(), "`$_` cannot be bound to a type").with_help("use a named variable"));
+            self.err(
+                Diagnostic::error("T35", var.span.clone(), "`$_` cannot be bound to a type")
+                    .with_help("use a named variable"),
+            );
             return None;
         }
         let Some(node) = self.cat.node(&ty.name) else {
@@ -431,7 +532,10 @@ impl<'c> Checker<'c> {
         };
         self.reads.insert(node_ref(&node.name));
         match scope.get(&var.name) {
-            Some(VarInfo { kind: VarKind::Node(t), .. }) if *t == node.name => {}
+            Some(VarInfo {
+                kind: VarKind::Node(t),
+                ..
+            }) if *t == node.name => {}
             Some(VarInfo { kind, .. }) => {
                 let was = match kind {
                     VarKind::Node(t) => format!("node type `{t}`"),
@@ -440,7 +544,10 @@ impl<'c> Checker<'c> {
                 self.err(Diagnostic::error(
                     "T08",
                     var.span.clone(),
-                    format!("`${}` is already bound to {was}, not `{}`", var.name, node.name),
+                    format!(
+                        "`${}` is already bound to {was}, not `{}`",
+                        var.name, node.name
+                    ),
                 ));
                 return None;
             }
@@ -462,14 +569,22 @@ impl<'c> Checker<'c> {
 
     fn unknown_node_type(&mut self, ty: &Ident) {
         let msg = if self.cat.interfaces.contains_key(&ty.name) {
-            format!("`{}` is an interface; bind a node type that implements it", ty.name)
+            format!(
+                "`{}` is an interface; bind a node type that implements it",
+                ty.name
+            )
         } else if self.cat.edge(&ty.name).is_some() {
-            format!("`{}` is an edge type; traverse it as `$a {} $b`", ty.name, lower_first(&ty.name))
+            format!(
+                "`{}` is an edge type; traverse it as `$a {} $b`",
+                ty.name,
+                lower_first(&ty.name)
+            )
         } else {
             format!("unknown node type `{}`", ty.name)
         };
         let names = self.cat.nodes.keys().map(String::as_str);
-        let help = did_you_mean(&ty.name, names.clone()).unwrap_or_else(|| valid_list("node types", names));
+        let help = did_you_mean(&ty.name, names.clone())
+            .unwrap_or_else(|| valid_list("node types", names));
         self.err(Diagnostic::error("T01", ty.span.clone(), msg).with_help(help));
     }
 
@@ -488,13 +603,27 @@ impl<'c> Checker<'c> {
             let names: Vec<String> = self.cat.edges.keys().map(|n| lower_first(n)).collect();
             let help = did_you_mean(&edge.name, names.iter().map(String::as_str))
                 .unwrap_or_else(|| valid_list("edges", names.iter().map(String::as_str)));
-            self.err(Diagnostic::error("T03", edge.span.clone(), format!("unknown edge `{}`", edge.name)).with_help(help));
+            self.err(
+                Diagnostic::error(
+                    "T03",
+                    edge.span.clone(),
+                    format!("unknown edge `{}`", edge.name),
+                )
+                .with_help(help),
+            );
             return None;
         };
         if edge.name.starts_with(|c: char| c.is_ascii_uppercase()) {
             self.err(
-                Diagnostic::error("T03", edge.span.clone(), format!("edge `{}` must be written lowercase-initial in a traversal", edge.name))
-                    .with_help(format!("write `{}`", lower_first(&e.name))),
+                Diagnostic::error(
+                    "T03",
+                    edge.span.clone(),
+                    format!(
+                        "edge `{}` must be written lowercase-initial in a traversal",
+                        edge.name
+                    ),
+                )
+                .with_help(format!("write `{}`", lower_first(&e.name))),
             );
             return None;
         }
@@ -517,13 +646,25 @@ impl<'c> Checker<'c> {
             Some(b) => {
                 if let Some(max) = b.max {
                     if max < b.min {
-                        self.err(Diagnostic::error("T21", b.span.clone(), format!("hop bounds `{{{},{}}}` are inverted", b.min, max))
-                            .with_help(format!("write `{{{},{}}}`", max, b.min)));
+                        self.err(
+                            Diagnostic::error(
+                                "T21",
+                                b.span.clone(),
+                                format!("hop bounds `{{{},{}}}` are inverted", b.min, max),
+                            )
+                            .with_help(format!("write `{{{},{}}}`", max, b.min)),
+                        );
                         return None;
                     }
                     if max == 0 {
-                        self.err(Diagnostic::error("T21", b.span.clone(), "a traversal of at most 0 hops matches no edge")
-                            .with_help("use at least 1 as the upper bound"));
+                        self.err(
+                            Diagnostic::error(
+                                "T21",
+                                b.span.clone(),
+                                "a traversal of at most 0 hops matches no edge",
+                            )
+                            .with_help("use at least 1 as the upper bound"),
+                        );
                         return None;
                     }
                 }
@@ -549,17 +690,34 @@ impl<'c> Checker<'c> {
         if let Some(ev) = edge_var {
             if multi {
                 self.err(
-                    Diagnostic::error("T23", ev.span.clone(), "an edge binding needs a single-hop traversal")
-                        .with_help("a `{min,max}` path matches many edges; drop the bounds or the `$var:`"),
+                    Diagnostic::error(
+                        "T23",
+                        ev.span.clone(),
+                        "an edge binding needs a single-hop traversal",
+                    )
+                    .with_help(
+                        "a `{min,max}` path matches many edges; drop the bounds or the `$var:`",
+                    ),
                 );
                 return None;
             }
             if ev.name == "_" || scope.contains_key(&ev.name) {
-                self.err(Diagnostic::error("T23", ev.span.clone(), format!("`${}` is already bound", ev.name))
-                    .with_help("bind the edge to a new variable name"));
+                self.err(
+                    Diagnostic::error(
+                        "T23",
+                        ev.span.clone(),
+                        format!("`${}` is already bound", ev.name),
+                    )
+                    .with_help("bind the edge to a new variable name"),
+                );
                 return None;
             }
-            scope.insert(ev.name.clone(), VarInfo { kind: VarKind::Edge(e.name.clone()) });
+            scope.insert(
+                ev.name.clone(),
+                VarInfo {
+                    kind: VarKind::Edge(e.name.clone()),
+                },
+            );
             edge_var_name = Some(ev.name.clone());
         }
         let s = self.endpoint(src, &e.from, &e, scope)?;
@@ -579,36 +737,72 @@ impl<'c> Checker<'c> {
 
     /// Resolves one traversal endpoint: a wildcard gets a fresh name; an
     /// unbound variable is bound to `want`; a bound one must be `want`.
-    fn endpoint(&mut self, v: &Ident, want: &str, e: &EdgeType, scope: &mut HashMap<String, VarInfo>) -> Option<String> {
+    fn endpoint(
+        &mut self,
+        v: &Ident,
+        want: &str,
+        e: &EdgeType,
+        scope: &mut HashMap<String, VarInfo>,
+    ) -> Option<String> {
         if v.name == "_" {
             let name = self.fresh_wildcard();
-            scope.insert(name.clone(), VarInfo { kind: VarKind::Node(want.to_string()) });
+            scope.insert(
+                name.clone(),
+                VarInfo {
+                    kind: VarKind::Node(want.to_string()),
+                },
+            );
             return Some(name);
         }
         match scope.get(&v.name) {
             None => {
-                scope.insert(v.name.clone(), VarInfo { kind: VarKind::Node(want.to_string()) });
+                scope.insert(
+                    v.name.clone(),
+                    VarInfo {
+                        kind: VarKind::Node(want.to_string()),
+                    },
+                );
                 Some(v.name.clone())
             }
-            Some(VarInfo { kind: VarKind::Node(t), .. }) if t == want => Some(v.name.clone()),
-            Some(VarInfo { kind: VarKind::Node(t), .. }) => {
+            Some(VarInfo {
+                kind: VarKind::Node(t),
+                ..
+            }) if t == want => Some(v.name.clone()),
+            Some(VarInfo {
+                kind: VarKind::Node(t),
+                ..
+            }) => {
                 let t = t.clone();
                 self.err(
                     Diagnostic::error(
                         "T09",
                         v.span.clone(),
-                        format!("`${}` is a `{t}`, but `{}` connects `{}` -> `{}`", v.name, e.name, e.from, e.to),
+                        format!(
+                            "`${}` is a `{t}`, but `{}` connects `{}` -> `{}`",
+                            v.name, e.name, e.from, e.to
+                        ),
                     )
-                    .with_help(if e.to == t && e.from == want.to_string() || e.from == t {
-                        format!("swap the two sides: `$… {} ${}`", lower_first(&e.name), v.name)
+                    .with_help(if e.to == t && e.from == want || e.from == t {
+                        format!(
+                            "swap the two sides: `$… {} ${}`",
+                            lower_first(&e.name),
+                            v.name
+                        )
                     } else {
                         "use an edge that connects these node types".to_string()
                     }),
                 );
                 None
             }
-            Some(VarInfo { kind: VarKind::Edge(_), .. }) => {
-                self.err(Diagnostic::error("T23", v.span.clone(), format!("`${}` is an edge variable, not a node", v.name)));
+            Some(VarInfo {
+                kind: VarKind::Edge(_),
+                ..
+            }) => {
+                self.err(Diagnostic::error(
+                    "T23",
+                    v.span.clone(),
+                    format!("`${}` is an edge variable, not a node", v.name),
+                ));
                 None
             }
         }
@@ -618,16 +812,31 @@ impl<'c> Checker<'c> {
         match node.property(&k.name) {
             Some(p) => Some(p),
             None => {
-                self.unknown_prop(&node.name, node.properties.iter().map(|p| p.name.as_str()), k);
+                self.unknown_prop(
+                    &node.name,
+                    node.properties.iter().map(|p| p.name.as_str()),
+                    k,
+                );
                 None
             }
         }
     }
 
-    fn unknown_prop<'a>(&mut self, owner: &str, names: impl Iterator<Item = &'a str> + Clone, k: &Ident) {
-        let help = did_you_mean(&k.name, names.clone()).unwrap_or_else(|| valid_list("properties", names));
+    fn unknown_prop<'a>(
+        &mut self,
+        owner: &str,
+        names: impl Iterator<Item = &'a str> + Clone,
+        k: &Ident,
+    ) {
+        let help =
+            did_you_mean(&k.name, names.clone()).unwrap_or_else(|| valid_list("properties", names));
         self.err(
-            Diagnostic::error("T02", k.span.clone(), format!("`{owner}` has no property `{}`", k.name)).with_help(help),
+            Diagnostic::error(
+                "T02",
+                k.span.clone(),
+                format!("`{owner}` has no property `{}`", k.name),
+            )
+            .with_help(help),
         );
     }
 
@@ -646,11 +855,18 @@ impl<'c> Checker<'c> {
                 if matches!(l, Expr::TextMatch { .. }) || lt == ValueType::Bool {
                     let mut vars = BTreeSet::new();
                     expr_vars(&l, &mut vars);
-                    return Some(RClause::Filter { left: l, op: None, right: None, vars });
+                    return Some(RClause::Filter {
+                        left: l,
+                        op: None,
+                        right: None,
+                        vars,
+                    });
                 }
                 self.err(
                     Diagnostic::error("T26", span, format!("a `{lt}` value is not a condition"))
-                        .with_help("compare it (`$x.p = value`) or use `search`/`fuzzy`/`match_text`"),
+                        .with_help(
+                            "compare it (`$x.p = value`) or use `search`/`fuzzy`/`match_text`",
+                        ),
                 );
                 return None;
             }
@@ -670,7 +886,13 @@ impl<'c> Checker<'c> {
 
     /// Checks `l op r`; returns both sides with string literals coerced to
     /// Date/DateTime where the other side is temporal.
-    fn compare(&mut self, op: CmpOp, l: (&Expr, &ValueType), r: (&Expr, &ValueType), span: Range<usize>) -> Option<(Expr, Expr)> {
+    fn compare(
+        &mut self,
+        op: CmpOp,
+        l: (&Expr, &ValueType),
+        r: (&Expr, &ValueType),
+        span: Range<usize>,
+    ) -> Option<(Expr, Expr)> {
         let (le, lt) = l;
         let (re, rt) = r;
         let mut le = le.clone();
@@ -691,16 +913,24 @@ impl<'c> Checker<'c> {
             }
             if let ValueType::Node { type_name } = t {
                 self.err(
-                    Diagnostic::error("T10", span.clone(), format!("cannot compare a whole `{type_name}` node"))
-                        .with_help("compare one of its properties: `$x.property`"),
+                    Diagnostic::error(
+                        "T10",
+                        span.clone(),
+                        format!("cannot compare a whole `{type_name}` node"),
+                    )
+                    .with_help("compare one of its properties: `$x.property`"),
                 );
                 return None;
             }
         }
         let mismatch = |this: &mut Self| {
             this.err(
-                Diagnostic::error("T10", span.clone(), format!("cannot compare `{lt}` {op} `{rt}`"))
-                    .with_help("both sides must have compatible types"),
+                Diagnostic::error(
+                    "T10",
+                    span.clone(),
+                    format!("cannot compare `{lt}` {op} `{rt}`"),
+                )
+                .with_help("both sides must have compatible types"),
             );
         };
         match op {
@@ -720,8 +950,12 @@ impl<'c> Checker<'c> {
                 }
                 _ => {
                     self.err(
-                        Diagnostic::error("T11", span, format!("`contains` needs a list or String on the left, found `{lt}`"))
-                            .with_help("`contains` tests list membership or substring"),
+                        Diagnostic::error(
+                            "T11",
+                            span,
+                            format!("`contains` needs a list or String on the left, found `{lt}`"),
+                        )
+                        .with_help("`contains` tests list membership or substring"),
                     );
                     return None;
                 }
@@ -739,21 +973,41 @@ impl<'c> Checker<'c> {
             _ => {
                 if lt == ValueType::Null || rt == ValueType::Null {
                     if op.is_ordering() {
-                        self.err(Diagnostic::error("T11", span, format!("`{op}` against null is never true"))
-                            .with_help("use `= null` or `!= null`"));
+                        self.err(
+                            Diagnostic::error(
+                                "T11",
+                                span,
+                                format!("`{op}` against null is never true"),
+                            )
+                            .with_help("use `= null` or `!= null`"),
+                        );
                         return None;
                     }
                 } else if !compatible(&lt, &rt) {
-                    let mut d = Diagnostic::error("T10", span.clone(), format!("cannot compare `{lt}` {op} `{rt}`"));
-                    if matches!(lt, ValueType::Date | ValueType::DateTime) || matches!(rt, ValueType::Date | ValueType::DateTime) {
+                    let mut d = Diagnostic::error(
+                        "T10",
+                        span.clone(),
+                        format!("cannot compare `{lt}` {op} `{rt}`"),
+                    );
+                    if matches!(lt, ValueType::Date | ValueType::DateTime)
+                        || matches!(rt, ValueType::Date | ValueType::DateTime)
+                    {
                         d = d.with_help("compare dates with dates: write `date(\"YYYY-MM-DD\")` or `datetime(\"…Z\")`");
                     } else {
                         d = d.with_help("both sides must have compatible types");
                     }
                     self.err(d);
                     return None;
-                } else if op.is_ordering() && (!lt.is_orderable() || lt == ValueType::Bool || matches!(lt, ValueType::List { .. })) {
-                    self.err(Diagnostic::error("T11", span, format!("`{op}` does not apply to `{lt}`")));
+                } else if op.is_ordering()
+                    && (!lt.is_orderable()
+                        || lt == ValueType::Bool
+                        || matches!(lt, ValueType::List { .. }))
+                {
+                    self.err(Diagnostic::error(
+                        "T11",
+                        span,
+                        format!("`{op}` does not apply to `{lt}`"),
+                    ));
                     return None;
                 }
                 self.enum_literal(&lt, &re, span.clone())?;
@@ -765,8 +1019,19 @@ impl<'c> Checker<'c> {
 
     /// Turns a string literal `e` facing a Date/DateTime into a typed
     /// literal; false (with `T39` reported) when it does not parse.
-    fn coerce_temporal(&mut self, e: &mut Expr, t: &mut ValueType, other: &ValueType, span: Range<usize>) -> bool {
-        let Expr::Literal { value: LiteralValue::String(s) } = e else { return true };
+    fn coerce_temporal(
+        &mut self,
+        e: &mut Expr,
+        t: &mut ValueType,
+        other: &ValueType,
+        span: Range<usize>,
+    ) -> bool {
+        let Expr::Literal {
+            value: LiteralValue::String(s),
+        } = e
+        else {
+            return true;
+        };
         let s = s.clone();
         match other {
             ValueType::Date => match parse_date(&s) {
@@ -796,13 +1061,21 @@ impl<'c> Checker<'c> {
 
     /// A string literal compared with an enum must be one of its values.
     fn enum_literal(&mut self, ty: &ValueType, e: &Expr, span: Range<usize>) -> Option<()> {
-        if let (ValueType::Enum { values }, Expr::Literal { value: LiteralValue::String(s) }) = (ty, e) {
-            if !values.contains(s) {
-                let help = did_you_mean(s, values.iter().map(String::as_str))
-                    .unwrap_or_else(|| valid_list("values", values.iter().map(String::as_str)));
-                self.err(Diagnostic::error("T12", span, format!("`{s}` is not a value of this enum")).with_help(help));
-                return None;
-            }
+        if let (
+            ValueType::Enum { values },
+            Expr::Literal {
+                value: LiteralValue::String(s),
+            },
+        ) = (ty, e)
+            && !values.contains(s)
+        {
+            let help = did_you_mean(s, values.iter().map(String::as_str))
+                .unwrap_or_else(|| valid_list("values", values.iter().map(String::as_str)));
+            self.err(
+                Diagnostic::error("T12", span, format!("`{s}` is not a value of this enum"))
+                    .with_help(help),
+            );
+            return None;
         }
         Some(())
     }
@@ -816,8 +1089,17 @@ impl<'c> Checker<'c> {
             None => {
                 let names: Vec<String> = self.params.keys().map(|k| format!("${k}")).collect();
                 let help = did_you_mean(&format!("${}", p.name), names.iter().map(String::as_str))
-                    .unwrap_or_else(|| "declare it in the query signature: `query q($name: Type)`".to_string());
-                self.err(Diagnostic::error("T05", p.span.clone(), format!("unknown parameter `${}`", p.name)).with_help(help));
+                    .unwrap_or_else(|| {
+                        "declare it in the query signature: `query q($name: Type)`".to_string()
+                    });
+                self.err(
+                    Diagnostic::error(
+                        "T05",
+                        p.span.clone(),
+                        format!("unknown parameter `${}`", p.name),
+                    )
+                    .with_help(help),
+                );
                 None
             }
         }
@@ -825,25 +1107,59 @@ impl<'c> Checker<'c> {
 
     /// Resolves an expression. A bare `$name` is a parameter when one is
     /// declared with that name, else a variable.
-    fn expr(&mut self, e: &ExprAst, ctx: Ctx, scope: &HashMap<String, VarInfo>) -> Option<(Expr, ValueType)> {
+    fn expr(
+        &mut self,
+        e: &ExprAst,
+        ctx: Ctx,
+        scope: &HashMap<String, VarInfo>,
+    ) -> Option<(Expr, ValueType)> {
         match e {
             ExprAst::Var(v) => {
-                if ctx == Ctx::Value || self.params.contains_key(&v.name) && !scope.contains_key(&v.name) {
+                if ctx == Ctx::Value
+                    || self.params.contains_key(&v.name) && !scope.contains_key(&v.name)
+                {
                     let t = self.param_type(v)?;
-                    return Some((Expr::Param { name: v.name.clone() }, t));
+                    return Some((
+                        Expr::Param {
+                            name: v.name.clone(),
+                        },
+                        t,
+                    ));
                 }
                 if v.name == "_" {
-                    self.err(Diagnostic::error("T35", v.span.clone(), "`$_` only stands for a traversal endpoint"));
+                    self.err(Diagnostic::error(
+                        "T35",
+                        v.span.clone(),
+                        "`$_` only stands for a traversal endpoint",
+                    ));
                     return None;
                 }
                 match scope.get(&v.name) {
-                    Some(VarInfo { kind: VarKind::Node(t), .. }) => {
-                        Some((Expr::Node { var: v.name.clone() }, ValueType::Node { type_name: t.clone() }))
-                    }
-                    Some(VarInfo { kind: VarKind::Edge(_), .. }) => {
+                    Some(VarInfo {
+                        kind: VarKind::Node(t),
+                        ..
+                    }) => Some((
+                        Expr::Node {
+                            var: v.name.clone(),
+                        },
+                        ValueType::Node {
+                            type_name: t.clone(),
+                        },
+                    )),
+                    Some(VarInfo {
+                        kind: VarKind::Edge(_),
+                        ..
+                    }) => {
                         self.err(
-                            Diagnostic::error("T23", v.span.clone(), format!("edge variable `${}` cannot be used bare", v.name))
-                                .with_help(format!("use one of its properties: `${}.property`", v.name)),
+                            Diagnostic::error(
+                                "T23",
+                                v.span.clone(),
+                                format!("edge variable `${}` cannot be used bare", v.name),
+                            )
+                            .with_help(format!(
+                                "use one of its properties: `${}.property`",
+                                v.name
+                            )),
                         );
                         None
                     }
@@ -856,21 +1172,34 @@ impl<'c> Checker<'c> {
             ExprAst::Prop { var, prop, .. } => {
                 if ctx == Ctx::Value {
                     self.err(
-                        Diagnostic::error("T29", e.span(), "a mutation value must be a literal, a parameter or `now()`")
-                            .with_help("pass the value as a parameter"),
+                        Diagnostic::error(
+                            "T29",
+                            e.span(),
+                            "a mutation value must be a literal, a parameter or `now()`",
+                        )
+                        .with_help("pass the value as a parameter"),
                     );
                     return None;
                 }
                 match scope.get(&var.name) {
-                    Some(VarInfo { kind: VarKind::Node(t), .. }) => {
+                    Some(VarInfo {
+                        kind: VarKind::Node(t),
+                        ..
+                    }) => {
                         let node = self.cat.node(t)?;
                         let p = self.node_prop(node, prop)?;
                         Some((
-                            Expr::Property { var: var.name.clone(), property: p.name.clone() },
+                            Expr::Property {
+                                var: var.name.clone(),
+                                property: p.name.clone(),
+                            },
                             ValueType::of_prop(&p.ty),
                         ))
                     }
-                    Some(VarInfo { kind: VarKind::Edge(t), .. }) => {
+                    Some(VarInfo {
+                        kind: VarKind::Edge(t),
+                        ..
+                    }) => {
                         let edge = self.cat.edge(t)?;
                         match edge.property(&prop.name) {
                             Some(p) if p.ty.is_blob() => {
@@ -878,11 +1207,15 @@ impl<'c> Checker<'c> {
                                 None
                             }
                             Some(p) => Some((
-                                Expr::EdgeProperty { var: var.name.clone(), property: p.name.clone() },
+                                Expr::EdgeProperty {
+                                    var: var.name.clone(),
+                                    property: p.name.clone(),
+                                },
                                 ValueType::of_prop(&p.ty),
                             )),
                             None => {
-                                let names: Vec<&str> = edge.properties.iter().map(|p| p.name.as_str()).collect();
+                                let names: Vec<&str> =
+                                    edge.properties.iter().map(|p| p.name.as_str()).collect();
                                 let owner = edge.name.clone();
                                 self.unknown_prop(&owner, names.into_iter(), prop);
                                 None
@@ -894,7 +1227,10 @@ impl<'c> Checker<'c> {
                             self.err(Diagnostic::error(
                                 "T13",
                                 e.span(),
-                                format!("`${}` is a parameter; parameters have no properties", var.name),
+                                format!(
+                                    "`${}` is a parameter; parameters have no properties",
+                                    var.name
+                                ),
                             ));
                         } else {
                             self.unknown_var(var, scope);
@@ -903,9 +1239,21 @@ impl<'c> Checker<'c> {
                     }
                 }
             }
-            ExprAst::Str { value, .. } => Some((lit(LiteralValue::String(value.clone())), ValueType::String)),
-            ExprAst::Int { value, .. } => Some((lit(LiteralValue::Int(*value)), ValueType::Int { scalar: ScalarType::I64 })),
-            ExprAst::Float { value, .. } => Some((lit(LiteralValue::Float(*value)), ValueType::Float { scalar: ScalarType::F64 })),
+            ExprAst::Str { value, .. } => {
+                Some((lit(LiteralValue::String(value.clone())), ValueType::String))
+            }
+            ExprAst::Int { value, .. } => Some((
+                lit(LiteralValue::Int(*value)),
+                ValueType::Int {
+                    scalar: ScalarType::I64,
+                },
+            )),
+            ExprAst::Float { value, .. } => Some((
+                lit(LiteralValue::Float(*value)),
+                ValueType::Float {
+                    scalar: ScalarType::F64,
+                },
+            )),
             ExprAst::Bool { value, .. } => Some((lit(LiteralValue::Bool(*value)), ValueType::Bool)),
             ExprAst::Null { .. } => Some((lit(LiteralValue::Null), ValueType::Null)),
             ExprAst::List { items, span } => {
@@ -935,7 +1283,9 @@ impl<'c> Checker<'c> {
                         _ => None,
                     })
                     .collect();
-                let ty = ValueType::List { item: Box::new(item_ty.unwrap_or(ValueType::Null)) };
+                let ty = ValueType::List {
+                    item: Box::new(item_ty.unwrap_or(ValueType::Null)),
+                };
                 match all_lit {
                     Some(v) => Some((lit(LiteralValue::List(v)), ty)),
                     None => Some((Expr::List { items: exprs }, ty)),
@@ -952,13 +1302,29 @@ impl<'c> Checker<'c> {
                 match self.aliases.iter().position(|(n, _, _)| *n == a.name) {
                     Some(i) => {
                         let t = self.aliases[i].2.clone();
-                        Some((Expr::Alias { name: a.name.clone(), index: i }, t))
+                        Some((
+                            Expr::Alias {
+                                name: a.name.clone(),
+                                index: i,
+                            },
+                            t,
+                        ))
                     }
                     None => {
-                        let names: Vec<String> = self.aliases.iter().map(|(n, _, _)| n.clone()).collect();
+                        let names: Vec<String> =
+                            self.aliases.iter().map(|(n, _, _)| n.clone()).collect();
                         let help = did_you_mean(&a.name, names.iter().map(String::as_str))
-                            .unwrap_or_else(|| valid_list("aliases", names.iter().map(String::as_str)));
-                        self.err(Diagnostic::error("T25", a.span.clone(), format!("unknown alias `{}`", a.name)).with_help(help));
+                            .unwrap_or_else(|| {
+                                valid_list("aliases", names.iter().map(String::as_str))
+                            });
+                        self.err(
+                            Diagnostic::error(
+                                "T25",
+                                a.span.clone(),
+                                format!("unknown alias `{}`", a.name),
+                            )
+                            .with_help(help),
+                        );
                         None
                     }
                 }
@@ -975,8 +1341,17 @@ impl<'c> Checker<'c> {
             .chain(self.params.keys().map(|k| format!("${k}")))
             .collect();
         let help = did_you_mean(&format!("${}", v.name), names.iter().map(String::as_str))
-            .unwrap_or_else(|| "bind it in `match` (`$x: Type`) or declare it as a parameter".to_string());
-        self.err(Diagnostic::error("T04", v.span.clone(), format!("unknown variable `${}`", v.name)).with_help(help));
+            .unwrap_or_else(|| {
+                "bind it in `match` (`$x: Type`) or declare it as a parameter".to_string()
+            });
+        self.err(
+            Diagnostic::error(
+                "T04",
+                v.span.clone(),
+                format!("unknown variable `${}`", v.name),
+            )
+            .with_help(help),
+        );
     }
 
     fn call(
@@ -991,8 +1366,20 @@ impl<'c> Checker<'c> {
         let arity = |this: &mut Self, lo: usize, hi: usize, usage: &str| -> bool {
             if args.len() < lo || args.len() > hi {
                 this.err(
-                    Diagnostic::error("T14", span.clone(), format!("`{name}` takes {} argument(s), got {}", if lo == hi { lo.to_string() } else { format!("{lo} to {hi}") }, args.len()))
-                        .with_help(format!("write `{usage}`")),
+                    Diagnostic::error(
+                        "T14",
+                        span.clone(),
+                        format!(
+                            "`{name}` takes {} argument(s), got {}",
+                            if lo == hi {
+                                lo.to_string()
+                            } else {
+                                format!("{lo} to {hi}")
+                            },
+                            args.len()
+                        ),
+                    )
+                    .with_help(format!("write `{usage}`")),
                 );
                 false
             } else {
@@ -1011,7 +1398,11 @@ impl<'c> Checker<'c> {
                     return None;
                 }
                 let ExprAst::Str { value, span: s } = &args[0] else {
-                    self.err(Diagnostic::error("T39", args[0].span(), format!("`{name}(…)` takes a string literal")));
+                    self.err(Diagnostic::error(
+                        "T39",
+                        args[0].span(),
+                        format!("`{name}(…)` takes a string literal"),
+                    ));
                     return None;
                 };
                 if name == "date" {
@@ -1035,8 +1426,12 @@ impl<'c> Checker<'c> {
             "count" | "sum" | "avg" | "min" | "max" => {
                 if !matches!(ctx, Ctx::Return | Ctx::Order) {
                     self.err(
-                        Diagnostic::error("T15", span, format!("aggregate `{name}` is only allowed in `return` and `order`"))
-                            .with_help("filter on properties in `match`; aggregate in `return`"),
+                        Diagnostic::error(
+                            "T15",
+                            span,
+                            format!("aggregate `{name}` is only allowed in `return` and `order`"),
+                        )
+                        .with_help("filter on properties in `match`; aggregate in `return`"),
                     );
                     return None;
                 }
@@ -1049,36 +1444,81 @@ impl<'c> Checker<'c> {
                     return None;
                 }
                 if contains_aggregate(&arg) {
-                    self.err(Diagnostic::error("T15", span, "aggregates cannot be nested"));
+                    self.err(Diagnostic::error(
+                        "T15",
+                        span,
+                        "aggregates cannot be nested",
+                    ));
                     return None;
                 }
                 let (func, out) = match name {
-                    "count" => (AggFunc::Count, ValueType::Int { scalar: ScalarType::I64 }),
-                    "sum" | "avg" if !matches!(t, ValueType::Int { .. } | ValueType::Float { .. }) => {
-                        self.err(Diagnostic::error("T15", args[0].span(), format!("`{name}` needs a number, found `{t}`")));
+                    "count" => (
+                        AggFunc::Count,
+                        ValueType::Int {
+                            scalar: ScalarType::I64,
+                        },
+                    ),
+                    "sum" | "avg"
+                        if !matches!(t, ValueType::Int { .. } | ValueType::Float { .. }) =>
+                    {
+                        self.err(Diagnostic::error(
+                            "T15",
+                            args[0].span(),
+                            format!("`{name}` needs a number, found `{t}`"),
+                        ));
                         return None;
                     }
                     "sum" => (
                         AggFunc::Sum,
                         if matches!(t, ValueType::Int { .. }) {
-                            ValueType::Int { scalar: ScalarType::I64 }
+                            ValueType::Int {
+                                scalar: ScalarType::I64,
+                            }
                         } else {
-                            ValueType::Float { scalar: ScalarType::F64 }
+                            ValueType::Float {
+                                scalar: ScalarType::F64,
+                            }
                         },
                     ),
-                    "avg" => (AggFunc::Avg, ValueType::Float { scalar: ScalarType::F64 }),
+                    "avg" => (
+                        AggFunc::Avg,
+                        ValueType::Float {
+                            scalar: ScalarType::F64,
+                        },
+                    ),
                     _ => {
                         if !t.is_orderable() || matches!(t, ValueType::Node { .. }) {
-                            self.err(Diagnostic::error("T15", args[0].span(), format!("`{name}` needs an orderable value, found `{t}`")));
+                            self.err(Diagnostic::error(
+                                "T15",
+                                args[0].span(),
+                                format!("`{name}` needs an orderable value, found `{t}`"),
+                            ));
                             return None;
                         }
-                        (if name == "min" { AggFunc::Min } else { AggFunc::Max }, t)
+                        (
+                            if name == "min" {
+                                AggFunc::Min
+                            } else {
+                                AggFunc::Max
+                            },
+                            t,
+                        )
                     }
                 };
-                Some((Expr::Aggregate { func, arg: Box::new(arg) }, out))
+                Some((
+                    Expr::Aggregate {
+                        func,
+                        arg: Box::new(arg),
+                    },
+                    out,
+                ))
             }
             "search" | "fuzzy" | "match_text" | "bm25" => {
-                let usage = if name == "fuzzy" { "fuzzy($x.text, $q [, max_edits])" } else { "search($x.text, $q)" };
+                let usage = if name == "fuzzy" {
+                    "fuzzy($x.text, $q [, max_edits])"
+                } else {
+                    "search($x.text, $q)"
+                };
                 let hi = if name == "fuzzy" { 3 } else { 2 };
                 if !arity(self, 2, hi, usage) {
                     return None;
@@ -1086,17 +1526,32 @@ impl<'c> Checker<'c> {
                 let (var, property) = self.text_property(name, &args[0], scope)?;
                 let (q, qt) = self.expr(&args[1], Ctx::Match, scope)?;
                 if !qt.is_textual() {
-                    self.err(Diagnostic::error("T17", args[1].span(), format!("`{name}` needs a String query, found `{qt}`")));
+                    self.err(Diagnostic::error(
+                        "T17",
+                        args[1].span(),
+                        format!("`{name}` needs a String query, found `{qt}`"),
+                    ));
                     return None;
                 }
                 if name == "bm25" {
-                    return Some((Expr::Bm25 { var, property, query: Box::new(q) }, ValueType::Score));
+                    return Some((
+                        Expr::Bm25 {
+                            var,
+                            property,
+                            query: Box::new(q),
+                        },
+                        ValueType::Score,
+                    ));
                 }
                 let max_edits = match args.get(2) {
                     Some(a) => {
                         let (x, t) = self.expr(a, Ctx::Match, scope)?;
                         if !matches!(t, ValueType::Int { .. }) {
-                            self.err(Diagnostic::error("T17", a.span(), format!("`max_edits` must be an integer, found `{t}`")));
+                            self.err(Diagnostic::error(
+                                "T17",
+                                a.span(),
+                                format!("`max_edits` must be an integer, found `{t}`"),
+                            ));
                             return None;
                         }
                         Some(Box::new(x))
@@ -1109,7 +1564,13 @@ impl<'c> Checker<'c> {
                     _ => TextSearch::MatchText,
                 };
                 Some((
-                    Expr::TextMatch { func: f, var, property, query: Box::new(q), max_edits },
+                    Expr::TextMatch {
+                        func: f,
+                        var,
+                        property,
+                        query: Box::new(q),
+                        max_edits,
+                    },
                     ValueType::Bool,
                 ))
             }
@@ -1118,13 +1579,26 @@ impl<'c> Checker<'c> {
                     return None;
                 }
                 let ExprAst::Prop { var, prop, .. } = &args[0] else {
-                    self.err(Diagnostic::error("T18", args[0].span(), "`nearest` needs a vector property as its first argument")
-                        .with_help("write `nearest($x.embedding, $q)`"));
+                    self.err(
+                        Diagnostic::error(
+                            "T18",
+                            args[0].span(),
+                            "`nearest` needs a vector property as its first argument",
+                        )
+                        .with_help("write `nearest($x.embedding, $q)`"),
+                    );
                     return None;
                 };
                 let (pe, pt) = self.expr(&args[0], Ctx::Match, scope)?;
                 let ValueType::Vector { dim } = pt else {
-                    self.err(Diagnostic::error("T18", args[0].span(), format!("`nearest` needs a Vector property; `{}` is `{pt}`", prop.name)));
+                    self.err(Diagnostic::error(
+                        "T18",
+                        args[0].span(),
+                        format!(
+                            "`nearest` needs a Vector property; `{}` is `{pt}`",
+                            prop.name
+                        ),
+                    ));
                     return None;
                 };
                 let _ = pe;
@@ -1132,12 +1606,20 @@ impl<'c> Checker<'c> {
                 match &qt {
                     ValueType::Vector { dim: d } if *d == dim => {}
                     ValueType::Vector { dim: d } => {
-                        self.err(Diagnostic::error("T18", args[1].span(), format!("query vector has {d} dimensions; `{}` has {dim}", prop.name)));
+                        self.err(Diagnostic::error(
+                            "T18",
+                            args[1].span(),
+                            format!("query vector has {d} dimensions; `{}` has {dim}", prop.name),
+                        ));
                         return None;
                     }
                     ValueType::String => {
                         let embedded = scope.get(&var.name).and_then(|v| match &v.kind {
-                            VarKind::Node(t) => self.cat.node(t).and_then(|n| n.property(&prop.name)).map(|p| p.embed.is_some()),
+                            VarKind::Node(t) => self
+                                .cat
+                                .node(t)
+                                .and_then(|n| n.property(&prop.name))
+                                .map(|p| p.embed.is_some()),
                             VarKind::Edge(_) => Some(false),
                         });
                         if embedded != Some(true) {
@@ -1149,7 +1631,11 @@ impl<'c> Checker<'c> {
                         }
                     }
                     other => {
-                        self.err(Diagnostic::error("T18", args[1].span(), format!("`nearest` needs a Vector or String query, found `{other}`")));
+                        self.err(Diagnostic::error(
+                            "T18",
+                            args[1].span(),
+                            format!("`nearest` needs a Vector or String query, found `{other}`"),
+                        ));
                         return None;
                     }
                 }
@@ -1157,7 +1643,11 @@ impl<'c> Checker<'c> {
                     self.uses_nearest = Some(span.clone());
                 }
                 Some((
-                    Expr::Nearest { var: var.name.clone(), property: prop.name.clone(), query: Box::new(q) },
+                    Expr::Nearest {
+                        var: var.name.clone(),
+                        property: prop.name.clone(),
+                        query: Box::new(q),
+                    },
                     ValueType::Score,
                 ))
             }
@@ -1169,7 +1659,11 @@ impl<'c> Checker<'c> {
                 for a in &args[..2] {
                     let (x, _) = self.expr(a, ctx, scope)?;
                     if !matches!(x, Expr::Nearest { .. } | Expr::Bm25 { .. }) {
-                        self.err(Diagnostic::error("T20", a.span(), "`rrf` fuses rankings: each argument must be `nearest(…)` or `bm25(…)`"));
+                        self.err(Diagnostic::error(
+                            "T20",
+                            a.span(),
+                            "`rrf` fuses rankings: each argument must be `nearest(…)` or `bm25(…)`",
+                        ));
                         return None;
                     }
                     ranks.push(x);
@@ -1178,7 +1672,11 @@ impl<'c> Checker<'c> {
                     Some(a) => {
                         let (x, t) = self.expr(a, Ctx::Match, scope)?;
                         if !matches!(t, ValueType::Int { .. }) {
-                            self.err(Diagnostic::error("T20", a.span(), format!("`rrf` k must be an integer, found `{t}`")));
+                            self.err(Diagnostic::error(
+                                "T20",
+                                a.span(),
+                                format!("`rrf` k must be an integer, found `{t}`"),
+                            ));
                             return None;
                         }
                         x
@@ -1187,31 +1685,73 @@ impl<'c> Checker<'c> {
                 };
                 let b = ranks.pop()?;
                 let a = ranks.pop()?;
-                Some((Expr::Rrf { a: Box::new(a), b: Box::new(b), k: Box::new(k) }, ValueType::Score))
+                Some((
+                    Expr::Rrf {
+                        a: Box::new(a),
+                        b: Box::new(b),
+                        k: Box::new(k),
+                    },
+                    ValueType::Score,
+                ))
             }
             _ => {
                 const FUNCS: [&str; 15] = [
-                    "now", "date", "datetime", "count", "sum", "avg", "min", "max", "search", "fuzzy", "match_text", "bm25",
-                    "nearest", "rrf", "",
+                    "now",
+                    "date",
+                    "datetime",
+                    "count",
+                    "sum",
+                    "avg",
+                    "min",
+                    "max",
+                    "search",
+                    "fuzzy",
+                    "match_text",
+                    "bm25",
+                    "nearest",
+                    "rrf",
+                    "",
                 ];
                 let help = did_you_mean(name, FUNCS[..14].iter().copied())
                     .unwrap_or_else(|| valid_list("functions", FUNCS[..14].iter().copied()));
-                self.err(Diagnostic::error("T14", func.span.clone(), format!("unknown function `{name}`")).with_help(help));
+                self.err(
+                    Diagnostic::error(
+                        "T14",
+                        func.span.clone(),
+                        format!("unknown function `{name}`"),
+                    )
+                    .with_help(help),
+                );
                 None
             }
         }
     }
 
     /// The first argument of a text-search function: a String property.
-    fn text_property(&mut self, f: &str, a: &ExprAst, scope: &HashMap<String, VarInfo>) -> Option<(String, String)> {
+    fn text_property(
+        &mut self,
+        f: &str,
+        a: &ExprAst,
+        scope: &HashMap<String, VarInfo>,
+    ) -> Option<(String, String)> {
         let ExprAst::Prop { var, prop, .. } = a else {
-            self.err(Diagnostic::error("T17", a.span(), format!("`{f}` needs a String property as its first argument"))
-                .with_help(format!("write `{f}($x.text, $q)`")));
+            self.err(
+                Diagnostic::error(
+                    "T17",
+                    a.span(),
+                    format!("`{f}` needs a String property as its first argument"),
+                )
+                .with_help(format!("write `{f}($x.text, $q)`")),
+            );
             return None;
         };
         let (_, t) = self.expr(a, Ctx::Match, scope)?;
         if !t.is_textual() && !matches!(&t, ValueType::List { item } if item.is_textual()) {
-            self.err(Diagnostic::error("T17", a.span(), format!("`{f}` needs a String property; `{}` is `{t}`", prop.name)));
+            self.err(Diagnostic::error(
+                "T17",
+                a.span(),
+                format!("`{f}` needs a String property; `{}` is `{t}`", prop.name),
+            ));
             return None;
         }
         Some((var.name.clone(), prop.name.clone()))
@@ -1229,20 +1769,37 @@ impl<'c> Checker<'c> {
                         out.push(op);
                     }
                 }
-                MutationAst::Update { ty, assigns, predicate, .. } => {
-                    let Some((kind, props, key)) = self.target(ty) else { continue };
+                MutationAst::Update {
+                    ty,
+                    assigns,
+                    predicate,
+                    ..
+                } => {
+                    let Some((kind, props, key)) = self.target(ty) else {
+                        continue;
+                    };
                     let set = self.assignments(&ty.name, &props, assigns, &scope, &key);
                     let pred = self.predicate(&ty.name, kind, &props, predicate, &scope);
                     if let (Some(set), Some(predicate)) = (set, pred) {
                         if set.is_empty() {
-                            self.err(Diagnostic::error("T28", ty.span.clone(), "`update` sets nothing").with_help("list at least one `property: value`"));
+                            self.err(
+                                Diagnostic::error("T28", ty.span.clone(), "`update` sets nothing")
+                                    .with_help("list at least one `property: value`"),
+                            );
                             continue;
                         }
-                        out.push(MutationOp::Update { kind, type_name: ty.name.clone(), set, predicate });
+                        out.push(MutationOp::Update {
+                            kind,
+                            type_name: ty.name.clone(),
+                            set,
+                            predicate,
+                        });
                     }
                 }
                 MutationAst::Delete { ty, predicate, .. } => {
-                    let Some((kind, props, _)) = self.target(ty) else { continue };
+                    let Some((kind, props, _)) = self.target(ty) else {
+                        continue;
+                    };
                     if kind == TargetKind::Node {
                         // Deleting a node cascades to its incident edges.
                         let incident: Vec<String> = self
@@ -1257,8 +1814,14 @@ impl<'c> Checker<'c> {
                             self.writes.insert(edge_ref(&e));
                         }
                     }
-                    if let Some(predicate) = self.predicate(&ty.name, kind, &props, predicate, &scope) {
-                        out.push(MutationOp::Delete { kind, type_name: ty.name.clone(), predicate });
+                    if let Some(predicate) =
+                        self.predicate(&ty.name, kind, &props, predicate, &scope)
+                    {
+                        out.push(MutationOp::Delete {
+                            kind,
+                            type_name: ty.name.clone(),
+                            predicate,
+                        });
                     }
                 }
             }
@@ -1271,21 +1834,44 @@ impl<'c> Checker<'c> {
         if let Some(n) = self.cat.node(&ty.name) {
             self.reads.insert(node_ref(&n.name));
             self.writes.insert(node_ref(&n.name));
-            return Some((TargetKind::Node, n.properties.clone(), n.key.clone().unwrap_or_default()));
+            return Some((
+                TargetKind::Node,
+                n.properties.clone(),
+                n.key.clone().unwrap_or_default(),
+            ));
         }
         if let Some(e) = self.cat.edge(&ty.name) {
             self.reads.insert(edge_ref(&e.name));
             self.writes.insert(edge_ref(&e.name));
             return Some((TargetKind::Edge, e.properties.clone(), Vec::new()));
         }
-        let names: Vec<&str> = self.cat.nodes.keys().chain(self.cat.edges.keys()).map(String::as_str).collect();
+        let names: Vec<&str> = self
+            .cat
+            .nodes
+            .keys()
+            .chain(self.cat.edges.keys())
+            .map(String::as_str)
+            .collect();
         let help = did_you_mean(&ty.name, names.iter().copied())
             .unwrap_or_else(|| valid_list("node and edge types", names.iter().copied()));
-        self.err(Diagnostic::error("T01", ty.span.clone(), format!("unknown type `{}`", ty.name)).with_help(help));
+        self.err(
+            Diagnostic::error(
+                "T01",
+                ty.span.clone(),
+                format!("unknown type `{}`", ty.name),
+            )
+            .with_help(help),
+        );
         None
     }
 
-    fn insert(&mut self, ty: &Ident, assigns: &[(Ident, ExprAst)], span: Range<usize>, scope: &HashMap<String, VarInfo>) -> Option<MutationOp> {
+    fn insert(
+        &mut self,
+        ty: &Ident,
+        assigns: &[(Ident, ExprAst)],
+        span: Range<usize>,
+        scope: &HashMap<String, VarInfo>,
+    ) -> Option<MutationOp> {
         let (kind, props, _) = self.target(ty)?;
         let mut from = None;
         let mut to = None;
@@ -1304,16 +1890,27 @@ impl<'c> Checker<'c> {
                     }
                 };
                 if slot.is_some() {
-                    self.err(Diagnostic::error("T33", k.span.clone(), format!("`{}` is set twice", k.name)));
+                    self.err(Diagnostic::error(
+                        "T33",
+                        k.span.clone(),
+                        format!("`{}` is set twice", k.name),
+                    ));
                     return None;
                 }
-                let endpoint = if k.name == "from" { &edge.from } else { &edge.to };
+                let endpoint = if k.name == "from" {
+                    &edge.from
+                } else {
+                    &edge.to
+                };
                 let (x, t) = self.expr(v, Ctx::Value, scope)?;
                 if !self.endpoint_value_fits(endpoint, &t) {
                     self.err(Diagnostic::error(
                         "T29",
                         v.span(),
-                        format!("`{}` names a `{endpoint}` by its key; `{t}` does not fit", k.name),
+                        format!(
+                            "`{}` names a `{endpoint}` by its key; `{t}` does not fit",
+                            k.name
+                        ),
                     ));
                     return None;
                 }
@@ -1322,8 +1919,15 @@ impl<'c> Checker<'c> {
             for (name, got) in [("from", &from), ("to", &to)] {
                 if got.is_none() {
                     self.err(
-                        Diagnostic::error("T31", span.clone(), format!("edge insert `{}` is missing `{name}`", ty.name))
-                            .with_help(format!("write `insert {} {{ from: $a, to: $b }}` with the endpoints' keys", ty.name)),
+                        Diagnostic::error(
+                            "T31",
+                            span.clone(),
+                            format!("edge insert `{}` is missing `{name}`", ty.name),
+                        )
+                        .with_help(format!(
+                            "write `insert {} {{ from: $a, to: $b }}` with the endpoints' keys",
+                            ty.name
+                        )),
                     );
                     return None;
                 }
@@ -1342,20 +1946,40 @@ impl<'c> Checker<'c> {
                 Diagnostic::error(
                     "T28",
                     span,
-                    format!("insert into `{}` is missing required propert{} {}", ty.name, if missing.len() == 1 { "y" } else { "ies" },
-                        missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")),
+                    format!(
+                        "insert into `{}` is missing required propert{} {}",
+                        ty.name,
+                        if missing.len() == 1 { "y" } else { "ies" },
+                        missing
+                            .iter()
+                            .map(|m| format!("`{m}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 )
-                .with_help("set them, or declare them nullable (`?`) or with `@default(…)` in the schema"),
+                .with_help(
+                    "set them, or declare them nullable (`?`) or with `@default(…)` in the schema",
+                ),
             );
             return None;
         }
-        Some(MutationOp::Insert { kind, type_name: ty.name.clone(), values, from, to })
+        Some(MutationOp::Insert {
+            kind,
+            type_name: ty.name.clone(),
+            values,
+            from,
+            to,
+        })
     }
 
     fn endpoint_value_fits(&self, node: &str, t: &ValueType) -> bool {
-        let Some(n) = self.cat.node(node) else { return false };
+        let Some(n) = self.cat.node(node) else {
+            return false;
+        };
         match n.key.as_deref() {
-            Some([k]) => n.property(k).is_some_and(|p| compatible(&ValueType::of_prop(&p.ty), t)),
+            Some([k]) => n
+                .property(k)
+                .is_some_and(|p| compatible(&ValueType::of_prop(&p.ty), t)),
             // Composite keys and generated ids are named by their `id` string.
             _ => t.is_textual(),
         }
@@ -1374,8 +1998,14 @@ impl<'c> Checker<'c> {
         for (k, v) in assigns {
             let Some(p) = props.iter().find(|p| p.name == k.name) else {
                 if matches!(k.name.as_str(), "from" | "to") && self.cat.edge(owner).is_some() {
-                    self.err(Diagnostic::error("T30", k.span.clone(), format!("an edge's `{}` cannot be updated", k.name))
-                        .with_help("delete the edge and insert a new one"));
+                    self.err(
+                        Diagnostic::error(
+                            "T30",
+                            k.span.clone(),
+                            format!("an edge's `{}` cannot be updated", k.name),
+                        )
+                        .with_help("delete the edge and insert a new one"),
+                    );
                 } else {
                     self.unknown_prop(owner, props.iter().map(|p| p.name.as_str()), k);
                 }
@@ -1383,7 +2013,11 @@ impl<'c> Checker<'c> {
                 continue;
             };
             if out.iter().any(|(n, _)| *n == p.name) {
-                self.err(Diagnostic::error("T33", k.span.clone(), format!("`{}` is set twice", k.name)));
+                self.err(Diagnostic::error(
+                    "T33",
+                    k.span.clone(),
+                    format!("`{}` is set twice", k.name),
+                ));
                 ok = false;
                 continue;
             }
@@ -1415,16 +2049,38 @@ impl<'c> Checker<'c> {
             if p.nullable {
                 return true;
             }
-            self.err(Diagnostic::error("T29", span, format!("`{}` is not nullable", p.name)).with_help("give it a value"));
+            self.err(
+                Diagnostic::error("T29", span, format!("`{}` is not nullable", p.name))
+                    .with_help("give it a value"),
+            );
             return false;
         }
         let fits = match (&p.ty, t) {
-            (PropType::Scalar { scalar: ScalarType::Blob }, ValueType::Blob | ValueType::String) => true,
+            (
+                PropType::Scalar {
+                    scalar: ScalarType::Blob,
+                },
+                ValueType::Blob | ValueType::String,
+            ) => true,
             (PropType::Scalar { scalar }, ValueType::String) if scalar.is_temporal() => match x {
-                Expr::Literal { value: LiteralValue::String(s) } => {
-                    let good = if *scalar == ScalarType::Date { parse_date(s).is_some() } else { parse_datetime(s).is_some() };
+                Expr::Literal {
+                    value: LiteralValue::String(s),
+                } => {
+                    let good = if *scalar == ScalarType::Date {
+                        parse_date(s).is_some()
+                    } else {
+                        parse_datetime(s).is_some()
+                    };
                     if !good {
-                        self.err(bad_temporal(s, if *scalar == ScalarType::Date { "date" } else { "datetime" }, span));
+                        self.err(bad_temporal(
+                            s,
+                            if *scalar == ScalarType::Date {
+                                "date"
+                            } else {
+                                "datetime"
+                            },
+                            span,
+                        ));
                         return false;
                     }
                     true
@@ -1433,13 +2089,18 @@ impl<'c> Checker<'c> {
             },
             (PropType::Vector { dim }, ValueType::List { item }) => {
                 let n = match x {
-                    Expr::Literal { value: LiteralValue::List(v) } => Some(v.len()),
+                    Expr::Literal {
+                        value: LiteralValue::List(v),
+                    } => Some(v.len()),
                     _ => None,
                 };
                 item.is_numeric() && n.is_none_or(|n| n == *dim as usize)
             }
             (PropType::Scalar { scalar }, ValueType::Int { .. }) if scalar.is_integer() => {
-                if let Expr::Literal { value: LiteralValue::Int(v) } = x {
+                if let Expr::Literal {
+                    value: LiteralValue::Int(v),
+                } = x
+                {
                     let in_range = match scalar {
                         ScalarType::I32 => i32::try_from(*v).is_ok(),
                         ScalarType::U32 => u32::try_from(*v).is_ok(),
@@ -1447,7 +2108,11 @@ impl<'c> Checker<'c> {
                         _ => true,
                     };
                     if !in_range {
-                        self.err(Diagnostic::error("T29", span, format!("{v} is out of range for `{}: {}`", p.name, p.ty)));
+                        self.err(Diagnostic::error(
+                            "T29",
+                            span,
+                            format!("{v} is out of range for `{}: {}`", p.name, p.ty),
+                        ));
                         return false;
                     }
                 }
@@ -1462,8 +2127,12 @@ impl<'c> Checker<'c> {
                 _ => format!("the value is `{t}`"),
             };
             self.err(
-                Diagnostic::error("T29", span, format!("`{}` is `{}`, but {what}", p.name, p.ty))
-                    .with_help("pass a value of the property's type"),
+                Diagnostic::error(
+                    "T29",
+                    span,
+                    format!("`{}` is `{}`, but {what}", p.name, p.ty),
+                )
+                .with_help("pass a value of the property's type"),
             );
             return false;
         }
@@ -1500,8 +2169,23 @@ impl<'c> Checker<'c> {
                 }
             },
         };
-        let (_, value) = self.compare(pr.op, (&Expr::Property { var: String::new(), property: name.clone() }, &pt), (&x, &t), pr.value.span())?;
-        Some(Predicate { property: name, op: pr.op, value })
+        let (_, value) = self.compare(
+            pr.op,
+            (
+                &Expr::Property {
+                    var: String::new(),
+                    property: name.clone(),
+                },
+                &pt,
+            ),
+            (&x, &t),
+            pr.value.span(),
+        )?;
+        Some(Predicate {
+            property: name,
+            op: pr.op,
+            value,
+        })
     }
 }
 
@@ -1520,12 +2204,20 @@ fn lower_first(s: &str) -> String {
 }
 
 fn blob_read_error(span: Range<usize>) -> Diagnostic {
-    Diagnostic::error("T24", span, "Blob values cannot be read in a query (projected, ordered, compared or aggregated)")
-        .with_help("read Blob cells through the blob read API, not `.gq`")
+    Diagnostic::error(
+        "T24",
+        span,
+        "Blob values cannot be read in a query (projected, ordered, compared or aggregated)",
+    )
+    .with_help("read Blob cells through the blob read API, not `.gq`")
 }
 
 fn bad_temporal(s: &str, what: &str, span: Range<usize>) -> Diagnostic {
-    let example = if what == "date" { "\"2026-01-31\"" } else { "\"2026-01-31T12:00:00Z\"" };
+    let example = if what == "date" {
+        "\"2026-01-31\""
+    } else {
+        "\"2026-01-31T12:00:00Z\""
+    };
     Diagnostic::error("T39", span, format!("`{s}` is not a valid {what}"))
         .with_help(format!("write a {what} like {example}"))
 }
@@ -1537,7 +2229,10 @@ fn compatible(a: &ValueType, b: &ValueType) -> bool {
         (V::Null, _) | (_, V::Null) => true,
         (x, y) if x.is_numeric() && y.is_numeric() => true,
         (x, y) if x.is_textual() && y.is_textual() => true,
-        (V::Bool, V::Bool) | (V::Date, V::Date) | (V::DateTime, V::DateTime) | (V::Blob, V::Blob) => true,
+        (V::Bool, V::Bool)
+        | (V::Date, V::Date)
+        | (V::DateTime, V::DateTime)
+        | (V::Blob, V::Blob) => true,
         (V::Vector { dim: a }, V::Vector { dim: b }) => a == b,
         (V::List { item: a }, V::List { item: b }) => compatible(a, b),
         (V::Node { type_name: a }, V::Node { type_name: b }) => a == b,
@@ -1548,12 +2243,18 @@ fn compatible(a: &ValueType, b: &ValueType) -> bool {
 /// String literals stored into temporal properties become typed literals.
 fn coerce_literal(t: &PropType, x: Expr) -> Expr {
     match (t.as_scalar(), &x) {
-        (Some(ScalarType::Date), Expr::Literal { value: LiteralValue::String(s) }) => {
-            parse_date(s).map_or(x.clone(), |d| lit(LiteralValue::Date(d)))
-        }
-        (Some(ScalarType::DateTime), Expr::Literal { value: LiteralValue::String(s) }) => {
-            parse_datetime(s).map_or(x.clone(), |d| lit(LiteralValue::DateTime(d)))
-        }
+        (
+            Some(ScalarType::Date),
+            Expr::Literal {
+                value: LiteralValue::String(s),
+            },
+        ) => parse_date(s).map_or(x.clone(), |d| lit(LiteralValue::Date(d))),
+        (
+            Some(ScalarType::DateTime),
+            Expr::Literal {
+                value: LiteralValue::String(s),
+            },
+        ) => parse_datetime(s).map_or(x.clone(), |d| lit(LiteralValue::DateTime(d))),
         _ => x,
     }
 }
@@ -1606,7 +2307,9 @@ fn collect_vars(clauses: &[RClause], out: &mut BTreeSet<String>) {
                 out.insert(var.clone());
                 props.iter().for_each(|(_, e)| expr_vars(e, out));
             }
-            RClause::Trav { src, dst, edge_var, .. } => {
+            RClause::Trav {
+                src, dst, edge_var, ..
+            } => {
                 out.insert(src.clone());
                 out.insert(dst.clone());
                 if let Some(e) = edge_var {
@@ -1621,6 +2324,9 @@ fn collect_vars(clauses: &[RClause], out: &mut BTreeSet<String>) {
 
 // ------------------------------------------------------------------ planner
 
+/// A binding seen by the planner: (variable, node type, property equalities).
+type PlannedBinding = (String, String, Vec<(String, Expr)>);
+
 /// Orders a block's clauses into a pipeline. `bound` holds the variables
 /// already bound on entry (the enclosing block's, inside `not`) and receives
 /// the ones this block binds, in order.
@@ -1631,20 +2337,30 @@ fn collect_vars(clauses: &[RClause], out: &mut BTreeSet<String>) {
 /// bound.
 fn plan(cat: &Catalog, clauses: &[RClause], bound: &mut Vec<String>) -> Vec<Op> {
     let mut ops = Vec::new();
-    let mut binds: Vec<(String, String, Vec<(String, Expr)>)> = Vec::new();
+    let mut binds: Vec<PlannedBinding> = Vec::new();
     let mut travs: Vec<&RClause> = Vec::new();
     let mut filters: Vec<&RClause> = Vec::new();
     let mut types: HashMap<String, String> = HashMap::new();
     for c in clauses {
         match c {
-            RClause::Bind { var, node_type, props } => {
+            RClause::Bind {
+                var,
+                node_type,
+                props,
+            } => {
                 types.insert(var.clone(), node_type.clone());
                 match binds.iter_mut().find(|(v, _, _)| v == var) {
                     Some(b) => b.2.extend(props.iter().cloned()),
                     None => binds.push((var.clone(), node_type.clone(), props.clone())),
                 }
             }
-            RClause::Trav { src, dst, src_type, dst_type, .. } => {
+            RClause::Trav {
+                src,
+                dst,
+                src_type,
+                dst_type,
+                ..
+            } => {
                 types.entry(src.clone()).or_insert_with(|| src_type.clone());
                 types.entry(dst.clone()).or_insert_with(|| dst_type.clone());
                 travs.push(c);
@@ -1653,7 +2369,11 @@ fn plan(cat: &Catalog, clauses: &[RClause], bound: &mut Vec<String>) -> Vec<Op> 
         }
     }
     let props_of = |v: &str| -> Vec<(String, Expr)> {
-        binds.iter().find(|(b, _, _)| b == v).map(|b| b.2.clone()).unwrap_or_default()
+        binds
+            .iter()
+            .find(|(b, _, _)| b == v)
+            .map(|b| b.2.clone())
+            .unwrap_or_default()
     };
     let mut emitted_filters = vec![false; filters.len()];
     let mut done_travs = vec![false; travs.len()];
@@ -1673,7 +2393,9 @@ fn plan(cat: &Catalog, clauses: &[RClause], bound: &mut Vec<String>) -> Vec<Op> 
             }
             emitted_filters[i] = true;
             match f {
-                RClause::Filter { left, op, right, .. } => ops.push(Op::Filter {
+                RClause::Filter {
+                    left, op, right, ..
+                } => ops.push(Op::Filter {
                     left: left.clone(),
                     op: *op,
                     right: right.clone(),
@@ -1691,10 +2413,28 @@ fn plan(cat: &Catalog, clauses: &[RClause], bound: &mut Vec<String>) -> Vec<Op> 
             !done_travs[*i]
                 && matches!(t, RClause::Trav { src, dst, .. } if bound.contains(src) || bound.contains(dst))
         });
-        if let Some((i, RClause::Trav { src, dst, edge, src_type, dst_type, undirected, min, max, edge_var })) = next {
+        if let Some((
+            i,
+            RClause::Trav {
+                src,
+                dst,
+                edge,
+                src_type,
+                dst_type,
+                undirected,
+                min,
+                max,
+                edge_var,
+            },
+        )) = next
+        {
             done_travs[i] = true;
             let forward = bound.contains(src);
-            let (from, to, to_type) = if forward { (src, dst, dst_type) } else { (dst, src, src_type) };
+            let (from, to, to_type) = if forward {
+                (src, dst, dst_type)
+            } else {
+                (dst, src, src_type)
+            };
             let to_bound = bound.contains(to);
             ops.push(Op::Expand {
                 from_var: from.clone(),
@@ -1715,7 +2455,10 @@ fn plan(cat: &Catalog, clauses: &[RClause], bound: &mut Vec<String>) -> Vec<Op> 
                 }
                 for (p, e) in props_of(to) {
                     ops.push(Op::Filter {
-                        left: Expr::Property { var: to.clone(), property: p },
+                        left: Expr::Property {
+                            var: to.clone(),
+                            property: p,
+                        },
                         op: Some(CmpOp::Eq),
                         right: Some(e),
                     });
@@ -1738,15 +2481,18 @@ fn plan(cat: &Catalog, clauses: &[RClause], bound: &mut Vec<String>) -> Vec<Op> 
             if done_travs[order] {
                 continue;
             }
-            if let RClause::Trav { src, .. } = t {
-                if !bound.contains(src) && !binds.iter().any(|(v, _, _)| v == src) {
-                    let ty = types.get(src).cloned().unwrap_or_default();
-                    candidates.push((9, binds.len() + order, src.clone(), ty));
-                }
+            if let RClause::Trav { src, .. } = t
+                && !bound.contains(src)
+                && !binds.iter().any(|(v, _, _)| v == src)
+            {
+                let ty = types.get(src).cloned().unwrap_or_default();
+                candidates.push((9, binds.len() + order, src.clone(), ty));
             }
         }
         candidates.sort();
-        let Some((_, _, var, node_type)) = candidates.into_iter().next() else { break };
+        let Some((_, _, var, node_type)) = candidates.into_iter().next() else {
+            break;
+        };
         let props = props_of(&var);
         let (_, lookup) = lookup_for(cat, &node_type, &props);
         ops.push(Op::Scan {
@@ -1762,14 +2508,25 @@ fn plan(cat: &Catalog, clauses: &[RClause], bound: &mut Vec<String>) -> Vec<Op> 
 
 /// Selectivity rank (lower is better) and access path of a scan.
 fn lookup_for(cat: &Catalog, node_type: &str, props: &[(String, Expr)]) -> (u8, Lookup) {
-    let Some(node) = cat.node(node_type) else { return (8, Lookup::Full) };
-    if let Some(key) = &node.key {
-        if key.iter().all(|k| props.iter().any(|(p, _)| p == k)) {
-            return (0, Lookup::Key);
-        }
+    let Some(node) = cat.node(node_type) else {
+        return (8, Lookup::Full);
+    };
+    if let Some(key) = &node.key
+        && key.iter().all(|k| props.iter().any(|(p, _)| p == k))
+    {
+        return (0, Lookup::Key);
     }
     if let Some((p, _)) = props.iter().find(|(p, _)| node.is_indexed(p)) {
-        return (1, Lookup::Index { property: p.clone() });
+        return (
+            1,
+            Lookup::Index {
+                property: p.clone(),
+            },
+        );
     }
-    if props.is_empty() { (8, Lookup::Full) } else { (2, Lookup::Full) }
+    if props.is_empty() {
+        (8, Lookup::Full)
+    } else {
+        (2, Lookup::Full)
+    }
 }

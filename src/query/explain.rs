@@ -46,7 +46,13 @@ pub fn explain(q: &CheckedQuery) -> String {
                 let keys: Vec<String> = r
                     .order
                     .iter()
-                    .map(|k| format!("{} {}", expr(&k.expr), if k.descending { "desc" } else { "asc" }))
+                    .map(|k| {
+                        format!(
+                            "{} {}",
+                            expr(&k.expr),
+                            if k.descending { "desc" } else { "asc" }
+                        )
+                    })
                     .collect();
                 let _ = writeln!(out, "  order: {} (ties broken by id)", keys.join(", "));
             }
@@ -60,7 +66,12 @@ pub fn explain(q: &CheckedQuery) -> String {
             }
         }
     }
-    let refs = |v: &[TypeRef]| v.iter().map(|t| format!("{}:{}", t.kind, t.type_name)).collect::<Vec<_>>().join(", ");
+    let refs = |v: &[TypeRef]| {
+        v.iter()
+            .map(|t| format!("{}:{}", t.kind, t.type_name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let _ = writeln!(out, "  reads: [{}]", refs(&q.reads));
     if q.is_mutation() {
         let _ = writeln!(out, "  writes: [{}]", refs(&q.writes));
@@ -72,8 +83,16 @@ fn ops(out: &mut String, list: &[Op], depth: usize) {
     let pad = "  ".repeat(depth);
     for op in list {
         match op {
-            Op::Scan { var, node_type, equals, lookup } => {
-                let eq: Vec<String> = equals.iter().map(|(p, e)| format!("{p} = {}", expr(e))).collect();
+            Op::Scan {
+                var,
+                node_type,
+                equals,
+                lookup,
+            } => {
+                let eq: Vec<String> = equals
+                    .iter()
+                    .map(|(p, e)| format!("{p} = {}", expr(e)))
+                    .collect();
                 let how = match lookup {
                     Lookup::Full => "full scan".to_string(),
                     Lookup::Key => "key lookup".to_string(),
@@ -82,11 +101,32 @@ fn ops(out: &mut String, list: &[Op], depth: usize) {
                 let _ = writeln!(
                     out,
                     "{pad}Scan ${var}: {node_type}{} [{how}]",
-                    if eq.is_empty() { String::new() } else { format!(" where {}", eq.join(" and ")) }
+                    if eq.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" where {}", eq.join(" and "))
+                    }
                 );
             }
-            Op::Expand { from_var, edge, to_var, to_type, reverse, undirected, min_hops, max_hops, edge_var, to_bound } => {
-                let dir = if *undirected { "<->" } else if *reverse { "<-" } else { "->" };
+            Op::Expand {
+                from_var,
+                edge,
+                to_var,
+                to_type,
+                reverse,
+                undirected,
+                min_hops,
+                max_hops,
+                edge_var,
+                to_bound,
+            } => {
+                let dir = if *undirected {
+                    "<->"
+                } else if *reverse {
+                    "<-"
+                } else {
+                    "->"
+                };
                 let hops = match max_hops {
                     Some(m) if *m == *min_hops => format!("{m}"),
                     Some(m) => format!("{min_hops}..{m}"),
@@ -95,13 +135,22 @@ fn ops(out: &mut String, list: &[Op], depth: usize) {
                 let _ = writeln!(
                     out,
                     "{pad}Expand ${from_var} {dir}[{}{edge} x{hops}] ${to_var}: {to_type}{}",
-                    edge_var.as_ref().map(|e| format!("${e}:")).unwrap_or_default(),
-                    if *to_bound { " (semi-join: both bound)" } else { "" }
+                    edge_var
+                        .as_ref()
+                        .map(|e| format!("${e}:"))
+                        .unwrap_or_default(),
+                    if *to_bound {
+                        " (semi-join: both bound)"
+                    } else {
+                        ""
+                    }
                 );
             }
             Op::Filter { left, op, right } => {
                 let _ = match (op, right) {
-                    (Some(op), Some(r)) => writeln!(out, "{pad}Filter {} {op} {}", expr(left), expr(r)),
+                    (Some(op), Some(r)) => {
+                        writeln!(out, "{pad}Filter {} {op} {}", expr(left), expr(r))
+                    }
                     _ => writeln!(out, "{pad}Filter {}", expr(left)),
                 };
             }
@@ -114,9 +163,20 @@ fn ops(out: &mut String, list: &[Op], depth: usize) {
 }
 
 fn stmt(s: &MutationOp) -> String {
-    let assigns = |v: &[(String, Expr)]| v.iter().map(|(k, e)| format!("{k}: {}", expr(e))).collect::<Vec<_>>().join(", ");
+    let assigns = |v: &[(String, Expr)]| {
+        v.iter()
+            .map(|(k, e)| format!("{k}: {}", expr(e)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match s {
-        MutationOp::Insert { kind, type_name, values, from, to } => {
+        MutationOp::Insert {
+            kind,
+            type_name,
+            values,
+            from,
+            to,
+        } => {
             let mut parts = Vec::new();
             if let (Some(f), Some(t)) = (from, to) {
                 parts.push(format!("from: {}, to: {}", expr(f), expr(t)));
@@ -126,14 +186,23 @@ fn stmt(s: &MutationOp) -> String {
             }
             format!("Insert {kind:?} {type_name} {{ {} }}", parts.join(", "))
         }
-        MutationOp::Update { kind, type_name, set, predicate } => format!(
+        MutationOp::Update {
+            kind,
+            type_name,
+            set,
+            predicate,
+        } => format!(
             "Update {kind:?} {type_name} set {{ {} }} where {} {} {}",
             assigns(set),
             predicate.property,
             predicate.op,
             expr(&predicate.value)
         ),
-        MutationOp::Delete { kind, type_name, predicate } => format!(
+        MutationOp::Delete {
+            kind,
+            type_name,
+            predicate,
+        } => format!(
             "Delete {kind:?} {type_name} where {} {} {}",
             predicate.property,
             predicate.op,
@@ -148,10 +217,20 @@ pub fn expr(e: &Expr) -> String {
         Expr::Literal { value } => literal(value),
         Expr::Param { name } => format!("${name}"),
         Expr::Now => "now()".into(),
-        Expr::Property { var, property } | Expr::EdgeProperty { var, property } => format!("${var}.{property}"),
+        Expr::Property { var, property } | Expr::EdgeProperty { var, property } => {
+            format!("${var}.{property}")
+        }
         Expr::Node { var } => format!("${var}"),
-        Expr::Aggregate { func, arg } => format!("{}({})", format!("{func:?}").to_lowercase(), expr(arg)),
-        Expr::TextMatch { func, var, property, query, max_edits } => format!(
+        Expr::Aggregate { func, arg } => {
+            format!("{}({})", format!("{func:?}").to_lowercase(), expr(arg))
+        }
+        Expr::TextMatch {
+            func,
+            var,
+            property,
+            query,
+            max_edits,
+        } => format!(
             "{}(${var}.{property}, {}{})",
             match func {
                 TextSearch::Search => "search",
@@ -159,12 +238,26 @@ pub fn expr(e: &Expr) -> String {
                 TextSearch::MatchText => "match_text",
             },
             expr(query),
-            max_edits.as_ref().map(|m| format!(", {}", expr(m))).unwrap_or_default()
+            max_edits
+                .as_ref()
+                .map(|m| format!(", {}", expr(m)))
+                .unwrap_or_default()
         ),
-        Expr::Bm25 { var, property, query } => format!("bm25(${var}.{property}, {})", expr(query)),
-        Expr::Nearest { var, property, query } => format!("nearest(${var}.{property}, {})", expr(query)),
+        Expr::Bm25 {
+            var,
+            property,
+            query,
+        } => format!("bm25(${var}.{property}, {})", expr(query)),
+        Expr::Nearest {
+            var,
+            property,
+            query,
+        } => format!("nearest(${var}.{property}, {})", expr(query)),
         Expr::Rrf { a, b, k } => format!("rrf({}, {}, {})", expr(a), expr(b), expr(k)),
-        Expr::List { items } => format!("[{}]", items.iter().map(expr).collect::<Vec<_>>().join(", ")),
+        Expr::List { items } => format!(
+            "[{}]",
+            items.iter().map(expr).collect::<Vec<_>>().join(", ")
+        ),
         Expr::Alias { name, .. } => name.clone(),
     }
 }
@@ -178,6 +271,9 @@ fn literal(v: &LiteralValue) -> String {
         LiteralValue::String(s) => format!("{s:?}"),
         LiteralValue::Date(d) => format!("date({d} days)"),
         LiteralValue::DateTime(ms) => format!("datetime({ms} ms)"),
-        LiteralValue::List(items) => format!("[{}]", items.iter().map(literal).collect::<Vec<_>>().join(", ")),
+        LiteralValue::List(items) => format!(
+            "[{}]",
+            items.iter().map(literal).collect::<Vec<_>>().join(", ")
+        ),
     }
 }

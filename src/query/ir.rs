@@ -20,17 +20,29 @@ pub enum ValueType {
     Null,
     Bool,
     /// Any integer width; `scalar` keeps the declared width.
-    Int { scalar: ScalarType },
-    Float { scalar: ScalarType },
+    Int {
+        scalar: ScalarType,
+    },
+    Float {
+        scalar: ScalarType,
+    },
     String,
-    Enum { values: Vec<String> },
+    Enum {
+        values: Vec<String>,
+    },
     Date,
     DateTime,
     Blob,
-    Vector { dim: u32 },
-    List { item: Box<ValueType> },
+    Vector {
+        dim: u32,
+    },
+    List {
+        item: Box<ValueType>,
+    },
     /// A whole node (bare `$x` in `return`).
-    Node { type_name: String },
+    Node {
+        type_name: String,
+    },
     /// A search score or distance (F64).
     Score,
 }
@@ -43,7 +55,9 @@ impl ValueType {
             PropType::List { item } => ValueType::List {
                 item: Box::new(Self::of_scalar(*item)),
             },
-            PropType::Enum { values } => ValueType::Enum { values: values.clone() },
+            PropType::Enum { values } => ValueType::Enum {
+                values: values.clone(),
+            },
             PropType::Vector { dim } => ValueType::Vector { dim: *dim },
         }
     }
@@ -61,7 +75,10 @@ impl ValueType {
     }
 
     pub fn is_numeric(&self) -> bool {
-        matches!(self, ValueType::Int { .. } | ValueType::Float { .. } | ValueType::Score)
+        matches!(
+            self,
+            ValueType::Int { .. } | ValueType::Float { .. } | ValueType::Score
+        )
     }
 
     pub fn is_textual(&self) -> bool {
@@ -72,7 +89,10 @@ impl ValueType {
     pub fn is_orderable(&self) -> bool {
         self.is_numeric()
             || self.is_textual()
-            || matches!(self, ValueType::Date | ValueType::DateTime | ValueType::Bool | ValueType::Null)
+            || matches!(
+                self,
+                ValueType::Date | ValueType::DateTime | ValueType::Bool | ValueType::Null
+            )
     }
 }
 
@@ -144,16 +164,31 @@ pub enum TextSearch {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "expr", rename_all = "snake_case")]
 pub enum Expr {
-    Literal { value: LiteralValue },
-    Param { name: String },
+    Literal {
+        value: LiteralValue,
+    },
+    Param {
+        name: String,
+    },
     /// `now()`: the query's start instant, one value per query.
     Now,
-    Property { var: String, property: String },
+    Property {
+        var: String,
+        property: String,
+    },
     /// A bound edge's property (`$w.role`).
-    EdgeProperty { var: String, property: String },
+    EdgeProperty {
+        var: String,
+        property: String,
+    },
     /// The whole node bound to `var`.
-    Node { var: String },
-    Aggregate { func: AggFunc, arg: Box<Expr> },
+    Node {
+        var: String,
+    },
+    Aggregate {
+        func: AggFunc,
+        arg: Box<Expr>,
+    },
     /// `search` / `fuzzy` / `match_text` as a boolean predicate.
     TextMatch {
         func: TextSearch,
@@ -163,15 +198,32 @@ pub enum Expr {
         max_edits: Option<Box<Expr>>,
     },
     /// BM25 relevance of `property` to `query` (higher is better).
-    Bm25 { var: String, property: String, query: Box<Expr> },
+    Bm25 {
+        var: String,
+        property: String,
+        query: Box<Expr>,
+    },
     /// Cosine distance from `property` to `query` (lower is nearer). A String
     /// `query` is embedded with the property's `@embed` model at run time.
-    Nearest { var: String, property: String, query: Box<Expr> },
+    Nearest {
+        var: String,
+        property: String,
+        query: Box<Expr>,
+    },
     /// Reciprocal rank fusion of two rankings: sum of `1 / (k + rank)`.
-    Rrf { a: Box<Expr>, b: Box<Expr>, k: Box<Expr> },
-    List { items: Vec<Expr> },
+    Rrf {
+        a: Box<Expr>,
+        b: Box<Expr>,
+        k: Box<Expr>,
+    },
+    List {
+        items: Vec<Expr>,
+    },
     /// A reference to projection number `index` (a `return … as name` alias).
-    Alias { name: String, index: usize },
+    Alias {
+        name: String,
+        index: usize,
+    },
 }
 
 /// One operator of a read pipeline.
@@ -205,7 +257,11 @@ pub enum Op {
     },
     /// Keep rows where `left op right` holds (`right` absent: `left` is a
     /// boolean predicate such as a text search).
-    Filter { left: Expr, op: Option<CmpOp>, right: Option<Expr> },
+    Filter {
+        left: Expr,
+        op: Option<CmpOp>,
+        right: Option<Expr>,
+    },
     /// Drop rows for which the inner pipeline, run with the row's bindings,
     /// yields any row (`not { … }`).
     AntiJoin { ops: Vec<Op> },

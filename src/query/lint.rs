@@ -2,11 +2,10 @@
 //! operation descriptor, and structured findings (reference:
 //! docs/user/queries/index.md, "Linting & validation").
 
-
 use serde::Serialize;
 
-use super::ir::{CheckedQuery, QueryKind, TypeRef, ValueType};
 use super::CompiledFile;
+use super::ir::{CheckedQuery, QueryKind, TypeRef, ValueType};
 use crate::diag::{DiagnosticJson, Diagnostics, Severity};
 
 /// The whole report (`omnigraph lint --json`).
@@ -56,7 +55,9 @@ fn kind_of(t: &ValueType) -> &'static str {
     match t {
         ValueType::Null | ValueType::String | ValueType::Enum { .. } => "string",
         ValueType::Bool => "bool",
-        ValueType::Int { scalar: S::I32 | S::U32 } => "int",
+        ValueType::Int {
+            scalar: S::I32 | S::U32,
+        } => "int",
         ValueType::Int { .. } => "bigint",
         ValueType::Float { .. } | ValueType::Score => "float",
         ValueType::Date => "date",
@@ -101,7 +102,11 @@ fn operation(q: &CheckedQuery) -> Operation {
 impl LintReport {
     /// Builds the report for a compiled file and its rendered diagnostics.
     pub fn new(compiled: &CompiledFile, diags: &Diagnostics) -> Self {
-        let errors = diags.items.iter().filter(|d| d.severity == Severity::Error).count();
+        let errors = diags
+            .items
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
         let warnings = diags.items.len() - errors;
         let mut queries: Vec<QueryReport> = Vec::new();
         for name in &compiled.declared {

@@ -29,7 +29,9 @@ pub struct CompiledFile {
 
 impl CompiledFile {
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
     }
 
     pub fn query(&self, name: &str) -> Option<&CheckedQuery> {
@@ -59,7 +61,11 @@ pub fn compile_queries(catalog: &Catalog, src: &str) -> CompiledFile {
 }
 
 /// [`compile_queries`] with diagnostics bound to `file` for rendering.
-pub fn compile_queries_file(catalog: &Catalog, file: &str, src: &str) -> (CompiledFile, Diagnostics) {
+pub fn compile_queries_file(
+    catalog: &Catalog,
+    file: &str,
+    src: &str,
+) -> (CompiledFile, Diagnostics) {
     let compiled = compile_queries(catalog, src);
     let diags = Diagnostics::new(file, src, compiled.diagnostics.clone());
     (compiled, diags)

@@ -2,9 +2,9 @@
 
 use std::ops::Range;
 
-use crate::diag::{line_col, Diagnostic};
+use crate::diag::{Diagnostic, line_col};
 use crate::syntax::ast::{AnnotationAst, Ident, TypeAst};
-use crate::syntax::{self, span, Pair, Rule};
+use crate::syntax::{self, Pair, Rule, span};
 
 /// Which kind of declaration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,10 +111,10 @@ fn build_decl(kind: DeclKind, p: Pair<'_>, src: &str) -> DeclAst {
     if let Some(n) = names.next() {
         decl.name = n;
     }
-    if kind == DeclKind::Edge {
-        if let (Some(from), Some(to)) = (names.next(), names.next()) {
-            decl.endpoints = Some((from, to));
-        }
+    if kind == DeclKind::Edge
+        && let (Some(from), Some(to)) = (names.next(), names.next())
+    {
+        decl.endpoints = Some((from, to));
     }
     decl
 }

@@ -105,13 +105,21 @@ impl fmt::Display for ScalarType {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PropType {
-    Scalar { scalar: ScalarType },
+    Scalar {
+        scalar: ScalarType,
+    },
     /// `[T]`: a list of scalars.
-    List { item: ScalarType },
+    List {
+        item: ScalarType,
+    },
     /// `enum(a, b)`: a string limited to these values, sorted and deduplicated.
-    Enum { values: Vec<String> },
+    Enum {
+        values: Vec<String>,
+    },
     /// `Vector(n)`: `n` 32-bit floats, `1 <= n <= i32::MAX`.
-    Vector { dim: u32 },
+    Vector {
+        dim: u32,
+    },
 }
 
 impl PropType {
@@ -251,16 +259,10 @@ pub struct CheckConstraint {
 
 /// `@card(min..max)`: how many edges of this type one source node may have.
 /// `max = None` means unbounded (`*`). Default `0..*`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Cardinality {
     pub min: u32,
     pub max: Option<u32>,
-}
-
-impl Default for Cardinality {
-    fn default() -> Self {
-        Self { min: 0, max: None }
-    }
 }
 
 impl fmt::Display for Cardinality {

@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use super::ast::{DeclAst, DeclKind, PropertyAst, SchemaAst};
 use super::catalog::*;
-use crate::diag::{did_you_mean, valid_list, Diagnostic};
+use crate::diag::{Diagnostic, did_you_mean, valid_list};
 use crate::syntax::ast::{AnnotationAst, ArgAst, Ident, TypeAst, TypeAstKind};
 
 /// Resolves a written type. Errors: `S107` unknown scalar, `S108` bad vector
@@ -61,10 +61,9 @@ fn resolve_scalar(n: &Ident) -> Result<ScalarType, Diagnostic> {
     ScalarType::from_name(&n.name).ok_or_else(|| {
         let mut d = Diagnostic::error("S107", n.span.clone(), format!("unknown type `{}`", n.name));
         let names = ScalarType::ALL.map(|s| s.name());
-        d = d.with_help(
-            did_you_mean(&n.name, names)
-                .unwrap_or_else(|| valid_list("types", names.into_iter().chain(["Vector(n)", "enum(…)"]))),
-        );
+        d = d.with_help(did_you_mean(&n.name, names).unwrap_or_else(|| {
+            valid_list("types", names.into_iter().chain(["Vector(n)", "enum(…)"]))
+        }));
         d
     })
 }
@@ -193,7 +192,12 @@ impl Compiler {
 
     /// Resolves a body's properties after `inherited`, checking duplicates,
     /// reserved names and property-level annotations.
-    fn properties(&mut self, d: &DeclAst, kind: DeclKind, inherited: Vec<Resolved>) -> Vec<Resolved> {
+    fn properties(
+        &mut self,
+        d: &DeclAst,
+        kind: DeclKind,
+        inherited: Vec<Resolved>,
+    ) -> Vec<Resolved> {
         let mut out = inherited;
         for p in &d.properties {
             let Some(prop) = self.property(p, kind) else {
@@ -201,14 +205,17 @@ impl Compiler {
             };
             if let Some(prev) = out.iter().find(|r| r.prop.name == prop.name) {
                 match &prev.prop.from_interface {
-                    Some(iface) if prev.prop.ty == prop.ty && prev.prop.nullable == prop.nullable => {
+                    Some(iface)
+                        if prev.prop.ty == prop.ty && prev.prop.nullable == prop.nullable =>
+                    {
                         // Re-declaring an inherited property with the same type is allowed;
                         // the local declaration's annotations win.
                         let _ = iface;
                         out.retain(|r| r.prop.name != prop.name);
                     }
                     Some(iface) => {
-                        let (iface, pty, pnull) = (iface.clone(), prev.prop.ty.clone(), prev.prop.nullable);
+                        let (iface, pty, pnull) =
+                            (iface.clone(), prev.prop.ty.clone(), prev.prop.nullable);
                         self.err(
                             Diagnostic::error(
                                 "S103",
@@ -230,7 +237,10 @@ impl Compiler {
                             Diagnostic::error(
                                 "S102",
                                 p.name.span.clone(),
-                                format!("property `{}` is declared twice in `{}`", prop.name, d.name.name),
+                                format!(
+                                    "property `{}` is declared twice in `{}`",
+                                    prop.name, d.name.name
+                                ),
                             )
                             .with_help("remove or rename one of the declarations"),
                         );
@@ -291,8 +301,12 @@ impl Compiler {
             let an = a.name.name.as_str();
             if seen.contains_key(an) {
                 self.err(
-                    Diagnostic::error("S125", a.span.clone(), format!("`@{an}` is given twice on `{name}`"))
-                        .with_help("keep one"),
+                    Diagnostic::error(
+                        "S125",
+                        a.span.clone(),
+                        format!("`@{an}` is given twice on `{name}`"),
+                    )
+                    .with_help("keep one"),
                 );
                 continue;
             }
@@ -302,9 +316,8 @@ impl Compiler {
                 args: a.arg_list().iter().map(ArgAst::text).collect(),
             });
             match an {
-                "key" | "unique" | "index" => {
-                    if a.args.as_ref().is_some_and(|v| !v.is_empty()) {
-                        self.err(
+                "key" | "unique" | "index" if a.args.as_ref().is_some_and(|v| !v.is_empty()) => {
+                    self.err(
                             Diagnostic::error(
                                 "S124",
                                 a.span.clone(),
@@ -314,7 +327,6 @@ impl Compiler {
                                 "write `@{an}` after the property's type, or `@{an}(a, b)` in the type body for several properties"
                             )),
                         );
-                    }
                 }
                 "description" => match a.single_string() {
                     Some(s) => prop.description = Some(s.to_string()),
@@ -330,14 +342,22 @@ impl Compiler {
                         Err(d) => self.err(d),
                     },
                     _ => self.err(
-                        Diagnostic::error("S124", a.span.clone(), "`@default` takes exactly one value")
-                            .with_help("for example `@default(0)` or `@default(\"draft\")`"),
+                        Diagnostic::error(
+                            "S124",
+                            a.span.clone(),
+                            "`@default` takes exactly one value",
+                        )
+                        .with_help("for example `@default(0)` or `@default(\"draft\")`"),
                     ),
                 },
                 "embed" => self.embed(a, &mut prop),
                 "card" => self.err(
-                    Diagnostic::error("S123", a.span.clone(), "`@card` belongs on an edge declaration, not a property")
-                        .with_help("write `edge E: A -> B @card(0..1)`"),
+                    Diagnostic::error(
+                        "S123",
+                        a.span.clone(),
+                        "`@card` belongs on an edge declaration, not a property",
+                    )
+                    .with_help("write `edge E: A -> B @card(0..1)`"),
                 ),
                 _ => {}
             }
@@ -361,7 +381,10 @@ impl Compiler {
                 Diagnostic::error(
                     "S119",
                     a.span.clone(),
-                    format!("`@embed` is on `{}`, which is `{}`, not a Vector", prop.name, prop.ty),
+                    format!(
+                        "`@embed` is on `{}`, which is `{}`, not a Vector",
+                        prop.name, prop.ty
+                    ),
                 )
                 .with_help("put `@embed(\"text_property\")` on a `Vector(n)` property"),
             );
@@ -375,14 +398,22 @@ impl Compiler {
                 ArgAst::Kwarg { key, value } if key.name == "model" => match value.as_ref() {
                     ArgAst::Str { value, .. } => model = Some(value.clone()),
                     other => {
-                        self.err(Diagnostic::error("S121", other.span(), "`model` must be a string"));
+                        self.err(Diagnostic::error(
+                            "S121",
+                            other.span(),
+                            "`model` must be a string",
+                        ));
                         return;
                     }
                 },
                 ArgAst::Kwarg { key, .. } => {
                     self.err(
-                        Diagnostic::error("S121", key.span.clone(), format!("unknown `@embed` option `{}`", key.name))
-                            .with_help("`model` is the only supported option"),
+                        Diagnostic::error(
+                            "S121",
+                            key.span.clone(),
+                            format!("unknown `@embed` option `{}`", key.name),
+                        )
+                        .with_help("`model` is the only supported option"),
                     );
                     return;
                 }
@@ -398,8 +429,12 @@ impl Compiler {
         match source {
             Some(source) => prop.embed = Some(EmbedSpec { source, model }),
             None => self.err(
-                Diagnostic::error("S121", a.span.clone(), "`@embed` needs the source property's name")
-                    .with_help("write `@embed(\"text\")`"),
+                Diagnostic::error(
+                    "S121",
+                    a.span.clone(),
+                    "`@embed` needs the source property's name",
+                )
+                .with_help("write `@embed(\"text\")`"),
             ),
         }
     }
@@ -423,8 +458,16 @@ impl Compiler {
                 } else {
                     format!("unknown interface `{}`", iface.name)
                 };
-                let help = did_you_mean(&iface.name, self.catalog.interfaces.keys().map(String::as_str))
-                    .unwrap_or_else(|| valid_list("interfaces", self.catalog.interfaces.keys().map(String::as_str)));
+                let help = did_you_mean(
+                    &iface.name,
+                    self.catalog.interfaces.keys().map(String::as_str),
+                )
+                .unwrap_or_else(|| {
+                    valid_list(
+                        "interfaces",
+                        self.catalog.interfaces.keys().map(String::as_str),
+                    )
+                });
                 self.err(Diagnostic::error("S104", iface.span.clone(), what).with_help(help));
                 continue;
             };
@@ -471,9 +514,17 @@ impl Compiler {
             for a in &r.prop.annotations {
                 let span = r.span.clone();
                 match a.name.as_str() {
-                    "key" => self.set_key(&mut node, &mut key_span, vec![r.prop.name.clone()], span, &props),
+                    "key" => self.set_key(
+                        &mut node,
+                        &mut key_span,
+                        vec![r.prop.name.clone()],
+                        span,
+                        &props,
+                    ),
                     "unique" => {
-                        if let Some(names) = self.tuple_of(&props, &[(&r.prop.name, span)], "unique", &[]) {
+                        if let Some(names) =
+                            self.tuple_of(&props, &[(&r.prop.name, span)], "unique", &[])
+                        {
                             node.unique.push(names);
                         }
                     }
@@ -482,15 +533,22 @@ impl Compiler {
                 }
             }
         }
-        self.decl_annotations(d, &mut node.description, &mut node.annotations, DeclKind::Node);
+        self.decl_annotations(
+            d,
+            &mut node.description,
+            &mut node.annotations,
+            DeclKind::Node,
+        );
 
         for c in &d.constraints {
             let name = c.name.name.as_str();
             match name {
                 "key" => {
                     if let Some(idents) = self.ident_args(c) {
-                        let refs: Vec<(&str, Range<usize>)> =
-                            idents.iter().map(|i| (i.name.as_str(), i.span.clone())).collect();
+                        let refs: Vec<(&str, Range<usize>)> = idents
+                            .iter()
+                            .map(|i| (i.name.as_str(), i.span.clone()))
+                            .collect();
                         if let Some(names) = self.tuple_of(&props, &refs, "key", &[]) {
                             self.set_key(&mut node, &mut key_span, names, c.span.clone(), &props);
                         }
@@ -498,8 +556,10 @@ impl Compiler {
                 }
                 "unique" => {
                     if let Some(idents) = self.ident_args(c) {
-                        let refs: Vec<(&str, Range<usize>)> =
-                            idents.iter().map(|i| (i.name.as_str(), i.span.clone())).collect();
+                        let refs: Vec<(&str, Range<usize>)> = idents
+                            .iter()
+                            .map(|i| (i.name.as_str(), i.span.clone()))
+                            .collect();
                         if let Some(names) = self.tuple_of(&props, &refs, "unique", &[]) {
                             node.unique.push(names);
                         }
@@ -525,8 +585,12 @@ impl Compiler {
                     }
                 }
                 "card" => self.err(
-                    Diagnostic::error("S123", c.span.clone(), "`@card` applies to edges, not nodes")
-                        .with_help("declare the cardinality on the edge: `edge E: A -> B @card(0..1)`"),
+                    Diagnostic::error(
+                        "S123",
+                        c.span.clone(),
+                        "`@card` applies to edges, not nodes",
+                    )
+                    .with_help("declare the cardinality on the edge: `edge E: A -> B @card(0..1)`"),
                 ),
                 _ => node.annotations.push(Annotation {
                     name: name.to_string(),
@@ -573,15 +637,23 @@ impl Compiler {
                 "card" if kind == DeclKind::Edge => {}
                 "card" => self.err(
                     Diagnostic::error("S123", a.span.clone(), "`@card` applies to edges only")
-                        .with_help("declare the cardinality on the edge: `edge E: A -> B @card(0..1)`"),
+                        .with_help(
+                            "declare the cardinality on the edge: `edge E: A -> B @card(0..1)`",
+                        ),
                 ),
                 "key" | "unique" | "index" | "range" | "check" => self.err(
                     Diagnostic::error(
                         "S123",
                         a.span.clone(),
-                        format!("`@{}` belongs in the type body or on a property", a.name.name),
+                        format!(
+                            "`@{}` belongs in the type body or on a property",
+                            a.name.name
+                        ),
                     )
-                    .with_help(format!("move it inside `{{ … }}` as `@{}(property, …)`", a.name.name)),
+                    .with_help(format!(
+                        "move it inside `{{ … }}` as `@{}(property, …)`",
+                        a.name.name
+                    )),
                 ),
                 other => meta.push(Annotation {
                     name: other.to_string(),
@@ -630,8 +702,12 @@ impl Compiler {
             }
             if r.prop.nullable {
                 self.err(
-                    Diagnostic::error("S111", span.clone(), format!("key property `{n}` is nullable"))
-                        .with_help(format!("remove the `?`: `{n}: {}`", r.prop.ty)),
+                    Diagnostic::error(
+                        "S111",
+                        span.clone(),
+                        format!("key property `{n}` is nullable"),
+                    )
+                    .with_help(format!("remove the `?`: `{n}: {}`", r.prop.ty)),
                 );
                 return;
             }
@@ -655,11 +731,17 @@ impl Compiler {
         match props.iter().find(|r| r.prop.name == name) {
             Some(r) => Some(Some(r)),
             None => {
-                let names = props.iter().map(|r| r.prop.name.as_str()).chain(extra.iter().copied());
+                let names = props
+                    .iter()
+                    .map(|r| r.prop.name.as_str())
+                    .chain(extra.iter().copied());
                 let names: Vec<&str> = names.collect();
                 let help = did_you_mean(name, names.iter().copied())
                     .unwrap_or_else(|| valid_list("properties", names.iter().copied()));
-                self.err(Diagnostic::error("S110", span, format!("unknown property `{name}`")).with_help(help));
+                self.err(
+                    Diagnostic::error("S110", span, format!("unknown property `{name}`"))
+                        .with_help(help),
+                );
                 None
             }
         }
@@ -693,7 +775,9 @@ impl Compiler {
                     self.err(blob_error(what, n, sp.clone()));
                     ok = false;
                 }
-                Some(Some(r)) if what == "unique" && matches!(r.prop.ty, PropType::Vector { .. }) => {
+                Some(Some(r))
+                    if what == "unique" && matches!(r.prop.ty, PropType::Vector { .. }) =>
+                {
                     self.err(Diagnostic::error(
                         "S112",
                         sp.clone(),
@@ -708,7 +792,13 @@ impl Compiler {
         ok.then_some(names)
     }
 
-    fn add_index(&mut self, indexes: &mut Vec<IndexDecl>, props: &[Resolved], name: &str, span: Range<usize>) {
+    fn add_index(
+        &mut self,
+        indexes: &mut Vec<IndexDecl>,
+        props: &[Resolved],
+        name: &str,
+        span: Range<usize>,
+    ) {
         let Some(r) = props.iter().find(|r| r.prop.name == name) else {
             // Physical columns (src/dst) get a BTREE.
             if !indexes.iter().any(|i| i.property == name) {
@@ -720,21 +810,24 @@ impl Compiler {
             return;
         };
         let kind = match &r.prop.ty {
-            PropType::Scalar { scalar: ScalarType::Blob } => {
+            PropType::Scalar {
+                scalar: ScalarType::Blob,
+            } => {
                 self.err(blob_error("index", name, span));
                 return;
             }
-            PropType::Scalar { scalar: ScalarType::String } => IndexKind::FullText,
+            PropType::Scalar {
+                scalar: ScalarType::String,
+            } => IndexKind::FullText,
             PropType::Scalar { .. } | PropType::Enum { .. } => IndexKind::Btree,
             PropType::List { .. } => IndexKind::LabelList,
             PropType::Vector { .. } => IndexKind::Vector,
         };
         if indexes.iter().any(|i| i.property == name) {
-            self.err(Diagnostic::error(
-                "S125",
-                span,
-                format!("`{name}` is indexed twice"),
-            ).with_help("remove the duplicate `@index`"));
+            self.err(
+                Diagnostic::error("S125", span, format!("`{name}` is indexed twice"))
+                    .with_help("remove the duplicate `@index`"),
+            );
             return;
         }
         indexes.push(IndexDecl {
@@ -751,7 +844,10 @@ impl Compiler {
                 Diagnostic::error(
                     "S124",
                     c.span.clone(),
-                    format!("`@{}` in a type body needs the property names it applies to", c.name.name),
+                    format!(
+                        "`@{}` in a type body needs the property names it applies to",
+                        c.name.name
+                    ),
                 )
                 .with_help(format!("write `@{}(property, …)`", c.name.name)),
             );
@@ -766,7 +862,11 @@ impl Compiler {
                         Diagnostic::error(
                             "S124",
                             other.span(),
-                            format!("`@{}` expects property names, found `{}`", c.name.name, other.text()),
+                            format!(
+                                "`@{}` expects property names, found `{}`",
+                                c.name.name,
+                                other.text()
+                            ),
                         )
                         .with_help(format!("write `@{}(property, …)`", c.name.name)),
                     );
@@ -777,13 +877,21 @@ impl Compiler {
         Some(out)
     }
 
-    fn range_constraint(&mut self, c: &AnnotationAst, props: &[Resolved]) -> Option<RangeConstraint> {
+    fn range_constraint(
+        &mut self,
+        c: &AnnotationAst,
+        props: &[Resolved],
+    ) -> Option<RangeConstraint> {
         let (prop, min, max, rspan) = match c.arg_list() {
             [ArgAst::Ident(p), ArgAst::Range { min, max, span, .. }] => (p, min, max, span.clone()),
             _ => {
                 self.err(
-                    Diagnostic::error("S124", c.span.clone(), "`@range` expects a property and a range")
-                        .with_help("write `@range(age, 0..150)`; either bound may be left open"),
+                    Diagnostic::error(
+                        "S124",
+                        c.span.clone(),
+                        "`@range` expects a property and a range",
+                    )
+                    .with_help("write `@range(age, 0..150)`; either bound may be left open"),
                 );
                 return None;
             }
@@ -795,7 +903,10 @@ impl Compiler {
                 Diagnostic::error(
                     "S115",
                     prop.span.clone(),
-                    format!("`@range` needs a numeric property; `{}` is `{}`", prop.name, r.prop.ty),
+                    format!(
+                        "`@range` needs a numeric property; `{}` is `{}`",
+                        prop.name, r.prop.ty
+                    ),
                 )
                 .with_help("use `@check(property, \"regex\")` for text"),
             );
@@ -804,7 +915,11 @@ impl Compiler {
         let parse = |s: &Option<String>| s.as_ref().map(|t| t.parse::<f64>());
         let (lo, hi) = match (parse(min), parse(max)) {
             (Some(Err(_)), _) | (_, Some(Err(_))) => {
-                self.err(Diagnostic::error("S116", rspan, "range bounds must be numbers"));
+                self.err(Diagnostic::error(
+                    "S116",
+                    rspan,
+                    "range bounds must be numbers",
+                ));
                 return None;
             }
             (a, b) => (a.and_then(Result::ok), b.and_then(Result::ok)),
@@ -816,14 +931,18 @@ impl Compiler {
             );
             return None;
         }
-        if let (Some(a), Some(b)) = (lo, hi) {
-            if a > b {
-                self.err(
-                    Diagnostic::error("S116", rspan, format!("range `{a}..{b}` is inverted: no value can satisfy it"))
-                        .with_help(format!("write `{b}..{a}`")),
-                );
-                return None;
-            }
+        if let (Some(a), Some(b)) = (lo, hi)
+            && a > b
+        {
+            self.err(
+                Diagnostic::error(
+                    "S116",
+                    rspan,
+                    format!("range `{a}..{b}` is inverted: no value can satisfy it"),
+                )
+                .with_help(format!("write `{b}..{a}`")),
+            );
+            return None;
         }
         if r.prop.ty.as_scalar().is_some_and(ScalarType::is_integer) {
             let frac = |v: Option<f64>| v.is_some_and(|x| x.fract() != 0.0);
@@ -831,17 +950,26 @@ impl Compiler {
                 self.err(Diagnostic::error(
                     "S116",
                     rspan,
-                    format!("`{}` is an integer property; range bounds must be integers", prop.name),
+                    format!(
+                        "`{}` is an integer property; range bounds must be integers",
+                        prop.name
+                    ),
                 ));
                 return None;
             }
-            if r.prop.ty.as_scalar().is_some_and(|s| matches!(s, ScalarType::U32 | ScalarType::U64))
+            if r.prop
+                .ty
+                .as_scalar()
+                .is_some_and(|s| matches!(s, ScalarType::U32 | ScalarType::U64))
                 && hi.is_some_and(|h| h < 0.0)
             {
                 self.err(Diagnostic::error(
                     "S116",
                     rspan,
-                    format!("`{}` is unsigned; a negative upper bound is empty", prop.name),
+                    format!(
+                        "`{}` is unsigned; a negative upper bound is empty",
+                        prop.name
+                    ),
                 ));
                 return None;
             }
@@ -853,13 +981,21 @@ impl Compiler {
         })
     }
 
-    fn check_constraint(&mut self, c: &AnnotationAst, props: &[Resolved]) -> Option<CheckConstraint> {
+    fn check_constraint(
+        &mut self,
+        c: &AnnotationAst,
+        props: &[Resolved],
+    ) -> Option<CheckConstraint> {
         let (prop, pattern, pspan) = match c.arg_list() {
             [ArgAst::Ident(p), ArgAst::Str { value, span }] => (p, value, span.clone()),
             _ => {
                 self.err(
-                    Diagnostic::error("S124", c.span.clone(), "`@check` expects a property and a regex string")
-                        .with_help("write `@check(code, \"^[A-Z]{3}$\")`"),
+                    Diagnostic::error(
+                        "S124",
+                        c.span.clone(),
+                        "`@check` expects a property and a regex string",
+                    )
+                    .with_help("write `@check(code, \"^[A-Z]{3}$\")`"),
                 );
                 return None;
             }
@@ -869,12 +1005,21 @@ impl Compiler {
             self.err(Diagnostic::error(
                 "S117",
                 prop.span.clone(),
-                format!("`@check` needs a String property; `{}` is `{}`", prop.name, r.prop.ty),
+                format!(
+                    "`@check` needs a String property; `{}` is `{}`",
+                    prop.name, r.prop.ty
+                ),
             ));
             return None;
         }
         if let Err(e) = regex::Regex::new(pattern) {
-            let first = e.to_string().lines().last().unwrap_or("").trim().to_string();
+            let first = e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
+                .to_string();
             self.err(
                 Diagnostic::error("S118", pspan, format!("invalid regex in `@check`: {first}"))
                     .with_help("the pattern uses Rust `regex` syntax"),
@@ -902,7 +1047,10 @@ impl Compiler {
                     Diagnostic::error(
                         "S120",
                         span,
-                        format!("`@embed` source `{}` is `{}`; it must be a String", e.source, s.ty),
+                        format!(
+                            "`@embed` source `{}` is `{}`; it must be a String",
+                            e.source, s.ty
+                        ),
                     )
                     .with_help("embed from a String property"),
                 ),
@@ -918,7 +1066,10 @@ impl Compiler {
                         Diagnostic::error(
                             "S120",
                             span,
-                            format!("`@embed` source `{}` is not a property of `{}`", e.source, d.name.name),
+                            format!(
+                                "`@embed` source `{}` is not a property of `{}`",
+                                e.source, d.name.name
+                            ),
                         )
                         .with_help(help),
                     );
@@ -928,7 +1079,9 @@ impl Compiler {
     }
 
     fn edge(&mut self, d: &DeclAst, seen: &HashMap<String, (DeclKind, Range<usize>)>) {
-        let Some((from, to)) = &d.endpoints else { return };
+        let Some((from, to)) = &d.endpoints else {
+            return;
+        };
         let mut ok = true;
         for end in [from, to] {
             if self.catalog.nodes.contains_key(&end.name) {
@@ -936,12 +1089,20 @@ impl Compiler {
             }
             ok = false;
             let msg = match seen.get(&end.name) {
-                Some((DeclKind::Interface, _)) => format!("edge endpoint `{}` is an interface; endpoints must be node types", end.name),
-                Some((DeclKind::Edge, _)) => format!("edge endpoint `{}` is an edge; endpoints must be node types", end.name),
+                Some((DeclKind::Interface, _)) => format!(
+                    "edge endpoint `{}` is an interface; endpoints must be node types",
+                    end.name
+                ),
+                Some((DeclKind::Edge, _)) => format!(
+                    "edge endpoint `{}` is an edge; endpoints must be node types",
+                    end.name
+                ),
                 _ => format!("unknown node type `{}`", end.name),
             };
             let help = did_you_mean(&end.name, self.catalog.nodes.keys().map(String::as_str))
-                .unwrap_or_else(|| valid_list("node types", self.catalog.nodes.keys().map(String::as_str)));
+                .unwrap_or_else(|| {
+                    valid_list("node types", self.catalog.nodes.keys().map(String::as_str))
+                });
             self.err(Diagnostic::error("S105", end.span.clone(), msg).with_help(help));
         }
         let props = self.properties(d, DeclKind::Edge, Vec::new());
@@ -956,7 +1117,12 @@ impl Compiler {
             description: None,
             annotations: Vec::new(),
         };
-        self.decl_annotations(d, &mut edge.description, &mut edge.annotations, DeclKind::Edge);
+        self.decl_annotations(
+            d,
+            &mut edge.description,
+            &mut edge.annotations,
+            DeclKind::Edge,
+        );
         let cards: Vec<&AnnotationAst> = d
             .annotations
             .iter()
@@ -964,22 +1130,32 @@ impl Compiler {
             .filter(|a| a.name.name == "card")
             .collect();
         if cards.len() > 1 {
-            self.err(Diagnostic::error("S125", cards[1].span.clone(), "`@card` is given twice"));
+            self.err(Diagnostic::error(
+                "S125",
+                cards[1].span.clone(),
+                "`@card` is given twice",
+            ));
         }
-        if let Some(c) = cards.first() {
-            if let Some(card) = self.cardinality(c) {
-                edge.cardinality = card;
-            }
+        if let Some(c) = cards.first()
+            && let Some(card) = self.cardinality(c)
+        {
+            edge.cardinality = card;
         }
         for r in &props {
             for a in &r.prop.annotations {
                 match a.name.as_str() {
                     "key" => self.err(
-                        Diagnostic::error("S123", r.span.clone(), "edges have no `@key`; an edge is identified by its `id`")
-                            .with_help("use `@unique(src, dst)` to forbid parallel edges"),
+                        Diagnostic::error(
+                            "S123",
+                            r.span.clone(),
+                            "edges have no `@key`; an edge is identified by its `id`",
+                        )
+                        .with_help("use `@unique(src, dst)` to forbid parallel edges"),
                     ),
                     "unique" => edge.unique.push(vec![r.prop.name.clone()]),
-                    "index" => self.add_index(&mut edge.indexes, &props, &r.prop.name, r.span.clone()),
+                    "index" => {
+                        self.add_index(&mut edge.indexes, &props, &r.prop.name, r.span.clone())
+                    }
                     _ => {}
                 }
             }
@@ -989,8 +1165,10 @@ impl Compiler {
             match c.name.name.as_str() {
                 "unique" => {
                     if let Some(idents) = self.ident_args(c) {
-                        let refs: Vec<(&str, Range<usize>)> =
-                            idents.iter().map(|i| (i.name.as_str(), i.span.clone())).collect();
+                        let refs: Vec<(&str, Range<usize>)> = idents
+                            .iter()
+                            .map(|i| (i.name.as_str(), i.span.clone()))
+                            .collect();
                         if let Some(names) = self.tuple_of(&props, &refs, "unique", PHYSICAL) {
                             edge.unique.push(names);
                         }
@@ -999,7 +1177,10 @@ impl Compiler {
                 "index" => {
                     if let Some(idents) = self.ident_args(c) {
                         for i in idents {
-                            if self.lookup(&props, &i.name, i.span.clone(), PHYSICAL).is_some() {
+                            if self
+                                .lookup(&props, &i.name, i.span.clone(), PHYSICAL)
+                                .is_some()
+                            {
                                 self.add_index(&mut edge.indexes, &props, &i.name, i.span.clone());
                             }
                         }
@@ -1007,8 +1188,12 @@ impl Compiler {
                 }
                 "card" => {}
                 other @ ("key" | "range" | "check") => self.err(
-                    Diagnostic::error("S123", c.span.clone(), format!("`@{other}` is not allowed in an edge body"))
-                        .with_help("edge bodies allow only `@unique` and `@index`"),
+                    Diagnostic::error(
+                        "S123",
+                        c.span.clone(),
+                        format!("`@{other}` is not allowed in an edge body"),
+                    )
+                    .with_help("edge bodies allow only `@unique` and `@index`"),
                 ),
                 other => edge.annotations.push(Annotation {
                     name: other.to_string(),
@@ -1019,8 +1204,12 @@ impl Compiler {
         for r in &props {
             if r.prop.embed.is_some() {
                 self.err(
-                    Diagnostic::error("S119", r.span.clone(), "`@embed` is supported on node properties only")
-                        .with_help("move the vector and its source text onto a node type"),
+                    Diagnostic::error(
+                        "S119",
+                        r.span.clone(),
+                        "`@embed` is supported on node properties only",
+                    )
+                    .with_help("move the vector and its source text onto a node type"),
                 );
             }
         }
@@ -1032,11 +1221,24 @@ impl Compiler {
 
     fn cardinality(&mut self, c: &AnnotationAst) -> Option<Cardinality> {
         let (min, max, max_star, span) = match c.arg_list() {
-            [ArgAst::Range { min, max, max_star, span }] => (min, max, *max_star, span.clone()),
+            [
+                ArgAst::Range {
+                    min,
+                    max,
+                    max_star,
+                    span,
+                },
+            ] => (min, max, *max_star, span.clone()),
             _ => {
                 self.err(
-                    Diagnostic::error("S122", c.span.clone(), "`@card` expects a range like `0..1` or `1..*`")
-                        .with_help("write `@card(min..max)`; `max` may be `*` or left out for unbounded"),
+                    Diagnostic::error(
+                        "S122",
+                        c.span.clone(),
+                        "`@card` expects a range like `0..1` or `1..*`",
+                    )
+                    .with_help(
+                        "write `@card(min..max)`; `max` may be `*` or left out for unbounded",
+                    ),
                 );
                 return None;
             }
@@ -1046,7 +1248,11 @@ impl Compiler {
             None => 0,
             Some(Ok(v)) => v,
             Some(Err(_)) => {
-                self.err(Diagnostic::error("S122", span, "`@card` bounds must be non-negative integers"));
+                self.err(Diagnostic::error(
+                    "S122",
+                    span,
+                    "`@card` bounds must be non-negative integers",
+                ));
                 return None;
             }
         };
@@ -1054,7 +1260,11 @@ impl Compiler {
             None => None,
             Some(Ok(v)) => Some(v),
             Some(Err(_)) => {
-                self.err(Diagnostic::error("S122", span, "`@card` bounds must be non-negative integers"));
+                self.err(Diagnostic::error(
+                    "S122",
+                    span,
+                    "`@card` bounds must be non-negative integers",
+                ));
                 return None;
             }
         };
@@ -1104,7 +1314,12 @@ fn literal_for(prop: &Property, arg: &ArgAst) -> Result<Literal, Diagnostic> {
         Diagnostic::error(
             "S126",
             arg.span(),
-            format!("`@default({})` does not fit `{}: {}`", arg.text(), prop.name, prop.ty),
+            format!(
+                "`@default({})` does not fit `{}: {}`",
+                arg.text(),
+                prop.name,
+                prop.ty
+            ),
         )
     };
     match (&prop.ty, arg) {
@@ -1124,21 +1339,38 @@ fn literal_for(prop: &Property, arg: &ArgAst) -> Result<Literal, Diagnostic> {
         (PropType::Scalar { scalar }, ArgAst::Number { text, .. }) if scalar.is_float() => {
             text.parse().map(Literal::Float).map_err(|_| mismatch())
         }
-        (PropType::Scalar { scalar: ScalarType::Bool }, ArgAst::Bool { value, .. }) => Ok(Literal::Bool(*value)),
-        (PropType::Scalar { scalar: ScalarType::String }, ArgAst::Str { value, .. }) => {
-            Ok(Literal::String(value.clone()))
-        }
-        (PropType::Scalar { scalar: ScalarType::Date }, ArgAst::Str { value, .. }) => {
-            crate::schema::temporal::parse_date(value)
-                .map(|_| Literal::String(value.clone()))
-                .ok_or_else(|| mismatch().with_help("write a date as \"YYYY-MM-DD\""))
-        }
-        (PropType::Scalar { scalar: ScalarType::DateTime }, ArgAst::Str { value, .. }) => {
-            crate::schema::temporal::parse_datetime(value)
-                .map(|_| Literal::String(value.clone()))
-                .ok_or_else(|| mismatch().with_help("write an RFC 3339 timestamp, e.g. \"2026-01-31T12:00:00Z\""))
-        }
-        (PropType::Enum { values }, ArgAst::Str { value, .. }) | (PropType::Enum { values }, ArgAst::Ident(Ident { name: value, .. })) => {
+        (
+            PropType::Scalar {
+                scalar: ScalarType::Bool,
+            },
+            ArgAst::Bool { value, .. },
+        ) => Ok(Literal::Bool(*value)),
+        (
+            PropType::Scalar {
+                scalar: ScalarType::String,
+            },
+            ArgAst::Str { value, .. },
+        ) => Ok(Literal::String(value.clone())),
+        (
+            PropType::Scalar {
+                scalar: ScalarType::Date,
+            },
+            ArgAst::Str { value, .. },
+        ) => crate::schema::temporal::parse_date(value)
+            .map(|_| Literal::String(value.clone()))
+            .ok_or_else(|| mismatch().with_help("write a date as \"YYYY-MM-DD\"")),
+        (
+            PropType::Scalar {
+                scalar: ScalarType::DateTime,
+            },
+            ArgAst::Str { value, .. },
+        ) => crate::schema::temporal::parse_datetime(value)
+            .map(|_| Literal::String(value.clone()))
+            .ok_or_else(|| {
+                mismatch().with_help("write an RFC 3339 timestamp, e.g. \"2026-01-31T12:00:00Z\"")
+            }),
+        (PropType::Enum { values }, ArgAst::Str { value, .. })
+        | (PropType::Enum { values }, ArgAst::Ident(Ident { name: value, .. })) => {
             if values.contains(value) {
                 Ok(Literal::String(value.clone()))
             } else {
@@ -1152,7 +1384,10 @@ fn literal_for(prop: &Property, arg: &ArgAst) -> Result<Literal, Diagnostic> {
 /// Groups catalog names for listings.
 pub fn type_names(c: &Catalog) -> BTreeMap<&'static str, Vec<&str>> {
     let mut m = BTreeMap::new();
-    m.insert("interface", c.interfaces.keys().map(String::as_str).collect());
+    m.insert(
+        "interface",
+        c.interfaces.keys().map(String::as_str).collect(),
+    );
     m.insert("node", c.nodes.keys().map(String::as_str).collect());
     m.insert("edge", c.edges.keys().map(String::as_str).collect());
     m

@@ -15,7 +15,9 @@ pub fn parse_date(s: &str) -> Option<i32> {
 
 /// UTC milliseconds since the epoch for an RFC 3339 timestamp.
 pub fn parse_datetime(s: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 #[cfg(test)]

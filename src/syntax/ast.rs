@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 
-use super::{span, Pair, Rule};
+use super::{Pair, Rule, span};
 
 /// A name with its byte span.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,7 +38,10 @@ pub enum TypeAstKind {
     List(Ident),
     Enum(Vec<Ident>),
     /// The dimension as written (digits), checked when resolved.
-    Vector { dim: String, span: Range<usize> },
+    Vector {
+        dim: String,
+        span: Range<usize>,
+    },
 }
 
 impl TypeAst {
@@ -99,9 +102,18 @@ impl TypeAst {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ArgAst {
     Ident(Ident),
-    Str { value: String, span: Range<usize> },
-    Number { text: String, span: Range<usize> },
-    Bool { value: bool, span: Range<usize> },
+    Str {
+        value: String,
+        span: Range<usize>,
+    },
+    Number {
+        text: String,
+        span: Range<usize>,
+    },
+    Bool {
+        value: bool,
+        span: Range<usize>,
+    },
     /// `min..max`; `max_star` for an explicit `*`.
     Range {
         min: Option<String>,
@@ -109,7 +121,10 @@ pub enum ArgAst {
         max_star: bool,
         span: Range<usize>,
     },
-    Kwarg { key: Ident, value: Box<ArgAst> },
+    Kwarg {
+        key: Ident,
+        value: Box<ArgAst>,
+    },
 }
 
 impl ArgAst {
@@ -131,10 +146,16 @@ impl ArgAst {
             ArgAst::Str { value, .. } => format!("{value:?}"),
             ArgAst::Number { text, .. } => text.clone(),
             ArgAst::Bool { value, .. } => value.to_string(),
-            ArgAst::Range { min, max, max_star, .. } => format!(
+            ArgAst::Range {
+                min, max, max_star, ..
+            } => format!(
                 "{}..{}",
                 min.as_deref().unwrap_or(""),
-                if *max_star { "*" } else { max.as_deref().unwrap_or("") }
+                if *max_star {
+                    "*"
+                } else {
+                    max.as_deref().unwrap_or("")
+                }
             ),
             ArgAst::Kwarg { key, value } => format!("{}={}", key.name, value.text()),
         }
@@ -145,7 +166,10 @@ impl ArgAst {
         match p.as_rule() {
             Rule::ann_arg => match p.into_inner().next() {
                 Some(inner) => ArgAst::from_pair(inner),
-                None => ArgAst::Str { value: String::new(), span: sp },
+                None => ArgAst::Str {
+                    value: String::new(),
+                    span: sp,
+                },
             },
             Rule::ident => ArgAst::Ident(Ident::from_pair(&p)),
             Rule::string => ArgAst::Str {
@@ -181,7 +205,10 @@ impl ArgAst {
                         key,
                         value: Box::new(value),
                     },
-                    _ => ArgAst::Str { value: String::new(), span: sp },
+                    _ => ArgAst::Str {
+                        value: String::new(),
+                        span: sp,
+                    },
                 }
             }
             _ => ArgAst::Str {
@@ -219,7 +246,11 @@ impl AnnotationAst {
                 _ => {}
             }
         }
-        AnnotationAst { name, args, span: sp }
+        AnnotationAst {
+            name,
+            args,
+            span: sp,
+        }
     }
 
     /// Arguments, empty when there were no parentheses.

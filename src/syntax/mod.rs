@@ -23,12 +23,66 @@ pub type Pair<'i> = pest::iterators::Pair<'i, Rule>;
 /// Parses `src` from `rule`, turning a syntax error into a diagnostic with
 /// `code` whose message names what was expected in user terms.
 pub fn parse<'i>(rule: Rule, src: &'i str, code: &'static str) -> Result<Pair<'i>, Diagnostic> {
+    check_nesting(src, code)?;
     match GraphParser::parse(rule, src) {
         Ok(mut pairs) => pairs
             .next()
             .ok_or_else(|| Diagnostic::error(code, 0..0, "empty parse")),
         Err(e) => Err(diag::from_pest(code, e, |r| describe(*r).to_string())),
     }
+}
+
+/// The deepest bracket nesting accepted. Real schemas and queries nest a few
+/// levels; the cap keeps the recursive parser and checker far from the stack
+/// limit on hostile input.
+pub const MAX_NESTING: usize = 64;
+
+/// Refuses input whose `(`/`[`/`{` nesting exceeds [`MAX_NESTING`].
+/// Brackets inside string literals and comments are ignored.
+fn check_nesting(src: &str, code: &'static str) -> Result<(), Diagnostic> {
+    let bytes = src.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Diagnostic::error(
+                        code,
+                        i..i + 1,
+                        format!("brackets nest deeper than {MAX_NESTING} levels"),
+                    )
+                    .with_help("flatten the expression"));
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 /// A byte range of a pair.
@@ -72,7 +126,9 @@ fn describe(rule: Rule) -> &'static str {
         Rule::binding => "a binding (`$x: Type`)",
         Rule::traversal => "a traversal (`$a edge $b`)",
         Rule::filter => "a filter",
-        Rule::filter_op => "a comparison (`=`, `!=`, `<`, `<=`, `>`, `>=`, `contains`, `starts_with`)",
+        Rule::filter_op => {
+            "a comparison (`=`, `!=`, `<`, `<=`, `>`, `>=`, `contains`, `starts_with`)"
+        }
         Rule::edge_ref | Rule::undirected => "an edge name",
         Rule::hop_bounds => "hop bounds (`{min,max}`)",
         Rule::expr | Rule::func_call | Rule::prop_access | Rule::alias_ref => "an expression",
