@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod graph;
+
 use crate::diag::Diagnostics;
 use crate::schema;
 
@@ -31,9 +33,30 @@ pub enum Command {
     /// Schema commands.
     #[command(subcommand)]
     Schema(SchemaCommand),
-    /// Query commands.
+    /// Run a read query against a graph (`query explain` prints its plan).
+    #[command(
+        alias = "read",
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true
+    )]
+    Query(QueryArgs),
+    /// Create a graph from a schema.
+    Init(graph::InitArgs),
+    /// Load a JSONL file as one commit.
+    Load(graph::LoadArgs),
+    /// Run a `.gq` mutation as one commit.
+    #[command(alias = "change")]
+    Mutate(graph::MutateArgs),
+    /// Each table's version and row count.
+    Snapshot(graph::SnapshotArgs),
+    /// Write the graph as JSONL (the load format).
+    Export(graph::ExportArgs),
+    /// Branch commands.
     #[command(subcommand)]
-    Query(QueryCommand),
+    Branch(graph::BranchCommand),
+    /// Commit history.
+    #[command(subcommand)]
+    Commit(graph::CommitCommand),
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +82,15 @@ pub enum SchemaCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `omnigraph query`: run a read query, or `query explain`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(subcommand)]
+    pub sub: Option<QueryCommand>,
+    #[command(flatten)]
+    pub run: graph::QueryRunArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +136,9 @@ pub enum CliError {
     /// The input names something that does not exist (exit code 1).
     #[error("{0}")]
     Input(String),
+    /// The engine refused or failed (exit code 1; 2 for I/O and locations).
+    #[error("{0}")]
+    Engine(#[from] crate::engine::EngineError),
 }
 
 impl CliError {
@@ -111,19 +146,23 @@ impl CliError {
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Input(_) => 1,
+            CliError::Engine(
+                crate::engine::EngineError::Io { .. } | crate::engine::EngineError::BadUri { .. },
+            ) => 2,
+            CliError::Engine(_) => 1,
             CliError::Read { .. } | CliError::Usage(_) => 2,
         }
     }
 }
 
-fn read(path: &Path) -> Result<String, CliError> {
+pub(crate) fn read(path: &Path) -> Result<String, CliError> {
     std::fs::read_to_string(path).map_err(|source| CliError::Read {
         path: path.display().to_string(),
         source,
     })
 }
 
-fn color() -> bool {
+pub(crate) fn color() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
@@ -166,11 +205,23 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
         }
         Command::Lint(args) => lint(&args),
-        Command::Query(QueryCommand::Explain {
-            schema,
-            query,
-            name,
-            json,
+        Command::Init(a) => graph::init(a),
+        Command::Load(a) => graph::load(a),
+        Command::Mutate(a) => graph::mutate(a),
+        Command::Snapshot(a) => graph::snapshot(a),
+        Command::Export(a) => graph::export(a),
+        Command::Branch(c) => graph::branch(c),
+        Command::Commit(c) => graph::commit(c),
+        Command::Query(QueryArgs { sub: None, run }) => graph::query(run),
+        Command::Query(QueryArgs {
+            sub:
+                Some(QueryCommand::Explain {
+                    schema,
+                    query,
+                    name,
+                    json,
+                }),
+            ..
         }) => {
             let cat = match load_schema(&schema, json)? {
                 Ok(c) => c,

@@ -1,0 +1,683 @@
+//! Graph commands: `init`, `load`, `mutate`, `snapshot`, `export`,
+//! `branch`, `commit`. Embedded: they open the graph directly.
+
+use std::io::{BufReader, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::CliError;
+use crate::engine::load::LoadMode;
+use crate::engine::{EngineError, Graph, ReadAt, WriteReport};
+
+/// The graph a command addresses: a positional URI or `--store URI`.
+#[derive(Debug, Args, Clone)]
+pub struct Target {
+    /// The graph (a local path or file:// URI).
+    #[arg(value_name = "URI")]
+    pub uri: Option<String>,
+    /// The graph, as a flag (same as the positional URI).
+    #[arg(long, value_name = "URI")]
+    pub store: Option<String>,
+}
+
+impl Target {
+    fn resolve(&self) -> Result<String, CliError> {
+        match (&self.uri, &self.store) {
+            (Some(u), None) | (None, Some(u)) => Ok(u.clone()),
+            (Some(_), Some(_)) => Err(CliError::Usage(
+                "give the graph once: a positional URI or --store, not both".into(),
+            )),
+            (None, None) => Err(CliError::Usage(
+                "which graph? pass its URI (or --store URI)".into(),
+            )),
+        }
+    }
+}
+
+/// Where a read looks: a branch head (default `main`) or a commit.
+#[derive(Debug, Args, Clone)]
+pub struct At {
+    /// Read this branch's head.
+    #[arg(long, conflicts_with = "commit")]
+    pub branch: Option<String>,
+    /// Read this commit (time travel).
+    #[arg(long)]
+    pub commit: Option<String>,
+}
+
+impl At {
+    fn read_at(&self) -> ReadAt {
+        match (&self.commit, &self.branch) {
+            (Some(c), _) => ReadAt::Commit(c.clone()),
+            (None, Some(b)) => ReadAt::Branch(b.clone()),
+            (None, None) => ReadAt::Branch("main".into()),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The `.pg` schema.
+    #[arg(long)]
+    pub schema: PathBuf,
+    #[command(flatten)]
+    pub target: Target,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The JSONL file (`-` for stdin).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// overwrite (replace the branch's graph), append (strict insert) or
+    /// merge (upsert by key).
+    #[arg(long)]
+    pub mode: LoadMode,
+    /// The branch to load into.
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// Fork a missing `--branch` from this branch first.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The actor recorded on the commit.
+    #[arg(long = "as", value_name = "ACTOR")]
+    pub actor: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MutateArgs {
+    /// The mutation's name in the file (optional when it holds one query).
+    pub name: Option<String>,
+    /// A `.gq` file.
+    #[arg(long, conflicts_with = "source")]
+    pub query: Option<PathBuf>,
+    /// Inline `.gq` source.
+    #[arg(short = 'e', long = "query-string", value_name = "GQ")]
+    pub source: Option<String>,
+    /// Parameters as a JSON object.
+    #[arg(long)]
+    pub params: Option<String>,
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    #[arg(long = "as", value_name = "ACTOR")]
+    pub actor: Option<String>,
+    /// The graph (a local path or file:// URI).
+    #[arg(long, value_name = "URI")]
+    pub store: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Output format of `query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Json,
+    Jsonl,
+    Csv,
+    Table,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryRunArgs {
+    /// The query's name in the source (optional when it holds one query).
+    pub name: Option<String>,
+    /// A `.gq` file.
+    #[arg(long, conflicts_with = "source")]
+    pub query: Option<PathBuf>,
+    /// Inline `.gq` source.
+    #[arg(short = 'e', long = "query-string", value_name = "GQ")]
+    pub source: Option<String>,
+    /// Parameters as a JSON object.
+    #[arg(long)]
+    pub params: Option<String>,
+    #[command(flatten)]
+    pub at: At,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Same as `--format json`.
+    #[arg(long)]
+    pub json: bool,
+    /// The graph (a local path or file:// URI).
+    #[arg(long, value_name = "URI")]
+    pub store: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub at: At,
+    #[command(flatten)]
+    pub target: Target,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub at: At,
+    /// Only these types (repeatable).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub types: Vec<String>,
+    /// Write to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BranchCommand {
+    /// Create a branch at the head of another.
+    Create {
+        name: String,
+        #[arg(long, default_value = "main")]
+        from: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List branches and their heads.
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a branch (never `main`).
+    Delete {
+        name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CommitCommand {
+    /// The commits reachable from a branch head, newest first.
+    List {
+        #[arg(long, default_value = "main")]
+        branch: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One commit.
+    Show {
+        id: String,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))
+}
+
+fn actor(a: &Option<String>) -> String {
+    a.clone()
+        .or_else(|| std::env::var("OMNIGRAPH_ACTOR").ok())
+        .unwrap_or_else(|| "local".to_string())
+}
+
+fn engine(e: EngineError) -> CliError {
+    CliError::Engine(e)
+}
+
+fn json_out<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn spinner(msg: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}] {pos} rows")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    pb.set_message(msg.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
+fn report_write(r: &WriteReport, json: bool) {
+    if json {
+        json_out(r);
+        return;
+    }
+    match &r.commit {
+        Some(c) => {
+            let rows: usize = r.written.values().sum();
+            let gone: usize = r.deleted.values().sum();
+            println!(
+                "{}: {rows} rows written, {gone} deleted; commit {} on `{}` by {}",
+                r.message, c.id, c.branch, c.actor
+            );
+        }
+        None => println!("{}", r.message),
+    }
+}
+
+pub fn init(a: InitArgs) -> Result<ExitCode, CliError> {
+    let uri = a.target.resolve()?;
+    let src = super::read(&a.schema)?;
+    let rt = runtime()?;
+    let g = rt
+        .block_on(Graph::init(&uri, &a.schema.display().to_string(), &src))
+        .map_err(engine)?;
+    if a.json {
+        json_out(
+            &serde_json::json!({"uri": uri, "nodes": g.catalog().nodes.len(), "edges": g.catalog().edges.len()}),
+        );
+    } else {
+        println!(
+            "initialized {uri}: {} node types, {} edge types, branch main",
+            g.catalog().nodes.len(),
+            g.catalog().edges.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn load(a: LoadArgs) -> Result<ExitCode, CliError> {
+    let uri = a.target.resolve()?;
+    let rt = runtime()?;
+    let g = rt.block_on(Graph::open(&uri)).map_err(engine)?;
+    let pb = spinner("loading");
+    let result = if a.data.as_os_str() == "-" {
+        let stdin = std::io::stdin();
+        rt.block_on(g.load(
+            stdin.lock(),
+            a.mode,
+            &a.branch,
+            a.from.as_deref(),
+            &actor(&a.actor),
+        ))
+    } else {
+        let f = std::fs::File::open(&a.data).map_err(|source| CliError::Read {
+            path: a.data.display().to_string(),
+            source,
+        })?;
+        rt.block_on(g.load(
+            BufReader::new(f),
+            a.mode,
+            &a.branch,
+            a.from.as_deref(),
+            &actor(&a.actor),
+        ))
+    };
+    pb.finish_and_clear();
+    let r = result.map_err(engine)?;
+    report_write(&r, a.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads `.gq` source from a file or inline text.
+fn gq_source(
+    query: &Option<PathBuf>,
+    source: &Option<String>,
+) -> Result<(String, String), CliError> {
+    match (query, source) {
+        (Some(p), None) => Ok((p.display().to_string(), super::read(p)?)),
+        (None, Some(s)) => Ok(("<inline>".to_string(), s.clone())),
+        _ => Err(CliError::Usage(
+            "give the query with --query FILE or -e SOURCE".into(),
+        )),
+    }
+}
+
+fn params_json(p: &Option<String>) -> Result<serde_json::Value, CliError> {
+    match p {
+        Some(p) => serde_json::from_str(p)
+            .map_err(|e| CliError::Input(format!("--params is not valid JSON: {e}"))),
+        None => Ok(serde_json::Value::Null),
+    }
+}
+
+/// Compiles the source against the graph's catalog and picks the query:
+/// `name`, or the only one. `Err(Ok(code))` when diagnostics were printed.
+fn pick(
+    g: &Graph,
+    file: &str,
+    src: &str,
+    name: &Option<String>,
+) -> Result<Result<crate::query::CheckedQuery, ExitCode>, CliError> {
+    let (compiled, diags) = crate::query::compile_queries_file(g.catalog(), file, src);
+    if compiled.has_errors() {
+        eprint!("{}", diags.render(super::color()));
+        return Ok(Err(ExitCode::from(1)));
+    }
+    let q = match name {
+        Some(n) => compiled.query(n).cloned().ok_or_else(|| {
+            let known = compiled.declared.iter().map(String::as_str);
+            CliError::Input(format!(
+                "no query named `{n}`; {}",
+                crate::diag::did_you_mean(n, known.clone())
+                    .unwrap_or_else(|| crate::diag::valid_list("queries", known))
+            ))
+        })?,
+        None => match compiled.queries.as_slice() {
+            [one] => one.clone(),
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "the source holds {} queries; name the one to run ({})",
+                    compiled.queries.len(),
+                    compiled.declared.join(", ")
+                )));
+            }
+        },
+    };
+    Ok(Ok(q))
+}
+
+pub fn mutate(a: MutateArgs) -> Result<ExitCode, CliError> {
+    let (file, src) = gq_source(&a.query, &a.source)?;
+    let params = params_json(&a.params)?;
+    let rt = runtime()?;
+    let g = rt.block_on(Graph::open(&a.store)).map_err(engine)?;
+    let q = match pick(&g, &file, &src, &a.name)? {
+        Ok(q) => q,
+        Err(code) => return Ok(code),
+    };
+    let r = rt
+        .block_on(g.mutate(&q, &params, &a.branch, &actor(&a.actor)))
+        .map_err(engine)?;
+    report_write(&r, a.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn query(a: QueryRunArgs) -> Result<ExitCode, CliError> {
+    let store = a
+        .store
+        .clone()
+        .ok_or_else(|| CliError::Usage("which graph? pass --store URI".into()))?;
+    let (file, src) = gq_source(&a.query, &a.source)?;
+    let params = params_json(&a.params)?;
+    let rt = runtime()?;
+    let g = rt.block_on(Graph::open(&store)).map_err(engine)?;
+    let q = match pick(&g, &file, &src, &a.name)? {
+        Ok(q) => q,
+        Err(code) => return Ok(code),
+    };
+    let r = rt
+        .block_on(g.query(&q, &params, &a.at.read_at()))
+        .map_err(engine)?;
+    let format = if a.json { Format::Json } else { a.format };
+    let cell = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    match format {
+        Format::Json => json_out(&r),
+        Format::Jsonl => {
+            println!(
+                "{}",
+                serde_json::json!({"columns": r.columns, "graph_commit_id": r.graph_commit_id, "row_count": r.rows.len()})
+            );
+            for row in &r.rows {
+                println!("{}", serde_json::Value::Object(row.clone()));
+            }
+        }
+        Format::Csv => {
+            let quote = |s: String| {
+                if s.contains([',', '"', '\n', '\r']) {
+                    format!("\"{}\"", s.replace('"', "\"\""))
+                } else {
+                    s
+                }
+            };
+            println!(
+                "{}",
+                r.columns
+                    .iter()
+                    .map(|c| quote(c.clone()))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            for row in &r.rows {
+                let line: Vec<String> = r
+                    .columns
+                    .iter()
+                    .map(|c| quote(row.get(c).map(cell).unwrap_or_default()))
+                    .collect();
+                println!("{}", line.join(","));
+            }
+        }
+        Format::Table => {
+            let cells: Vec<Vec<String>> = r
+                .rows
+                .iter()
+                .map(|row| {
+                    r.columns
+                        .iter()
+                        .map(|c| row.get(c).map(cell).unwrap_or_default())
+                        .collect()
+                })
+                .collect();
+            let widths: Vec<usize> = r
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    cells
+                        .iter()
+                        .map(|row| row[i].chars().count().min(48))
+                        .chain([c.len()])
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect();
+            let fit = |s: &str, w: usize| {
+                let t: String = s.chars().take(w).collect();
+                format!("{t:<w$}")
+            };
+            println!(
+                "{}",
+                r.columns
+                    .iter()
+                    .zip(&widths)
+                    .map(|(c, w)| fit(c, *w))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            );
+            for row in &cells {
+                println!(
+                    "{}",
+                    row.iter()
+                        .zip(&widths)
+                        .map(|(c, w)| fit(c, *w))
+                        .collect::<Vec<_>>()
+                        .join("  ")
+                );
+            }
+            eprintln!("({} rows)", r.rows.len());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn snapshot(a: SnapshotArgs) -> Result<ExitCode, CliError> {
+    let uri = a.target.resolve()?;
+    let rt = runtime()?;
+    let g = rt.block_on(Graph::open(&uri)).map_err(engine)?;
+    let s = rt.block_on(g.snapshot(&a.at.read_at())).map_err(engine)?;
+    if a.json {
+        json_out(&s);
+    } else {
+        match &s.branch {
+            Some(b) => println!(
+                "branch {b} at commit {} (manifest v{})",
+                s.commit, s.manifest_version
+            ),
+            None => println!("commit {}", s.commit),
+        }
+        let w = s
+            .tables
+            .iter()
+            .map(|t| t.table.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        println!("{:<w$}  {:>7}  {:>9}", "TABLE", "VERSION", "ROWS");
+        for t in &s.tables {
+            println!("{:<w$}  {:>7}  {:>9}", t.table, t.version, t.rows);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn export(a: ExportArgs) -> Result<ExitCode, CliError> {
+    let uri = a.target.resolve()?;
+    let rt = runtime()?;
+    let g = rt.block_on(Graph::open(&uri)).map_err(engine)?;
+    let types = (!a.types.is_empty()).then_some(a.types.as_slice());
+    let pb = spinner("exporting");
+    let mut sink: Box<dyn Write> = match &a.out {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
+            |source| CliError::Read {
+                path: p.display().to_string(),
+                source,
+            },
+        )?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let n = rt
+        .block_on(g.export(&a.at.read_at(), types, &mut *sink, |k| pb.inc(k as u64)))
+        .map_err(engine)?;
+    pb.finish_and_clear();
+    drop(sink);
+    if a.out.is_some() {
+        eprintln!("exported {n} rows");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn branch(c: BranchCommand) -> Result<ExitCode, CliError> {
+    let rt = runtime()?;
+    match c {
+        BranchCommand::Create {
+            name,
+            from,
+            target,
+            json,
+        } => {
+            let g = rt
+                .block_on(Graph::open(&target.resolve()?))
+                .map_err(engine)?;
+            let b = rt.block_on(g.create_branch(&name, &from)).map_err(engine)?;
+            if json {
+                json_out(&b);
+            } else {
+                println!("created branch {} from {from} at {}", b.name, b.head);
+            }
+        }
+        BranchCommand::List { target, json } => {
+            let g = rt
+                .block_on(Graph::open(&target.resolve()?))
+                .map_err(engine)?;
+            let bs = rt.block_on(g.branches()).map_err(engine)?;
+            if json {
+                json_out(&bs);
+            } else {
+                for b in bs {
+                    println!("{}  {}", b.name, b.head);
+                }
+            }
+        }
+        BranchCommand::Delete { name, target } => {
+            let g = rt
+                .block_on(Graph::open(&target.resolve()?))
+                .map_err(engine)?;
+            rt.block_on(g.delete_branch(&name)).map_err(engine)?;
+            println!("deleted branch {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn commit(c: CommitCommand) -> Result<ExitCode, CliError> {
+    let rt = runtime()?;
+    match c {
+        CommitCommand::List {
+            branch,
+            target,
+            json,
+        } => {
+            let g = rt
+                .block_on(Graph::open(&target.resolve()?))
+                .map_err(engine)?;
+            let cs = rt.block_on(g.commits(&branch)).map_err(engine)?;
+            if json {
+                json_out(&cs);
+            } else {
+                for c in cs {
+                    println!(
+                        "{}  {}  {:<12} {:<40} parents: {}",
+                        c.id,
+                        crate::engine::values::format_datetime(c.timestamp_ms),
+                        c.actor,
+                        c.message,
+                        if c.parents.is_empty() {
+                            "-".to_string()
+                        } else {
+                            c.parents.join(", ")
+                        }
+                    );
+                }
+            }
+        }
+        CommitCommand::Show { id, target, json } => {
+            let g = rt
+                .block_on(Graph::open(&target.resolve()?))
+                .map_err(engine)?;
+            let c = rt.block_on(g.commit(&id)).map_err(engine)?;
+            if json {
+                json_out(&c);
+            } else {
+                println!("commit   {}", c.id);
+                println!("branch   {}", c.branch);
+                println!("actor    {}", c.actor);
+                println!(
+                    "time     {}",
+                    crate::engine::values::format_datetime(c.timestamp_ms)
+                );
+                println!("message  {}", c.message);
+                println!(
+                    "parents  {}",
+                    if c.parents.is_empty() {
+                        "-".to_string()
+                    } else {
+                        c.parents.join(", ")
+                    }
+                );
+                for (t, r) in &c.tables {
+                    println!(
+                        "  {t} v{}{}",
+                        r.version,
+                        r.lance_branch
+                            .as_ref()
+                            .map(|b| format!(" ({b})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

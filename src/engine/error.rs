@@ -1,0 +1,51 @@
+//! The engine's error type. Each variant carries what the user needs to fix
+//! the input or the remedy to run.
+
+use crate::storage::ControlError;
+
+use super::load::LoadError;
+
+/// Errors from opening, reading and writing a graph.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "{uri} is not an Omnigraph graph (no manifest); create one with `omnigraph init --schema S.pg {uri}`"
+    )]
+    NotAGraph { uri: String },
+    #[error("{uri} already holds {what}; init refuses to overwrite it — pick an empty location")]
+    AlreadyExists { uri: String, what: String },
+    #[error("unsupported graph location `{uri}`: {reason}")]
+    BadUri { uri: String, reason: String },
+    #[error("the schema has errors:\n{rendered}")]
+    Schema { rendered: String },
+    #[error("{path} is corrupt: {reason}")]
+    Corrupt { path: String, reason: String },
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("table {table}: {reason}")]
+    Table { table: String, reason: String },
+    #[error("{} invalid input line(s):\n{}", .errors.len(), .errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Load { errors: Vec<LoadError> },
+    #[error("branch `{name}` does not exist; {valid}")]
+    UnknownBranch { name: String, valid: String },
+    #[error("branch `{name}` already exists")]
+    BranchExists { name: String },
+    #[error("invalid branch name `{name}`: {reason}")]
+    BadBranchName { name: String, reason: String },
+    #[error("branch `main` cannot be deleted")]
+    MainProtected,
+    #[error("commit `{id}` does not exist")]
+    UnknownCommit { id: String },
+    #[error("write conflict: {reason}")]
+    Conflict { reason: String },
+    #[error("query error:\n{rendered}")]
+    Query { rendered: String },
+    #[error("parameter `${name}`: {reason}")]
+    Param { name: String, reason: String },
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}

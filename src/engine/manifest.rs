@@ -1,0 +1,257 @@
+//! The graph manifest: which version of every table each branch sees, each
+//! branch's head commit; and the commit records that form the DAG.
+//!
+//! Layout under `<root>/_graph/` (Delta-log style, so a write's cost does not
+//! grow with history):
+//! - `manifest/v{N:020}.json` — immutable manifest version `N`. Publishing is
+//!   one create-if-absent PUT of version `N+1`: exactly one writer wins; the
+//!   loser re-reads and retries.
+//! - `manifest/_latest` — a hint (`{"version": N}`) overwritten after each
+//!   publish; readers start there and probe forward, so a stale hint costs a
+//!   few HEAD requests, never a full listing.
+//! - `commits/{ULID}.json` — one immutable record per commit: parents, branch,
+//!   actor, time, message and the branch's table versions at that commit
+//!   (which is what time travel reads).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+
+use super::EngineError;
+use crate::storage::{ControlError, ControlStore};
+
+/// The name of the branch that always exists.
+pub const MAIN: &str = "main";
+
+/// `node:Type` or `edge:Type`.
+pub type TableKey = String;
+
+/// One table version as a branch sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRef {
+    /// The Lance dataset version.
+    pub version: u64,
+    /// The Lance branch holding that version; `None` is the dataset's main line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lance_branch: Option<String>,
+}
+
+/// A graph branch's state in one manifest version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchState {
+    pub head: String,
+    pub tables: BTreeMap<TableKey, TableRef>,
+    /// The Lance branch this graph branch writes (`None` for `main`, which
+    /// writes the datasets' main line). Unique per branch incarnation, so a
+    /// deleted and recreated branch never reuses, or breaks, an old one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lance_branch: Option<String>,
+}
+
+/// One immutable manifest version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u64,
+    pub branches: BTreeMap<String, BranchState>,
+}
+
+/// One commit of the DAG.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    /// A ULID: sortable by creation time.
+    pub id: String,
+    /// First parent is the branch's previous head; a merge has two.
+    pub parents: Vec<String>,
+    pub branch: String,
+    pub actor: String,
+    /// Milliseconds since the epoch (UTC).
+    pub timestamp_ms: i64,
+    pub message: String,
+    /// The branch's tables as of this commit.
+    pub tables: BTreeMap<TableKey, TableRef>,
+}
+
+fn manifest_path(v: u64) -> String {
+    format!("manifest/v{v:020}.json")
+}
+
+const LATEST_HINT: &str = "manifest/_latest";
+
+fn commit_path(id: &str) -> String {
+    format!("commits/{id}.json")
+}
+
+fn corrupt(path: &str, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Corrupt {
+        path: path.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// Reads and publishes manifests and commit records.
+#[derive(Debug, Clone)]
+pub struct ManifestStore {
+    control: ControlStore,
+}
+
+impl ManifestStore {
+    pub fn new(control: ControlStore) -> Self {
+        Self { control }
+    }
+
+    /// Reads manifest version `v`, `None` when it does not exist.
+    pub async fn read(&self, v: u64) -> Result<Option<Manifest>, EngineError> {
+        let path = manifest_path(v);
+        match self.control.get_opt(&path).await? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| corrupt(&path, e)),
+        }
+    }
+
+    /// The newest manifest: from the hint, probing forward.
+    pub async fn latest(&self) -> Result<Manifest, EngineError> {
+        let mut v = match self.control.get_opt(LATEST_HINT).await? {
+            Some(b) => serde_json::from_slice::<serde_json::Value>(&b)
+                .ok()
+                .and_then(|j| j["version"].as_u64())
+                .unwrap_or(1),
+            None => self.highest_listed().await?,
+        };
+        let mut current = match self.read(v).await? {
+            Some(m) => m,
+            None => {
+                // A hint can only be behind, never ahead; fall back to a listing.
+                v = self.highest_listed().await?;
+                self.read(v).await?.ok_or(EngineError::NotAGraph {
+                    uri: "manifest".into(),
+                })?
+            }
+        };
+        while let Some(next) = self.read(current.version + 1).await? {
+            current = next;
+        }
+        Ok(current)
+    }
+
+    async fn highest_listed(&self) -> Result<u64, EngineError> {
+        let names = self.control.list("manifest").await?;
+        Ok(names
+            .iter()
+            .filter_map(|n| {
+                n.rsplit('/')
+                    .next()?
+                    .strip_prefix('v')?
+                    .strip_suffix(".json")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(1))
+    }
+
+    /// Writes the first manifest. Fails if the graph already has one.
+    pub async fn create_first(&self, m: &Manifest) -> Result<(), EngineError> {
+        let data = serde_json::to_vec_pretty(m).map_err(|e| corrupt("manifest", e))?;
+        self.control.create(&manifest_path(m.version), data).await?;
+        self.control
+            .put(
+                LATEST_HINT,
+                serde_json::to_vec(&serde_json::json!({"version": m.version})).unwrap_or_default(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Publishes the next manifest with one create-if-absent. `change`
+    /// derives the new state (and the commit it records, if any) from the
+    /// current manifest; after a lost race it runs again against the newer
+    /// one (at most `MAX_RETRIES` times), so it must depend only on its input.
+    /// The commit record is stored before the manifest that names it, so a
+    /// published head always resolves. Returns what was published.
+    pub async fn publish<F>(
+        &self,
+        mut base: Manifest,
+        mut change: F,
+    ) -> Result<(Manifest, Option<Commit>), EngineError>
+    where
+        F: FnMut(&Manifest) -> Result<(Manifest, Option<Commit>), EngineError>,
+    {
+        const MAX_RETRIES: usize = 64;
+        for _ in 0..MAX_RETRIES {
+            let (mut next, commit) = change(&base)?;
+            next.version = base.version + 1;
+            if let Some(c) = &commit {
+                self.write_commit(c).await?;
+            }
+            let data = serde_json::to_vec_pretty(&next).map_err(|e| corrupt("manifest", e))?;
+            match self
+                .control
+                .create(&manifest_path(next.version), data)
+                .await
+            {
+                Ok(()) => {
+                    // Best effort: a stale hint only costs readers a probe.
+                    let hint = serde_json::to_vec(&serde_json::json!({"version": next.version}))
+                        .unwrap_or_default();
+                    let _ = self.control.put(LATEST_HINT, hint).await;
+                    return Ok((next, commit));
+                }
+                Err(ControlError::AlreadyExists { .. }) => {
+                    // Lost the race. The orphaned commit record is never
+                    // reachable from a head; the retry records a new one.
+                    base = self.latest().await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Conflict {
+            reason: format!(
+                "the manifest moved {MAX_RETRIES} times while publishing; retry the write"
+            ),
+        })
+    }
+
+    /// Stores a commit record (before the manifest that names it).
+    pub async fn write_commit(&self, c: &Commit) -> Result<(), EngineError> {
+        let data = serde_json::to_vec_pretty(c).map_err(|e| corrupt("commit", e))?;
+        self.control.create(&commit_path(&c.id), data).await?;
+        Ok(())
+    }
+
+    /// Reads a commit record.
+    pub async fn commit(&self, id: &str) -> Result<Option<Commit>, EngineError> {
+        if Ulid::from_string(id).is_err() {
+            return Ok(None);
+        }
+        let path = commit_path(id);
+        match self.control.get_opt(&path).await? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| corrupt(&path, e)),
+        }
+    }
+
+    /// The history reachable from `head`, newest first (first parents and
+    /// merge parents alike), each commit once.
+    pub async fn history(&self, head: &str) -> Result<Vec<Commit>, EngineError> {
+        let mut out: Vec<Commit> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut frontier = vec![head.to_string()];
+        while let Some(id) = frontier.pop() {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            let Some(c) = self.commit(&id).await? else {
+                return Err(corrupt(&commit_path(&id), "commit record is missing"));
+            };
+            frontier.extend(c.parents.iter().cloned());
+            out.push(c);
+        }
+        out.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(out)
+    }
+}

@@ -1,0 +1,199 @@
+//! Lance table access: one dataset per node or edge type.
+//!
+//! Every read opens a dataset at a pinned (branch, version), never "latest":
+//! the graph manifest decides what is visible. Writes commit one Lance
+//! transaction per table and return the new version; the engine publishes
+//! it. API reference: the `lance` 14 crate (`Dataset`, `InsertBuilder`,
+//! `MergeInsertBuilder`, `DeleteBuilder`, branches via `create_branch`).
+
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, RecordBatchIterator};
+use arrow_schema::{ArrowError, SchemaRef};
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use lance::Dataset;
+use lance::dataset::builder::DatasetBuilder;
+use lance::dataset::{
+    DeleteBuilder, InsertBuilder, MergeInsertBuilder, WhenMatched, WhenNotMatched, WriteMode,
+    WriteParams,
+};
+
+/// A Lance failure on one table.
+#[derive(Debug, thiserror::Error)]
+#[error("table {uri}: {message}")]
+pub struct TableError {
+    pub uri: String,
+    pub message: String,
+    /// True for a commit that lost against a concurrent writer.
+    pub conflict: bool,
+}
+
+fn terr(uri: &str, e: lance::Error) -> TableError {
+    let conflict = matches!(
+        e,
+        lance::Error::CommitConflict { .. }
+            | lance::Error::RetryableCommitConflict { .. }
+            | lance::Error::IncompatibleTransaction { .. }
+            | lance::Error::TooMuchWriteContention { .. }
+    );
+    TableError {
+        uri: uri.to_string(),
+        message: e.to_string(),
+        conflict,
+    }
+}
+
+/// Where a table version lives: the dataset URI, its Lance branch (`None` for
+/// the main line) and the version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableAt {
+    pub uri: String,
+    pub branch: Option<String>,
+    pub version: u64,
+}
+
+fn params(mode: WriteMode) -> WriteParams {
+    WriteParams {
+        mode,
+        enable_stable_row_ids: true,
+        ..WriteParams::default()
+    }
+}
+
+/// Creates an empty dataset with `schema`; returns its version (1).
+pub async fn create_empty(uri: &str, schema: SchemaRef) -> Result<u64, TableError> {
+    let reader = RecordBatchIterator::new(Vec::<Result<RecordBatch, ArrowError>>::new(), schema);
+    let ds = Dataset::write(reader, uri, Some(params(WriteMode::Create)))
+        .await
+        .map_err(|e| terr(uri, e))?;
+    Ok(ds.version().version)
+}
+
+/// Opens a pinned version.
+pub async fn open(at: &TableAt) -> Result<Dataset, TableError> {
+    let mut b = DatasetBuilder::from_uri(&at.uri);
+    b = match &at.branch {
+        Some(br) => b.with_branch(br, Some(at.version)),
+        None => b.with_version(at.version),
+    };
+    b.load().await.map_err(|e| terr(&at.uri, e))
+}
+
+/// Opens the dataset for writing on Lance branch `target` (`None`: the main
+/// line), creating that branch from `base` first when `base` is on another
+/// branch. A stale Lance branch of the same name (left by a deleted graph
+/// branch) is replaced.
+pub async fn open_for_write(base: &TableAt, target: Option<&str>) -> Result<Dataset, TableError> {
+    let ds = open(base).await?;
+    if base.branch.as_deref() == target {
+        return Ok(ds);
+    }
+    let Some(target) = target else {
+        return Err(TableError {
+            uri: base.uri.clone(),
+            message: "cannot write the main line from a branch version".into(),
+            conflict: false,
+        });
+    };
+    let mut root = DatasetBuilder::from_uri(&base.uri)
+        .load()
+        .await
+        .map_err(|e| terr(&base.uri, e))?;
+    let existing = root.list_branches().await.map_err(|e| terr(&base.uri, e))?;
+    if existing.contains_key(target) {
+        root.force_delete_branch(target)
+            .await
+            .map_err(|e| terr(&base.uri, e))?;
+    }
+    root.create_branch(target, (base.branch.as_deref(), Some(base.version)), None)
+        .await
+        .map_err(|e| terr(&base.uri, e))
+}
+
+/// Appends rows; returns the new version.
+pub async fn append(ds: Dataset, batch: RecordBatch) -> Result<u64, TableError> {
+    let uri = ds.uri().to_string();
+    let p = params(WriteMode::Append);
+    let out = InsertBuilder::new(Arc::new(ds))
+        .with_params(&p)
+        .execute(vec![batch])
+        .await
+        .map_err(|e| terr(&uri, e))?;
+    Ok(out.version().version)
+}
+
+/// Replaces every row; returns the new version.
+pub async fn overwrite(ds: Dataset, batch: RecordBatch) -> Result<u64, TableError> {
+    let uri = ds.uri().to_string();
+    let p = params(WriteMode::Overwrite);
+    let out = InsertBuilder::new(Arc::new(ds))
+        .with_params(&p)
+        .execute(vec![batch])
+        .await
+        .map_err(|e| terr(&uri, e))?;
+    Ok(out.version().version)
+}
+
+/// Upserts rows by `id`; returns the new version.
+pub async fn upsert(ds: Dataset, batch: RecordBatch) -> Result<u64, TableError> {
+    let uri = ds.uri().to_string();
+    let ds = Arc::new(ds);
+    let mut b =
+        MergeInsertBuilder::try_new(ds, vec!["id".to_string()]).map_err(|e| terr(&uri, e))?;
+    b.when_matched(WhenMatched::UpdateAll)
+        .when_not_matched(WhenNotMatched::InsertAll);
+    let job = b.try_build().map_err(|e| terr(&uri, e))?;
+    let (out, _) = job
+        .execute_batches(vec![batch])
+        .await
+        .map_err(|e| terr(&uri, e))?;
+    Ok(out.version().version)
+}
+
+/// Deletes rows whose `column` is one of `values`; returns the new version.
+pub async fn delete_where_in(
+    ds: Dataset,
+    column: &str,
+    values: &[String],
+) -> Result<u64, TableError> {
+    let uri = ds.uri().to_string();
+    let list = values
+        .iter()
+        .map(|v| format!("'{}'", v.replace('\'', "''")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let out = DeleteBuilder::new(Arc::new(ds), format!("{column} IN ({list})"))
+        .execute()
+        .await
+        .map_err(|e| terr(&uri, e))?;
+    Ok(out.new_dataset.version().version)
+}
+
+/// Streams a dataset's rows, optionally projected.
+pub async fn scan(
+    ds: &Dataset,
+    columns: Option<&[&str]>,
+) -> Result<BoxStream<'static, Result<RecordBatch, TableError>>, TableError> {
+    let uri = ds.uri().to_string();
+    let mut sc = ds.scan();
+    if let Some(cols) = columns {
+        sc.project(cols).map_err(|e| terr(&uri, e))?;
+    }
+    let stream = sc.try_into_stream().await.map_err(|e| terr(&uri, e))?;
+    let u = uri.clone();
+    Ok(stream.map_err(move |e| terr(&u, e)).boxed())
+}
+
+/// Every row, as batches.
+pub async fn scan_all(
+    ds: &Dataset,
+    columns: Option<&[&str]>,
+) -> Result<Vec<RecordBatch>, TableError> {
+    scan(ds, columns).await?.try_collect().await
+}
+
+/// Row count of a pinned version (metadata only).
+pub async fn count(ds: &Dataset) -> Result<usize, TableError> {
+    ds.count_rows(None).await.map_err(|e| terr(ds.uri(), e))
+}

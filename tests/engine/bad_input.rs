@@ -1,0 +1,287 @@
+//! Bad JSONL: each input fails with its line and field named, and the graph
+//! is exactly as it was (same head commit, same table versions).
+
+use omnigraph::engine::load::LoadMode;
+use omnigraph::engine::{EngineError, ReadAt};
+
+use crate::support::{head, load_str, small};
+
+const OK_A: &str = r#"{"type":"Person","data":{"slug":"a","name":"Ann"}}"#;
+const OK_ORG: &str = r#"{"type":"Org","data":{"name":"acme"}}"#;
+
+/// (input lines, mode, the line that must be named, text the error contains)
+fn cases() -> Vec<(Vec<&'static str>, LoadMode, usize, &'static str)> {
+    use LoadMode::*;
+    vec![
+        (
+            vec![OK_A, r#"{"type":"Person","#],
+            Append,
+            2,
+            "invalid JSON",
+        ),
+        (vec![OK_A, "[1, 2]"], Append, 2, "expected a JSON object"),
+        (
+            vec![OK_A, r#"{"type":"Persn","data":{}}"#],
+            Append,
+            2,
+            "unknown node type `Persn`; did you mean `Person`?",
+        ),
+        (
+            vec![
+                OK_A,
+                r#"{"type":"Person","data":{"slug":"b","name":"B","agee":3}}"#,
+            ],
+            Append,
+            2,
+            "field `agee`: `Person` has no property `agee`",
+        ),
+        (
+            vec![
+                OK_A,
+                r#"{"type":"Person","data":{"slug":"b","name":"B","age":"x"}}"#,
+            ],
+            Append,
+            2,
+            "field `age`: expected I32, found a string",
+        ),
+        (
+            vec![OK_A, r#"{"type":"Person","data":{"slug":"b"}}"#],
+            Append,
+            2,
+            "missing required property `name`",
+        ),
+        (
+            vec![
+                OK_A,
+                r#"{"type":"Person","data":{"slug":"b","name":"B","status":"gone"}}"#,
+            ],
+            Append,
+            2,
+            "`gone` is not one of: active, archived",
+        ),
+        (
+            vec![OK_A, OK_A],
+            Append,
+            2,
+            "duplicate key: `Person` with id `a` already appears on line 1",
+        ),
+        (
+            vec![
+                r#"{"type":"Person","data":{"slug":"x","name":"X","email":"e@x"}}"#,
+                r#"{"type":"Person","data":{"slug":"y","name":"Y","email":"e@x"}}"#,
+            ],
+            Append,
+            2,
+            "@unique(email) violated",
+        ),
+        (
+            vec![
+                OK_A,
+                r#"{"type":"Person","data":{"slug":"b","name":"B","age":200}}"#,
+            ],
+            Append,
+            2,
+            "200 is outside @range(0..150)",
+        ),
+        (
+            vec![
+                OK_A,
+                r#"{"type":"Person","data":{"slug":"b","name":"B","code":"abc"}}"#,
+            ],
+            Append,
+            2,
+            "does not match @check",
+        ),
+        (
+            vec![OK_A, r#"{"edge":"Knows","from":"a","to":"zz"}"#],
+            Append,
+            2,
+            "field `to`: edge `Knows` to `zz`: no `Person` with that key exists",
+        ),
+        (
+            vec![
+                OK_A,
+                OK_ORG,
+                r#"{"type":"Org","data":{"name":"globex"}}"#,
+                r#"{"edge":"WorksAt","from":"a","to":"acme"}"#,
+                r#"{"edge":"WorksAt","from":"a","to":"globex"}"#,
+            ],
+            Append,
+            4,
+            "@card(0..1) on `WorksAt`: `a` would have 2 edges",
+        ),
+        (
+            vec![OK_A, r#"{"edge":"Likes","from":"a","to":"a"}"#],
+            Append,
+            2,
+            "unknown edge type `Likes`",
+        ),
+        (
+            vec![OK_A, r#"{"edge":"Knows","from":"a"}"#],
+            Append,
+            2,
+            "an edge line needs `to`",
+        ),
+        (
+            vec![
+                OK_A,
+                r#"{"type":"Person","data":{"slug":"b","name":"B","age":3000000000}}"#,
+            ],
+            Append,
+            2,
+            "out of range for I32",
+        ),
+        (
+            vec![
+                OK_A,
+                r#"{"type":"Person","data":{"slug":"b","name":"B","born":"2026-02-30"}}"#,
+            ],
+            Append,
+            2,
+            "is not a date",
+        ),
+        (
+            vec![
+                OK_A,
+                r#"{"type":"Person","data":{"slug":"b","name":"B","vec":[1]}}"#,
+            ],
+            Append,
+            2,
+            "expected 2 numbers, found 1",
+        ),
+        (
+            vec![r#"{"type":"Person","data":{"slug":"base","name":"again"}}"#],
+            Append,
+            1,
+            "key_conflict: `Person` `base` already exists",
+        ),
+        (
+            vec![OK_A, r#"{"data":{}}"#],
+            Append,
+            2,
+            "a line needs `type` (a node) or `edge` (an edge)",
+        ),
+        (
+            vec![OK_A, r#"{"type":"Person","data":{"slug":"b","name":null}}"#],
+            Merge,
+            2,
+            "cannot be null",
+        ),
+        (
+            vec![
+                OK_A,
+                r#"{"type":"Person","data":{"slug":"b","name":"B","tags":[1]}}"#,
+            ],
+            Merge,
+            2,
+            "item 0: expected String",
+        ),
+        (
+            vec![
+                OK_A,
+                r#"{"type":"Person","data":{"slug":"b","name":"B","seen":"yesterday"}}"#,
+            ],
+            Merge,
+            2,
+            "not an RFC 3339 datetime",
+        ),
+        (
+            vec![
+                OK_A,
+                r#"{"type":"Person","extra":1,"data":{"slug":"b","name":"B"}}"#,
+            ],
+            Merge,
+            2,
+            "field `extra`: a node line has only `type` and `data`",
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_input_names_its_line_and_changes_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let g = small(tmp.path()).await;
+    load_str(
+        &g,
+        r#"{"type":"Person","data":{"slug":"base","name":"Base"}}"#,
+        LoadMode::Append,
+        "main",
+    )
+    .await
+    .expect("base row");
+    let cases = cases();
+    assert!(cases.len() >= 15);
+    let before_head = head(&g, "main").await;
+    let before = g
+        .snapshot(&ReadAt::Branch("main".into()))
+        .await
+        .expect("snapshot");
+    let mut failures = Vec::new();
+    for (lines, mode, line, text) in cases {
+        let input = lines.join("\n");
+        match load_str(&g, &input, mode, "main").await {
+            Ok(_) => failures.push(format!("loaded but should fail: {input}")),
+            Err(EngineError::Load { errors }) => {
+                let hit = errors
+                    .iter()
+                    .any(|e| e.line == line && e.to_string().contains(text));
+                if !hit {
+                    let got: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                    failures.push(format!(
+                        "want line {line} `{text}`, got {got:?}\n  for {input}"
+                    ));
+                }
+            }
+            Err(other) => failures.push(format!("want a load error, got {other}\n  for {input}")),
+        }
+        assert_eq!(
+            head(&g, "main").await,
+            before_head,
+            "head moved after: {input}"
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let after = g
+        .snapshot(&ReadAt::Branch("main".into()))
+        .await
+        .expect("snapshot");
+    let versions = |s: &omnigraph::engine::Snapshot| {
+        s.tables
+            .iter()
+            .map(|t| (t.table.clone(), t.version, t.rows))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(versions(&before), versions(&after));
+}
+
+#[test]
+fn cli_reports_the_line_and_exits_1() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let schema = tmp.path().join("s.pg");
+    std::fs::write(&schema, crate::support::SMALL).expect("write");
+    let data = tmp.path().join("bad.jsonl");
+    std::fs::write(&data, format!("{OK_A}\n{{\"type\":\"Person\",\"data\":{{\"slug\":\"b\",\"name\":\"B\",\"age\":\"x\"}}}}\n")).expect("write");
+    let uri = tmp.path().join("g");
+    let uri = uri.to_str().expect("utf8");
+    let run = crate::support::omnigraph;
+    assert_eq!(
+        run(&["init", "--schema", schema.to_str().expect("utf8"), uri])
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = run(&[
+        "load",
+        "--data",
+        data.to_str().expect("utf8"),
+        "--mode",
+        "append",
+        uri,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2, field `age`: expected I32, found a string"),
+        "{err}"
+    );
+}

@@ -1,0 +1,224 @@
+//! Branches, commits and time travel.
+
+use omnigraph::engine::load::LoadMode;
+use omnigraph::engine::{EngineError, ReadAt};
+
+use crate::support::{counts, export_sorted, head, load_str, small};
+
+const PEOPLE: &str = r#"{"type":"Person","data":{"slug":"a","name":"Ann"}}
+{"type":"Person","data":{"slug":"b","name":"Bob"}}
+{"edge":"Knows","from":"a","to":"b"}
+"#;
+
+fn branch(b: &str) -> ReadAt {
+    ReadAt::Branch(b.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_branch_write_leaves_main_unchanged() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let g = small(tmp.path()).await;
+    load_str(&g, PEOPLE, LoadMode::Append, "main")
+        .await
+        .expect("load main");
+    let main_head = head(&g, "main").await;
+    let main_rows = export_sorted(&g, &branch("main")).await;
+
+    g.create_branch("feature", "main").await.expect("branch");
+    assert_eq!(
+        head(&g, "feature").await,
+        main_head,
+        "a new branch starts at its base's head"
+    );
+    load_str(
+        &g,
+        r#"{"type":"Person","data":{"slug":"c","name":"Cy"}}"#,
+        LoadMode::Append,
+        "feature",
+    )
+    .await
+    .expect("load feature");
+    load_str(
+        &g,
+        r#"{"type":"Person","data":{"slug":"a","name":"Ann B."}}"#,
+        LoadMode::Merge,
+        "feature",
+    )
+    .await
+    .expect("merge feature");
+
+    assert_eq!(head(&g, "main").await, main_head);
+    assert_eq!(export_sorted(&g, &branch("main")).await, main_rows);
+    let f = counts(&g, &branch("feature")).await;
+    assert_eq!(f["node:Person"], 3);
+    assert_eq!(counts(&g, &branch("main")).await["node:Person"], 2);
+    let feature_rows = export_sorted(&g, &branch("feature")).await;
+    assert!(feature_rows.iter().any(|l| l.contains("Ann B.")));
+
+    // Main can still be written and stays independent of the branch.
+    load_str(
+        &g,
+        r#"{"type":"Person","data":{"slug":"d","name":"Di"}}"#,
+        LoadMode::Append,
+        "main",
+    )
+    .await
+    .expect("load main again");
+    assert_eq!(counts(&g, &branch("main")).await["node:Person"], 3);
+    assert_eq!(export_sorted(&g, &branch("feature")).await, feature_rows);
+
+    // A branch of a branch sees its parent's writes.
+    g.create_branch("sub", "feature").await.expect("sub");
+    assert_eq!(counts(&g, &branch("sub")).await["node:Person"], 3);
+    load_str(
+        &g,
+        r#"{"type":"Person","data":{"slug":"e","name":"Ed"}}"#,
+        LoadMode::Append,
+        "sub",
+    )
+    .await
+    .expect("load sub");
+    assert_eq!(counts(&g, &branch("sub")).await["node:Person"], 4);
+    assert_eq!(counts(&g, &branch("feature")).await["node:Person"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_form_a_dag_with_actors_and_time_travel_reads_old_state() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let g = small(tmp.path()).await;
+    g.load(
+        std::io::Cursor::new(PEOPLE.as_bytes().to_vec()),
+        LoadMode::Append,
+        "main",
+        None,
+        "alice",
+    )
+    .await
+    .expect("load");
+    let first = head(&g, "main").await;
+    g.load(
+        std::io::Cursor::new(br#"{"type":"Person","data":{"slug":"c","name":"Cy"}}"#.to_vec()),
+        LoadMode::Append,
+        "dev",
+        Some("main"),
+        "bob",
+    )
+    .await
+    .expect("load creates dev from main");
+    let history = g.commits("dev").await.expect("history");
+    assert_eq!(history.len(), 3, "init, alice's load, bob's load");
+    assert_eq!(history[0].actor, "bob");
+    assert_eq!(history[0].branch, "dev");
+    assert_eq!(history[0].parents, vec![first.clone()]);
+    assert_eq!(history[1].actor, "alice");
+    assert_eq!(history[1].id, first);
+    assert_eq!(history[2].parents, Vec::<String>::new());
+    assert_eq!(g.commits("main").await.expect("main").len(), 2);
+
+    // Time travel: the older commit still reads two people after later writes.
+    load_str(
+        &g,
+        r#"{"type":"Person","data":{"slug":"z","name":"Zed"}}"#,
+        LoadMode::Append,
+        "main",
+    )
+    .await
+    .expect("later write");
+    let old = counts(&g, &ReadAt::Commit(first.clone())).await;
+    assert_eq!(old["node:Person"], 2);
+    assert_eq!(counts(&g, &branch("main")).await["node:Person"], 3);
+    assert_eq!(g.commit(&first).await.expect("show").actor, "alice");
+    assert!(matches!(
+        g.commit("01ARZ3NDEKTSV4RRFFQ69G5FAV").await,
+        Err(EngineError::UnknownCommit { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn branch_rules() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let g = small(tmp.path()).await;
+    assert!(matches!(
+        g.delete_branch("main").await,
+        Err(EngineError::MainProtected)
+    ));
+    assert!(matches!(
+        g.create_branch("../x", "main").await,
+        Err(EngineError::BadBranchName { .. })
+    ));
+    assert!(matches!(
+        g.create_branch("ok", "nope").await,
+        Err(EngineError::UnknownBranch { .. })
+    ));
+    g.create_branch("ok", "main").await.expect("create");
+    assert!(matches!(
+        g.create_branch("ok", "main").await,
+        Err(EngineError::BranchExists { .. })
+    ));
+    let err = load_str(&g, PEOPLE, LoadMode::Append, "missing")
+        .await
+        .expect_err("no branch");
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    g.delete_branch("ok").await.expect("delete");
+    let names: Vec<String> = g
+        .branches()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    assert_eq!(names, ["main"]);
+    // Recreating a deleted branch starts fresh from its base.
+    load_str(&g, PEOPLE, LoadMode::Append, "main")
+        .await
+        .expect("main");
+    g.create_branch("ok", "main").await.expect("recreate");
+    load_str(
+        &g,
+        r#"{"type":"Person","data":{"slug":"q","name":"Q"}}"#,
+        LoadMode::Append,
+        "ok",
+    )
+    .await
+    .expect("write recreated");
+    assert_eq!(counts(&g, &branch("ok")).await["node:Person"], 3);
+}
+
+#[test]
+fn cli_branch_and_commit_commands() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let schema = tmp.path().join("s.pg");
+    std::fs::write(&schema, crate::support::SMALL).expect("write");
+    let uri = tmp.path().join("g");
+    let uri = uri.to_str().expect("utf8");
+    let run = |args: &[&str]| crate::support::omnigraph(args);
+    assert_eq!(
+        run(&["init", "--schema", schema.to_str().expect("utf8"), uri])
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = run(&["branch", "create", "--from", "main", "dev", uri]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["branch", "list", uri]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("dev") && text.contains("main"), "{text}");
+    let out = run(&["branch", "delete", "main", uri]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be deleted"));
+    let out = run(&["commit", "list", "--json", uri]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id = v[0]["id"].as_str().expect("id").to_string();
+    let out = run(&["commit", "show", &id, uri]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("actor    init"));
+    let out = run(&["snapshot", "--commit", &id, uri]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(&["snapshot", "--branch", "nope", uri]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("branch `nope` does not exist"));
+}

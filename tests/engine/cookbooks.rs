@@ -1,0 +1,195 @@
+//! Every cookbook: init + load its seed, row counts equal the seed's, and
+//! export → init → load → export is identical.
+
+use omnigraph::engine::ReadAt;
+use omnigraph::engine::load::LoadMode;
+
+use crate::support::{cookbooks, counts, export_sorted, fresh, seed_counts};
+
+fn main_at() -> ReadAt {
+    ReadAt::Branch("main".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cookbook_seed_loads_with_the_seed_counts() {
+    for book in cookbooks() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let g = fresh(&book, tmp.path()).await;
+        let seed = book.join("seed.jsonl");
+        let f = std::fs::File::open(&seed).expect("seed");
+        let r = g
+            .load(
+                std::io::BufReader::new(f),
+                LoadMode::Overwrite,
+                "main",
+                None,
+                "seed",
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", book.display()));
+        assert!(r.commit.is_some());
+        let expected = seed_counts(&seed);
+        let got = counts(&g, &main_at()).await;
+        for (table, rows) in &got {
+            assert_eq!(
+                *rows,
+                expected.get(table).copied().unwrap_or(0),
+                "{}: {table}",
+                book.display()
+            );
+        }
+        for table in expected.keys() {
+            assert!(
+                got.contains_key(table),
+                "{}: seed type {table} has no table",
+                book.display()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_init_load_export_round_trips() {
+    for book in cookbooks() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let g = fresh(&book, tmp.path()).await;
+        let f = std::fs::File::open(book.join("seed.jsonl")).expect("seed");
+        g.load(
+            std::io::BufReader::new(f),
+            LoadMode::Overwrite,
+            "main",
+            None,
+            "seed",
+        )
+        .await
+        .expect("load seed");
+        let first = export_sorted(&g, &main_at()).await;
+        assert_eq!(
+            first.len(),
+            seed_counts(&book.join("seed.jsonl"))
+                .values()
+                .sum::<usize>()
+        );
+
+        let tmp2 = tempfile::tempdir().expect("tmp");
+        let g2 = fresh(&book, tmp2.path()).await;
+        g2.load(
+            std::io::Cursor::new(first.join("\n").into_bytes()),
+            LoadMode::Overwrite,
+            "main",
+            None,
+            "reload",
+        )
+        .await
+        .expect("reload export");
+        let second = export_sorted(&g2, &main_at()).await;
+        assert_eq!(
+            first,
+            second,
+            "{}: export differs after a round trip",
+            book.display()
+        );
+    }
+}
+
+#[test]
+fn cli_init_load_snapshot_export() {
+    let book = &cookbooks()[0];
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = tmp.path().join("g");
+    let uri = uri.to_str().expect("utf8");
+    let schema = book.join("schema.pg");
+    let out = crate::support::omnigraph(&["init", "--schema", schema.to_str().expect("utf8"), uri]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A second init on the same location is refused and changes nothing.
+    let again =
+        crate::support::omnigraph(&["init", "--schema", schema.to_str().expect("utf8"), uri]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds"));
+
+    let seed = book.join("seed.jsonl");
+    let out = crate::support::omnigraph(&[
+        "load",
+        "--data",
+        seed.to_str().expect("utf8"),
+        "--mode",
+        "overwrite",
+        "--as",
+        "alice",
+        uri,
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["commit"]["actor"], "alice");
+
+    let out = crate::support::omnigraph(&["snapshot", uri, "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let snap: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let expected = seed_counts(&seed);
+    for t in snap["tables"].as_array().expect("tables") {
+        let key = t["table"].as_str().expect("key");
+        assert_eq!(
+            t["rows"].as_u64(),
+            Some(expected.get(key).copied().unwrap_or(0) as u64),
+            "{key}"
+        );
+    }
+    let out = crate::support::omnigraph(&["export", uri]);
+    assert_eq!(out.status.code(), Some(0));
+    let n = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(n, expected.values().sum::<usize>());
+
+    // `--mode` is required.
+    let out = crate::support::omnigraph(&["load", "--data", seed.to_str().expect("utf8"), uri]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_refuses_existing_files_and_cleans_up_only_its_own() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("g");
+    // A location that holds someone else's file plus a stray schema dir.
+    std::fs::create_dir_all(root.join("_graph")).expect("mkdir");
+    std::fs::write(root.join("notes.txt"), "keep me").expect("write");
+    let err =
+        omnigraph::engine::Graph::init(root.to_str().expect("utf8"), "s.pg", crate::support::SMALL)
+            .await
+            .expect_err("refused");
+    assert!(err.to_string().contains("already holds"), "{err}");
+    assert!(root.join("notes.txt").exists());
+
+    // A bad schema fails before creating anything.
+    let fresh_root = tmp.path().join("h");
+    let err = omnigraph::engine::Graph::init(
+        fresh_root.to_str().expect("utf8"),
+        "bad.pg",
+        "node A { x: Strin }",
+    )
+    .await
+    .expect_err("bad schema");
+    assert!(err.to_string().contains("S107"), "{err}");
+    assert!(!fresh_root.exists(), "nothing is left behind");
+
+    // A location with unrelated files is fine, and they survive.
+    let other = tmp.path().join("k");
+    std::fs::create_dir_all(&other).expect("mkdir");
+    std::fs::write(other.join("README"), "mine").expect("write");
+    omnigraph::engine::Graph::init(other.to_str().expect("utf8"), "s.pg", crate::support::SMALL)
+        .await
+        .expect("init beside other files");
+    assert_eq!(
+        std::fs::read_to_string(other.join("README")).expect("read"),
+        "mine"
+    );
+}

@@ -1,0 +1,8 @@
+//! Engine tests: graphs on Lance through the embedded API and the CLI.
+
+mod bad_input;
+mod branches;
+mod concurrency;
+mod cookbooks;
+mod mutations;
+mod support;
