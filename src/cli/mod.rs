@@ -61,9 +61,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct LintArgs {
-    /// The `.pg` schema the queries are checked against.
-    #[arg(long)]
-    pub schema: PathBuf,
+    /// The `.pg` schema the queries are checked against (offline form).
+    #[arg(long, conflicts_with = "uri", required_unless_present = "uri")]
+    pub schema: Option<PathBuf>,
+    /// A graph whose accepted schema the queries are checked against
+    /// (graph-backed form).
+    #[arg(value_name = "URI")]
+    pub uri: Option<String>,
     /// The `.gq` file to check.
     #[arg(long)]
     pub query: PathBuf,
@@ -268,9 +272,21 @@ fn load_schema(path: &Path, json: bool) -> Result<Result<schema::Catalog, ExitCo
 }
 
 fn lint(args: &LintArgs) -> Result<ExitCode, CliError> {
-    let cat = match load_schema(&args.schema, args.json)? {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
+    let cat = match (&args.schema, &args.uri) {
+        (Some(schema), _) => match load_schema(schema, args.json)? {
+            Ok(c) => c,
+            Err(code) => return Ok(code),
+        },
+        (None, Some(uri)) => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
+            rt.block_on(crate::engine::Graph::open(uri))?
+                .catalog()
+                .clone()
+        }
+        (None, None) => return Err(CliError::Usage("give --schema S.pg or a graph URI".into())),
     };
     let src = read(&args.query)?;
     let file = args.query.display().to_string();

@@ -274,8 +274,11 @@ fn run_ops(ctx: &Ctx<'_>, ops: &[Op], mut rows: Vec<Binding>) -> Result<Vec<Bind
                         }
                         continue;
                     }
-                    // Breadth-first, each node expanded once; a destination is
-                    // reported once per source (set semantics).
+                    // Breadth-first (reference: docs/user/queries, "Traversal"):
+                    // a destination is reported at most once per source; a
+                    // node is expanded once; reaching an already visited node
+                    // is pruned, except a self-loop, which reports its node
+                    // at the current hop when the hop is within bounds.
                     let mut reached: Vec<String> = Vec::new();
                     let mut reported: HashSet<String> = HashSet::new();
                     if *min_hops == 0 {
@@ -290,11 +293,18 @@ fn run_ops(ctx: &Ctx<'_>, ops: &[Op], mut rows: Vec<Binding>) -> Result<Vec<Bind
                         let mut next = Vec::new();
                         for id in &frontier {
                             for (_, other) in step(id) {
-                                if hop >= *min_hops && reported.insert(other.clone()) {
-                                    reached.push(other.clone());
+                                let fresh = if other == *id {
+                                    false
+                                } else {
+                                    visited.insert(other.clone())
+                                };
+                                if fresh {
+                                    next.push(other.clone());
+                                } else if other != *id {
+                                    continue;
                                 }
-                                if visited.insert(other.clone()) {
-                                    next.push(other);
+                                if hop >= *min_hops && reported.insert(other.clone()) {
+                                    reached.push(other);
                                 }
                             }
                         }

@@ -169,6 +169,15 @@ pub fn cells_from_data(
         .collect()
 }
 
+/// The `@check` patterns of a node type, compiled (they were validated when
+/// the schema compiled, so none is dropped).
+pub(crate) fn compiled_checks(n: &NodeType) -> Vec<regex::Regex> {
+    n.checks
+        .iter()
+        .filter_map(|c| regex::Regex::new(&c.pattern).ok())
+        .collect()
+}
+
 /// Checks `@range` and `@check` on a node row.
 pub(crate) fn check_constraints(
     line: usize,
@@ -227,14 +236,7 @@ pub fn parse(catalog: &Catalog, input: impl BufRead) -> Result<Staged, Vec<LoadE
     let checks: HashMap<&str, Vec<regex::Regex>> = catalog
         .nodes
         .values()
-        .map(|n| {
-            let res = n
-                .checks
-                .iter()
-                .filter_map(|c| regex::Regex::new(&c.pattern).ok())
-                .collect();
-            (n.name.as_str(), res)
-        })
+        .map(|n| (n.name.as_str(), compiled_checks(n)))
         .collect();
     for (idx, line) in input.lines().enumerate() {
         if errors.len() >= MAX_ERRORS {

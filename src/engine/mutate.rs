@@ -305,11 +305,7 @@ impl Graph {
                                         name: type_name.clone(),
                                         reason: "unknown node type".into(),
                                     })?;
-                            let checks: Vec<regex::Regex> = n
-                                .checks
-                                .iter()
-                                .filter_map(|c| regex::Regex::new(&c.pattern).ok())
-                                .collect();
+                            let checks = load::compiled_checks(n);
                             load::check_constraints(0, n, &cells, &checks, &mut errors);
                             let id = load::node_id(n, &cells)
                                 .unwrap_or_else(|| ulid::Ulid::new().to_string());
@@ -366,11 +362,7 @@ impl Graph {
                             row.cells[*i] = c.clone();
                         }
                         if let Some(n) = self.catalog.node(type_name) {
-                            let checks: Vec<regex::Regex> = n
-                                .checks
-                                .iter()
-                                .filter_map(|c| regex::Regex::new(&c.pattern).ok())
-                                .collect();
+                            let checks = load::compiled_checks(n);
                             load::check_constraints(0, n, &row.cells, &checks, &mut errors);
                         }
                         st.upserts

@@ -113,20 +113,17 @@ pub async fn open_for_write(base: &TableAt, target: Option<&str>) -> Result<Data
 
 /// Appends rows; returns the new version.
 pub async fn append(ds: Dataset, batch: RecordBatch) -> Result<u64, TableError> {
-    let uri = ds.uri().to_string();
-    let p = params(WriteMode::Append);
-    let out = InsertBuilder::new(Arc::new(ds))
-        .with_params(&p)
-        .execute(vec![batch])
-        .await
-        .map_err(|e| terr(&uri, e))?;
-    Ok(out.version().version)
+    insert(ds, batch, WriteMode::Append).await
 }
 
 /// Replaces every row; returns the new version.
 pub async fn overwrite(ds: Dataset, batch: RecordBatch) -> Result<u64, TableError> {
+    insert(ds, batch, WriteMode::Overwrite).await
+}
+
+async fn insert(ds: Dataset, batch: RecordBatch, mode: WriteMode) -> Result<u64, TableError> {
     let uri = ds.uri().to_string();
-    let p = params(WriteMode::Overwrite);
+    let p = params(mode);
     let out = InsertBuilder::new(Arc::new(ds))
         .with_params(&p)
         .execute(vec![batch])

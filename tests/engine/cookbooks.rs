@@ -150,6 +150,45 @@ fn cli_init_load_snapshot_export() {
     let n = String::from_utf8_lossy(&out.stdout).lines().count();
     assert_eq!(n, expected.values().sum::<usize>());
 
+    // Graph-backed lint uses the graph's accepted schema.
+    for q in std::fs::read_dir(book.join("queries"))
+        .expect("queries")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+    {
+        let out = crate::support::omnigraph(&["lint", "--query", q.to_str().expect("utf8"), uri]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            q.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    // A read query over the loaded seed returns the seed's rows of that type.
+    let first_node = std::fs::read_to_string(&seed)
+        .expect("seed")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["type"].is_string())
+        .expect("a node line");
+    let ty = first_node["type"].as_str().expect("type").to_string();
+    let src = format!("query all() {{ match {{ $x: {ty} }} return {{ $x }} }}");
+    let out = crate::support::omnigraph(&["query", "-e", &src, "--store", uri, "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let res: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        res["rows"].as_array().expect("rows").len(),
+        expected[&format!("node:{ty}")]
+    );
+    let out = crate::support::omnigraph(&["query", "-e", &src, "--store", uri, "--branch", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+
     // `--mode` is required.
     let out = crate::support::omnigraph(&["load", "--data", seed.to_str().expect("utf8"), uri]);
     assert_eq!(out.status.code(), Some(2));

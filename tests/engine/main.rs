@@ -5,4 +5,5 @@ mod branches;
 mod concurrency;
 mod cookbooks;
 mod mutations;
+mod oracle;
 mod support;
