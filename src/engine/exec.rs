@@ -120,6 +120,7 @@ impl Graph {
             });
         };
         let params = bind_params(q, params)?;
+        needs_no_embedder(q, plan)?;
         let view = self.view(at).await?;
         let mut ctx = Ctx {
             tables: Vec::new(),
@@ -150,6 +151,49 @@ impl Graph {
             graph_commit_id: view.commit,
         })
     }
+}
+
+/// A `nearest` whose query is text must embed it, and no embedding provider
+/// exists yet: refuse with a clear error instead of returning no distances.
+fn needs_no_embedder(q: &CheckedQuery, plan: &ReadPlan) -> Result<(), EngineError> {
+    fn walk(e: &Expr, q: &CheckedQuery) -> Option<String> {
+        match e {
+            Expr::Nearest {
+                property, query, ..
+            } => {
+                let text = match query.as_ref() {
+                    Expr::Literal {
+                        value: LiteralValue::String(_),
+                    } => true,
+                    Expr::Param { name } => q
+                        .params
+                        .iter()
+                        .any(|p| &p.name == name && p.ty.is_textual()),
+                    _ => false,
+                };
+                text.then(|| property.clone())
+            }
+            Expr::Rrf { a, b, .. } => walk(a, q).or_else(|| walk(b, q)),
+            _ => None,
+        }
+    }
+    let exprs = plan
+        .projections
+        .iter()
+        .map(|p| &p.expr)
+        .chain(plan.order.iter().map(|o| &o.expr));
+    for e in exprs {
+        if let Some(property) = walk(e, q) {
+            return Err(EngineError::Param {
+                name: "nearest".into(),
+                reason: format!(
+                    "`{}` passes text to `nearest(…{property}…)`, which needs an embedding provider to turn it into a vector; none is configured in this build — pass a Vector parameter instead",
+                    q.name
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn collect_slots(ops: &[Op], slots: &mut HashMap<String, usize>) {

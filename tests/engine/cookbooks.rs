@@ -232,3 +232,26 @@ async fn init_refuses_existing_files_and_cleans_up_only_its_own() {
         "mine"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_nearest_without_an_embedding_provider_fails_clearly() {
+    for book in cookbooks() {
+        let Ok(src) = std::fs::read_to_string(book.join("queries/hybrid.gq")) else {
+            continue;
+        };
+        let tmp = tempfile::tempdir().expect("tmp");
+        let g = fresh(&book, tmp.path()).await;
+        let compiled = omnigraph::query::compile_queries(g.catalog(), &src);
+        assert!(!compiled.has_errors());
+        for q in &compiled.queries {
+            let err = g
+                .query(q, &serde_json::json!({"q": "sovereign ai"}), &main_at())
+                .await
+                .expect_err("needs an embedder");
+            assert!(
+                err.to_string().contains("needs an embedding provider"),
+                "{err}"
+            );
+        }
+    }
+}
