@@ -93,10 +93,9 @@ pub struct LoadArgs {
     pub json: bool,
 }
 
+/// Which `.gq` source a `query` or `mutate` runs, and its parameters.
 #[derive(Debug, Args)]
-pub struct MutateArgs {
-    /// The mutation's name in the file (optional when it holds one query).
-    pub name: Option<String>,
+pub struct GqArgs {
     /// A `.gq` file.
     #[arg(long, conflicts_with = "source")]
     pub query: Option<PathBuf>,
@@ -106,6 +105,14 @@ pub struct MutateArgs {
     /// Parameters as a JSON object.
     #[arg(long)]
     pub params: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MutateArgs {
+    /// The mutation's name in the file (optional when it holds one query).
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub gq: GqArgs,
     #[arg(long, default_value = "main")]
     pub branch: String,
     #[arg(long = "as", value_name = "ACTOR")]
@@ -130,15 +137,8 @@ pub enum Format {
 pub struct QueryRunArgs {
     /// The query's name in the source (optional when it holds one query).
     pub name: Option<String>,
-    /// A `.gq` file.
-    #[arg(long, conflicts_with = "source")]
-    pub query: Option<PathBuf>,
-    /// Inline `.gq` source.
-    #[arg(short = 'e', long = "query-string", value_name = "GQ")]
-    pub source: Option<String>,
-    /// Parameters as a JSON object.
-    #[arg(long)]
-    pub params: Option<String>,
+    #[command(flatten)]
+    pub gq: GqArgs,
     #[command(flatten)]
     pub at: At,
     #[arg(long, value_enum, default_value = "table")]
@@ -386,8 +386,8 @@ fn pick(
 }
 
 pub fn mutate(a: MutateArgs) -> Result<ExitCode, CliError> {
-    let (file, src) = gq_source(&a.query, &a.source)?;
-    let params = params_json(&a.params)?;
+    let (file, src) = gq_source(&a.gq.query, &a.gq.source)?;
+    let params = params_json(&a.gq.params)?;
     let rt = runtime()?;
     let g = rt.block_on(Graph::open(&a.store)).map_err(engine)?;
     let q = match pick(&g, &file, &src, &a.name)? {
@@ -406,8 +406,8 @@ pub fn query(a: QueryRunArgs) -> Result<ExitCode, CliError> {
         .store
         .clone()
         .ok_or_else(|| CliError::Usage("which graph? pass --store URI".into()))?;
-    let (file, src) = gq_source(&a.query, &a.source)?;
-    let params = params_json(&a.params)?;
+    let (file, src) = gq_source(&a.gq.query, &a.gq.source)?;
+    let params = params_json(&a.gq.params)?;
     let rt = runtime()?;
     let g = rt.block_on(Graph::open(&store)).map_err(engine)?;
     let q = match pick(&g, &file, &src, &a.name)? {
