@@ -257,19 +257,11 @@ async fn every_bad_input_names_its_line_and_changes_nothing() {
 #[test]
 fn cli_reports_the_line_and_exits_1() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let schema = tmp.path().join("s.pg");
-    std::fs::write(&schema, crate::support::SMALL).expect("write");
     let data = tmp.path().join("bad.jsonl");
     std::fs::write(&data, format!("{OK_A}\n{{\"type\":\"Person\",\"data\":{{\"slug\":\"b\",\"name\":\"B\",\"age\":\"x\"}}}}\n")).expect("write");
-    let uri = tmp.path().join("g");
-    let uri = uri.to_str().expect("utf8");
+    let uri = crate::support::cli_small_graph(tmp.path());
+    let uri = uri.as_str();
     let run = crate::support::omnigraph;
-    assert_eq!(
-        run(&["init", "--schema", schema.to_str().expect("utf8"), uri])
-            .status
-            .code(),
-        Some(0)
-    );
     let out = run(&[
         "load",
         "--data",

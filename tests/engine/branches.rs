@@ -187,17 +187,9 @@ async fn branch_rules() {
 #[test]
 fn cli_branch_and_commit_commands() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let schema = tmp.path().join("s.pg");
-    std::fs::write(&schema, crate::support::SMALL).expect("write");
-    let uri = tmp.path().join("g");
-    let uri = uri.to_str().expect("utf8");
+    let uri = crate::support::cli_small_graph(tmp.path());
+    let uri = uri.as_str();
     let run = |args: &[&str]| crate::support::omnigraph(args);
-    assert_eq!(
-        run(&["init", "--schema", schema.to_str().expect("utf8"), uri])
-            .status
-            .code(),
-        Some(0)
-    );
     let out = run(&["branch", "create", "--from", "main", "dev", uri]);
     assert_eq!(
         out.status.code(),

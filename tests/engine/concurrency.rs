@@ -8,15 +8,7 @@ use crate::support::omnigraph;
 #[test]
 fn concurrent_processes_never_lose_an_acknowledged_load() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let schema = tmp.path().join("s.pg");
-    std::fs::write(&schema, crate::support::SMALL).expect("write");
-    let uri = tmp.path().join("g").to_str().expect("utf8").to_string();
-    assert_eq!(
-        omnigraph(&["init", "--schema", schema.to_str().expect("utf8"), &uri])
-            .status
-            .code(),
-        Some(0)
-    );
+    let uri = crate::support::cli_small_graph(tmp.path());
     const ROUNDS: usize = 6;
     let workers: Vec<_> = (0..2)
         .map(|w| {

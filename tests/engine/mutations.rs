@@ -149,19 +149,11 @@ async fn mutation_errors_change_nothing() {
 #[test]
 fn cli_mutate() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let schema = tmp.path().join("s.pg");
-    std::fs::write(&schema, crate::support::SMALL).expect("write");
     let q = tmp.path().join("m.gq");
     std::fs::write(&q, QUERIES).expect("write");
-    let uri = tmp.path().join("g");
-    let uri = uri.to_str().expect("utf8");
+    let uri = crate::support::cli_small_graph(tmp.path());
+    let uri = uri.as_str();
     let run = crate::support::omnigraph;
-    assert_eq!(
-        run(&["init", "--schema", schema.to_str().expect("utf8"), uri])
-            .status
-            .code(),
-        Some(0)
-    );
     let out = run(&[
         "mutate",
         "add",

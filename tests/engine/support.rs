@@ -153,3 +153,19 @@ pub fn omnigraph(args: &[&str]) -> Output {
         .output()
         .expect("run omnigraph")
 }
+
+/// A graph of the [`SMALL`] schema created through the CLI under `dir`;
+/// returns its URI.
+pub fn cli_small_graph(dir: &Path) -> String {
+    let schema = dir.join("s.pg");
+    std::fs::write(&schema, SMALL).expect("write schema");
+    let uri = dir.join("g").to_str().expect("utf8").to_string();
+    let out = omnigraph(&["init", "--schema", schema.to_str().expect("utf8"), &uri]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    uri
+}
