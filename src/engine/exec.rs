@@ -1,9 +1,19 @@
 //! Executing a read query's IR against a pinned view of the graph.
 //!
-//! Tables are decoded once per (table, Lance branch, version) into
-//! [`TableData`] (rows, an id index, and for edges out/in adjacency) and
-//! shared as `Arc`s through the graph's cache; a new table version is a new
-//! cache entry, so cached data is never stale and never rebuilt per query.
+//! Each (table, Lance branch, version) has one [`TableState`], shared through
+//! the graph's cache and filled lazily: the opened dataset, the fully
+//! decoded rows (only when a query scans the whole table), and for edge
+//! tables a compact CSR/CSC adjacency ([`Csr`]) built on the first
+//! traversal. A new table version is a new cache entry, so cached state is
+//! never stale and never rebuilt per query.
+//!
+//! Access paths: a binding whose property match names `id` or a BTREE-indexed
+//! property is answered by an `IN (…)` predicate that Lance serves from the
+//! BTREE index; traversal targets are fetched by `id` the same way; edge
+//! bindings read the edge rows through the `src`/`dst` BTREE indexes;
+//! `search`/`fuzzy`/`match_text`/`bm25` on a property with a full-text index
+//! run through Lance's inverted index. Only a binding with no usable index
+//! decodes the whole table.
 //!
 //! Rows flowing through the pipeline are vectors of bound entities, one slot
 //! per variable. Ordering is total: user keys, then the ids of the bound
@@ -13,53 +23,257 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use lance::Dataset;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
+use tokio::sync::OnceCell;
 
 use super::load::Row;
 use super::mutate::{bind_params, holds};
 use super::values::{Cell, format_datetime, to_json};
-use super::{EngineError, Graph, ReadAt, View, edge_key, node_key};
+use super::{EngineError, Graph, ReadAt, View, edge_key, node_key, rows_of};
 use crate::query::ast::CmpOp;
 use crate::query::ir::*;
-use crate::schema::Property;
+use crate::schema::{IndexKind, Property};
+use crate::storage::table::{self, TableAt, TextMode};
 
-/// One decoded table version.
-#[derive(Debug)]
-pub struct TableData {
-    pub rows: Vec<Row>,
-    pub by_id: HashMap<String, usize>,
-    /// Edges only: row indexes by `src` and by `dst`.
-    pub out: HashMap<String, Vec<usize>>,
-    pub inc: HashMap<String, Vec<usize>>,
+/// Decoded rows of one table version, with an id index.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub rows: Vec<Arc<Row>>,
+    pub by_id: HashMap<String, Arc<Row>>,
 }
 
-impl TableData {
-    fn new(rows: Vec<Row>) -> Self {
-        let by_id = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.id.clone(), i))
-            .collect();
-        let mut out: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut inc: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, r) in rows.iter().enumerate() {
-            if let (Some(s), Some(d)) = (&r.src, &r.dst) {
-                out.entry(s.clone()).or_default().push(i);
-                inc.entry(d.clone()).or_default().push(i);
+/// Compact adjacency of one edge table version: node ids interned to dense
+/// `u32`s, out-neighbours in CSR form (`out_off[n]..out_off[n+1]` indexes
+/// `out_to`) and in-neighbours in CSC form, one entry per stored edge.
+#[derive(Debug, Default)]
+pub struct Csr {
+    pub ids: Vec<String>,
+    pub dense: HashMap<String, u32>,
+    pub out_off: Vec<u32>,
+    pub out_to: Vec<u32>,
+    pub in_off: Vec<u32>,
+    pub in_to: Vec<u32>,
+}
+
+impl Csr {
+    fn build(pairs: &[(u32, u32)], ids: Vec<String>, dense: HashMap<String, u32>) -> Csr {
+        let n = ids.len();
+        let side = |key: fn(&(u32, u32)) -> (u32, u32)| {
+            let mut off = vec![0u32; n + 1];
+            for p in pairs {
+                off[key(p).0 as usize + 1] += 1;
             }
+            for i in 0..n {
+                off[i + 1] += off[i];
+            }
+            let mut fill = off.clone();
+            let mut to = vec![0u32; pairs.len()];
+            for p in pairs {
+                let (a, b) = key(p);
+                to[fill[a as usize] as usize] = b;
+                fill[a as usize] += 1;
+            }
+            (off, to)
+        };
+        let (out_off, out_to) = side(|&(s, d)| (s, d));
+        let (in_off, in_to) = side(|&(s, d)| (d, s));
+        Csr {
+            ids,
+            dense,
+            out_off,
+            out_to,
+            in_off,
+            in_to,
         }
-        Self {
-            rows,
-            by_id,
-            out,
-            inc,
+    }
+
+    /// Neighbours of dense node `n`: forward (src→dst), backward, or both.
+    fn neighbours(&self, n: u32, fwd: bool, bwd: bool, out: &mut Vec<u32>) {
+        let n = n as usize;
+        if fwd {
+            out.extend_from_slice(
+                &self.out_to[self.out_off[n] as usize..self.out_off[n + 1] as usize],
+            );
+        }
+        if bwd {
+            out.extend_from_slice(
+                &self.in_to[self.in_off[n] as usize..self.in_off[n + 1] as usize],
+            );
         }
     }
 }
 
-/// Decoded tables keyed by (table, Lance branch, version).
-pub type TableCache = Arc<Mutex<HashMap<(String, Option<String>, u64), Arc<TableData>>>>;
+/// One table at a pinned version, filled lazily (see the module docs).
+#[derive(Debug)]
+pub struct TableState {
+    /// `None`: the table does not exist in the view (no rows).
+    at: Option<TableAt>,
+    props: Vec<Property>,
+    edge: bool,
+    /// Columns carrying a BTREE index (`id`, `src`, `dst`, declared ones).
+    btree: Vec<String>,
+    /// Columns carrying a full-text index.
+    fulltext: Vec<String>,
+    ds: OnceCell<Arc<Dataset>>,
+    full: OnceCell<Arc<Decoded>>,
+    csr: OnceCell<Arc<Csr>>,
+}
+
+/// Table states keyed by (table, Lance branch, version).
+pub type TableCache = Arc<Mutex<HashMap<(String, Option<String>, u64), Arc<TableState>>>>;
+
+/// More ids than this are resolved by decoding the whole table instead of an
+/// indexed `IN (…)` lookup.
+const MAX_INDEXED_IDS: usize = 20_000;
+/// Values per `IN (…)` predicate.
+const IN_CHUNK: usize = 1_000;
+
+impl TableState {
+    async fn dataset(&self) -> Result<Option<Arc<Dataset>>, EngineError> {
+        let Some(at) = &self.at else {
+            return Ok(None);
+        };
+        let ds = self
+            .ds
+            .get_or_try_init(|| async { Ok::<_, EngineError>(Arc::new(table::open(at).await?)) })
+            .await?;
+        Ok(Some(ds.clone()))
+    }
+
+    /// Every row, decoded once.
+    async fn full(&self) -> Result<Arc<Decoded>, EngineError> {
+        let d = self
+            .full
+            .get_or_try_init(|| async {
+                let mut d = Decoded::default();
+                if let Some(ds) = self.dataset().await? {
+                    for b in table::scan_all(&ds, None).await? {
+                        for r in rows_of(&b, &self.props, self.edge) {
+                            let r = Arc::new(r);
+                            d.by_id.insert(r.id.clone(), r.clone());
+                            d.rows.push(r);
+                        }
+                    }
+                }
+                Ok::<_, EngineError>(Arc::new(d))
+            })
+            .await?;
+        Ok(d.clone())
+    }
+
+    /// Rows whose `column` is one of `values` (SQL literals), through the
+    /// column's BTREE index.
+    async fn rows_where_in(
+        &self,
+        column: &str,
+        values: &[String],
+    ) -> Result<Vec<Arc<Row>>, EngineError> {
+        let mut out = Vec::new();
+        let Some(ds) = self.dataset().await? else {
+            return Ok(out);
+        };
+        for chunk in values.chunks(IN_CHUNK) {
+            let filter = format!("{column} IN ({})", chunk.join(", "));
+            for b in table::scan_where(&ds, &filter).await? {
+                out.extend(
+                    rows_of(&b, &self.props, self.edge)
+                        .into_iter()
+                        .map(Arc::new),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rows by id: from the decoded table when it is already in memory or
+    /// the id set is large, else through the `id` BTREE index.
+    async fn rows_by_id(
+        &self,
+        ids: &HashSet<String>,
+    ) -> Result<HashMap<String, Arc<Row>>, EngineError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        if self.full.initialized() || ids.len() > MAX_INDEXED_IDS {
+            let full = self.full().await?;
+            return Ok(ids
+                .iter()
+                .filter_map(|i| full.by_id.get(i).map(|r| (i.clone(), r.clone())))
+                .collect());
+        }
+        let lits: Vec<String> = ids.iter().map(|i| sql_string(i)).collect();
+        Ok(self
+            .rows_where_in("id", &lits)
+            .await?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect())
+    }
+
+    /// The adjacency of an edge table, built once from its `src`/`dst`.
+    async fn csr(&self) -> Result<Arc<Csr>, EngineError> {
+        let c = self
+            .csr
+            .get_or_try_init(|| async {
+                use arrow_array::{Array, StringArray};
+                let mut ids: Vec<String> = Vec::new();
+                let mut dense: HashMap<String, u32> = HashMap::new();
+                let mut pairs: Vec<(u32, u32)> = Vec::new();
+                let mut intern = |s: &str| -> u32 {
+                    if let Some(&d) = dense.get(s) {
+                        return d;
+                    }
+                    let d = ids.len() as u32;
+                    ids.push(s.to_string());
+                    dense.insert(s.to_string(), d);
+                    d
+                };
+                if let Some(ds) = self.dataset().await? {
+                    for b in table::scan_all(&ds, Some(&["src", "dst"])).await? {
+                        let col = |n: &str| {
+                            b.column_by_name(n)
+                                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                                .cloned()
+                        };
+                        let (Some(s), Some(d)) = (col("src"), col("dst")) else {
+                            continue;
+                        };
+                        for i in 0..b.num_rows() {
+                            if s.is_valid(i) && d.is_valid(i) {
+                                let a = intern(s.value(i));
+                                let z = intern(d.value(i));
+                                pairs.push((a, z));
+                            }
+                        }
+                    }
+                }
+                Ok::<_, EngineError>(Arc::new(Csr::build(&pairs, ids, dense)))
+            })
+            .await?;
+        Ok(c.clone())
+    }
+}
+
+/// A SQL string literal.
+fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A cell as a SQL literal for an indexed `IN (…)` lookup; `None` for
+/// values that path does not take (they fall back to a scan).
+fn sql_literal(c: &Cell) -> Option<String> {
+    match c {
+        Cell::Str(s) => Some(sql_string(s)),
+        Cell::I32(x) => Some(x.to_string()),
+        Cell::I64(x) => Some(x.to_string()),
+        Cell::U32(x) => Some(x.to_string()),
+        Cell::U64(x) => Some(x.to_string()),
+        Cell::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
 
 /// A query's result: column names and rows as JSON objects.
 #[derive(Debug, Clone, Serialize)]
@@ -70,40 +284,73 @@ pub struct QueryResult {
     pub graph_commit_id: String,
 }
 
-/// A bound entity: a node or edge row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Bound {
-    Node(usize, usize),
-    Edge(usize, usize),
+/// A bound entity: a node or edge row of table `table` (an index into the
+/// query's tables).
+#[derive(Debug, Clone)]
+struct Bound {
+    table: usize,
+    row: Arc<Row>,
 }
+
+impl PartialEq for Bound {
+    fn eq(&self, o: &Self) -> bool {
+        self.table == o.table && self.row.id == o.row.id
+    }
+}
+
+/// Full-text results computed before the pipeline runs, keyed by (table,
+/// property, mode, query text): matching ids with their BM25 scores.
+type FtsKey = (usize, String, String, String);
 
 /// Execution context: the tables a query touches, indexed by slot.
 struct Ctx<'a> {
-    tables: Vec<Arc<TableData>>,
+    tables: Vec<Arc<TableState>>,
     table_ix: HashMap<String, usize>,
     props: Vec<Vec<Property>>,
     slots: HashMap<String, usize>,
+    /// Variable → table index, for node variables.
+    var_table: HashMap<String, usize>,
     params: &'a HashMap<String, Cell>,
+    fts: HashMap<FtsKey, HashMap<String, f32>>,
     now: i64,
 }
 
 type Binding = Vec<Option<Bound>>;
 
 impl Graph {
-    async fn table_data(&self, view: &View, key: &str) -> Result<Arc<TableData>, EngineError> {
-        let Some(r) = view.tables.get(key) else {
-            return Ok(Arc::new(TableData::new(Vec::new())));
+    fn table_state(&self, view: &View, key: &str) -> Arc<TableState> {
+        let r = view.tables.get(key);
+        let mut btree = vec!["id".to_string()];
+        let mut fulltext = Vec::new();
+        let edge = key.starts_with("edge:");
+        if edge {
+            btree.extend(["src".to_string(), "dst".to_string()]);
+        }
+        for (col, kind) in self.index_decls(key) {
+            match kind {
+                IndexKind::Btree if !btree.contains(&col) => btree.push(col),
+                IndexKind::FullText => fulltext.push(col),
+                _ => {}
+            }
+        }
+        let fresh = || TableState {
+            at: r.map(|r| self.at(key, r)),
+            props: self.props(key).to_vec(),
+            edge,
+            btree: btree.clone(),
+            fulltext: fulltext.clone(),
+            ds: OnceCell::new(),
+            full: OnceCell::new(),
+            csr: OnceCell::new(),
+        };
+        let Some(r) = r else {
+            return Arc::new(fresh());
         };
         let ck = (key.to_string(), r.lance_branch.clone(), r.version);
-        if let Some(t) = self.cache.lock().ok().and_then(|c| c.get(&ck).cloned()) {
-            return Ok(t);
+        match self.cache.lock() {
+            Ok(mut c) => c.entry(ck).or_insert_with(|| Arc::new(fresh())).clone(),
+            Err(_) => Arc::new(fresh()),
         }
-        let rows = self.read_rows(key, r).await?;
-        let t = Arc::new(TableData::new(rows));
-        if let Ok(mut c) = self.cache.lock() {
-            c.insert(ck, t.clone());
-        }
-        Ok(t)
     }
 
     /// Runs a checked read query at `at`.
@@ -127,7 +374,9 @@ impl Graph {
             table_ix: HashMap::new(),
             props: Vec::new(),
             slots: HashMap::new(),
+            var_table: HashMap::new(),
             params: &params,
+            fts: HashMap::new(),
             now: super::now_ms(),
         };
         for r in &q.reads {
@@ -136,14 +385,19 @@ impl Graph {
             } else {
                 node_key(&r.type_name)
             };
-            let data = self.table_data(&view, &key).await?;
             ctx.table_ix.insert(key.clone(), ctx.tables.len());
-            ctx.tables.push(data);
+            ctx.tables.push(self.table_state(&view, &key));
             ctx.props.push(self.props(&key).to_vec());
         }
+        for (var, ty) in &plan.variables {
+            if let Some(&t) = ctx.table_ix.get(&node_key(ty)) {
+                ctx.var_table.insert(var.clone(), t);
+            }
+        }
         collect_slots(&plan.pipeline, &mut ctx.slots);
+        prepare_text_search(&mut ctx, plan).await?;
         let n = ctx.slots.len();
-        let rows = run_ops(&ctx, &plan.pipeline, vec![vec![None; n]])?;
+        let rows = run_ops(&ctx, &plan.pipeline, vec![vec![None; n]]).await?;
         let result = project(&ctx, plan, rows);
         Ok(QueryResult {
             columns: plan.projections.iter().map(|p| p.name.clone()).collect(),
@@ -151,6 +405,100 @@ impl Graph {
             graph_commit_id: view.commit,
         })
     }
+}
+
+/// The mode and query text of a full-text expression whose query does not
+/// depend on a binding; `None` when it must be evaluated row by row.
+fn text_query(ctx: &Ctx<'_>, e: &Expr) -> Option<(usize, String, TextMode, String)> {
+    let constant = |q: &Expr| match q {
+        Expr::Literal { .. } | Expr::Param { .. } => Some(text_cell(&eval(ctx, q, &Vec::new()))),
+        _ => None,
+    };
+    let (var, property, mode, q) = match e {
+        Expr::TextMatch {
+            func,
+            var,
+            property,
+            query,
+            max_edits,
+        } => {
+            let mode = match func {
+                TextSearch::Search => TextMode::Any,
+                TextSearch::MatchText => TextMode::All,
+                TextSearch::Fuzzy => {
+                    TextMode::Fuzzy(fuzzy_edits(ctx, max_edits.as_deref(), &Vec::new()))
+                }
+            };
+            (var, property, mode, constant(query)?)
+        }
+        Expr::Bm25 {
+            var,
+            property,
+            query,
+        } => (var, property, TextMode::Any, constant(query)?),
+        _ => return None,
+    };
+    let t = *ctx.var_table.get(var)?;
+    if !ctx.tables[t].fulltext.contains(property) || tokens(&q).is_empty() {
+        return None;
+    }
+    Some((t, property.clone(), mode, q))
+}
+
+fn fts_key(t: usize, property: &str, mode: TextMode, q: &str) -> FtsKey {
+    (t, property.to_string(), format!("{mode:?}"), q.to_string())
+}
+
+/// Runs every constant full-text predicate and score of the plan through
+/// the inverted index once, before the pipeline.
+async fn prepare_text_search(ctx: &mut Ctx<'_>, plan: &ReadPlan) -> Result<(), EngineError> {
+    fn walk<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
+        match e {
+            Expr::TextMatch { .. } | Expr::Bm25 { .. } => out.push(e),
+            Expr::Rrf { a, b, .. } => {
+                walk(a, out);
+                walk(b, out);
+            }
+            _ => {}
+        }
+    }
+    fn ops<'e>(o: &'e [Op], out: &mut Vec<&'e Expr>) {
+        for op in o {
+            match op {
+                Op::Filter { left, right, .. } => {
+                    walk(left, out);
+                    if let Some(r) = right {
+                        walk(r, out);
+                    }
+                }
+                Op::AntiJoin { ops: inner } => ops(inner, out),
+                _ => {}
+            }
+        }
+    }
+    let mut exprs = Vec::new();
+    ops(&plan.pipeline, &mut exprs);
+    for p in &plan.projections {
+        walk(&p.expr, &mut exprs);
+    }
+    for o in &plan.order {
+        walk(&o.expr, &mut exprs);
+    }
+    for e in exprs {
+        let Some((t, property, mode, q)) = text_query(ctx, e) else {
+            continue;
+        };
+        let key = fts_key(t, &property, mode, &q);
+        if ctx.fts.contains_key(&key) {
+            continue;
+        }
+        let hits = match ctx.tables[t].dataset().await? {
+            Some(ds) => table::full_text(&ds, &property, &q, mode).await?,
+            None => Vec::new(),
+        };
+        ctx.fts.insert(key, hits.into_iter().collect());
+    }
+    Ok(())
 }
 
 /// A `nearest` whose query is text must embed it, and no embedding provider
@@ -224,176 +572,309 @@ fn collect_slots(ops: &[Op], slots: &mut HashMap<String, usize>) {
     }
 }
 
-fn run_ops(ctx: &Ctx<'_>, ops: &[Op], mut rows: Vec<Binding>) -> Result<Vec<Binding>, EngineError> {
-    for op in ops {
-        rows = match op {
-            Op::Scan {
-                var,
-                node_type,
-                equals,
-                ..
-            } => {
-                let ti = ctx.table_ix[&node_key(node_type)];
-                let t = &ctx.tables[ti];
-                let slot = ctx.slots[var];
-                let mut out = Vec::new();
-                for b in rows {
-                    for (i, r) in t.rows.iter().enumerate() {
-                        if equals.iter().all(|(p, e)| {
-                            let left = prop_of(&ctx.props[ti], r, p);
-                            let right = eval(ctx, e, &b);
-                            holds(&left, CmpOp::Eq, &right)
-                        }) {
-                            let mut nb = b.clone();
-                            nb[slot] = Some(Bound::Node(ti, i));
-                            out.push(nb);
-                        }
-                    }
-                }
-                out
-            }
-            Op::Expand {
-                from_var,
-                edge,
-                to_var,
-                to_type,
-                reverse,
-                undirected,
-                min_hops,
-                max_hops,
-                edge_var,
-                to_bound,
-            } => {
-                let ei = ctx.table_ix[&edge_key(edge)];
-                let et = &ctx.tables[ei];
-                let ti = ctx.table_ix[&node_key(to_type)];
-                let tt = &ctx.tables[ti];
-                let fslot = ctx.slots[from_var];
-                let tslot = ctx.slots[to_var];
-                let mut out = Vec::new();
-                for b in rows {
-                    let Some(Bound::Node(fti, fi)) = b[fslot] else {
-                        continue;
+fn run_ops<'a>(
+    ctx: &'a Ctx<'a>,
+    ops: &'a [Op],
+    rows: Vec<Binding>,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<Binding>, EngineError>> + Send + 'a>,
+> {
+    Box::pin(async move {
+        let mut rows = rows;
+        for op in ops {
+            rows = match op {
+                Op::Scan {
+                    var,
+                    node_type,
+                    equals,
+                    ..
+                } => scan(ctx, var, node_type, equals, rows).await?,
+                Op::Expand {
+                    from_var,
+                    edge,
+                    to_var,
+                    to_type,
+                    reverse,
+                    undirected,
+                    min_hops,
+                    max_hops,
+                    edge_var,
+                    to_bound,
+                } => {
+                    let step = Step {
+                        edge,
+                        to_type,
+                        fwd: !*reverse || *undirected,
+                        bwd: *reverse || *undirected,
+                        from: ctx.slots[from_var],
+                        to: ctx.slots[to_var],
+                        to_bound: *to_bound,
                     };
-                    let start = ctx.tables[fti].rows[fi].id.clone();
-                    // Neighbours of an id: (edge row, other end).
-                    let step = |id: &str| -> Vec<(usize, String)> {
-                        let mut v = Vec::new();
-                        let fwd = !*reverse || *undirected;
-                        let bwd = *reverse || *undirected;
-                        if fwd {
-                            for &e in et.out.get(id).map_or(&[][..], |x| x.as_slice()) {
-                                if let Some(d) = &et.rows[e].dst {
-                                    v.push((e, d.clone()));
-                                }
-                            }
-                        }
-                        if bwd {
-                            for &e in et.inc.get(id).map_or(&[][..], |x| x.as_slice()) {
-                                if let Some(s) = &et.rows[e].src {
-                                    v.push((e, s.clone()));
-                                }
-                            }
-                        }
-                        v
-                    };
-                    if let Some(ev) = edge_var {
-                        // One row per matching edge (single hop).
-                        let eslot = ctx.slots[ev];
-                        let mut seen = HashSet::new();
-                        for (e, other) in step(&start) {
-                            if !seen.insert(e) {
-                                continue;
-                            }
-                            let Some(&oi) = tt.by_id.get(&other) else {
-                                continue;
-                            };
-                            if *to_bound && b[tslot] != Some(Bound::Node(ti, oi)) {
-                                continue;
-                            }
-                            let mut nb = b.clone();
-                            nb[tslot] = Some(Bound::Node(ti, oi));
-                            nb[eslot] = Some(Bound::Edge(ei, e));
-                            out.push(nb);
-                        }
-                        continue;
-                    }
-                    // Breadth-first (reference: docs/user/queries, "Traversal"):
-                    // a destination is reported at most once per source; a
-                    // node is expanded once; reaching an already visited node
-                    // is pruned, except a self-loop, which reports its node
-                    // at the current hop when the hop is within bounds.
-                    let mut reached: Vec<String> = Vec::new();
-                    let mut reported: HashSet<String> = HashSet::new();
-                    if *min_hops == 0 {
-                        reported.insert(start.clone());
-                        reached.push(start.clone());
-                    }
-                    let mut visited: HashSet<String> = HashSet::from([start.clone()]);
-                    let mut frontier = vec![start.clone()];
-                    let mut hop = 0u32;
-                    while !frontier.is_empty() && max_hops.is_none_or(|m| hop < m) {
-                        hop += 1;
-                        let mut next = Vec::new();
-                        for id in &frontier {
-                            for (_, other) in step(id) {
-                                let fresh = if other == *id {
-                                    false
-                                } else {
-                                    visited.insert(other.clone())
-                                };
-                                if fresh {
-                                    next.push(other.clone());
-                                } else if other != *id {
-                                    continue;
-                                }
-                                if hop >= *min_hops && reported.insert(other.clone()) {
-                                    reached.push(other);
-                                }
-                            }
-                        }
-                        frontier = next;
-                    }
-                    for other in reached {
-                        let Some(&oi) = tt.by_id.get(&other) else {
-                            continue;
-                        };
-                        if *to_bound {
-                            if b[tslot] == Some(Bound::Node(ti, oi)) {
-                                out.push(b.clone());
-                            }
-                            continue;
-                        }
-                        let mut nb = b.clone();
-                        nb[tslot] = Some(Bound::Node(ti, oi));
-                        out.push(nb);
+                    match edge_var {
+                        Some(ev) => expand_edges(ctx, &step, ctx.slots[ev], rows).await?,
+                        None => expand(ctx, &step, *min_hops, *max_hops, rows).await?,
                     }
                 }
-                out
-            }
-            Op::Filter { left, op, right } => rows
-                .into_iter()
-                .filter(|b| match (op, right) {
-                    (Some(op), Some(r)) => {
-                        let l = eval(ctx, left, b);
-                        let r = eval(ctx, r, b);
-                        holds(&l, *op, &r)
+                Op::Filter { left, op, right } => rows
+                    .into_iter()
+                    .filter(|b| match (op, right) {
+                        (Some(op), Some(r)) => {
+                            let l = eval(ctx, left, b);
+                            let r = eval(ctx, r, b);
+                            holds(&l, *op, &r)
+                        }
+                        _ => eval(ctx, left, b) == Cell::Bool(true),
+                    })
+                    .collect(),
+                Op::AntiJoin { ops } => {
+                    let mut out = Vec::new();
+                    for b in rows {
+                        if run_ops(ctx, ops, vec![b.clone()]).await?.is_empty() {
+                            out.push(b);
+                        }
                     }
-                    _ => eval(ctx, left, b) == Cell::Bool(true),
-                })
-                .collect(),
-            Op::AntiJoin { ops } => {
-                let mut out = Vec::new();
-                for b in rows {
-                    if run_ops(ctx, ops, vec![b.clone()])?.is_empty() {
-                        out.push(b);
-                    }
+                    out
                 }
-                out
-            }
-        };
+            };
+        }
+        Ok(rows)
+    })
+}
+
+/// Binds `var` to the rows of `node_type` matching `equals`, per input row.
+async fn scan(
+    ctx: &Ctx<'_>,
+    var: &str,
+    node_type: &str,
+    equals: &[(String, Expr)],
+    rows: Vec<Binding>,
+) -> Result<Vec<Binding>, EngineError> {
+    let ti = ctx.table_ix[&node_key(node_type)];
+    let t = &ctx.tables[ti];
+    let slot = ctx.slots[var];
+    // An equality on `id` or a BTREE-indexed property: one indexed lookup
+    // for every value the input rows ask for.
+    let mut candidates: Option<Vec<Arc<Row>>> = None;
+    for (p, e) in equals {
+        if !t.btree.contains(p) {
+            continue;
+        }
+        let lits: Option<HashSet<String>> = rows
+            .iter()
+            .filter_map(|b| match eval(ctx, e, b) {
+                Cell::Null => None,
+                c => Some(sql_literal(&c)),
+            })
+            .collect();
+        if let Some(lits) = lits {
+            let lits: Vec<String> = lits.into_iter().collect();
+            candidates = Some(t.rows_where_in(p, &lits).await?);
+            break;
+        }
     }
-    Ok(rows)
+    let full;
+    let candidates: &[Arc<Row>] = match &candidates {
+        Some(c) => c,
+        None => {
+            full = t.full().await?;
+            &full.rows
+        }
+    };
+    let mut out = Vec::new();
+    for b in rows {
+        for r in candidates {
+            if equals.iter().all(|(p, e)| {
+                let left = prop_of(&ctx.props[ti], r, p);
+                let right = eval(ctx, e, &b);
+                holds(&left, CmpOp::Eq, &right)
+            }) {
+                let mut nb = b.clone();
+                nb[slot] = Some(Bound {
+                    table: ti,
+                    row: r.clone(),
+                });
+                out.push(nb);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One traversal step's shape.
+struct Step<'s> {
+    edge: &'s str,
+    to_type: &'s str,
+    fwd: bool,
+    bwd: bool,
+    from: usize,
+    to: usize,
+    to_bound: bool,
+}
+
+/// Variable-length traversal over the edge table's CSR.
+///
+/// Breadth-first (reference: docs/user/queries, "Traversal"): a destination
+/// is reported at most once per source; a node is expanded once; reaching an
+/// already visited node is pruned, except a self-loop, which reports its
+/// node at the current hop when the hop is within bounds.
+async fn expand(
+    ctx: &Ctx<'_>,
+    s: &Step<'_>,
+    min_hops: u32,
+    max_hops: Option<u32>,
+    rows: Vec<Binding>,
+) -> Result<Vec<Binding>, EngineError> {
+    let ei = ctx.table_ix[&edge_key(s.edge)];
+    let ti = ctx.table_ix[&node_key(s.to_type)];
+    let csr = ctx.tables[ei].csr().await?;
+    // Per input row: the ids reached.
+    let mut reached_per_row: Vec<Vec<String>> = Vec::with_capacity(rows.len());
+    let mut wanted: HashSet<String> = HashSet::new();
+    let mut buf = Vec::new();
+    for b in &rows {
+        let Some(from) = &b[s.from] else {
+            reached_per_row.push(Vec::new());
+            continue;
+        };
+        let start_id = &from.row.id;
+        let mut reached: Vec<String> = Vec::new();
+        if min_hops == 0 {
+            reached.push(start_id.clone());
+        }
+        if let Some(&start) = csr.dense.get(start_id) {
+            let mut reported: HashSet<u32> = HashSet::new();
+            if min_hops == 0 {
+                reported.insert(start);
+            }
+            let mut visited: HashSet<u32> = HashSet::from([start]);
+            let mut frontier = vec![start];
+            let mut hop = 0u32;
+            while !frontier.is_empty() && max_hops.is_none_or(|m| hop < m) {
+                hop += 1;
+                let mut next = Vec::new();
+                for &n in &frontier {
+                    buf.clear();
+                    csr.neighbours(n, s.fwd, s.bwd, &mut buf);
+                    for &other in &buf {
+                        if other != n && !visited.insert(other) {
+                            continue;
+                        }
+                        if other != n {
+                            next.push(other);
+                        }
+                        if hop >= min_hops && reported.insert(other) {
+                            reached.push(csr.ids[other as usize].clone());
+                        }
+                    }
+                }
+                frontier = next;
+            }
+        }
+        wanted.extend(reached.iter().cloned());
+        reached_per_row.push(reached);
+    }
+    let targets = ctx.tables[ti].rows_by_id(&wanted).await?;
+    let mut out = Vec::new();
+    for (b, reached) in rows.into_iter().zip(reached_per_row) {
+        for id in reached {
+            let Some(r) = targets.get(&id) else {
+                continue;
+            };
+            let bound = Bound {
+                table: ti,
+                row: r.clone(),
+            };
+            if s.to_bound {
+                if b[s.to].as_ref() == Some(&bound) {
+                    out.push(b.clone());
+                }
+                continue;
+            }
+            let mut nb = b.clone();
+            nb[s.to] = Some(bound);
+            out.push(nb);
+        }
+    }
+    Ok(out)
+}
+
+/// A single hop that binds the edge too: one output row per matching edge,
+/// with the edge rows read through the `src`/`dst` BTREE indexes.
+async fn expand_edges(
+    ctx: &Ctx<'_>,
+    s: &Step<'_>,
+    eslot: usize,
+    rows: Vec<Binding>,
+) -> Result<Vec<Binding>, EngineError> {
+    let ei = ctx.table_ix[&edge_key(s.edge)];
+    let ti = ctx.table_ix[&node_key(s.to_type)];
+    let et = &ctx.tables[ei];
+    let starts: HashSet<String> = rows
+        .iter()
+        .filter_map(|b| b[s.from].as_ref().map(|f| f.row.id.clone()))
+        .collect();
+    let lits: Vec<String> = starts.iter().map(|i| sql_string(i)).collect();
+    let mut by_src: HashMap<String, Vec<Arc<Row>>> = HashMap::new();
+    let mut by_dst: HashMap<String, Vec<Arc<Row>>> = HashMap::new();
+    if s.fwd && !lits.is_empty() {
+        for r in et.rows_where_in("src", &lits).await? {
+            by_src
+                .entry(r.src.clone().unwrap_or_default())
+                .or_default()
+                .push(r);
+        }
+    }
+    if s.bwd && !lits.is_empty() {
+        for r in et.rows_where_in("dst", &lits).await? {
+            by_dst
+                .entry(r.dst.clone().unwrap_or_default())
+                .or_default()
+                .push(r);
+        }
+    }
+    // (input row, edge row, other end)
+    let mut hits: Vec<(usize, Arc<Row>, String)> = Vec::new();
+    let mut wanted = HashSet::new();
+    for (i, b) in rows.iter().enumerate() {
+        let Some(f) = &b[s.from] else { continue };
+        let mut seen = HashSet::new();
+        for e in by_src.get(&f.row.id).into_iter().flatten() {
+            if seen.insert(e.id.clone())
+                && let Some(d) = &e.dst
+            {
+                wanted.insert(d.clone());
+                hits.push((i, e.clone(), d.clone()));
+            }
+        }
+        for e in by_dst.get(&f.row.id).into_iter().flatten() {
+            if seen.insert(e.id.clone())
+                && let Some(src) = &e.src
+            {
+                wanted.insert(src.clone());
+                hits.push((i, e.clone(), src.clone()));
+            }
+        }
+    }
+    let targets = ctx.tables[ti].rows_by_id(&wanted).await?;
+    let mut out = Vec::new();
+    for (i, e, other) in hits {
+        let Some(r) = targets.get(&other) else {
+            continue;
+        };
+        let b = &rows[i];
+        let bound = Bound {
+            table: ti,
+            row: r.clone(),
+        };
+        if s.to_bound && b[s.to].as_ref() != Some(&bound) {
+            continue;
+        }
+        let mut nb = b.clone();
+        nb[s.to] = Some(bound);
+        nb[eslot] = Some(Bound { table: ei, row: e });
+        out.push(nb);
+    }
+    Ok(out)
 }
 
 fn prop_of(props: &[Property], r: &Row, p: &str) -> Cell {
@@ -406,10 +887,17 @@ fn prop_of(props: &[Property], r: &Row, p: &str) -> Cell {
     }
 }
 
-fn bound_row<'c>(ctx: &'c Ctx<'_>, b: &Binding, var: &str) -> Option<(usize, &'c Row)> {
+fn bound_row<'c>(ctx: &Ctx<'_>, b: &'c Binding, var: &str) -> Option<(usize, &'c Row)> {
     let slot = *ctx.slots.get(var)?;
-    match b.get(slot).copied().flatten()? {
-        Bound::Node(t, i) | Bound::Edge(t, i) => Some((t, &ctx.tables[t].rows[i])),
+    let bound = b.get(slot)?.as_ref()?;
+    Some((bound.table, &bound.row))
+}
+
+fn fuzzy_edits(ctx: &Ctx<'_>, max_edits: Option<&Expr>, b: &Binding) -> u32 {
+    match max_edits.map(|m| eval(ctx, m, b)) {
+        Some(Cell::I64(k)) => u32::try_from(k.max(0)).unwrap_or(u32::MAX),
+        Some(Cell::I32(k)) => u32::try_from(k.max(0)).unwrap_or(u32::MAX),
+        _ => 1,
     }
 }
 
@@ -454,6 +942,12 @@ fn eval(ctx: &Ctx<'_>, e: &Expr, b: &Binding) -> Cell {
             let Some((t, r)) = bound_row(ctx, b, var) else {
                 return Cell::Bool(false);
             };
+            if let Some((ft, p, mode, q)) = text_query(ctx, e)
+                && ft == t
+                && let Some(hits) = ctx.fts.get(&fts_key(ft, &p, mode, &q))
+            {
+                return Cell::Bool(hits.contains_key(&r.id));
+            }
             let text = text_cell(&prop_of(&ctx.props[t], r, property));
             let q = text_cell(&eval(ctx, query, b));
             let doc = tokens(&text);
@@ -465,10 +959,7 @@ fn eval(ctx: &Ctx<'_>, e: &Expr, b: &Binding) -> Cell {
                 TextSearch::Search => qt.iter().any(|w| doc.contains(w)),
                 TextSearch::MatchText => qt.iter().all(|w| doc.contains(w)),
                 TextSearch::Fuzzy => {
-                    let k = match max_edits.as_ref().map(|m| eval(ctx, m, b)) {
-                        Some(Cell::I64(k)) => k.max(0) as usize,
-                        _ => 1,
-                    };
+                    let k = fuzzy_edits(ctx, max_edits.as_deref(), b) as usize;
                     qt.iter()
                         .any(|w| doc.iter().any(|d| crate::diag::levenshtein(w, d) <= k))
                 }
@@ -540,6 +1031,20 @@ fn scores(ctx: &Ctx<'_>, e: &Expr, rows: &[Binding]) -> Option<Vec<Cell>> {
             property,
             query,
         } => {
+            if let Some((t, p, mode, q)) = text_query(ctx, e)
+                && let Some(hits) = ctx.fts.get(&fts_key(t, &p, mode, &q))
+            {
+                return Some(
+                    rows.iter()
+                        .map(|b| match bound_row(ctx, b, var) {
+                            Some((bt, r)) if bt == t => {
+                                Cell::F64(hits.get(&r.id).copied().map_or(0.0, f64::from))
+                            }
+                            _ => Cell::F64(0.0),
+                        })
+                        .collect(),
+                );
+            }
             let docs: Vec<Vec<String>> = rows
                 .iter()
                 .map(|b| match bound_row(ctx, b, var) {

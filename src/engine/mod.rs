@@ -370,6 +370,43 @@ impl Graph {
         .unwrap_or(&[])
     }
 
+    /// The declared indexes of a table's properties: (column, kind).
+    pub(crate) fn index_decls(&self, key: &str) -> Vec<(String, crate::schema::IndexKind)> {
+        let decls = match key.split_once(':') {
+            Some(("edge", name)) => self.catalog.edge(name).map(|e| e.indexes.as_slice()),
+            Some((_, name)) => self.catalog.node(name).map(|n| n.indexes.as_slice()),
+            None => None,
+        };
+        decls
+            .unwrap_or(&[])
+            .iter()
+            .map(|d| (d.property.clone(), d.kind))
+            .collect()
+    }
+
+    /// The physical indexes a table carries (docs/storage.md, "Indexes"):
+    /// BTREE on `id` (and `src`, `dst` for edges) and on every BTREE
+    /// declaration; an inverted index on every full-text declaration.
+    pub(crate) fn index_specs(&self, key: &str) -> Vec<table::IndexSpec> {
+        use crate::schema::IndexKind;
+        let mut specs = vec![table::IndexSpec::Btree("id".into())];
+        if key.starts_with("edge:") {
+            specs.push(table::IndexSpec::Btree("src".into()));
+            specs.push(table::IndexSpec::Btree("dst".into()));
+        }
+        for (col, kind) in self.index_decls(key) {
+            let spec = match kind {
+                IndexKind::Btree => table::IndexSpec::Btree(col),
+                IndexKind::FullText => table::IndexSpec::FullText(col),
+                IndexKind::Vector | IndexKind::LabelList => continue,
+            };
+            if !specs.contains(&spec) {
+                specs.push(spec);
+            }
+        }
+        specs
+    }
+
     fn at(&self, key: &str, r: &TableRef) -> TableAt {
         TableAt {
             uri: self.table_uri(key),
@@ -726,6 +763,23 @@ impl Graph {
                 TableWrite::Upsert(b) => table::upsert(ds, b).await?,
                 TableWrite::Overwrite(b) => table::overwrite(ds, b).await?,
                 TableWrite::Delete(ids) => table::delete_where_in(ds, "id", &ids).await?,
+            };
+            // Indexes are derived state: a failure to build one leaves the
+            // data version in place, and reads fall back to scanning.
+            let written = TableAt {
+                uri: self.table_uri(&key),
+                branch: target.clone(),
+                version,
+            };
+            let version = match table::open(&written).await {
+                Ok(ds) => match table::ensure_indexes(ds, &self.index_specs(&key)).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(table = %key, error = %e, "index maintenance failed");
+                        version
+                    }
+                },
+                Err(_) => version,
             };
             new_refs.insert(
                 key,

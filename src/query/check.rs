@@ -2516,7 +2516,12 @@ fn lookup_for(cat: &Catalog, node_type: &str, props: &[(String, Expr)]) -> (u8, 
     {
         return (0, Lookup::Key);
     }
-    if let Some((p, _)) = props.iter().find(|(p, _)| node.is_indexed(p)) {
+    // Only a BTREE answers equality; a full-text index does not.
+    if let Some((p, _)) = props.iter().find(|(p, _)| {
+        node.indexes
+            .iter()
+            .any(|i| &i.property == p && i.kind == crate::schema::IndexKind::Btree)
+    }) {
         return (
             1,
             Lookup::Index {

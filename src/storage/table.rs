@@ -194,3 +194,178 @@ pub async fn scan_all(
 pub async fn count(ds: &Dataset) -> Result<usize, TableError> {
     ds.count_rows(None).await.map_err(|e| terr(ds.uri(), e))
 }
+
+/// A physical index one column should carry (reference:
+/// docs/user/search/indexes.md — BTREE on `id`, `src`, `dst` and on ordered
+/// scalar or enum `@index`/`@key` properties; an inverted full-text index on
+/// free-text String `@index`/`@key` properties).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexSpec {
+    Btree(String),
+    FullText(String),
+}
+
+impl IndexSpec {
+    /// The column the index covers.
+    pub fn column(&self) -> &str {
+        match self {
+            IndexSpec::Btree(c) | IndexSpec::FullText(c) => c,
+        }
+    }
+
+    /// The Lance index name: `<column>_btree` or `<column>_fts`.
+    pub fn name(&self) -> String {
+        match self {
+            IndexSpec::Btree(c) => format!("{c}_btree"),
+            IndexSpec::FullText(c) => format!("{c}_fts"),
+        }
+    }
+}
+
+/// The tokenizer every full-text index uses: split on anything that is not
+/// alphanumeric, lowercase, no stemming, no stop-word removal, no ASCII
+/// folding, no length cap. The query side tokenizes with the same settings.
+pub fn fts_params() -> lance_index::scalar::InvertedIndexParams {
+    lance_index::scalar::InvertedIndexParams::default()
+        .base_tokenizer("simple".to_string())
+        .lower_case(true)
+        .stem(false)
+        .remove_stop_words(false)
+        .ascii_folding(false)
+        .max_token_length(None)
+        .with_position(false)
+}
+
+/// Makes `ds` (the head of its Lance branch) carry every index in `specs`:
+/// missing ones are built, existing ones extended over fragments written
+/// since (`optimize_indices` in append mode). Returns the resulting version,
+/// which equals the input version when nothing had to change. An empty table
+/// gets no index yet; the first write that adds rows builds it.
+pub async fn ensure_indexes(mut ds: Dataset, specs: &[IndexSpec]) -> Result<u64, TableError> {
+    use lance::index::DatasetIndexExt;
+    use lance_index::IndexType;
+    use lance_index::scalar::{BuiltinIndexType, ScalarIndexParams};
+    let uri = ds.uri().to_string();
+    if specs.is_empty() || count(&ds).await? == 0 {
+        return Ok(ds.version().version);
+    }
+    let existing: Vec<String> = ds
+        .load_indices()
+        .await
+        .map_err(|e| terr(&uri, e))?
+        .iter()
+        .map(|i| i.name.clone())
+        .collect();
+    let mut extend = false;
+    for spec in specs {
+        let name = spec.name();
+        if existing.contains(&name) {
+            extend = true;
+            continue;
+        }
+        let r = match spec {
+            IndexSpec::Btree(c) => {
+                ds.create_index(
+                    &[c.as_str()],
+                    IndexType::BTree,
+                    Some(name),
+                    &ScalarIndexParams::for_builtin(BuiltinIndexType::BTree),
+                    false,
+                )
+                .await
+            }
+            IndexSpec::FullText(c) => {
+                ds.create_index(
+                    &[c.as_str()],
+                    IndexType::Inverted,
+                    Some(name),
+                    &fts_params(),
+                    false,
+                )
+                .await
+            }
+        };
+        r.map_err(|e| terr(&uri, e))?;
+    }
+    if extend {
+        let before = ds.version().version;
+        ds.optimize_indices(&lance_index::optimize::OptimizeOptions::append())
+            .await
+            .map_err(|e| terr(&uri, e))?;
+        let after = ds.version().version;
+        debug_assert!(after >= before);
+    }
+    Ok(ds.version().version)
+}
+
+/// Rows whose `filter` (a Lance/DataFusion SQL predicate) holds, as batches.
+/// Lance serves the predicate from a scalar index when one covers it.
+pub async fn scan_where(ds: &Dataset, filter: &str) -> Result<Vec<RecordBatch>, TableError> {
+    let uri = ds.uri().to_string();
+    let mut sc = ds.scan();
+    sc.filter(filter).map_err(|e| terr(&uri, e))?;
+    let stream = sc.try_into_stream().await.map_err(|e| terr(&uri, e))?;
+    stream.map_err(|e| terr(&uri, e)).try_collect().await
+}
+
+/// How a full-text query combines its tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextMode {
+    /// Any token matches (`search`, `bm25`).
+    Any,
+    /// Every token matches (`match_text`).
+    All,
+    /// Any token within this many edits of an indexed term (`fuzzy`).
+    Fuzzy(u32),
+}
+
+/// Full-text search on `column` through its inverted index: the matching
+/// rows' `id`s with their BM25 scores (Lance: k1 = 1.2, b = 0.75).
+pub async fn full_text(
+    ds: &Dataset,
+    column: &str,
+    query: &str,
+    mode: TextMode,
+) -> Result<Vec<(String, f32)>, TableError> {
+    use arrow_array::{Array, Float32Array, StringArray};
+    use lance_index::scalar::FullTextSearchQuery;
+    use lance_index::scalar::inverted::query::{MatchQuery, Operator};
+    let uri = ds.uri().to_string();
+    let mut m = MatchQuery::new(query.to_string()).with_column(Some(column.to_string()));
+    m = match mode {
+        TextMode::Any => m.with_operator(Operator::Or).with_fuzziness(Some(0)),
+        TextMode::All => m.with_operator(Operator::And).with_fuzziness(Some(0)),
+        TextMode::Fuzzy(k) => m
+            .with_operator(Operator::Or)
+            .with_fuzziness(Some(k))
+            .with_max_expansions(10_000),
+    };
+    let mut sc = ds.scan();
+    sc.full_text_search(FullTextSearchQuery::new_query(m.into()))
+        .map_err(|e| terr(&uri, e))?;
+    sc.project(&["id"]).map_err(|e| terr(&uri, e))?;
+    let stream = sc.try_into_stream().await.map_err(|e| terr(&uri, e))?;
+    let batches: Vec<RecordBatch> = stream.map_err(|e| terr(&uri, e)).try_collect().await?;
+    let mut out = Vec::new();
+    for b in batches {
+        let ids = b
+            .column_by_name("id")
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+        let scores = b
+            .column_by_name("_score")
+            .and_then(|c| c.as_any().downcast_ref::<Float32Array>());
+        let (Some(ids), Some(scores)) = (ids, scores) else {
+            return Err(TableError {
+                uri,
+                message: "full-text search returned no id/_score columns".into(),
+                conflict: false,
+            });
+        };
+        for i in 0..b.num_rows() {
+            if ids.is_valid(i) {
+                out.push((ids.value(i).to_string(), scores.value(i)));
+            }
+        }
+    }
+    Ok(out)
+}
