@@ -331,7 +331,9 @@ pub async fn full_text(
     use lance_index::scalar::FullTextSearchQuery;
     use lance_index::scalar::inverted::query::{MatchQuery, Operator};
     let uri = ds.uri().to_string();
-    let mut m = MatchQuery::new(query.to_string()).with_column(Some(column.to_string()));
+    // Lowercased here as well as by the tokenizer: Lance's fuzzy expansion
+    // compares the raw query term with the (lowercased) index vocabulary.
+    let mut m = MatchQuery::new(query.to_lowercase()).with_column(Some(column.to_string()));
     m = match mode {
         TextMode::Any => m.with_operator(Operator::Or).with_fuzziness(Some(0)),
         TextMode::All => m.with_operator(Operator::And).with_fuzziness(Some(0)),

@@ -3,6 +3,7 @@
 mod bad_input;
 mod branches;
 mod concurrency;
+mod cookbook_oracle;
 mod cookbooks;
 mod mutations;
 mod oracle;
