@@ -3,8 +3,12 @@
 //! ```text
 //! omnigraph-bench load-seed DIR/seed.jsonl DIR/schema.pg   # a cookbook seed, N runs
 //! omnigraph-bench load-generated [ROWS]                    # generated nodes+edges, default 1,000,000
+//! omnigraph-bench query-generated [NODES] [EDGES] [DIR]    # read latencies, default 1M nodes, 5M edges
 //! ```
-//! Each prints a table: rows, seconds, rows/s.
+//! The load commands print rows, seconds, rows/s. `query-generated` builds
+//! (or reuses, when DIR already holds it) a graph of `Item` nodes with an
+//! out-degree of EDGES/NODES and prints p50/p99 latencies of key lookups,
+//! 1-, 2- and 3-hop expansions and a full-text search.
 
 use std::io::BufReader;
 use std::time::Instant;
@@ -36,8 +40,16 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or(1_000_000);
             rt.block_on(load_generated(rows))
         }
+        Some("query-generated") => {
+            let num = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
+            rt.block_on(query_generated(
+                num(1, 1_000_000),
+                num(2, 5_000_000),
+                args.get(3).cloned(),
+            ))
+        }
         _ => Err(
-            "usage: omnigraph-bench load-seed SEED.jsonl SCHEMA.pg | load-generated [ROWS]".into(),
+            "usage: omnigraph-bench load-seed SEED.jsonl SCHEMA.pg | load-generated [ROWS] | query-generated [NODES] [EDGES] [DIR]".into(),
         ),
     };
     match result {
@@ -146,5 +158,160 @@ async fn load_generated(rows: usize) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     row("export of the same graph", n, t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+const QUERY_SCHEMA: &str = "node Item {\n  key: String @key\n  n: I64\n  label: String? @index\n}\nedge Next: Item -> Item\n";
+
+const QUERIES: &str = "
+query key($k: String) { match { $a: Item { key: $k } } return { $a.key, $a.n } }
+query hop1($k: String) { match { $a: Item { key: $k }  $a next $b } return { $b.key } }
+query hop2($k: String) { match { $a: Item { key: $k }  $a next{2,2} $b } return { $b.key } }
+query hop3($k: String) { match { $a: Item { key: $k }  $a next{3,3} $b } return { $b.key } }
+query text($q: String) { match { $a: Item  search($a.label, $q) } return { $a.key } limit 20 }
+";
+
+/// A small deterministic generator (64-bit LCG).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 11
+    }
+}
+
+const WORDS: u64 = 20_000;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn query_generated(nodes: usize, edges: usize, dir: Option<String>) -> Result<(), String> {
+    use omnigraph::engine::ReadAt;
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.unwrap_or_else(|| tmp.path().join("g").to_string_lossy().into_owned());
+    let g = match Graph::open(&path).await {
+        Ok(g) => {
+            println!("reusing the graph at {path}");
+            g
+        }
+        Err(_) => {
+            let g = Graph::init(&path, "bench.pg", QUERY_SCHEMA)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut rng = Lcg(7);
+            let mut data = Vec::with_capacity((nodes + edges) * 70);
+            for i in 0..nodes {
+                let label: Vec<String> =
+                    (0..3).map(|_| format!("w{}", rng.next() % WORDS)).collect();
+                data.extend_from_slice(
+                    format!(
+                        "{{\"type\":\"Item\",\"data\":{{\"key\":\"k{i}\",\"n\":{i},\"label\":\"{}\"}}}}\n",
+                        label.join(" ")
+                    )
+                    .as_bytes(),
+                );
+            }
+            let degree = edges / nodes.max(1);
+            for i in 0..nodes {
+                for j in 0..degree {
+                    let b = (i * 7 + 1 + j * 104_729) % nodes;
+                    data.extend_from_slice(
+                        format!("{{\"edge\":\"Next\",\"from\":\"k{i}\",\"to\":\"k{b}\"}}\n")
+                            .as_bytes(),
+                    );
+                }
+            }
+            let t = Instant::now();
+            g.load(
+                BufReader::new(&data[..]),
+                LoadMode::Overwrite,
+                "main",
+                None,
+                "bench",
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            println!(
+                "loaded {nodes} nodes + {} edges in {:.1} s (indexes included)",
+                nodes * degree,
+                t.elapsed().as_secs_f64()
+            );
+            g
+        }
+    };
+    let compiled = omnigraph::query::compile_queries(g.catalog(), QUERIES);
+    if compiled.has_errors() {
+        return Err(format!("{:?}", compiled.diagnostics));
+    }
+    let at = ReadAt::Branch("main".into());
+    let mut rng = Lcg(11);
+    println!(
+        "| {:<28} | {:>5} | {:>9} | {:>9} | {:>9} |",
+        "query", "runs", "p50 ms", "p99 ms", "rows/run"
+    );
+    println!(
+        "|{:-<30}|{:->7}|{:->11}|{:->11}|{:->11}|",
+        "", "", "", "", ""
+    );
+    for (name, runs) in [
+        ("key", 1000),
+        ("hop1", 200),
+        ("hop2", 200),
+        ("hop3", 200),
+        ("text", 200),
+    ] {
+        let q = compiled
+            .query(name)
+            .ok_or_else(|| format!("no query {name}"))?;
+        let params = |rng: &mut Lcg| {
+            if name == "text" {
+                serde_json::json!({"q": format!("w{}", rng.next() % WORDS)})
+            } else {
+                serde_json::json!({"k": format!("k{}", rng.next() % nodes as u64)})
+            }
+        };
+        // The first run opens the tables and, for traversals, builds the
+        // CSR; it is reported on its own line.
+        let t = Instant::now();
+        let first = g
+            .query(q, &params(&mut rng), &at)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "| {:<28} | {:>5} | {:>9.2} | {:>9} | {:>9} |",
+            format!("{name} (first run)"),
+            1,
+            t.elapsed().as_secs_f64() * 1e3,
+            "",
+            first.rows.len()
+        );
+        let mut times = Vec::with_capacity(runs);
+        let mut rows = 0usize;
+        for _ in 0..runs {
+            let p = params(&mut rng);
+            let t = Instant::now();
+            let r = g.query(q, &p, &at).await.map_err(|e| e.to_string())?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            rows += r.rows.len();
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "| {:<28} | {:>5} | {:>9.2} | {:>9.2} | {:>9.1} |",
+            name,
+            runs,
+            percentile(&times, 0.5),
+            percentile(&times, 0.99),
+            rows as f64 / runs as f64
+        );
+    }
     Ok(())
 }

@@ -312,6 +312,9 @@ struct Ctx<'a> {
     var_table: HashMap<String, usize>,
     params: &'a HashMap<String, Cell>,
     fts: HashMap<FtsKey, HashMap<String, f32>>,
+    /// Variable → full-text filters that must hold for it, from the same
+    /// pipeline level as its scan: the scan reads only their hits.
+    var_fts: HashMap<String, Vec<FtsKey>>,
     now: i64,
 }
 
@@ -377,6 +380,7 @@ impl Graph {
             var_table: HashMap::new(),
             params: &params,
             fts: HashMap::new(),
+            var_fts: HashMap::new(),
             now: super::now_ms(),
         };
         for r in &q.reads {
@@ -474,6 +478,37 @@ async fn prepare_text_search(ctx: &mut Ctx<'_>, plan: &ReadPlan) -> Result<(), E
                 Op::AntiJoin { ops: inner } => ops(inner, out),
                 _ => {}
             }
+        }
+    }
+    // Conjunctive full-text filters on a variable scanned at the same level.
+    fn required<'e>(o: &'e [Op], out: &mut Vec<(&'e str, &'e Expr)>) {
+        let scanned: HashSet<&str> = o
+            .iter()
+            .filter_map(|op| match op {
+                Op::Scan { var, .. } => Some(var.as_str()),
+                _ => None,
+            })
+            .collect();
+        for op in o {
+            match op {
+                Op::Filter {
+                    left: e @ Expr::TextMatch { var, .. },
+                    op: None,
+                    ..
+                } if scanned.contains(var.as_str()) => out.push((var, e)),
+                Op::AntiJoin { ops: inner } => required(inner, out),
+                _ => {}
+            }
+        }
+    }
+    let mut req = Vec::new();
+    required(&plan.pipeline, &mut req);
+    for (var, e) in req {
+        if let Some((t, property, mode, q)) = text_query(ctx, e) {
+            ctx.var_fts
+                .entry(var.to_string())
+                .or_default()
+                .push(fts_key(t, &property, mode, &q));
         }
     }
     let mut exprs = Vec::new();
@@ -670,6 +705,23 @@ async fn scan(
             let lits: Vec<String> = lits.into_iter().collect();
             candidates = Some(t.rows_where_in(p, &lits).await?);
             break;
+        }
+    }
+    // Else a full-text filter on this variable: only its hits.
+    if candidates.is_none()
+        && let Some(keys) = ctx.var_fts.get(var)
+    {
+        let mut ids: Option<HashSet<String>> = None;
+        for k in keys {
+            let Some(hits) = ctx.fts.get(k) else { continue };
+            let these: HashSet<String> = hits.keys().cloned().collect();
+            ids = Some(match ids {
+                Some(prev) => prev.intersection(&these).cloned().collect(),
+                None => these,
+            });
+        }
+        if let Some(ids) = ids {
+            candidates = Some(t.rows_by_id(&ids).await?.into_values().collect());
         }
     }
     let full;

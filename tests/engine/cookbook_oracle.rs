@@ -164,7 +164,9 @@ fn oholds(l: &Cell, op: CmpOp, r: &Cell) -> bool {
             (Cell::Str(s), Cell::Str(t)) => s.contains(t.as_str()),
             _ => false,
         },
-        CmpOp::StartsWith => matches!((l, r), (Cell::Str(s), Cell::Str(t)) if s.starts_with(t.as_str())),
+        CmpOp::StartsWith => {
+            matches!((l, r), (Cell::Str(s), Cell::Str(t)) if s.starts_with(t.as_str()))
+        }
         _ => match ocmp(l, r) {
             None => false,
             Some(o) => match op {
@@ -289,7 +291,15 @@ impl Oracle<'_> {
     /// Nodes reachable from `start` as the reference defines variable-length
     /// traversal: shortest distance within bounds, or one more for a
     /// self-loop on a node that is expanded.
-    fn reach(&self, edge: &str, start: &str, fwd: bool, bwd: bool, min: u32, max: Option<u32>) -> Vec<String> {
+    fn reach(
+        &self,
+        edge: &str,
+        start: &str,
+        fwd: bool,
+        bwd: bool,
+        min: u32,
+        max: Option<u32>,
+    ) -> Vec<String> {
         let edges = self.seed.edges.get(edge).map_or(&[][..], Vec::as_slice);
         let next = |u: &str| -> Vec<String> {
             let mut v = Vec::new();
@@ -350,7 +360,14 @@ impl Oracle<'_> {
                             });
                             if ok {
                                 let mut nb = b.clone();
-                                nb.insert(var.clone(), Ent { edge: false, ty: node_type.clone(), i });
+                                nb.insert(
+                                    var.clone(),
+                                    Ent {
+                                        edge: false,
+                                        ty: node_type.clone(),
+                                        i,
+                                    },
+                                );
                                 out.push(nb);
                             }
                         }
@@ -374,18 +391,31 @@ impl Oracle<'_> {
                     let index_of = |id: &str| self.rows_of(to_type).iter().position(|r| r.id == id);
                     let mut out = Vec::new();
                     for b in &rows {
-                        let Some(from) = b.get(from_var) else { continue };
+                        let Some(from) = b.get(from_var) else {
+                            continue;
+                        };
                         let start = self.row(from).id.clone();
                         let mut push = |other: &str, e: Option<usize>| {
                             let Some(i) = index_of(other) else { return };
-                            let to = Ent { edge: false, ty: to_type.clone(), i };
+                            let to = Ent {
+                                edge: false,
+                                ty: to_type.clone(),
+                                i,
+                            };
                             if *to_bound && b.get(to_var) != Some(&to) {
                                 return;
                             }
                             let mut nb = b.clone();
                             nb.insert(to_var.clone(), to);
                             if let (Some(ev), Some(e)) = (edge_var, e) {
-                                nb.insert(ev.clone(), Ent { edge: true, ty: edge.clone(), i: e });
+                                nb.insert(
+                                    ev.clone(),
+                                    Ent {
+                                        edge: true,
+                                        ty: edge.clone(),
+                                        i: e,
+                                    },
+                                );
                             }
                             out.push(nb);
                         };
@@ -456,39 +486,68 @@ impl Oracle<'_> {
     }
 
     fn var_type<'p>(plan: &'p ReadPlan, var: &str) -> Option<&'p str> {
-        plan.variables.iter().find(|(v, _)| v == var).map(|(_, t)| t.as_str())
+        plan.variables
+            .iter()
+            .find(|(v, _)| v == var)
+            .map(|(_, t)| t.as_str())
     }
 
     /// A projection or order expression over every row.
     fn column(&self, plan: &ReadPlan, e: &Expr, rows: &[OBinding]) -> Vec<Cell> {
         match e {
-            Expr::Bm25 { var, property, query } => {
-                let q = rows.first().map(|b| text_of(&self.eval(query, b))).unwrap_or_default();
+            Expr::Bm25 {
+                var,
+                property,
+                query,
+            } => {
+                let q = rows
+                    .first()
+                    .map(|b| text_of(&self.eval(query, b)))
+                    .unwrap_or_default();
                 let ty = Self::var_type(plan, var).unwrap_or_default();
                 let docs: Vec<Vec<String>> = rows
                     .iter()
                     .map(|b| words(&text_of(&self.prop(b, var, property))))
                     .collect();
-                self.bm25(ty, property, &q, &docs).into_iter().map(Cell::F64).collect()
+                self.bm25(ty, property, &q, &docs)
+                    .into_iter()
+                    .map(Cell::F64)
+                    .collect()
             }
-            Expr::Nearest { var, property, query } => rows
+            Expr::Nearest {
+                var,
+                property,
+                query,
+            } => rows
                 .iter()
-                .map(|b| match (self.prop(b, var, property), self.eval(query, b)) {
-                    (Cell::Vector(a), Cell::Vector(q)) => {
-                        let dot: f64 = a.iter().zip(&q).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
-                        let na = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-                        let nq = q.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
-                        Cell::F64(if na == 0.0 || nq == 0.0 { 1.0 } else { 1.0 - dot / (na * nq) })
-                    }
-                    _ => Cell::Null,
-                })
+                .map(
+                    |b| match (self.prop(b, var, property), self.eval(query, b)) {
+                        (Cell::Vector(a), Cell::Vector(q)) => {
+                            let dot: f64 = a
+                                .iter()
+                                .zip(&q)
+                                .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                                .sum();
+                            let na = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+                            let nq = q.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
+                            Cell::F64(if na == 0.0 || nq == 0.0 {
+                                1.0
+                            } else {
+                                1.0 - dot / (na * nq)
+                            })
+                        }
+                        _ => Cell::Null,
+                    },
+                )
                 .collect(),
             _ => rows.iter().map(|b| self.eval(e, b)).collect(),
         }
     }
 
     fn node_json(&self, b: &OBinding, var: &str, cat: &Catalog) -> Json {
-        let Some(e) = b.get(var) else { return Json::Null };
+        let Some(e) = b.get(var) else {
+            return Json::Null;
+        };
         let r = self.row(e);
         let mut m = Map::new();
         m.insert("id".into(), Json::from(r.id.clone()));
@@ -553,7 +612,10 @@ impl Oracle<'_> {
             let mut groups: BTreeMap<String, Vec<usize>> = BTreeMap::new();
             for r in 0..rows.len() {
                 let k: Vec<Json> = keys.iter().map(|col| cell_json(&col[r])).collect();
-                groups.entry(serde_json::to_string(&k).expect("key")).or_default().push(r);
+                groups
+                    .entry(serde_json::to_string(&k).expect("key"))
+                    .or_default()
+                    .push(r);
             }
             if groups.is_empty() && group.is_empty() {
                 groups.insert(String::new(), Vec::new());
@@ -568,12 +630,14 @@ impl Oracle<'_> {
                             let vals = self.column(plan, arg, &sub);
                             Self::aggregate(*func, &vals)
                         }
-                        other => sub
-                            .first()
-                            .map_or(Cell::Null, |b| self.column(plan, other, std::slice::from_ref(b)).remove(0)),
+                        other => sub.first().map_or(Cell::Null, |b| {
+                            self.column(plan, other, std::slice::from_ref(b)).remove(0)
+                        }),
                     };
                     js.push(match &p.expr {
-                        Expr::Node { var } => sub.first().map_or(Json::Null, |b| self.node_json(b, var, cat)),
+                        Expr::Node { var } => sub
+                            .first()
+                            .map_or(Json::Null, |b| self.node_json(b, var, cat)),
                         _ => cell_json(&c),
                     });
                     cells.push(c);
@@ -593,7 +657,11 @@ impl Oracle<'_> {
                 outs.push((cells, js, order, Vec::new()));
             }
         } else {
-            let cols: Vec<Vec<Cell>> = plan.projections.iter().map(|p| self.column(plan, &p.expr, &rows)).collect();
+            let cols: Vec<Vec<Cell>> = plan
+                .projections
+                .iter()
+                .map(|p| self.column(plan, &p.expr, &rows))
+                .collect();
             let ocols: Vec<Option<Vec<Cell>>> = plan
                 .order
                 .iter()
@@ -671,10 +739,15 @@ fn cell_json(c: &Cell) -> Json {
 fn same(a: &Json, b: &Json) -> bool {
     match (a, b) {
         (Json::Number(x), Json::Number(y)) => {
-            let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
+            let (x, y) = (
+                x.as_f64().unwrap_or(f64::NAN),
+                y.as_f64().unwrap_or(f64::NAN),
+            );
             (x - y).abs() <= 1e-4 * x.abs().max(y.abs()).max(1.0)
         }
-        (Json::Array(x), Json::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q)),
+        (Json::Array(x), Json::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+        }
         (Json::Object(x), Json::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
         }
@@ -698,7 +771,9 @@ fn var_types(ops: &[Op], out: &mut HashMap<String, String>) {
             Op::Scan { var, node_type, .. } => {
                 out.insert(var.clone(), node_type.clone());
             }
-            Op::Expand { to_var, to_type, .. } => {
+            Op::Expand {
+                to_var, to_type, ..
+            } => {
                 out.insert(to_var.clone(), to_type.clone());
             }
             Op::AntiJoin { ops } => var_types(ops, out),
@@ -716,14 +791,30 @@ fn param_uses(plan: &ReadPlan) -> HashMap<String, Use> {
         let mut stack = vec![e];
         while let Some(e) = stack.pop() {
             match e {
-                Expr::TextMatch { var, property, query, .. } | Expr::Bm25 { var, property, query } => {
+                Expr::TextMatch {
+                    var,
+                    property,
+                    query,
+                    ..
+                }
+                | Expr::Bm25 {
+                    var,
+                    property,
+                    query,
+                } => {
                     if let (Expr::Param { name }, Some(t)) = (query.as_ref(), ty(var)) {
-                        uses.entry(name.clone()).or_insert(Use::Text(t, property.clone()));
+                        uses.entry(name.clone())
+                            .or_insert(Use::Text(t, property.clone()));
                     }
                 }
-                Expr::Nearest { var, property, query } => {
+                Expr::Nearest {
+                    var,
+                    property,
+                    query,
+                } => {
                     if let (Expr::Param { name }, Some(t)) = (query.as_ref(), ty(var)) {
-                        uses.entry(name.clone()).or_insert(Use::Vector(t, property.clone()));
+                        uses.entry(name.clone())
+                            .or_insert(Use::Vector(t, property.clone()));
                     }
                 }
                 Expr::Rrf { a, b, .. } => {
@@ -734,21 +825,31 @@ fn param_uses(plan: &ReadPlan) -> HashMap<String, Use> {
             }
         }
     };
-    fn walk(ops: &[Op], ty: &dyn Fn(&str) -> Option<String>, uses: &mut HashMap<String, Use>, expr: &mut dyn FnMut(&Expr, &mut HashMap<String, Use>)) {
+    fn walk(
+        ops: &[Op],
+        ty: &dyn Fn(&str) -> Option<String>,
+        uses: &mut HashMap<String, Use>,
+        expr: &mut dyn FnMut(&Expr, &mut HashMap<String, Use>),
+    ) {
         for op in ops {
             match op {
-                Op::Scan { node_type, equals, .. } => {
+                Op::Scan {
+                    node_type, equals, ..
+                } => {
                     for (p, e) in equals {
                         if let Expr::Param { name } = e {
-                            uses.entry(name.clone()).or_insert(Use::Value(node_type.clone(), p.clone()));
+                            uses.entry(name.clone())
+                                .or_insert(Use::Value(node_type.clone(), p.clone()));
                         }
                     }
                 }
                 Op::Filter { left, right, .. } => {
-                    if let (Expr::Property { var, property }, Some(Expr::Param { name })) = (left, right)
+                    if let (Expr::Property { var, property }, Some(Expr::Param { name })) =
+                        (left, right)
                         && let Some(t) = ty(var)
                     {
-                        uses.entry(name.clone()).or_insert(Use::Value(t, property.clone()));
+                        uses.entry(name.clone())
+                            .or_insert(Use::Value(t, property.clone()));
                     }
                     expr(left, uses);
                 }
@@ -769,7 +870,11 @@ fn param_uses(plan: &ReadPlan) -> HashMap<String, Use> {
 
 /// Parameter sets for a query: for each pick (first, middle, last seed row
 /// of the type a parameter is compared with), a value from that row.
-fn param_sets(q: &CheckedQuery, plan: &ReadPlan, seed: &Seed) -> Vec<(Json, HashMap<String, Cell>)> {
+fn param_sets(
+    q: &CheckedQuery,
+    plan: &ReadPlan,
+    seed: &Seed,
+) -> Vec<(Json, HashMap<String, Cell>)> {
     let uses = param_uses(plan);
     let mut sets = Vec::new();
     for pick in 0..3usize {
@@ -781,7 +886,13 @@ fn param_sets(q: &CheckedQuery, plan: &ReadPlan, seed: &Seed) -> Vec<(Json, Hash
                     .nodes
                     .get(ty)?
                     .iter()
-                    .map(|r| if prop == "id" { Cell::Str(r.id.clone()) } else { r.props.get(prop).cloned().unwrap_or(Cell::Null) })
+                    .map(|r| {
+                        if prop == "id" {
+                            Cell::Str(r.id.clone())
+                        } else {
+                            r.props.get(prop).cloned().unwrap_or(Cell::Null)
+                        }
+                    })
                     .filter(|c| *c != Cell::Null)
                     .collect();
                 let i = [0, vals.len() / 2, vals.len().saturating_sub(1)][pick];
@@ -800,9 +911,10 @@ fn param_sets(q: &CheckedQuery, plan: &ReadPlan, seed: &Seed) -> Vec<(Json, Hash
                     .map(Cell::Str),
                 Some(Use::Vector(t, prop)) => from_rows(t, prop),
                 None => match &p.ty {
-                    PropType::Scalar { scalar: ScalarType::I32 | ScalarType::I64 | ScalarType::U32 | ScalarType::U64 } => {
-                        Some(Cell::I64([3, 1, 10][pick]))
-                    }
+                    PropType::Scalar {
+                        scalar:
+                            ScalarType::I32 | ScalarType::I64 | ScalarType::U32 | ScalarType::U64,
+                    } => Some(Cell::I64([3, 1, 10][pick])),
                     _ => None,
                 },
             };
@@ -837,7 +949,11 @@ fn every_cookbook_read_query_matches_the_oracle() {
         let tmp = tempfile::tempdir().expect("tmp");
         let uri = tmp.path().join("g");
         let graph = rt
-            .block_on(Graph::init(uri.to_str().expect("utf8"), "schema.pg", &schema))
+            .block_on(Graph::init(
+                uri.to_str().expect("utf8"),
+                "schema.pg",
+                &schema,
+            ))
             .expect("init");
         rt.block_on(graph.load(
             std::io::Cursor::new(seed_text.clone().into_bytes()),
@@ -859,9 +975,16 @@ fn every_cookbook_read_query_matches_the_oracle() {
         for file in files {
             let src = std::fs::read_to_string(&file).expect("gq");
             let compiled = compile_queries(&cat, &src);
-            assert!(!compiled.has_errors(), "{}: {:#?}", file.display(), compiled.diagnostics);
+            assert!(
+                !compiled.has_errors(),
+                "{}: {:#?}",
+                file.display(),
+                compiled.diagnostics
+            );
             for q in &compiled.queries {
-                let QueryKind::Read(plan) = &q.body else { continue };
+                let QueryKind::Read(plan) = &q.body else {
+                    continue;
+                };
                 let label = format!("{}::{}", rel(&file), q.name);
                 queries += 1;
                 let sets = param_sets(q, plan, &seed);
@@ -885,8 +1008,11 @@ fn every_cookbook_read_query_matches_the_oracle() {
                         now: chrono::Utc::now().timestamp_millis(),
                     };
                     let want = oracle.answer(plan, &cat);
-                    let equal = got.rows.len() == want.len()
-                        && got.rows.iter().zip(&want).all(|(a, b)| same(&Json::Object(a.clone()), &Json::Object(b.clone())));
+                    let equal =
+                        got.rows.len() == want.len()
+                            && got.rows.iter().zip(&want).all(|(a, b)| {
+                                same(&Json::Object(a.clone()), &Json::Object(b.clone()))
+                            });
                     assert!(
                         equal,
                         "{label} with params {pj}\nengine ({} rows): {}\noracle ({} rows): {}",
@@ -905,20 +1031,31 @@ fn every_cookbook_read_query_matches_the_oracle() {
         "cookbook oracle: {queries} read queries, {runs} runs, {non_empty} with rows; skipped: {skipped:#?}"
     );
     assert!(queries > 50, "only {queries} read queries found");
-    assert!(non_empty * 2 > runs, "most runs should return rows: {non_empty}/{runs}");
-    assert!(skipped.len() * 10 < queries, "too many skipped: {skipped:#?}");
+    assert!(
+        non_empty * 2 > runs,
+        "most runs should return rows: {non_empty}/{runs}"
+    );
+    assert!(
+        skipped.len() * 10 < queries,
+        "too many skipped: {skipped:#?}"
+    );
 }
 
 fn rel(p: &Path) -> String {
     let parts: Vec<_> = p.iter().rev().take(3).collect();
-    parts.into_iter().rev().map(|s| s.to_string_lossy()).collect::<Vec<_>>().join("/")
+    parts
+        .into_iter()
+        .rev()
+        .map(|s| s.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 const DOCS_SCHEMA: &str = "node Doc {\n  slug: String @key\n  body: String? @index\n  n: I32?\n}\n";
 
 const VOCAB: [&str; 16] = [
-    "graph", "graphs", "grape", "lance", "lancer", "index", "indexes", "query", "queries", "branch",
-    "brunch", "commit", "vector", "the", "a", "Graph",
+    "graph", "graphs", "grape", "lance", "lancer", "index", "indexes", "query", "queries",
+    "branch", "brunch", "commit", "vector", "the", "a", "Graph",
 ];
 
 /// Deterministic documents: bodies of 0–9 words from a vocabulary with
@@ -927,7 +1064,9 @@ const VOCAB: [&str; 16] = [
 fn docs_jsonl(seed: u64, n: usize) -> String {
     let mut x = seed;
     let mut next = move || {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (x >> 33) as usize
     };
     let mut out = String::new();
@@ -967,25 +1106,54 @@ query sb($q: String) { match { $d: Doc { n: 2 }  search($d.body, $q) } return { 
         let jsonl = docs_jsonl(seed, 80);
         let tmp = tempfile::tempdir().expect("tmp");
         let graph = rt
-            .block_on(Graph::init(tmp.path().join("g").to_str().expect("utf8"), "docs.pg", DOCS_SCHEMA))
+            .block_on(Graph::init(
+                tmp.path().join("g").to_str().expect("utf8"),
+                "docs.pg",
+                DOCS_SCHEMA,
+            ))
             .expect("init");
-        rt.block_on(graph.load(std::io::Cursor::new(jsonl.clone().into_bytes()), LoadMode::Overwrite, "main", None, "fts"))
-            .expect("load");
+        rt.block_on(graph.load(
+            std::io::Cursor::new(jsonl.clone().into_bytes()),
+            LoadMode::Overwrite,
+            "main",
+            None,
+            "fts",
+        ))
+        .expect("load");
         let cat = graph.catalog().clone();
         let seed_rows = read_seed(&cat, &jsonl);
         let compiled = compile_queries(&cat, queries);
         assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
-        for text in ["graph", "GRAPH lance", "grapes", "indexs queries", "brnch", "the vector", "zzz", "a"] {
+        for text in [
+            "graph",
+            "GRAPH lance",
+            "grapes",
+            "indexs queries",
+            "brnch",
+            "the vector",
+            "zzz",
+            "a",
+        ] {
             for q in &compiled.queries {
-                let QueryKind::Read(plan) = &q.body else { continue };
+                let QueryKind::Read(plan) = &q.body else {
+                    continue;
+                };
                 let params = HashMap::from([("q".to_string(), Cell::Str(text.to_string()))]);
                 let got = rt
                     .block_on(graph.query(q, &json!({"q": text}), &ReadAt::Branch("main".into())))
                     .unwrap_or_else(|e| panic!("{} {text:?}: {e}", q.name));
-                let oracle = Oracle { seed: &seed_rows, params: &params, now: 0 };
+                let oracle = Oracle {
+                    seed: &seed_rows,
+                    params: &params,
+                    now: 0,
+                };
                 let want = oracle.answer(plan, &cat);
                 let equal = got.rows.len() == want.len()
-                    && got.rows.iter().zip(&want).all(|(a, b)| same(&Json::Object(a.clone()), &Json::Object(b.clone())));
+                    && got
+                        .rows
+                        .iter()
+                        .zip(&want)
+                        .all(|(a, b)| same(&Json::Object(a.clone()), &Json::Object(b.clone())));
                 assert!(
                     equal,
                     "seed {seed}, query {} with {text:?}\nengine: {}\noracle: {}",
