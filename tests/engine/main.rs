@@ -7,4 +7,5 @@ mod cookbook_oracle;
 mod cookbooks;
 mod mutations;
 mod oracle;
+mod queries;
 mod support;

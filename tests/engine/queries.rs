@@ -1,0 +1,118 @@
+//! `omnigraph query` end to end: time travel to an older commit after later
+//! writes, and the bad inputs a user makes (each exit 1 with a message
+//! naming what is wrong, never a panic).
+
+use crate::support::{cli_small_graph, omnigraph};
+use serde_json::Value as Json;
+
+const PEOPLE: &str = r#"{"type":"Person","data":{"slug":"ada","name":"Ada","age":36}}
+{"type":"Person","data":{"slug":"bob","name":"Bob","age":41}}
+{"type":"Person","data":{"slug":"cy","name":"Cy"}}
+{"edge":"Knows","from":"ada","to":"bob"}
+{"edge":"Knows","from":"bob","to":"cy"}
+"#;
+
+const QUERIES: &str = r#"
+query people() { match { $p: Person } return { $p.slug, $p.name, $p.age } order { $p.slug } }
+query reach($s: String) { match { $p: Person { slug: $s }  $p knows{1,3} $q } return { $q.slug } order { $q.slug } }
+query by_age($min: I32) { match { $p: Person  $p.age >= $min } return { $p.slug } order { $p.slug } }
+"#;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = omnigraph(args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Rows of a `--format json` answer.
+fn rows(uri: &str, extra: &[&str]) -> Vec<Json> {
+    let mut args = vec!["query", "--store", uri, "-e", QUERIES, "--format", "json"];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    let v: Json = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
+    v["rows"].as_array().cloned().unwrap_or_default()
+}
+
+fn head_commit(uri: &str) -> String {
+    let (code, out, err) = run(&["commit", "list", "--json", uri]);
+    assert_eq!(code, 0, "{err}");
+    let v: Json = serde_json::from_str(&out).expect("commit list json");
+    let list = v.as_array().or_else(|| v["commits"].as_array()).cloned().unwrap_or_default();
+    list.first()
+        .and_then(|c| c["id"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no commits in {out}"))
+}
+
+#[test]
+fn a_query_at_an_older_commit_returns_that_commits_rows() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = cli_small_graph(tmp.path());
+    let data = tmp.path().join("people.jsonl");
+    std::fs::write(&data, PEOPLE).expect("write");
+    let (code, _, err) = run(&["load", "--mode", "overwrite", "--data", data.to_str().expect("utf8"), &uri]);
+    assert_eq!(code, 0, "{err}");
+    let c1 = head_commit(&uri);
+    let at_c1 = rows(&uri, &["people"]);
+    let reach_c1 = rows(&uri, &["reach", "--params", r#"{"s":"ada"}"#]);
+    assert_eq!(reach_c1.len(), 2, "{reach_c1:?}");
+
+    // Later writes: rename, insert, delete (cascading Bob's edges).
+    for m in [
+        r#"query m() { update Person set { name: "Ada L." } where slug = "ada" }"#,
+        r#"query m() { insert Person { slug: "dee", name: "Dee", age: 50 } }"#,
+        r#"query m() { delete Person where slug = "bob" }"#,
+    ] {
+        let (code, _, err) = run(&["mutate", "--store", &uri, "-e", m]);
+        assert_eq!(code, 0, "{m}: {err}");
+    }
+    let now = rows(&uri, &["people"]);
+    let slugs = |r: &[Json]| r.iter().map(|x| x["slug"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>();
+    assert_eq!(slugs(&now), ["ada", "cy", "dee"]);
+    assert_eq!(now[0]["name"], "Ada L.");
+    assert!(rows(&uri, &["reach", "--params", r#"{"s":"ada"}"#]).is_empty());
+
+    // The old commit still answers with its own rows, traversals included.
+    assert_eq!(rows(&uri, &["people", "--commit", &c1]), at_c1);
+    assert_eq!(slugs(&at_c1), ["ada", "bob", "cy"]);
+    assert_eq!(at_c1[0]["name"], "Ada");
+    assert_eq!(rows(&uri, &["reach", "--params", r#"{"s":"ada"}"#, "--commit", &c1]), reach_c1);
+    assert_eq!(slugs(&rows(&uri, &["by_age", "--params", r#"{"min":40}"#, "--commit", &c1])), ["bob"]);
+    assert_eq!(slugs(&rows(&uri, &["by_age", "--params", r#"{"min":40}"#])), ["dee"]);
+}
+
+#[test]
+fn bad_query_inputs_exit_1_with_a_clear_message() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = cli_small_graph(tmp.path());
+    let data = tmp.path().join("people.jsonl");
+    std::fs::write(&data, PEOPLE).expect("write");
+    assert_eq!(run(&["load", "--mode", "overwrite", "--data", data.to_str().expect("utf8"), &uri]).0, 0);
+    let cases: &[(&[&str], &str)] = &[
+        (&["reach"], "missing required parameter"),
+        (&["reach", "--params", r#"{"s":5}"#], "expected String"),
+        (&["by_age", "--params", r#"{"min":"old"}"#], "$min"),
+        (&["by_age", "--params", r#"{"min":1.5}"#], "$min"),
+        (&["reach", "--params", r#"{"s":"ada","x":1}"#], "no such parameter"),
+        (&["reach", "--params", "{bad"], "not valid JSON"),
+        (&["nope"], "no query named `nope`"),
+        (&["people", "--branch", "nope"], "branch `nope` does not exist"),
+        (&["people", "--commit", "01ARZ3NDEKTSV4RRFFQ69G5FAV"], "commit `01ARZ3NDEKTSV4RRFFQ69G5FAV` does not exist"),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["query", "--store", uri.as_str(), "-e", QUERIES];
+        args.extend_from_slice(extra);
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 1, "{extra:?}: exit {code}\nstdout: {out}\nstderr: {err}");
+        assert!(err.contains(want), "{extra:?}: stderr lacks {want:?}:\n{err}");
+        assert!(!err.contains("panicked"), "{extra:?}: {err}");
+    }
+    // A query that does not type-check against the graph's schema.
+    let (code, _, err) = run(&["query", "--store", &uri, "-e", "query q() { match { $p: Persn } return { $p } }"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("Persn"), "{err}");
+}
