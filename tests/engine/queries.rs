@@ -41,7 +41,11 @@ fn head_commit(uri: &str) -> String {
     let (code, out, err) = run(&["commit", "list", "--json", uri]);
     assert_eq!(code, 0, "{err}");
     let v: Json = serde_json::from_str(&out).expect("commit list json");
-    let list = v.as_array().or_else(|| v["commits"].as_array()).cloned().unwrap_or_default();
+    let list = v
+        .as_array()
+        .or_else(|| v["commits"].as_array())
+        .cloned()
+        .unwrap_or_default();
     list.first()
         .and_then(|c| c["id"].as_str())
         .map(str::to_string)
@@ -54,7 +58,14 @@ fn a_query_at_an_older_commit_returns_that_commits_rows() {
     let uri = cli_small_graph(tmp.path());
     let data = tmp.path().join("people.jsonl");
     std::fs::write(&data, PEOPLE).expect("write");
-    let (code, _, err) = run(&["load", "--mode", "overwrite", "--data", data.to_str().expect("utf8"), &uri]);
+    let (code, _, err) = run(&[
+        "load",
+        "--mode",
+        "overwrite",
+        "--data",
+        data.to_str().expect("utf8"),
+        &uri,
+    ]);
     assert_eq!(code, 0, "{err}");
     let c1 = head_commit(&uri);
     let at_c1 = rows(&uri, &["people"]);
@@ -71,7 +82,11 @@ fn a_query_at_an_older_commit_returns_that_commits_rows() {
         assert_eq!(code, 0, "{m}: {err}");
     }
     let now = rows(&uri, &["people"]);
-    let slugs = |r: &[Json]| r.iter().map(|x| x["slug"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>();
+    let slugs = |r: &[Json]| {
+        r.iter()
+            .map(|x| x["slug"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(slugs(&now), ["ada", "cy", "dee"]);
     assert_eq!(now[0]["name"], "Ada L.");
     assert!(rows(&uri, &["reach", "--params", r#"{"s":"ada"}"#]).is_empty());
@@ -80,9 +95,24 @@ fn a_query_at_an_older_commit_returns_that_commits_rows() {
     assert_eq!(rows(&uri, &["people", "--commit", &c1]), at_c1);
     assert_eq!(slugs(&at_c1), ["ada", "bob", "cy"]);
     assert_eq!(at_c1[0]["name"], "Ada");
-    assert_eq!(rows(&uri, &["reach", "--params", r#"{"s":"ada"}"#, "--commit", &c1]), reach_c1);
-    assert_eq!(slugs(&rows(&uri, &["by_age", "--params", r#"{"min":40}"#, "--commit", &c1])), ["bob"]);
-    assert_eq!(slugs(&rows(&uri, &["by_age", "--params", r#"{"min":40}"#])), ["dee"]);
+    assert_eq!(
+        rows(
+            &uri,
+            &["reach", "--params", r#"{"s":"ada"}"#, "--commit", &c1]
+        ),
+        reach_c1
+    );
+    assert_eq!(
+        slugs(&rows(
+            &uri,
+            &["by_age", "--params", r#"{"min":40}"#, "--commit", &c1]
+        )),
+        ["bob"]
+    );
+    assert_eq!(
+        slugs(&rows(&uri, &["by_age", "--params", r#"{"min":40}"#])),
+        ["dee"]
+    );
 }
 
 #[test]
@@ -91,28 +121,60 @@ fn bad_query_inputs_exit_1_with_a_clear_message() {
     let uri = cli_small_graph(tmp.path());
     let data = tmp.path().join("people.jsonl");
     std::fs::write(&data, PEOPLE).expect("write");
-    assert_eq!(run(&["load", "--mode", "overwrite", "--data", data.to_str().expect("utf8"), &uri]).0, 0);
+    assert_eq!(
+        run(&[
+            "load",
+            "--mode",
+            "overwrite",
+            "--data",
+            data.to_str().expect("utf8"),
+            &uri
+        ])
+        .0,
+        0
+    );
     let cases: &[(&[&str], &str)] = &[
         (&["reach"], "missing required parameter"),
         (&["reach", "--params", r#"{"s":5}"#], "expected String"),
         (&["by_age", "--params", r#"{"min":"old"}"#], "$min"),
         (&["by_age", "--params", r#"{"min":1.5}"#], "$min"),
-        (&["reach", "--params", r#"{"s":"ada","x":1}"#], "no such parameter"),
+        (
+            &["reach", "--params", r#"{"s":"ada","x":1}"#],
+            "no such parameter",
+        ),
         (&["reach", "--params", "{bad"], "not valid JSON"),
         (&["nope"], "no query named `nope`"),
-        (&["people", "--branch", "nope"], "branch `nope` does not exist"),
-        (&["people", "--commit", "01ARZ3NDEKTSV4RRFFQ69G5FAV"], "commit `01ARZ3NDEKTSV4RRFFQ69G5FAV` does not exist"),
+        (
+            &["people", "--branch", "nope"],
+            "branch `nope` does not exist",
+        ),
+        (
+            &["people", "--commit", "01ARZ3NDEKTSV4RRFFQ69G5FAV"],
+            "commit `01ARZ3NDEKTSV4RRFFQ69G5FAV` does not exist",
+        ),
     ];
     for (extra, want) in cases {
         let mut args = vec!["query", "--store", uri.as_str(), "-e", QUERIES];
         args.extend_from_slice(extra);
         let (code, out, err) = run(&args);
-        assert_eq!(code, 1, "{extra:?}: exit {code}\nstdout: {out}\nstderr: {err}");
-        assert!(err.contains(want), "{extra:?}: stderr lacks {want:?}:\n{err}");
+        assert_eq!(
+            code, 1,
+            "{extra:?}: exit {code}\nstdout: {out}\nstderr: {err}"
+        );
+        assert!(
+            err.contains(want),
+            "{extra:?}: stderr lacks {want:?}:\n{err}"
+        );
         assert!(!err.contains("panicked"), "{extra:?}: {err}");
     }
     // A query that does not type-check against the graph's schema.
-    let (code, _, err) = run(&["query", "--store", &uri, "-e", "query q() { match { $p: Persn } return { $p } }"]);
+    let (code, _, err) = run(&[
+        "query",
+        "--store",
+        &uri,
+        "-e",
+        "query q() { match { $p: Persn } return { $p } }",
+    ]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("Persn"), "{err}");
 }
