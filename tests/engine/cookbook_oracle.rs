@@ -932,6 +932,45 @@ fn param_sets(
     sets
 }
 
+/// A fresh graph under `dir` with `schema`, loaded with `jsonl`, and the
+/// oracle's own reading of the same file.
+fn loaded(rt: &tokio::runtime::Runtime, dir: &Path, schema: &str, jsonl: &str) -> (Graph, Seed) {
+    let graph = rt
+        .block_on(Graph::init(
+            dir.join("g").to_str().expect("utf8"),
+            "schema.pg",
+            schema,
+        ))
+        .expect("init");
+    rt.block_on(graph.load(
+        std::io::Cursor::new(jsonl.as_bytes().to_vec()),
+        LoadMode::Overwrite,
+        "main",
+        None,
+        "oracle",
+    ))
+    .expect("load");
+    let seed = read_seed(graph.catalog(), jsonl);
+    (graph, seed)
+}
+
+/// The engine's rows equal the oracle's, in order, numbers within 1e-4.
+fn assert_same_rows(label: &str, got: &[Map<String, Json>], want: &[Map<String, Json>]) {
+    let equal = got.len() == want.len()
+        && got
+            .iter()
+            .zip(want)
+            .all(|(a, b)| same(&Json::Object(a.clone()), &Json::Object(b.clone())));
+    assert!(
+        equal,
+        "{label}\nengine ({} rows): {}\noracle ({} rows): {}",
+        got.len(),
+        serde_json::to_string_pretty(got).unwrap_or_default(),
+        want.len(),
+        serde_json::to_string_pretty(want).unwrap_or_default()
+    );
+}
+
 #[test]
 fn every_cookbook_read_query_matches_the_oracle() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -947,24 +986,8 @@ fn every_cookbook_read_query_matches_the_oracle() {
         let schema = std::fs::read_to_string(book.join("schema.pg")).expect("schema");
         let seed_text = std::fs::read_to_string(book.join("seed.jsonl")).expect("seed");
         let tmp = tempfile::tempdir().expect("tmp");
-        let uri = tmp.path().join("g");
-        let graph = rt
-            .block_on(Graph::init(
-                uri.to_str().expect("utf8"),
-                "schema.pg",
-                &schema,
-            ))
-            .expect("init");
-        rt.block_on(graph.load(
-            std::io::Cursor::new(seed_text.clone().into_bytes()),
-            LoadMode::Overwrite,
-            "main",
-            None,
-            "oracle",
-        ))
-        .expect("load");
+        let (graph, seed) = loaded(&rt, tmp.path(), &schema, &seed_text);
         let cat = graph.catalog().clone();
-        let seed = read_seed(&cat, &seed_text);
         let mut files: Vec<_> = std::fs::read_dir(book.join("queries"))
             .expect("queries dir")
             .filter_map(Result::ok)
@@ -1008,19 +1031,7 @@ fn every_cookbook_read_query_matches_the_oracle() {
                         now: chrono::Utc::now().timestamp_millis(),
                     };
                     let want = oracle.answer(plan, &cat);
-                    let equal =
-                        got.rows.len() == want.len()
-                            && got.rows.iter().zip(&want).all(|(a, b)| {
-                                same(&Json::Object(a.clone()), &Json::Object(b.clone()))
-                            });
-                    assert!(
-                        equal,
-                        "{label} with params {pj}\nengine ({} rows): {}\noracle ({} rows): {}",
-                        got.rows.len(),
-                        serde_json::to_string_pretty(&got.rows).unwrap_or_default(),
-                        want.len(),
-                        serde_json::to_string_pretty(&want).unwrap_or_default()
-                    );
+                    assert_same_rows(&format!("{label} with params {pj}"), &got.rows, &want);
                     runs += 1;
                     non_empty += usize::from(!want.is_empty());
                 }
@@ -1105,23 +1116,8 @@ query sb($q: String) { match { $d: Doc { n: 2 }  search($d.body, $q) } return { 
     for seed in [1u64, 7, 42] {
         let jsonl = docs_jsonl(seed, 80);
         let tmp = tempfile::tempdir().expect("tmp");
-        let graph = rt
-            .block_on(Graph::init(
-                tmp.path().join("g").to_str().expect("utf8"),
-                "docs.pg",
-                DOCS_SCHEMA,
-            ))
-            .expect("init");
-        rt.block_on(graph.load(
-            std::io::Cursor::new(jsonl.clone().into_bytes()),
-            LoadMode::Overwrite,
-            "main",
-            None,
-            "fts",
-        ))
-        .expect("load");
+        let (graph, seed_rows) = loaded(&rt, tmp.path(), DOCS_SCHEMA, &jsonl);
         let cat = graph.catalog().clone();
-        let seed_rows = read_seed(&cat, &jsonl);
         let compiled = compile_queries(&cat, queries);
         assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
         for text in [
@@ -1148,18 +1144,10 @@ query sb($q: String) { match { $d: Doc { n: 2 }  search($d.body, $q) } return { 
                     now: 0,
                 };
                 let want = oracle.answer(plan, &cat);
-                let equal = got.rows.len() == want.len()
-                    && got
-                        .rows
-                        .iter()
-                        .zip(&want)
-                        .all(|(a, b)| same(&Json::Object(a.clone()), &Json::Object(b.clone())));
-                assert!(
-                    equal,
-                    "seed {seed}, query {} with {text:?}\nengine: {}\noracle: {}",
-                    q.name,
-                    serde_json::to_string(&got.rows).unwrap_or_default(),
-                    serde_json::to_string(&want).unwrap_or_default()
+                assert_same_rows(
+                    &format!("seed {seed}, query {} with {text:?}", q.name),
+                    &got.rows,
+                    &want,
                 );
                 checked += 1;
             }
