@@ -506,7 +506,8 @@ pub fn query(a: QueryRunArgs) -> Result<ExitCode, CliError> {
                         .join("  ")
                 );
             }
-            eprintln!("({} rows)", r.rows.len());
+            let n = r.rows.len();
+            eprintln!("({n} {})", if n == 1 { "row" } else { "rows" });
         }
     }
     Ok(ExitCode::SUCCESS)
