@@ -513,6 +513,57 @@ pub fn query(a: QueryRunArgs) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// Publish the verified drift; without it, only preview.
+    #[arg(long)]
+    pub confirm: bool,
+    /// Who repairs (default: $OMNIGRAPH_ACTOR, else `local`).
+    #[arg(long = "as", value_name = "ACTOR")]
+    pub actor: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// `omnigraph repair [--confirm] URI`: heal, list drift, publish it when
+/// confirmed.
+pub fn repair(a: RepairArgs) -> Result<ExitCode, CliError> {
+    let uri = a.target.resolve()?;
+    let rt = runtime()?;
+    let g = rt.block_on(Graph::open(&uri)).map_err(engine)?;
+    let r = rt
+        .block_on(g.repair(a.confirm, &actor(&a.actor)))
+        .map_err(engine)?;
+    if a.json {
+        json_out(&r);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (id, action) in &r.healed {
+        println!("healed write {id}: {action:?}");
+    }
+    if r.drift.is_empty() {
+        println!("no drift: every table's Lance head is the published version");
+    }
+    for d in &r.drift {
+        println!(
+            "drift: {} on branch {}: published v{}, Lance head v{}",
+            d.table, d.branch, d.published, d.head
+        );
+    }
+    if !r.drift.is_empty() {
+        if a.confirm {
+            for c in &r.published {
+                println!("published commit {c}");
+            }
+        } else {
+            println!("preview only: run again with --confirm to publish these versions");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn snapshot(a: SnapshotArgs) -> Result<ExitCode, CliError> {
     let uri = a.target.resolve()?;
     let rt = runtime()?;

@@ -57,6 +57,9 @@ pub enum Command {
     /// Commit history.
     #[command(subcommand)]
     Commit(graph::CommitCommand),
+    /// Publish tables whose Lance head is ahead of the manifest (preview
+    /// unless --confirm).
+    Repair(graph::RepairArgs),
 }
 
 #[derive(Debug, Args)]
@@ -216,6 +219,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Export(a) => graph::export(a),
         Command::Branch(c) => graph::branch(c),
         Command::Commit(c) => graph::commit(c),
+        Command::Repair(a) => graph::repair(a),
         Command::Query(QueryArgs { sub: None, run }) => graph::query(run),
         Command::Query(QueryArgs {
             sub:

@@ -42,6 +42,24 @@ pub enum EngineError {
     Query { rendered: String },
     #[error("parameter `${name}`: {reason}")]
     Param { name: String, reason: String },
+    #[error(
+        "recovery sidecar {path} is unreadable ({reason}); it is kept for inspection and writes are refused until it is removed or repaired — reads still work"
+    )]
+    CorruptSidecar { path: String, reason: String },
+    #[error("could not list recovery sidecars: {reason}; {advice}")]
+    SidecarsUnlisted { reason: String, advice: String },
+    #[error(
+        "table {table} on branch `{branch}` has Lance version {head}, ahead of the published version {published}: {advice}"
+    )]
+    Drift {
+        table: String,
+        branch: String,
+        head: u64,
+        published: u64,
+        advice: String,
+    },
+    #[error("injected fault at `{point}`")]
+    Fault { point: String },
     #[error("I/O error on {path}: {source}")]
     Io {
         path: String,

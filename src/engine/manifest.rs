@@ -70,6 +70,14 @@ pub struct Commit {
     pub message: String,
     /// The branch's tables as of this commit.
     pub tables: BTreeMap<TableKey, TableRef>,
+    /// The write (its recovery sidecar id) this commit published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_id: Option<String>,
+    /// Set on commits published by recovery: `rolled_forward` or
+    /// `rolled_back` (heal finishing or undoing an interrupted write), or
+    /// `repair`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<String>,
 }
 
 fn manifest_path(v: u64) -> String {
@@ -96,6 +104,11 @@ pub struct ManifestStore {
 }
 
 impl ManifestStore {
+    /// The control store the manifests live in.
+    pub fn control(&self) -> &ControlStore {
+        &self.control
+    }
+
     pub fn new(control: ControlStore) -> Self {
         Self { control }
     }

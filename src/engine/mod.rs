@@ -18,6 +18,7 @@ pub mod export;
 pub mod load;
 pub mod manifest;
 pub mod mutate;
+pub mod recovery;
 pub mod values;
 
 use std::collections::{BTreeMap, HashSet};
@@ -270,6 +271,8 @@ impl Graph {
             timestamp_ms: now_ms(),
             message: "init".to_string(),
             tables: tables.clone(),
+            write_id: None,
+            recovery: None,
         };
         graph.manifests.write_commit(&commit).await?;
         let mut branches = BTreeMap::new();
@@ -670,6 +673,7 @@ impl Graph {
     ) -> Result<WriteReport, EngineError> {
         let staged =
             load::parse(&self.catalog, input).map_err(|errors| EngineError::Load { errors })?;
+        let _lock = self.begin_write(actor).await?;
         let m = self.manifest().await?;
         if !m.branches.contains_key(branch) {
             match from {
@@ -734,8 +738,13 @@ impl Graph {
         })
     }
 
-    /// Commits one Lance transaction per table, then publishes them together
-    /// as one graph commit on `branch`.
+    /// Commits one Lance transaction per table (plus its index upkeep), then
+    /// publishes them together as one graph commit on `branch`, fenced by a
+    /// recovery sidecar (docs/architecture.md, "Recovery protocol"):
+    /// A. the sidecar names every table and its base version; B. each table
+    /// commits and the sidecar records the version; C. one manifest publish
+    /// makes them visible; D. the sidecar is deleted. The caller holds the
+    /// write lock and has healed.
     pub(crate) async fn commit_writes(
         &self,
         branch: &str,
@@ -751,12 +760,37 @@ impl Graph {
             .ok_or_else(|| Self::unknown_branch(&m, branch))?
             .lance_branch
             .clone();
-        let mut new_refs: BTreeMap<TableKey, TableRef> = BTreeMap::new();
-        for (key, w) in writes {
-            let base = view.tables.get(&key).ok_or_else(|| EngineError::Corrupt {
+        let mut sidecar = recovery::Sidecar {
+            id: ulid::Ulid::new().to_string(),
+            branch: branch.to_string(),
+            lance_branch: target.clone(),
+            actor: actor.to_string(),
+            message: message.to_string(),
+            started_ms: now_ms(),
+            tables: BTreeMap::new(),
+        };
+        for key in writes.keys() {
+            let base = view.tables.get(key).ok_or_else(|| EngineError::Corrupt {
                 path: "manifest".into(),
                 reason: format!("branch `{branch}` has no table `{key}`"),
             })?;
+            self.drift_guard(key, branch, base, target.as_deref())
+                .await?;
+            sidecar.tables.insert(
+                key.clone(),
+                recovery::SidecarTable {
+                    base: base.clone(),
+                    committed: None,
+                },
+            );
+        }
+        // Phase A.
+        self.write_sidecar(&sidecar).await?;
+        // Phase B.
+        let mut new_refs: BTreeMap<TableKey, TableRef> = BTreeMap::new();
+        for (key, w) in writes {
+            fail::fail_point!("table.commit", |_| Err(fault("table.commit")));
+            let base = &sidecar.tables[&key].base;
             let ds = table::open_for_write(&self.at(&key, base), target.as_deref()).await?;
             let version = match w {
                 TableWrite::Append(b) => table::append(ds, b).await?,
@@ -781,6 +815,10 @@ impl Graph {
                 },
                 Err(_) => version,
             };
+            if let Some(t) = sidecar.tables.get_mut(&key) {
+                t.committed = Some(version);
+            }
+            self.write_sidecar(&sidecar).await?;
             new_refs.insert(
                 key,
                 TableRef {
@@ -789,17 +827,39 @@ impl Graph {
                 },
             );
         }
-        let base = m;
+        // Phase C.
+        fail::fail_point!("publish.before", |_| Err(fault("publish.before")));
+        let (m, commit) = self
+            .publish_tables(&m, branch, &new_refs, actor, message, &sidecar.id, None)
+            .await?;
+        fail::fail_point!("publish.after", |_| Err(fault("publish.after")));
+        // Phase D.
+        self.delete_sidecar(&sidecar.id).await?;
+        Ok((m, commit))
+    }
+
+    /// Publishes `new_refs` on `branch` as one commit recording `write_id`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn publish_tables(
+        &self,
+        base: &Manifest,
+        branch: &str,
+        new_refs: &BTreeMap<TableKey, TableRef>,
+        actor: &str,
+        message: &str,
+        write_id: &str,
+        recovery: Option<&str>,
+    ) -> Result<(Manifest, Commit), EngineError> {
         let branch_s = branch.to_string();
         let (m, commit) =
             self.manifests
-                .publish(base, |cur| {
+                .publish(base.clone(), |cur| {
                     let mut next = cur.clone();
                     let bs = next
                         .branches
                         .get_mut(&branch_s)
                         .ok_or_else(|| Self::unknown_branch(cur, &branch_s))?;
-                    for (k, r) in &new_refs {
+                    for (k, r) in new_refs {
                         // A newer version of the same Lance branch already
                         // contains ours (Lance histories are linear): keep it.
                         let keep_current = bs.tables.get(k).is_some_and(|c| {
@@ -817,6 +877,8 @@ impl Graph {
                         timestamp_ms: now_ms(),
                         message: message.to_string(),
                         tables: bs.tables.clone(),
+                        write_id: Some(write_id.to_string()),
+                        recovery: recovery.map(str::to_string),
                     };
                     bs.head = commit.id.clone();
                     Ok((next, Some(commit)))
@@ -827,6 +889,14 @@ impl Graph {
             reason: "publish returned no commit".into(),
         })?;
         Ok((m, commit))
+    }
+}
+
+/// The error an injected fault returns (used only with `failpoints`).
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+pub(crate) fn fault(point: &str) -> EngineError {
+    EngineError::Fault {
+        point: point.to_string(),
     }
 }
 

@@ -255,6 +255,7 @@ impl Graph {
             });
         };
         let params = bind_params(q, params)?;
+        let _lock = self.begin_write(actor).await?;
         let now = super::now_ms();
         let view = self.view(&ReadAt::Branch(branch.to_string())).await?;
         let mut st = Pending {

@@ -7,7 +7,14 @@
 //!   written to a temporary file, then renamed/linked into place);
 //! - **create-if-absent** with exactly one winner ([`ControlStore::create`],
 //!   `PutMode::Create`);
-//! - overwrite ([`ControlStore::put`]) for best-effort hints.
+//! - overwrite ([`ControlStore::put`]) for best-effort hints;
+//! - conditional replace ([`ControlStore::replace_if`]): compare-and-swap
+//!   against the version a reader saw (memory: `PutMode::Update`; local:
+//!   the check and the atomic rename run under an OS file lock, since
+//!   `object_store`'s local backend has no conditional update);
+//! - list, delete, delete-prefix.
+//!
+//! The contract tests at the bottom of this file run against every backend.
 
 use std::sync::Arc;
 
@@ -29,6 +36,8 @@ pub enum ControlError {
         #[source]
         source: object_store::Error,
     },
+    #[error("control object {path} changed since it was read; re-read and retry")]
+    Precondition { path: String },
     #[error("invalid storage location {uri}: {reason}")]
     BadLocation { uri: String, reason: String },
 }
@@ -40,6 +49,9 @@ impl ControlError {
                 path: path.to_string(),
             },
             object_store::Error::NotFound { .. } => ControlError::NotFound {
+                path: path.to_string(),
+            },
+            object_store::Error::Precondition { .. } => ControlError::Precondition {
                 path: path.to_string(),
             },
             source => ControlError::Storage {
@@ -54,6 +66,17 @@ impl ControlError {
 #[derive(Debug, Clone)]
 pub struct ControlStore {
     store: Arc<dyn ObjectStore>,
+    /// The local directory, for the file lock that makes `replace_if`
+    /// atomic there; `None` for backends with native conditional updates.
+    local: Option<std::path::PathBuf>,
+}
+
+/// The version of an object a reader saw (its e-tag), for
+/// [`ControlStore::replace_if`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub e_tag: Option<String>,
+    pub version: Option<String>,
 }
 
 impl ControlStore {
@@ -71,6 +94,7 @@ impl ControlStore {
         })?;
         Ok(Self {
             store: Arc::new(store),
+            local: Some(dir.to_path_buf()),
         })
     }
 
@@ -78,6 +102,7 @@ impl ControlStore {
     pub fn memory() -> Self {
         Self {
             store: Arc::new(object_store::memory::InMemory::new()),
+            local: None,
         }
     }
 
@@ -149,6 +174,98 @@ impl ControlStore {
         }
     }
 
+    /// Reads an object with the version to pass to [`Self::replace_if`].
+    pub async fn get_versioned(
+        &self,
+        path: &str,
+    ) -> Result<Option<(bytes_vec::Bytes, ObjectVersion)>, ControlError> {
+        let p = Path::from(path);
+        let r = match self.store.get(&p).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(ControlError::from_store(&p, e)),
+        };
+        let v = ObjectVersion {
+            e_tag: r.meta.e_tag.clone(),
+            version: r.meta.version.clone(),
+        };
+        let b = r
+            .bytes()
+            .await
+            .map_err(|e| ControlError::from_store(&p, e))?;
+        Ok(Some((b.to_vec(), v)))
+    }
+
+    /// Replaces an object only if it is still at `expected` (compare and
+    /// swap); otherwise [`ControlError::Precondition`]. Of concurrent
+    /// replacers holding the same version, exactly one wins.
+    pub async fn replace_if(
+        &self,
+        path: &str,
+        expected: &ObjectVersion,
+        data: Vec<u8>,
+    ) -> Result<(), ControlError> {
+        let p = Path::from(path);
+        let Some(dir) = &self.local else {
+            let opts = PutOptions {
+                mode: PutMode::Update(object_store::UpdateVersion {
+                    e_tag: expected.e_tag.clone(),
+                    version: expected.version.clone(),
+                }),
+                ..PutOptions::default()
+            };
+            self.store
+                .put_opts(&p, PutPayload::from(data), opts)
+                .await
+                .map_err(|e| ControlError::from_store(&p, e))?;
+            return Ok(());
+        };
+        let lock_path = dir.join(".cas.lock");
+        let lock = tokio::task::spawn_blocking(move || {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)?;
+            f.lock()?;
+            Ok::<_, std::io::Error>(f)
+        })
+        .await
+        .map_err(|e| ControlError::BadLocation {
+            uri: dir.display().to_string(),
+            reason: e.to_string(),
+        })?
+        .map_err(|e| ControlError::BadLocation {
+            uri: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let current = match self.store.head(&p).await {
+            Ok(m) => Some(ObjectVersion {
+                e_tag: m.e_tag,
+                version: m.version,
+            }),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(ControlError::from_store(&p, e)),
+        };
+        if current.as_ref() != Some(expected) {
+            return Err(ControlError::Precondition {
+                path: path.to_string(),
+            });
+        }
+        let r = self.put(path, data).await;
+        drop(lock);
+        r
+    }
+
+    /// Deletes every object under `prefix`; returns how many.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<usize, ControlError> {
+        let paths = self.list(prefix).await?;
+        for p in &paths {
+            self.delete(p).await?;
+        }
+        Ok(paths.len())
+    }
+
     /// Lists object paths under `prefix` (recursively), sorted.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, ControlError> {
         let p = Path::from(prefix);
@@ -167,4 +284,134 @@ impl ControlStore {
 /// Plain byte vectors: control objects are small JSON documents.
 pub mod bytes_vec {
     pub type Bytes = Vec<u8>;
+}
+
+#[cfg(test)]
+mod contract {
+    //! The storage contract, run against every backend.
+    use super::*;
+
+    async fn backends() -> Vec<(&'static str, ControlStore, Option<tempfile::TempDir>)> {
+        let dir = tempfile::tempdir().expect("tmp");
+        let local = ControlStore::local(dir.path()).expect("local");
+        vec![
+            ("memory", ControlStore::memory(), None),
+            ("local", local, Some(dir)),
+        ]
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("rt")
+    }
+
+    #[test]
+    fn create_if_absent_has_exactly_one_winner_and_reads_back() {
+        rt().block_on(async {
+            for (name, store, _keep) in backends().await {
+                let tasks: Vec<_> = (0..16)
+                    .map(|i| {
+                        let s = store.clone();
+                        tokio::spawn(async move { s.create("x/claim", vec![i]).await })
+                    })
+                    .collect();
+                let mut winners = Vec::new();
+                for (i, t) in tasks.into_iter().enumerate() {
+                    match t.await.expect("join") {
+                        Ok(()) => winners.push(i as u8),
+                        Err(ControlError::AlreadyExists { .. }) => {}
+                        Err(e) => panic!("{name}: {e}"),
+                    }
+                }
+                assert_eq!(winners.len(), 1, "{name}: winners {winners:?}");
+                // The acknowledged write is what a reader sees.
+                assert_eq!(store.get("x/claim").await.expect("get"), winners, "{name}");
+            }
+        });
+    }
+
+    #[test]
+    fn put_get_list_delete_and_delete_prefix() {
+        rt().block_on(async {
+            for (name, store, _keep) in backends().await {
+                assert!(store.get_opt("a/1").await.expect("get").is_none(), "{name}");
+                assert!(matches!(
+                    store.get("a/1").await,
+                    Err(ControlError::NotFound { .. })
+                ));
+                store.put("a/1", b"one".to_vec()).await.expect("put");
+                store.put("a/1", b"uno".to_vec()).await.expect("replace");
+                store.put("a/2", b"two".to_vec()).await.expect("put");
+                store.put("b/1", b"b".to_vec()).await.expect("put");
+                assert_eq!(store.get("a/1").await.expect("get"), b"uno", "{name}");
+                assert!(store.exists("a/2").await.expect("exists"), "{name}");
+                assert_eq!(
+                    store.list("a/").await.expect("list"),
+                    ["a/1", "a/2"],
+                    "{name}"
+                );
+                store.delete("a/2").await.expect("delete");
+                store.delete("a/2").await.expect("delete missing is fine");
+                assert_eq!(store.list("a/").await.expect("list"), ["a/1"], "{name}");
+                assert_eq!(
+                    store.delete_prefix("a/").await.expect("prefix"),
+                    1,
+                    "{name}"
+                );
+                assert!(store.list("a/").await.expect("list").is_empty(), "{name}");
+                assert_eq!(store.list("b/").await.expect("list"), ["b/1"], "{name}");
+            }
+        });
+    }
+
+    #[test]
+    fn replace_if_is_compare_and_swap_with_one_winner() {
+        rt().block_on(async {
+            for (name, store, _keep) in backends().await {
+                store.put("s/state", b"v0".to_vec()).await.expect("put");
+                let (_, v0) = store
+                    .get_versioned("s/state")
+                    .await
+                    .expect("get")
+                    .expect("some");
+                store
+                    .replace_if("s/state", &v0, b"v1".to_vec())
+                    .await
+                    .expect("cas");
+                // The version we read is stale now.
+                assert!(
+                    matches!(
+                        store.replace_if("s/state", &v0, b"v2".to_vec()).await,
+                        Err(ControlError::Precondition { .. })
+                    ),
+                    "{name}"
+                );
+                assert_eq!(store.get("s/state").await.expect("get"), b"v1", "{name}");
+                let (_, v1) = store
+                    .get_versioned("s/state")
+                    .await
+                    .expect("get")
+                    .expect("some");
+                let tasks: Vec<_> = (0..8u8)
+                    .map(|i| {
+                        let s = store.clone();
+                        let v = v1.clone();
+                        tokio::spawn(async move { s.replace_if("s/state", &v, vec![i]).await })
+                    })
+                    .collect();
+                let mut ok = 0;
+                for t in tasks {
+                    match t.await.expect("join") {
+                        Ok(()) => ok += 1,
+                        Err(ControlError::Precondition { .. }) => {}
+                        Err(e) => panic!("{name}: {e}"),
+                    }
+                }
+                assert_eq!(ok, 1, "{name}");
+            }
+        });
+    }
 }

@@ -368,3 +368,33 @@ pub async fn full_text(
     }
     Ok(out)
 }
+
+/// The newest version on a Lance branch (`None` for the main line); `None`
+/// when that branch does not exist.
+pub async fn head_version(uri: &str, branch: Option<&str>) -> Result<Option<u64>, TableError> {
+    let root = DatasetBuilder::from_uri(uri)
+        .load()
+        .await
+        .map_err(|e| terr(uri, e))?;
+    let Some(br) = branch else {
+        return Ok(Some(root.version().version));
+    };
+    let branches = root.list_branches().await.map_err(|e| terr(uri, e))?;
+    if !branches.contains_key(br) {
+        return Ok(None);
+    }
+    let ds = DatasetBuilder::from_uri(uri)
+        .with_branch(br, None)
+        .load()
+        .await
+        .map_err(|e| terr(uri, e))?;
+    Ok(Some(ds.version().version))
+}
+
+/// Makes the content of `at` the newest version of its branch again (a
+/// new version; Lance `restore`). Used to roll back an unpublished write.
+pub async fn restore(at: &TableAt) -> Result<u64, TableError> {
+    let mut ds = open(at).await?;
+    ds.restore().await.map_err(|e| terr(&at.uri, e))?;
+    Ok(ds.version().version)
+}

@@ -5,6 +5,7 @@ mod branches;
 mod concurrency;
 mod cookbook_oracle;
 mod cookbooks;
+mod crash;
 mod mutations;
 mod oracle;
 mod queries;

@@ -1,0 +1,509 @@
+//! Crash safety: the write lock, recovery sidecars, heal, the drift guard
+//! and repair (docs/architecture.md, "Recovery protocol").
+//!
+//! Every write holds the graph's write lock (an OS file lock on
+//! `_graph/write.lock`, released by the kernel when the process dies), so a
+//! sidecar found by a lock holder belongs to a write that is no longer
+//! running: heal may act on it without racing a live writer.
+//!
+//! Heal classifies each sidecar `__recovery/<write id>.json`:
+//!
+//! | state | action |
+//! |---|---|
+//! | its branch is gone (or was deleted and re-created) | discard |
+//! | a commit on the branch records its write id | retire |
+//! | every table committed, each Lance head is that version, the manifest still at the base | roll forward: publish them |
+//! | anything else (a table not committed, or moved since) | roll back: restore moved tables to their base |
+//!
+//! Each action writes one audit record `audit/<write id>.json`
+//! (create-if-absent, so a heal interrupted and retried still leaves one).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[cfg_attr(not(feature = "failpoints"), allow(unused_imports))]
+use super::fault;
+use super::manifest::{TableKey, TableRef};
+use super::{EngineError, Graph, now_ms};
+use crate::storage::ControlError;
+use crate::storage::table::{self, TableAt};
+
+const SIDECAR_DIR: &str = "__recovery/";
+const AUDIT_DIR: &str = "audit/";
+
+/// A write's recovery sidecar: what it is about to change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sidecar {
+    /// The write id (a ULID); the published commit records it.
+    pub id: String,
+    pub branch: String,
+    /// The Lance branch the write commits to (`None`: the main line).
+    pub lance_branch: Option<String>,
+    pub actor: String,
+    pub message: String,
+    pub started_ms: i64,
+    pub tables: BTreeMap<TableKey, SidecarTable>,
+}
+
+/// One table of a sidecar: the version the write builds on, and the
+/// version it committed (recorded after the table's commit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SidecarTable {
+    pub base: TableRef,
+    pub committed: Option<u64>,
+}
+
+/// What heal did with one sidecar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealAction {
+    RolledForward,
+    RolledBack,
+    Retired,
+    Discarded,
+}
+
+/// One audit record: who healed what, when, and the outcome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub write_id: String,
+    pub action: HealAction,
+    /// The actor whose write entry ran the heal (or `repair`).
+    pub healed_by: String,
+    pub time_ms: i64,
+    /// The interrupted write.
+    pub write: Sidecar,
+    /// The commit a roll forward or repair published.
+    pub commit: Option<String>,
+}
+
+/// A table whose Lance head is ahead of the published manifest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Drift {
+    pub branch: String,
+    pub table: TableKey,
+    pub published: u64,
+    pub head: u64,
+}
+
+/// What `repair` found and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairReport {
+    pub healed: Vec<(String, HealAction)>,
+    pub drift: Vec<Drift>,
+    /// Commits published (with `--confirm`), one per branch with drift.
+    pub published: Vec<String>,
+}
+
+/// The graph's write lock; dropping it releases the lock.
+#[derive(Debug)]
+pub struct WriteLock {
+    _file: std::fs::File,
+}
+
+fn sidecar_path(id: &str) -> String {
+    format!("{SIDECAR_DIR}{id}.json")
+}
+
+const REPAIR_ADVICE: &str = "it was written outside a recorded write; run `omnigraph repair URI` to preview, then `omnigraph repair --confirm URI` to publish it";
+
+impl Graph {
+    fn lock_path(&self) -> PathBuf {
+        self.root.join(super::GRAPH_DIR).join("write.lock")
+    }
+
+    /// Takes the graph's write lock, waiting for another writer in this
+    /// process or another; the kernel releases it if the process dies.
+    pub async fn lock(&self) -> Result<WriteLock, EngineError> {
+        let path = self.lock_path();
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| EngineError::Io {
+                    path: path.display().to_string(),
+                    source: e,
+                })?;
+            file.lock().map_err(|e| EngineError::Io {
+                path: path.display().to_string(),
+                source: e,
+            })?;
+            Ok::<_, EngineError>(WriteLock { _file: file })
+        })
+        .await
+        .map_err(|e| EngineError::Conflict {
+            reason: format!("the write lock task failed: {e}"),
+        })?
+    }
+
+    /// Takes the write lock, then heals. Every write entry calls this.
+    pub async fn begin_write(&self, actor: &str) -> Result<WriteLock, EngineError> {
+        let lock = self.lock().await?;
+        self.heal(actor).await?;
+        Ok(lock)
+    }
+
+    pub(crate) async fn write_sidecar(&self, sc: &Sidecar) -> Result<(), EngineError> {
+        fail::fail_point!("sidecar.write", |_| Err(fault("sidecar.write")));
+        let data = serde_json::to_vec_pretty(sc).map_err(|e| EngineError::Corrupt {
+            path: sidecar_path(&sc.id),
+            reason: e.to_string(),
+        })?;
+        self.manifests
+            .control()
+            .put(&sidecar_path(&sc.id), data)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn delete_sidecar(&self, id: &str) -> Result<(), EngineError> {
+        fail::fail_point!("sidecar.delete", |_| Err(fault("sidecar.delete")));
+        self.manifests.control().delete(&sidecar_path(id)).await?;
+        Ok(())
+    }
+
+    /// Every sidecar on disk, parsed; an unreadable one is refused loudly
+    /// (and left in place).
+    async fn sidecars(&self) -> Result<Vec<Sidecar>, EngineError> {
+        let listed: Result<Vec<String>, EngineError> = async {
+            fail::fail_point!("sidecar.list", |_| Err(fault("sidecar.list")));
+            Ok(self.manifests.control().list(SIDECAR_DIR).await?)
+        }
+        .await;
+        let paths = listed.map_err(|e| EngineError::SidecarsUnlisted {
+            reason: e.to_string(),
+            advice: "if a write was interrupted, retry or reopen so heal can finish it; if a table has drifted, run `omnigraph repair URI`".into(),
+        })?;
+        let mut out = Vec::new();
+        for p in paths.iter().filter(|p| p.ends_with(".json")) {
+            let bytes = self.manifests.control().get(p).await?;
+            let sc: Sidecar =
+                serde_json::from_slice(&bytes).map_err(|e| EngineError::CorruptSidecar {
+                    path: format!("{}/{p}", super::GRAPH_DIR),
+                    reason: e.to_string(),
+                })?;
+            out.push(sc);
+        }
+        Ok(out)
+    }
+
+    /// The newest version of a table on a Lance branch (`None`: the branch
+    /// does not exist).
+    async fn lance_head(
+        &self,
+        key: &str,
+        lance_branch: Option<&str>,
+    ) -> Result<Option<u64>, EngineError> {
+        table::head_version(&self.table_uri(key), lance_branch)
+            .await
+            .map_err(EngineError::from)
+    }
+
+    /// Refuses to write a table whose Lance head on `target` is ahead of the
+    /// version the branch publishes (after heal, nothing covers it).
+    pub(crate) async fn drift_guard(
+        &self,
+        key: &str,
+        branch: &str,
+        published: &TableRef,
+        target: Option<&str>,
+    ) -> Result<(), EngineError> {
+        if published.lance_branch.as_deref() != target {
+            // The write forks a fresh Lance branch; any stale one is replaced.
+            return Ok(());
+        }
+        if let Some(head) = self.lance_head(key, target).await?
+            && head > published.version
+        {
+            return Err(EngineError::Drift {
+                table: key.to_string(),
+                branch: branch.to_string(),
+                head,
+                published: published.version,
+                advice: REPAIR_ADVICE.into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Finds the commit on `head`'s history that published `write_id`,
+    /// looking back no further than the write's start.
+    async fn published_by(
+        &self,
+        head: &str,
+        write_id: &str,
+        started_ms: i64,
+    ) -> Result<Option<super::manifest::Commit>, EngineError> {
+        let mut cur = Some(head.to_string());
+        while let Some(id) = cur {
+            let Some(c) = self.manifests.commit(&id).await? else {
+                return Ok(None);
+            };
+            if c.write_id.as_deref() == Some(write_id) {
+                return Ok(Some(c));
+            }
+            // Clocks may differ between writers: allow a minute of skew.
+            if c.timestamp_ms < started_ms - 60_000 {
+                return Ok(None);
+            }
+            cur = c.parents.first().cloned();
+        }
+        Ok(None)
+    }
+
+    /// Heals every sidecar; call with the write lock held. Returns what it
+    /// did, per write id.
+    pub async fn heal(&self, actor: &str) -> Result<Vec<(String, HealAction)>, EngineError> {
+        let mut done = Vec::new();
+        for sc in self.sidecars().await? {
+            let (action, commit) = self.heal_one(&sc).await?;
+            self.audit(&sc, action, actor, commit).await?;
+            self.delete_sidecar(&sc.id).await?;
+            done.push((sc.id.clone(), action));
+        }
+        if !done.is_empty() {
+            // Tables moved: drop cached state (versions key it, but a rolled
+            // back version number may be reused by a later write).
+            if let Ok(mut c) = self.cache.lock() {
+                c.clear();
+            }
+        }
+        Ok(done)
+    }
+
+    async fn heal_one(&self, sc: &Sidecar) -> Result<(HealAction, Option<String>), EngineError> {
+        let m = self.manifest().await?;
+        let Some(bs) = m.branches.get(&sc.branch) else {
+            return Ok((HealAction::Discarded, None));
+        };
+        if bs.lance_branch != sc.lance_branch {
+            return Ok((HealAction::Discarded, None));
+        }
+        if let Some(c) = self.published_by(&bs.head, &sc.id, sc.started_ms).await? {
+            // A roll forward interrupted before its audit record is still a
+            // roll forward.
+            let action = match c.recovery.as_deref() {
+                Some("rolled_forward") => HealAction::RolledForward,
+                Some("rolled_back") => HealAction::RolledBack,
+                _ => HealAction::Retired,
+            };
+            return Ok((action, Some(c.id)));
+        }
+        let mut forward = true;
+        let mut heads = BTreeMap::new();
+        for (key, t) in &sc.tables {
+            let head = self.lance_head(key, sc.lance_branch.as_deref()).await?;
+            heads.insert(key.clone(), head);
+            let unchanged = bs.tables.get(key) == Some(&t.base);
+            if !(unchanged && t.committed.is_some() && head == t.committed) {
+                forward = false;
+            }
+        }
+        if forward {
+            let refs: BTreeMap<TableKey, TableRef> = sc
+                .tables
+                .iter()
+                .filter_map(|(k, t)| {
+                    t.committed.map(|v| {
+                        (
+                            k.clone(),
+                            TableRef {
+                                version: v,
+                                lance_branch: sc.lance_branch.clone(),
+                            },
+                        )
+                    })
+                })
+                .collect();
+            let message = format!("{} (recovered)", sc.message);
+            let (_, c) = self
+                .publish_tables(
+                    &m,
+                    &sc.branch,
+                    &refs,
+                    &sc.actor,
+                    &message,
+                    &sc.id,
+                    Some("rolled_forward"),
+                )
+                .await?;
+            return Ok((HealAction::RolledForward, Some(c.id)));
+        }
+        // Roll back: put every moved table of this lineage back to its base.
+        // A restore is a new Lance version with the base's content; one
+        // commit publishes those versions so the drift guard sees no drift.
+        let mut restored: BTreeMap<TableKey, TableRef> = BTreeMap::new();
+        for (key, t) in &sc.tables {
+            if t.base.lance_branch != sc.lance_branch {
+                // The write forked a new Lance branch, which the next write
+                // replaces; the published lineage never moved.
+                continue;
+            }
+            if heads
+                .get(key)
+                .copied()
+                .flatten()
+                .is_some_and(|h| h > t.base.version)
+            {
+                let at = TableAt {
+                    uri: self.table_uri(key),
+                    branch: t.base.lance_branch.clone(),
+                    version: t.base.version,
+                };
+                let v = table::restore(&at).await?;
+                restored.insert(
+                    key.clone(),
+                    TableRef {
+                        version: v,
+                        lance_branch: t.base.lance_branch.clone(),
+                    },
+                );
+            }
+        }
+        if restored.is_empty() {
+            return Ok((HealAction::RolledBack, None));
+        }
+        let message = format!("roll back interrupted write: {}", sc.message);
+        let (_, c) = self
+            .publish_tables(
+                &m,
+                &sc.branch,
+                &restored,
+                &sc.actor,
+                &message,
+                &sc.id,
+                Some("rolled_back"),
+            )
+            .await?;
+        Ok((HealAction::RolledBack, Some(c.id)))
+    }
+
+    async fn audit(
+        &self,
+        sc: &Sidecar,
+        action: HealAction,
+        actor: &str,
+        commit: Option<String>,
+    ) -> Result<(), EngineError> {
+        fail::fail_point!("audit.append", |_| Err(fault("audit.append")));
+        let rec = AuditRecord {
+            write_id: sc.id.clone(),
+            action,
+            healed_by: actor.to_string(),
+            time_ms: now_ms(),
+            write: sc.clone(),
+            commit,
+        };
+        let data = serde_json::to_vec_pretty(&rec).map_err(|e| EngineError::Corrupt {
+            path: "audit".into(),
+            reason: e.to_string(),
+        })?;
+        match self
+            .manifests
+            .control()
+            .create(&format!("{AUDIT_DIR}{}.json", sc.id), data)
+            .await
+        {
+            Ok(()) | Err(ControlError::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every audit record, oldest first.
+    pub async fn audit_records(&self) -> Result<Vec<AuditRecord>, EngineError> {
+        let mut out = Vec::new();
+        for p in self.manifests.control().list(AUDIT_DIR).await? {
+            let bytes = self.manifests.control().get(&p).await?;
+            out.push(
+                serde_json::from_slice(&bytes).map_err(|e| EngineError::Corrupt {
+                    path: p.clone(),
+                    reason: e.to_string(),
+                })?,
+            );
+        }
+        out.sort_by_key(|r: &AuditRecord| r.time_ms);
+        Ok(out)
+    }
+
+    /// Heals, then finds every table whose Lance head is ahead of what its
+    /// branch publishes; with `confirm`, verifies each head is readable and
+    /// publishes them (one commit per branch, audited).
+    pub async fn repair(&self, confirm: bool, actor: &str) -> Result<RepairReport, EngineError> {
+        let _lock = self.lock().await?;
+        let healed = self.heal(actor).await?;
+        let m = self.manifest().await?;
+        let mut drift = Vec::new();
+        for (branch, bs) in &m.branches {
+            for (key, r) in &bs.tables {
+                if r.lance_branch != bs.lance_branch {
+                    continue;
+                }
+                if let Some(head) = self.lance_head(key, r.lance_branch.as_deref()).await?
+                    && head > r.version
+                {
+                    drift.push(Drift {
+                        branch: branch.clone(),
+                        table: key.clone(),
+                        published: r.version,
+                        head,
+                    });
+                }
+            }
+        }
+        let mut published = Vec::new();
+        if confirm {
+            let mut by_branch: BTreeMap<&str, BTreeMap<TableKey, TableRef>> = BTreeMap::new();
+            for d in &drift {
+                let lance_branch = m.branches[&d.branch].lance_branch.clone();
+                let at = TableAt {
+                    uri: self.table_uri(&d.table),
+                    branch: lance_branch.clone(),
+                    version: d.head,
+                };
+                // Verified: the head opens and counts.
+                let ds = table::open(&at).await?;
+                table::count(&ds).await?;
+                by_branch.entry(&d.branch).or_default().insert(
+                    d.table.clone(),
+                    TableRef {
+                        version: d.head,
+                        lance_branch,
+                    },
+                );
+            }
+            for (branch, refs) in by_branch {
+                let id = ulid::Ulid::new().to_string();
+                let names: Vec<&str> = refs.keys().map(String::as_str).collect();
+                let message = format!("repair: publish drifted {}", names.join(", "));
+                let cur = self.manifest().await?;
+                let (_, c) = self
+                    .publish_tables(&cur, branch, &refs, actor, &message, &id, Some("repair"))
+                    .await?;
+                let sc = Sidecar {
+                    id: id.clone(),
+                    branch: branch.to_string(),
+                    lance_branch: cur
+                        .branches
+                        .get(branch)
+                        .and_then(|b| b.lance_branch.clone()),
+                    actor: actor.to_string(),
+                    message,
+                    started_ms: now_ms(),
+                    tables: BTreeMap::new(),
+                };
+                self.audit(&sc, HealAction::RolledForward, actor, Some(c.id.clone()))
+                    .await?;
+                published.push(c.id);
+            }
+        }
+        Ok(RepairReport {
+            healed,
+            drift,
+            published,
+        })
+    }
+}

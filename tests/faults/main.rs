@@ -1,0 +1,356 @@
+//! The storage fault matrix (needs `--features failpoints`): every failpoint
+//! of the commit protocol × every writer. For each: the failing call returns
+//! an error; a read right after sees either all of the write or none of it;
+//! once the fault clears, the same open handle's next write heals and
+//! succeeds; every write acknowledged before is still readable; and heal left
+//! exactly one audit record per interrupted write that needed one.
+//!
+//! Failpoints are process-global, so this binary holds one test that walks
+//! the matrix serially.
+
+use std::collections::BTreeMap;
+
+use omnigraph::engine::load::LoadMode;
+use omnigraph::engine::recovery::HealAction;
+use omnigraph::engine::{EngineError, Graph, ReadAt};
+use omnigraph::query::compile_queries;
+use serde_json::json;
+
+const SCHEMA: &str = "node Item {\n  key: String @key\n  n: I64\n}\nedge Link: Item -> Item\n";
+
+#[derive(Debug, Clone, Copy)]
+enum Writer {
+    Load,
+    Mutate,
+}
+
+/// One write of `tag`: two nodes and one edge (two tables).
+async fn write(g: &Graph, w: Writer, tag: &str) -> Result<(), EngineError> {
+    match w {
+        Writer::Load => {
+            let data = format!(
+                "{{\"type\":\"Item\",\"data\":{{\"key\":\"{tag}-a\",\"n\":1}}}}\n{{\"type\":\"Item\",\"data\":{{\"key\":\"{tag}-b\",\"n\":2}}}}\n{{\"edge\":\"Link\",\"from\":\"{tag}-a\",\"to\":\"{tag}-b\"}}\n"
+            );
+            g.load(
+                std::io::Cursor::new(data.into_bytes()),
+                LoadMode::Append,
+                "main",
+                None,
+                "faults",
+            )
+            .await
+            .map(|_| ())
+        }
+        Writer::Mutate => {
+            let src = "query m($a: String, $b: String) {
+                insert Item { key: $a, n: 1 }
+                insert Item { key: $b, n: 2 }
+                insert Link { from: $a, to: $b }
+            }";
+            let compiled = compile_queries(g.catalog(), src);
+            assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
+            let q = compiled.query("m").expect("m");
+            g.mutate(
+                q,
+                &json!({"a": format!("{tag}-a"), "b": format!("{tag}-b")}),
+                "main",
+                "faults",
+            )
+            .await
+            .map(|_| ())
+        }
+    }
+}
+
+/// Which tags are visible, each with (nodes, edges) counted from its rows.
+async fn visible(g: &Graph) -> BTreeMap<String, (usize, usize)> {
+    let compiled = compile_queries(
+        g.catalog(),
+        "query n() { match { $a: Item } return { $a.key } }
+         query e() { match { $a: Item  $a link $b } return { $a.key } }",
+    );
+    let mut out: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (name, edge) in [("n", false), ("e", true)] {
+        let r = g
+            .query(
+                compiled.query(name).expect("q"),
+                &serde_json::Value::Null,
+                &ReadAt::Branch("main".into()),
+            )
+            .await
+            .expect("read");
+        for row in r.rows {
+            let key = row["key"].as_str().expect("key");
+            let tag = key.rsplit_once('-').map_or(key, |(t, _)| t).to_string();
+            let e = out.entry(tag).or_default();
+            if edge {
+                e.1 += 1;
+            } else {
+                e.0 += 1;
+            }
+        }
+    }
+    out
+}
+
+fn assert_whole(seen: &BTreeMap<String, (usize, usize)>, when: &str) {
+    for (tag, c) in seen {
+        assert_eq!(*c, (2, 1), "{when}: write {tag} is partly visible: {c:?}");
+    }
+}
+
+/// A matrix row: the failpoint, its `fail` action, whether the failed write
+/// may become visible (its tables all committed), and the heal it leaves.
+struct Case {
+    point: &'static str,
+    action: &'static str,
+    /// Arm `publish.before` first, so heal has a sidecar to work on.
+    pending_first: bool,
+    /// Expected audit action for the failed write (None: nothing to heal).
+    heal: Option<HealAction>,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        point: "sidecar.write",
+        action: "return",
+        pending_first: false,
+        heal: None,
+    },
+    Case {
+        point: "table.commit",
+        action: "return",
+        pending_first: false,
+        heal: Some(HealAction::RolledBack),
+    },
+    // The second table's commit fails after the first committed.
+    Case {
+        point: "table.commit",
+        action: "1*off->return",
+        pending_first: false,
+        heal: Some(HealAction::RolledBack),
+    },
+    Case {
+        point: "publish.before",
+        action: "return",
+        pending_first: false,
+        heal: Some(HealAction::RolledForward),
+    },
+    Case {
+        point: "publish.after",
+        action: "return",
+        pending_first: false,
+        heal: Some(HealAction::Retired),
+    },
+    Case {
+        point: "sidecar.delete",
+        action: "return",
+        pending_first: false,
+        heal: Some(HealAction::Retired),
+    },
+    Case {
+        point: "sidecar.list",
+        action: "return",
+        pending_first: false,
+        heal: None,
+    },
+    // Heal itself fails: rolling forward a pending write, then its audit.
+    Case {
+        point: "audit.append",
+        action: "return",
+        pending_first: true,
+        heal: Some(HealAction::RolledForward),
+    },
+    Case {
+        point: "sidecar.list",
+        action: "return",
+        pending_first: true,
+        heal: Some(HealAction::RolledForward),
+    },
+];
+
+#[test]
+fn every_failpoint_times_every_writer() {
+    let scenario = fail::FailScenario::setup();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let mut rows = 0;
+    for writer in [Writer::Load, Writer::Mutate] {
+        for case in CASES {
+            let label = format!("{writer:?} × {} ({})", case.point, case.action);
+            let tmp = tempfile::tempdir().expect("tmp");
+            let g = rt
+                .block_on(Graph::init(
+                    tmp.path().join("g").to_str().expect("utf8"),
+                    "f.pg",
+                    SCHEMA,
+                ))
+                .expect("init");
+            rt.block_on(write(&g, writer, "ok0")).expect("first write");
+            let mut acked = vec!["ok0".to_string()];
+            if case.pending_first {
+                fail::cfg("publish.before", "return").expect("cfg");
+                assert!(
+                    rt.block_on(write(&g, writer, "pending")).is_err(),
+                    "{label}"
+                );
+                fail::remove("publish.before");
+            }
+            fail::cfg(case.point, case.action).expect("cfg");
+            let failed = rt.block_on(write(&g, writer, "bad"));
+            let err = failed.expect_err(&label).to_string();
+            // A read right after the failure: whole writes only.
+            let seen = rt.block_on(visible(&g));
+            assert_whole(&seen, &format!("{label}, after the fault ({err})"));
+            for a in &acked {
+                assert!(seen.contains_key(a), "{label}: acknowledged {a} missing");
+            }
+            fail::remove(case.point);
+            // The same handle's next write heals and succeeds.
+            rt.block_on(write(&g, writer, "ok1"))
+                .unwrap_or_else(|e| panic!("{label}: write after the fault: {e}"));
+            acked.push("ok1".into());
+            let seen = rt.block_on(visible(&g));
+            assert_whole(&seen, &format!("{label}, after heal"));
+            for a in &acked {
+                assert!(
+                    seen.contains_key(a),
+                    "{label}: acknowledged {a} missing after heal"
+                );
+            }
+            let audits = rt.block_on(g.audit_records()).expect("audit");
+            let expect: Vec<HealAction> = case.heal.into_iter().collect();
+            let got: Vec<HealAction> = audits.iter().map(|a| a.action).collect();
+            assert_eq!(got, expect, "{label}: audit records {audits:#?}");
+            // Rolled-forward or retired writes are visible; rolled back are not.
+            let bad_visible = seen.contains_key("bad");
+            let bad_expected = matches!(
+                case.heal,
+                Some(HealAction::RolledForward | HealAction::Retired)
+            ) && !case.pending_first;
+            assert_eq!(
+                bad_visible, bad_expected,
+                "{label}: failed write visible = {bad_visible}"
+            );
+            if case.pending_first {
+                assert!(
+                    seen.contains_key("pending"),
+                    "{label}: the rolled-forward write is missing"
+                );
+            }
+            // Nothing is left pending.
+            assert!(
+                rt.block_on(g.heal("check")).expect("heal").is_empty(),
+                "{label}"
+            );
+            rows += 1;
+        }
+    }
+    assert_eq!(rows, 2 * CASES.len());
+    scenario.teardown();
+}
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_omnigraph"))
+        .args(args)
+        .output()
+        .expect("run omnigraph");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sidecar_files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(root.join("_graph/__recovery"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// Uncovered drift (a sidecar lost after its tables moved) blocks writes
+/// with advice naming `omnigraph repair`; the CLI previews it, then
+/// publishes it with `--confirm`, audited; writes work again. A corrupt
+/// sidecar is refused loudly by writes, kept on disk, and reads still work.
+#[test]
+fn drift_is_refused_until_repair_and_a_corrupt_sidecar_is_kept() {
+    let scenario = fail::FailScenario::setup();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("g");
+    let uri = root.to_str().expect("utf8").to_string();
+    let g = rt
+        .block_on(Graph::init(&uri, "f.pg", SCHEMA))
+        .expect("init");
+    rt.block_on(write(&g, Writer::Load, "ok0")).expect("write");
+
+    // Tables move, the publish fails, and the sidecar is lost.
+    fail::cfg("publish.before", "return").expect("cfg");
+    assert!(rt.block_on(write(&g, Writer::Load, "lost")).is_err());
+    fail::remove("publish.before");
+    let files = sidecar_files(&root);
+    assert_eq!(files.len(), 1, "{files:?}");
+    std::fs::remove_file(&files[0]).expect("remove sidecar");
+
+    let err = rt
+        .block_on(write(&g, Writer::Load, "next"))
+        .expect_err("drift must block");
+    let msg = err.to_string();
+    assert!(matches!(err, EngineError::Drift { .. }), "{msg}");
+    assert!(msg.contains("omnigraph repair"), "{msg}");
+
+    let (code, out, err) = cli(&["repair", &uri]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("drift:") && out.contains("--confirm"), "{out}");
+    assert!(
+        !rt.block_on(visible(&g)).contains_key("lost"),
+        "preview must not publish"
+    );
+    let (code, out, err) = cli(&["repair", "--confirm", "--as", "ops", &uri]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("published commit"), "{out}");
+    // The drifted versions (the lost write, whole) are published now.
+    let seen = rt.block_on(visible(&g));
+    assert_whole(&seen, "after repair");
+    assert!(
+        seen.contains_key("lost") && seen.contains_key("ok0"),
+        "{seen:?}"
+    );
+    let audits = rt.block_on(g.audit_records()).expect("audit");
+    assert_eq!(audits.len(), 1, "{audits:#?}");
+    assert_eq!(audits[0].healed_by, "ops");
+    let (code, out, _) = cli(&["repair", &uri]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no drift"), "{out}");
+    rt.block_on(write(&g, Writer::Load, "next"))
+        .expect("write after repair");
+
+    // A corrupt sidecar: writes refuse, reads work, the file stays.
+    let bad = root.join("_graph/__recovery/01BADBADBADBADBADBADBADBAD.json");
+    std::fs::create_dir_all(bad.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&bad, b"{ not json").expect("write");
+    let err = rt
+        .block_on(write(&g, Writer::Mutate, "blocked"))
+        .expect_err("refused");
+    assert!(matches!(err, EngineError::CorruptSidecar { .. }), "{err}");
+    assert!(err.to_string().contains("kept for inspection"), "{err}");
+    assert!(bad.exists());
+    assert!(
+        rt.block_on(visible(&g)).contains_key("next"),
+        "reads still work"
+    );
+    let (code, _, stderr) = cli(&["load", "--mode", "append", "--data", "/dev/null", &uri]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("unreadable"), "{stderr}");
+    std::fs::remove_file(&bad).expect("remove");
+    rt.block_on(write(&g, Writer::Mutate, "after"))
+        .expect("write after removing it");
+    scenario.teardown();
+}
