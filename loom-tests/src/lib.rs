@@ -1,0 +1,2 @@
+//! Nothing here: the model checks are in `tests/`, compiled only with
+//! `--cfg loom`.
