@@ -255,9 +255,15 @@ impl Graph {
         Ok(None)
     }
 
-    /// Heals every sidecar; call with the write lock held. Returns what it
-    /// did, per write id.
-    pub async fn heal(&self, actor: &str) -> Result<Vec<(String, HealAction)>, EngineError> {
+    /// Takes the write lock and heals every interrupted write now (what
+    /// every write does at entry). Returns what it did, per write id.
+    pub async fn recover(&self, actor: &str) -> Result<Vec<(String, HealAction)>, EngineError> {
+        let _lock = self.lock().await?;
+        self.heal(actor).await
+    }
+
+    /// Heals every sidecar; the caller holds the write lock.
+    pub(crate) async fn heal(&self, actor: &str) -> Result<Vec<(String, HealAction)>, EngineError> {
         let mut done = Vec::new();
         for sc in self.sidecars().await? {
             let (action, commit) = self.heal_one(&sc).await?;

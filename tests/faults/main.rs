@@ -243,7 +243,7 @@ fn every_failpoint_times_every_writer() {
             }
             // Nothing is left pending.
             assert!(
-                rt.block_on(g.heal("check")).expect("heal").is_empty(),
+                rt.block_on(g.recover("check")).expect("heal").is_empty(),
                 "{label}"
             );
             rows += 1;
@@ -352,5 +352,53 @@ fn drift_is_refused_until_repair_and_a_corrupt_sidecar_is_kept() {
     std::fs::remove_file(&bad).expect("remove");
     rt.block_on(write(&g, Writer::Mutate, "after"))
         .expect("write after removing it");
+    scenario.teardown();
+}
+
+/// A write interrupted on a branch that is then deleted: heal discards its
+/// sidecar (one audit record) and the main line is untouched.
+#[test]
+fn an_interrupted_write_on_a_deleted_branch_is_discarded() {
+    let scenario = fail::FailScenario::setup();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let g = rt
+        .block_on(Graph::init(
+            tmp.path().join("g").to_str().expect("utf8"),
+            "f.pg",
+            SCHEMA,
+        ))
+        .expect("init");
+    rt.block_on(write(&g, Writer::Load, "ok0")).expect("write");
+    rt.block_on(g.create_branch("dev", "main")).expect("branch");
+    fail::cfg("publish.before", "return").expect("cfg");
+    let data = "{\"type\":\"Item\",\"data\":{\"key\":\"dev-a\",\"n\":1}}\n";
+    let r = rt.block_on(g.load(
+        std::io::Cursor::new(data.as_bytes().to_vec()),
+        LoadMode::Append,
+        "dev",
+        None,
+        "faults",
+    ));
+    assert!(r.is_err());
+    fail::remove("publish.before");
+    rt.block_on(g.delete_branch("dev")).expect("delete branch");
+    let healed = rt.block_on(g.recover("ops")).expect("recover");
+    assert_eq!(
+        healed.iter().map(|(_, a)| *a).collect::<Vec<_>>(),
+        [HealAction::Discarded]
+    );
+    let audits = rt.block_on(g.audit_records()).expect("audit");
+    assert_eq!(audits.len(), 1);
+    assert_eq!(audits[0].healed_by, "ops");
+    assert_eq!(audits[0].write.branch, "dev");
+    let seen = rt.block_on(visible(&g));
+    assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), ["ok0"]);
+    rt.block_on(write(&g, Writer::Mutate, "ok1"))
+        .expect("write after");
     scenario.teardown();
 }
