@@ -55,6 +55,26 @@ query e() { match { $a: Item  $a link $b } return { $a.batch as b, count($b) as 
     out
 }
 
+/// Loads batch `i` through the CLI and requires success.
+fn load_ok(dir: &std::path::Path, uri: &str, i: usize) {
+    let file = dir.join(format!("ok{i}.jsonl"));
+    std::fs::write(&file, batch(i)).expect("write");
+    let out = crate::support::omnigraph(&[
+        "load",
+        "--mode",
+        "append",
+        "--data",
+        file.to_str().expect("utf8"),
+        uri,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn check_whole(seen: &BTreeMap<i64, (i64, i64)>, when: &str) {
     let full = PER_BATCH as i64;
     for (b, (n, e)) in seen {
@@ -85,23 +105,8 @@ fn killed_loads_never_lose_an_acknowledged_batch_or_show_half_of_one() {
     assert_eq!(out.status.code(), Some(0));
 
     // Kill delays spread over 2.5 times one uncontended load.
-    let probe = tmp.path().join("probe.jsonl");
-    std::fs::write(&probe, batch(10_000)).expect("write");
     let t = Instant::now();
-    let out = crate::support::omnigraph(&[
-        "load",
-        "--mode",
-        "append",
-        "--data",
-        probe.to_str().expect("utf8"),
-        &uri,
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    load_ok(tmp.path(), &uri, 10_000);
     let span = t.elapsed().as_millis().max(50) as u64;
     let mut acked = vec![10_000i64];
 
@@ -146,22 +151,7 @@ fn killed_loads_never_lose_an_acknowledged_batch_or_show_half_of_one() {
         }
     }
     // One more write heals whatever the last kill left.
-    let last = tmp.path().join("last.jsonl");
-    std::fs::write(&last, batch(20_000)).expect("write");
-    let out = crate::support::omnigraph(&[
-        "load",
-        "--mode",
-        "append",
-        "--data",
-        last.to_str().expect("utf8"),
-        &uri,
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    load_ok(tmp.path(), &uri, 20_000);
     acked.push(20_000);
 
     let seen = per_batch(&rt, &uri);

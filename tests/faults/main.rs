@@ -18,6 +18,14 @@ use serde_json::json;
 
 const SCHEMA: &str = "node Item {\n  key: String @key\n  n: I64\n}\nedge Link: Item -> Item\n";
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt")
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Writer {
     Load,
@@ -172,11 +180,7 @@ const CASES: &[Case] = &[
 #[test]
 fn every_failpoint_times_every_writer() {
     let scenario = fail::FailScenario::setup();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = runtime();
     let mut rows = 0;
     for writer in [Writer::Load, Writer::Mutate] {
         for case in CASES {
@@ -278,11 +282,7 @@ fn sidecar_files(root: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn drift_is_refused_until_repair_and_a_corrupt_sidecar_is_kept() {
     let scenario = fail::FailScenario::setup();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = runtime();
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path().join("g");
     let uri = root.to_str().expect("utf8").to_string();
@@ -360,11 +360,7 @@ fn drift_is_refused_until_repair_and_a_corrupt_sidecar_is_kept() {
 #[test]
 fn an_interrupted_write_on_a_deleted_branch_is_discarded() {
     let scenario = fail::FailScenario::setup();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt");
+    let rt = runtime();
     let tmp = tempfile::tempdir().expect("tmp");
     let g = rt
         .block_on(Graph::init(
