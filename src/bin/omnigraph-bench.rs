@@ -76,6 +76,21 @@ fn header() {
     println!("|{:-<36}|{:->11}|{:->10}|{:->12}|", "", "", "", "");
 }
 
+/// One overwrite load of `data` on main; returns its seconds.
+async fn timed_load(g: &Graph, data: &[u8]) -> Result<f64, String> {
+    let t = Instant::now();
+    g.load(
+        BufReader::new(data),
+        LoadMode::Overwrite,
+        "main",
+        None,
+        "bench",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
 async fn load_seed(seed: &str, schema: &str) -> Result<(), String> {
     let src = std::fs::read_to_string(schema).map_err(|e| e.to_string())?;
     let data = std::fs::read(seed).map_err(|e| e.to_string())?;
@@ -89,21 +104,8 @@ async fn load_seed(seed: &str, schema: &str) -> Result<(), String> {
         let g = Graph::init(tmp.path().join("g").to_str().unwrap_or("g"), schema, &src)
             .await
             .map_err(|e| e.to_string())?;
-        let t = Instant::now();
-        g.load(
-            BufReader::new(&data[..]),
-            LoadMode::Overwrite,
-            "main",
-            None,
-            "bench",
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        row(
-            &format!("seed load (overwrite), run {run}"),
-            rows,
-            t.elapsed().as_secs_f64(),
-        );
+        let secs = timed_load(&g, &data).await?;
+        row(&format!("seed load (overwrite), run {run}"), rows, secs);
     }
     Ok(())
 }
@@ -131,20 +133,11 @@ async fn load_generated(rows: usize) -> Result<(), String> {
     )
     .await
     .map_err(|e| e.to_string())?;
-    let t = Instant::now();
-    g.load(
-        BufReader::new(&data[..]),
-        LoadMode::Overwrite,
-        "main",
-        None,
-        "bench",
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let secs = timed_load(&g, &data).await?;
     row(
         &format!("generated {nodes} nodes + {edges} edges"),
         rows,
-        t.elapsed().as_secs_f64(),
+        secs,
     );
     let t = Instant::now();
     let mut sink = std::io::sink();
@@ -230,20 +223,11 @@ async fn query_generated(nodes: usize, edges: usize, dir: Option<String>) -> Res
                     );
                 }
             }
-            let t = Instant::now();
-            g.load(
-                BufReader::new(&data[..]),
-                LoadMode::Overwrite,
-                "main",
-                None,
-                "bench",
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let secs = timed_load(&g, &data).await?;
             println!(
                 "loaded {nodes} nodes + {} edges in {:.1} s (indexes included)",
                 nodes * degree,
-                t.elapsed().as_secs_f64()
+                secs
             );
             g
         }

@@ -26,6 +26,19 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("rt")
 }
 
+/// A fresh graph under `dir` holding one acknowledged write, `ok0`.
+fn graph_with_one_write(rt: &tokio::runtime::Runtime, dir: &std::path::Path, w: Writer) -> Graph {
+    let g = rt
+        .block_on(Graph::init(
+            dir.join("g").to_str().expect("utf8"),
+            "f.pg",
+            SCHEMA,
+        ))
+        .expect("init");
+    rt.block_on(write(&g, w, "ok0")).expect("first write");
+    g
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Writer {
     Load,
@@ -186,14 +199,7 @@ fn every_failpoint_times_every_writer() {
         for case in CASES {
             let label = format!("{writer:?} × {} ({})", case.point, case.action);
             let tmp = tempfile::tempdir().expect("tmp");
-            let g = rt
-                .block_on(Graph::init(
-                    tmp.path().join("g").to_str().expect("utf8"),
-                    "f.pg",
-                    SCHEMA,
-                ))
-                .expect("init");
-            rt.block_on(write(&g, writer, "ok0")).expect("first write");
+            let g = graph_with_one_write(&rt, tmp.path(), writer);
             let mut acked = vec!["ok0".to_string()];
             if case.pending_first {
                 fail::cfg("publish.before", "return").expect("cfg");
@@ -362,14 +368,7 @@ fn an_interrupted_write_on_a_deleted_branch_is_discarded() {
     let scenario = fail::FailScenario::setup();
     let rt = runtime();
     let tmp = tempfile::tempdir().expect("tmp");
-    let g = rt
-        .block_on(Graph::init(
-            tmp.path().join("g").to_str().expect("utf8"),
-            "f.pg",
-            SCHEMA,
-        ))
-        .expect("init");
-    rt.block_on(write(&g, Writer::Load, "ok0")).expect("write");
+    let g = graph_with_one_write(&rt, tmp.path(), Writer::Load);
     rt.block_on(g.create_branch("dev", "main")).expect("branch");
     fail::cfg("publish.before", "return").expect("cfg");
     let data = "{\"type\":\"Item\",\"data\":{\"key\":\"dev-a\",\"n\":1}}\n";
