@@ -12,7 +12,11 @@ pub fn cookbooks_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("OMNIGRAPH_COOKBOOKS") {
         return PathBuf::from(d);
     }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/cookbooks")
+    // Read at run time: `cargo test` sets it to this checkout, while a
+    // compile-time value would name wherever the cached binary was built.
+    let root =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    root.join("../shared/cookbooks")
 }
 
 /// Cookbooks with a schema and a seed, sorted; never empty.
