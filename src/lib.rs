@@ -6,9 +6,13 @@
 //! `schema` and `query` are the language compilers and never import storage.
 //! See `docs/architecture.md`.
 
+pub mod actors;
+pub mod api;
 pub mod cli;
 pub mod diag;
 pub mod engine;
+pub mod http;
+pub mod policy;
 pub mod query;
 pub mod schema;
 pub mod storage;

@@ -1,29 +1,274 @@
-//! `omnigraph-server`: the multi-graph HTTP server.
+//! `omnigraph-server`: serves many graphs over HTTP.
 //!
-//! The actor runtime and HTTP routes land with the server work (see
-//! `docs/architecture.md`, "Status"). Until then this binary only answers
-//! `--help` and `--version`, and refuses to start with a clear message
-//! instead of pretending to serve.
+//! ```text
+//! omnigraph-server --graph ID=URI ... [--queries ID=DIR] [--policy ID=FILE]
+//!                  [--server-policy FILE] [--bind ADDR] [--unauthenticated]
+//!                  [--require-all-graphs]
+//! ```
+//!
+//! Prints `OMNIGRAPH_LISTEN_ADDR=host:port` on stdout once bound (port 0
+//! picks a free port). Exit status 2 when it refuses to start (the message
+//! says why and what to change). See `docs/server.md`.
 
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use actix::Actor;
+use actix_web::{App, HttpServer, web};
 use clap::Parser;
+use omnigraph::actors::{AdmissionActor, AdmissionConfig, GraphSpec, Metrics, SupervisorActor};
+use omnigraph::http::{ApiError, AppState, Tokens, configure};
+use omnigraph::policy::{BundleKind, Gate, PolicyEngine};
 
 /// Serves many graphs over HTTP.
 #[derive(Debug, Parser)]
 #[command(name = "omnigraph-server", version)]
 struct Args {
+    /// A graph to serve, as `ID=URI` (repeatable).
+    #[arg(long = "graph", value_name = "ID=URI", required = true)]
+    graphs: Vec<String>,
+    /// A directory of `.gq` stored queries for graph ID, as `ID=DIR`.
+    #[arg(long = "queries", value_name = "ID=DIR")]
+    queries: Vec<String>,
+    /// A policy bundle (YAML) for graph ID, as `ID=FILE`.
+    #[arg(long = "policy", value_name = "ID=FILE")]
+    policies: Vec<String>,
+    /// The server-level policy bundle (`graph_list`, `graph_admin`).
+    #[arg(long = "server-policy", value_name = "FILE")]
+    server_policy: Option<PathBuf>,
     /// Address to listen on (`host:port`; port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: String,
+    bind: String,
+    /// Serve with no bearer tokens and no policy (local development only).
+    /// Also `OMNIGRAPH_UNAUTHENTICATED=1`.
+    #[arg(long)]
+    unauthenticated: bool,
+    /// Refuse to start if any graph fails to open. Also
+    /// `OMNIGRAPH_REQUIRE_ALL_GRAPHS=1`.
+    #[arg(long)]
+    require_all_graphs: bool,
+}
+
+fn env_flag(name: &str) -> bool {
+    matches!(
+        std::env::var(name).as_deref(),
+        Ok("1") | Ok("true") | Ok("yes")
+    )
+}
+
+fn pairs(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let (id, v) = item
+            .split_once('=')
+            .filter(|(id, v)| !id.is_empty() && !v.is_empty())
+            .ok_or_else(|| format!("{flag} {item:?}: expected ID=VALUE"))?;
+        if out.insert(id.to_string(), v.to_string()).is_some() {
+            return Err(format!("{flag}: graph `{id}` is given twice"));
+        }
+    }
+    Ok(out)
+}
+
+struct Config {
+    specs: Vec<GraphSpec>,
+    server_gate: Gate,
+    tokens: Tokens,
+    admission: AdmissionConfig,
+    bind: String,
+    require_all: bool,
+    mode: &'static str,
+}
+
+/// Checks the arguments and the environment; every refusal says what to
+/// change.
+fn config(args: Args) -> Result<Config, String> {
+    let graphs = pairs("--graph", &args.graphs)?;
+    let queries = pairs("--queries", &args.queries)?;
+    let policies = pairs("--policy", &args.policies)?;
+    for (flag, m) in [("--queries", &queries), ("--policy", &policies)] {
+        if let Some(id) = m.keys().find(|id| !graphs.contains_key(*id)) {
+            return Err(format!(
+                "{flag} names graph `{id}`, which no --graph declares (graphs: {})",
+                graphs.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    for id in graphs.keys() {
+        omnigraph::engine::check_branch_name(id).map_err(|_| {
+            format!("graph id `{id}`: use letters, digits, '.', '_' or '-', starting with a letter or digit")
+        })?;
+    }
+    let tokens = Tokens::from_env()?;
+    let unauthenticated = args.unauthenticated || env_flag("OMNIGRAPH_UNAUTHENTICATED");
+    let any_policy = !policies.is_empty() || args.server_policy.is_some();
+    let mode = match (tokens.is_empty(), any_policy) {
+        (true, false) if unauthenticated => "open",
+        (true, false) => {
+            return Err("no bearer tokens are configured; set OMNIGRAPH_SERVER_BEARER_TOKEN, OMNIGRAPH_SERVER_BEARER_TOKENS_JSON or OMNIGRAPH_SERVER_BEARER_TOKENS_FILE, or pass --unauthenticated (OMNIGRAPH_UNAUTHENTICATED=1) to serve without auth for local development".into());
+        }
+        (true, true) => {
+            return Err("a policy is configured but no bearer tokens: every request would be refused with 401; set OMNIGRAPH_SERVER_BEARER_TOKENS_JSON (or _FILE, or OMNIGRAPH_SERVER_BEARER_TOKEN)".into());
+        }
+        (false, false) => "default_deny",
+        (false, true) => "policy_enabled",
+    };
+    let mut specs = Vec::new();
+    for (id, uri) in &graphs {
+        let gate = match policies.get(id) {
+            Some(file) => {
+                let p =
+                    PolicyEngine::load(std::path::Path::new(file)).map_err(|e| e.to_string())?;
+                if p.kind() != BundleKind::Graph {
+                    return Err(format!(
+                        "--policy {id}={file} is a server bundle (graph_list / graph_admin); pass it with --server-policy"
+                    ));
+                }
+                Gate::Policy(Arc::new(p))
+            }
+            None if mode == "open" => Gate::Open,
+            None => Gate::DefaultDeny,
+        };
+        specs.push(GraphSpec {
+            id: id.clone(),
+            uri: uri.clone(),
+            queries_dir: queries.get(id).map(PathBuf::from),
+            gate,
+        });
+    }
+    let server_gate = match &args.server_policy {
+        Some(file) => {
+            let p = PolicyEngine::load(file).map_err(|e| e.to_string())?;
+            if p.kind() != BundleKind::Server {
+                return Err(format!(
+                    "--server-policy {} grants per-graph actions; pass it with --policy ID=FILE",
+                    file.display()
+                ));
+            }
+            Gate::Policy(Arc::new(p))
+        }
+        None if mode == "open" => Gate::Open,
+        None => Gate::DefaultDeny,
+    };
+    Ok(Config {
+        specs,
+        server_gate,
+        tokens,
+        admission: AdmissionConfig::from_env()?,
+        bind: args.bind,
+        require_all: args.require_all_graphs || env_flag("OMNIGRAPH_REQUIRE_ALL_GRAPHS"),
+        mode,
+    })
+}
+
+async fn serve(c: Config, rt: tokio::runtime::Handle) -> Result<(), String> {
+    tracing::info!(
+        mode = c.mode,
+        token_source = c.tokens.source.unwrap_or("none"),
+        graphs = c.specs.len(),
+        "starting"
+    );
+    let metrics = Arc::new(Metrics::default());
+    let (supervisor, registry, failed) =
+        SupervisorActor::boot(c.specs, rt.clone(), metrics.clone()).await;
+    for (id, reason) in &failed {
+        eprintln!("omnigraph-server: graph `{id}` is quarantined: {reason}");
+    }
+    if c.require_all && !failed.is_empty() {
+        return Err(format!(
+            "{} graph(s) failed to open and --require-all-graphs is set",
+            failed.len()
+        ));
+    }
+    if registry.ready_count() == 0 {
+        return Err("no graph opened; nothing to serve".into());
+    }
+    let admission = AdmissionActor::new(c.admission, metrics.clone()).start();
+    let state = web::Data::new(AppState {
+        registry,
+        supervisor,
+        admission,
+        tokens: Arc::new(c.tokens),
+        server_gate: c.server_gate,
+        metrics,
+        rt,
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                ApiError::bad_request(format!("bad query string: {e}")).into()
+            }))
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|e, _| ApiError::bad_request(format!("bad path: {e}")).into()),
+            )
+            .wrap(actix_web::middleware::from_fn(omnigraph::http::observe))
+            .configure(configure)
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(ApiError::not_found(
+                    "no such route; see GET /openapi.json",
+                ))
+            }))
+    })
+    .shutdown_timeout(30)
+    .bind(&c.bind)
+    .map_err(|e| format!("cannot listen on {}: {e}", c.bind))?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| format!("cannot listen on {}", c.bind))?;
+    println!("OMNIGRAPH_LISTEN_ADDR={addr}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(%addr, "listening");
+    server
+        .run()
+        .await
+        .map_err(|e| format!("server stopped: {e}"))?;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    eprintln!(
-        "omnigraph-server: this build has no HTTP server yet; it cannot listen on {}. \
-         Use the `omnigraph` CLI (`lint`, `schema check`, `query explain`).",
-        args.listen
-    );
-    ExitCode::from(2)
+    let level = std::env::var("OMNIGRAPH_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+        .unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .init();
+    let c = match config(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("omnigraph-server: refusing to start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("lance")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("omnigraph-server: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let handle = rt.handle().clone();
+    let r = actix_web::rt::System::new().block_on(serve(c, handle));
+    rt.shutdown_timeout(std::time::Duration::from_secs(10));
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("omnigraph-server: refusing to start: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

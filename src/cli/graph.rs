@@ -186,6 +186,9 @@ pub enum BranchCommand {
         target: Target,
         #[arg(long)]
         json: bool,
+        /// The actor the write is made as.
+        #[arg(long = "as", value_name = "ACTOR")]
+        actor: Option<String>,
     },
     /// List branches and their heads.
     List {
@@ -199,6 +202,9 @@ pub enum BranchCommand {
         name: String,
         #[command(flatten)]
         target: Target,
+        /// The actor the write is made as.
+        #[arg(long = "as", value_name = "ACTOR")]
+        actor: Option<String>,
     },
 }
 
@@ -628,11 +634,14 @@ pub fn branch(c: BranchCommand) -> Result<ExitCode, CliError> {
             from,
             target,
             json,
+            actor: who,
         } => {
             let g = rt
                 .block_on(Graph::open(&target.resolve()?))
                 .map_err(engine)?;
-            let b = rt.block_on(g.create_branch(&name, &from)).map_err(engine)?;
+            let b = rt
+                .block_on(g.create_branch(&name, &from, &actor(&who)))
+                .map_err(engine)?;
             if json {
                 json_out(&b);
             } else {
@@ -652,11 +661,16 @@ pub fn branch(c: BranchCommand) -> Result<ExitCode, CliError> {
                 }
             }
         }
-        BranchCommand::Delete { name, target } => {
+        BranchCommand::Delete {
+            name,
+            target,
+            actor: who,
+        } => {
             let g = rt
                 .block_on(Graph::open(&target.resolve()?))
                 .map_err(engine)?;
-            rt.block_on(g.delete_branch(&name)).map_err(engine)?;
+            rt.block_on(g.delete_branch(&name, &actor(&who)))
+                .map_err(engine)?;
             println!("deleted branch {name}");
         }
     }

@@ -58,6 +58,12 @@ pub enum EngineError {
         published: u64,
         advice: String,
     },
+    #[error("actor `{actor}` may not `{action}` on branch `{branch}` (denied by policy)")]
+    Forbidden {
+        actor: String,
+        action: String,
+        branch: String,
+    },
     #[error("injected fault at `{point}`")]
     Fault { point: String },
     #[error("I/O error on {path}: {source}")]

@@ -174,6 +174,9 @@ pub struct Graph {
     schema_source: String,
     /// Decoded tables per (table, Lance branch, version), shared by reads.
     cache: exec::TableCache,
+    /// The policy gate every write asks first, with the graph id it names
+    /// as the resource; `None` (embedded and CLI default) allows all.
+    gate: Option<(String, crate::policy::Gate)>,
 }
 
 const GRAPH_DIR: &str = "_graph";
@@ -250,6 +253,7 @@ impl Graph {
             catalog: Arc::new(catalog),
             schema_source: schema_source.to_string(),
             cache: exec::TableCache::default(),
+            gate: None,
         };
         let mut tables = BTreeMap::new();
         for key in graph.table_keys() {
@@ -321,7 +325,44 @@ impl Graph {
             catalog: Arc::new(catalog),
             schema_source,
             cache: exec::TableCache::default(),
+            gate: None,
         })
+    }
+
+    /// Installs a policy gate: from now on every write (load, mutate,
+    /// branch create/delete) is decided by `gate` for its actor, with
+    /// `graph_id` as the Cedar resource, and refused with
+    /// [`EngineError::Forbidden`] when denied. The server installs the same
+    /// gate it checks at the HTTP boundary (reference: policy.md,
+    /// "Enforcement": defense in depth).
+    pub fn with_gate(mut self, graph_id: &str, gate: crate::policy::Gate) -> Graph {
+        self.gate = Some((graph_id.to_string(), gate));
+        self
+    }
+
+    /// Asks the installed gate, if any.
+    pub(crate) fn authorize(
+        &self,
+        actor: &str,
+        action: crate::policy::Action,
+        branch: &str,
+    ) -> Result<(), EngineError> {
+        let Some((id, gate)) = &self.gate else {
+            return Ok(());
+        };
+        let ctx = crate::policy::BranchCtx {
+            branch: Some(branch),
+            target: Some(branch),
+        };
+        if gate.decide(actor, action, id, &ctx).allowed {
+            Ok(())
+        } else {
+            Err(EngineError::Forbidden {
+                actor: actor.to_string(),
+                action: action.name().to_string(),
+                branch: branch.to_string(),
+            })
+        }
     }
 
     pub fn uri(&self) -> &str {
@@ -499,8 +540,14 @@ impl Graph {
     /// Creates branch `name` at the head of `from`. No data is copied: the
     /// new branch starts with `from`'s table versions and forks each table
     /// lazily on its first write.
-    pub async fn create_branch(&self, name: &str, from: &str) -> Result<BranchInfo, EngineError> {
+    pub async fn create_branch(
+        &self,
+        name: &str,
+        from: &str,
+        actor: &str,
+    ) -> Result<BranchInfo, EngineError> {
         check_branch_name(name)?;
+        self.authorize(actor, crate::policy::Action::BranchCreate, name)?;
         let base = self.manifest().await?;
         let (m, _) = self
             .manifests
@@ -528,10 +575,11 @@ impl Graph {
     }
 
     /// Deletes a branch (never `main`). Its commits stay readable by id.
-    pub async fn delete_branch(&self, name: &str) -> Result<(), EngineError> {
+    pub async fn delete_branch(&self, name: &str, actor: &str) -> Result<(), EngineError> {
         if name == MAIN {
             return Err(EngineError::MainProtected);
         }
+        self.authorize(actor, crate::policy::Action::BranchDelete, name)?;
         let base = self.manifest().await?;
         self.manifests
             .publish(base, |cur| {
@@ -671,6 +719,7 @@ impl Graph {
         from: Option<&str>,
         actor: &str,
     ) -> Result<WriteReport, EngineError> {
+        self.authorize(actor, crate::policy::Action::Change, branch)?;
         let staged =
             load::parse(&self.catalog, input).map_err(|errors| EngineError::Load { errors })?;
         let _lock = self.begin_write(actor).await?;
@@ -678,7 +727,7 @@ impl Graph {
         if !m.branches.contains_key(branch) {
             match from {
                 Some(base) => {
-                    self.create_branch(branch, base).await?;
+                    self.create_branch(branch, base, actor).await?;
                 }
                 None => {
                     return Err(Self::unknown_branch(&m, branch));

@@ -254,6 +254,7 @@ impl Graph {
                 reason: "is a read query; run it with `omnigraph query`".into(),
             });
         };
+        self.authorize(actor, crate::policy::Action::Change, branch)?;
         let params = bind_params(q, params)?;
         let _lock = self.begin_write(actor).await?;
         let now = super::now_ms();

@@ -24,7 +24,9 @@ async fn a_branch_write_leaves_main_unchanged() {
     let main_head = head(&g, "main").await;
     let main_rows = export_sorted(&g, &branch("main")).await;
 
-    g.create_branch("feature", "main").await.expect("branch");
+    g.create_branch("feature", "main", "test")
+        .await
+        .expect("branch");
     assert_eq!(
         head(&g, "feature").await,
         main_head,
@@ -68,7 +70,9 @@ async fn a_branch_write_leaves_main_unchanged() {
     assert_eq!(export_sorted(&g, &branch("feature")).await, feature_rows);
 
     // A branch of a branch sees its parent's writes.
-    g.create_branch("sub", "feature").await.expect("sub");
+    g.create_branch("sub", "feature", "test")
+        .await
+        .expect("sub");
     assert_eq!(counts(&g, &branch("sub")).await["node:Person"], 3);
     load_str(
         &g,
@@ -139,27 +143,27 @@ async fn branch_rules() {
     let tmp = tempfile::tempdir().expect("tmp");
     let g = small(tmp.path()).await;
     assert!(matches!(
-        g.delete_branch("main").await,
+        g.delete_branch("main", "test").await,
         Err(EngineError::MainProtected)
     ));
     assert!(matches!(
-        g.create_branch("../x", "main").await,
+        g.create_branch("../x", "main", "test").await,
         Err(EngineError::BadBranchName { .. })
     ));
     assert!(matches!(
-        g.create_branch("ok", "nope").await,
+        g.create_branch("ok", "nope", "test").await,
         Err(EngineError::UnknownBranch { .. })
     ));
-    g.create_branch("ok", "main").await.expect("create");
+    g.create_branch("ok", "main", "test").await.expect("create");
     assert!(matches!(
-        g.create_branch("ok", "main").await,
+        g.create_branch("ok", "main", "test").await,
         Err(EngineError::BranchExists { .. })
     ));
     let err = load_str(&g, PEOPLE, LoadMode::Append, "missing")
         .await
         .expect_err("no branch");
     assert!(err.to_string().contains("does not exist"), "{err}");
-    g.delete_branch("ok").await.expect("delete");
+    g.delete_branch("ok", "test").await.expect("delete");
     let names: Vec<String> = g
         .branches()
         .await
@@ -172,7 +176,9 @@ async fn branch_rules() {
     load_str(&g, PEOPLE, LoadMode::Append, "main")
         .await
         .expect("main");
-    g.create_branch("ok", "main").await.expect("recreate");
+    g.create_branch("ok", "main", "test")
+        .await
+        .expect("recreate");
     load_str(
         &g,
         r#"{"type":"Person","data":{"slug":"q","name":"Q"}}"#,

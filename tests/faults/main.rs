@@ -369,7 +369,8 @@ fn an_interrupted_write_on_a_deleted_branch_is_discarded() {
     let rt = runtime();
     let tmp = tempfile::tempdir().expect("tmp");
     let g = graph_with_one_write(&rt, tmp.path(), Writer::Load);
-    rt.block_on(g.create_branch("dev", "main")).expect("branch");
+    rt.block_on(g.create_branch("dev", "main", "test"))
+        .expect("branch");
     fail::cfg("publish.before", "return").expect("cfg");
     let data = "{\"type\":\"Item\",\"data\":{\"key\":\"dev-a\",\"n\":1}}\n";
     let r = rt.block_on(g.load(
@@ -381,7 +382,8 @@ fn an_interrupted_write_on_a_deleted_branch_is_discarded() {
     ));
     assert!(r.is_err());
     fail::remove("publish.before");
-    rt.block_on(g.delete_branch("dev")).expect("delete branch");
+    rt.block_on(g.delete_branch("dev", "test"))
+        .expect("delete branch");
     let healed = rt.block_on(g.recover("ops")).expect("recover");
     assert_eq!(
         healed.iter().map(|(_, a)| *a).collect::<Vec<_>>(),

@@ -1,0 +1,153 @@
+//! Counters and gauges for `GET /metrics` (Prometheus text exposition
+//! format 0.0.4: <https://prometheus.io/docs/instrumenting/exposition_formats/>).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+/// Upper bounds (seconds) of the write-latency histogram buckets.
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// (route pattern, status) → count.
+    requests: BTreeMap<(String, u16), u64>,
+    /// reason → count.
+    rejections: BTreeMap<String, u64>,
+    /// graph → write latency.
+    writes: BTreeMap<String, Histogram>,
+    /// graph → writers waiting for or holding their (table, branch) keys.
+    queue_depth: BTreeMap<String, i64>,
+}
+
+/// The server's metrics; shared by every actor and handler.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+impl Metrics {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let mut g = match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        f(&mut g)
+    }
+
+    /// Counts one finished request by route pattern and status.
+    pub fn request(&self, route: &str, status: u16) {
+        self.with(|i| *i.requests.entry((route.to_string(), status)).or_default() += 1);
+    }
+
+    /// Counts one admission rejection (`inflight`, `bytes`, `too_large`,
+    /// `rate`).
+    pub fn rejection(&self, reason: &str) {
+        self.with(|i| *i.rejections.entry(reason.to_string()).or_default() += 1);
+    }
+
+    /// Records one write's latency in seconds.
+    pub fn write_latency(&self, graph: &str, seconds: f64) {
+        self.with(|i| {
+            let h = i.writes.entry(graph.to_string()).or_default();
+            for (n, b) in BUCKETS.iter().enumerate() {
+                if seconds <= *b {
+                    h.counts[n] += 1;
+                }
+            }
+            h.count += 1;
+            h.sum += seconds;
+        });
+    }
+
+    /// Moves a graph's write-queue depth by `delta`.
+    pub fn queue(&self, graph: &str, delta: i64) {
+        self.with(|i| *i.queue_depth.entry(graph.to_string()).or_default() += delta);
+    }
+
+    /// Total admission rejections so far.
+    pub fn rejections_total(&self) -> u64 {
+        self.with(|i| i.rejections.values().sum())
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        self.with(|i| {
+            let mut out = String::new();
+            out.push_str("# HELP omnigraph_http_requests_total HTTP requests by route and status.\n# TYPE omnigraph_http_requests_total counter\n");
+            for ((route, status), n) in &i.requests {
+                let _ = writeln!(
+                    out,
+                    "omnigraph_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                    esc(route)
+                );
+            }
+            out.push_str("# HELP omnigraph_admission_rejections_total Requests refused with 429 by reason.\n# TYPE omnigraph_admission_rejections_total counter\n");
+            for (reason, n) in &i.rejections {
+                let _ = writeln!(
+                    out,
+                    "omnigraph_admission_rejections_total{{reason=\"{}\"}} {n}",
+                    esc(reason)
+                );
+            }
+            out.push_str("# HELP omnigraph_write_seconds Write latency per graph, from queue entry to publish.\n# TYPE omnigraph_write_seconds histogram\n");
+            for (g, h) in &i.writes {
+                let g = esc(g);
+                for (n, b) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "omnigraph_write_seconds_bucket{{graph=\"{g}\",le=\"{b}\"}} {}",
+                        h.counts[n]
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "omnigraph_write_seconds_bucket{{graph=\"{g}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(out, "omnigraph_write_seconds_sum{{graph=\"{g}\"}} {}", h.sum);
+                let _ = writeln!(out, "omnigraph_write_seconds_count{{graph=\"{g}\"}} {}", h.count);
+            }
+            out.push_str("# HELP omnigraph_write_queue_depth Writes waiting for or holding their (table, branch) keys.\n# TYPE omnigraph_write_queue_depth gauge\n");
+            for (g, d) in &i.queue_depth {
+                let _ = writeln!(out, "omnigraph_write_queue_depth{{graph=\"{}\"}} {d}", esc(g));
+            }
+            out
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histograms_and_gauges() {
+        let m = Metrics::default();
+        m.request("/graphs/{id}/query", 200);
+        m.request("/graphs/{id}/query", 200);
+        m.rejection("inflight");
+        m.write_latency("g", 0.02);
+        m.queue("g", 1);
+        let t = m.render();
+        assert!(
+            t.contains(
+                "omnigraph_http_requests_total{route=\"/graphs/{id}/query\",status=\"200\"} 2"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("omnigraph_admission_rejections_total{reason=\"inflight\"} 1"));
+        assert!(t.contains("omnigraph_write_seconds_bucket{graph=\"g\",le=\"0.01\"} 0"));
+        assert!(t.contains("omnigraph_write_seconds_bucket{graph=\"g\",le=\"0.025\"} 1"));
+        assert!(t.contains("omnigraph_write_queue_depth{graph=\"g\"} 1"));
+        assert_eq!(m.rejections_total(), 1);
+    }
+}

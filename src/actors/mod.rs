@@ -1,0 +1,32 @@
+//! The server's actors (actix): a [`SupervisorActor`] that owns the graph
+//! registry, one [`GraphActor`] per open graph, and the [`AdmissionActor`].
+//!
+//! actix arbiters are single-threaded, so no actor does Lance work on its
+//! own thread: each hands the future to the multi-threaded tokio runtime
+//! ([`tokio::runtime::Handle`]) it was given and awaits the join handle.
+//! See `docs/architecture.md` ("Server actors") for the message flow.
+
+pub mod admission;
+pub mod graph;
+pub mod metrics;
+pub mod supervisor;
+
+pub use admission::{AdmissionActor, AdmissionConfig, Admit, Rejection};
+pub use graph::{GraphActor, Read, Write};
+pub use metrics::Metrics;
+pub use supervisor::{
+    GraphEntry, GraphSpec, GraphState, Quarantine, Registry, Restart, StoredQueries,
+    SupervisorActor,
+};
+
+/// Why an actor could not answer: the engine's error, or the task running
+/// it panicked or was cancelled (the GraphActor is then restarted).
+#[derive(Debug, thiserror::Error)]
+pub enum ActorError {
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    #[error("the graph's worker failed: {0}; the graph is being restarted")]
+    Crashed(String),
+    #[error("the graph is not serving (stopped or restarting); retry shortly")]
+    Gone,
+}

@@ -1,0 +1,413 @@
+//! The SupervisorActor and the graph registry it owns.
+//!
+//! The registry maps a graph id to its entry: state (`ready`,
+//! `quarantined{reason}`, `restarting`), the GraphActor's address when
+//! ready, and the graph's stored queries. HTTP handlers read it (a
+//! `DashMap`, so lookups never wait on the supervisor); only the supervisor
+//! changes it.
+//!
+//! - Boot opens every graph in parallel (at most [`BOOT_PARALLELISM`] at
+//!   once): open, heal (an unreadable sidecar fails here), load and type
+//!   check the stored queries. A failure quarantines that graph alone.
+//! - A GraphActor whose task panicked is restarted after a backoff
+//!   (200 ms × 2^(crashes−1)); after [`MAX_CRASHES`] crashes without a
+//!   clean open in between, the graph is quarantined.
+//! - Ops: [`Quarantine`] stops serving a graph; [`Restart`] reopens, heals
+//!   and serves it again, without a process restart.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{
+    Actor, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseActFuture,
+    WrapFuture,
+};
+use dashmap::DashMap;
+use futures::StreamExt;
+
+use super::{GraphActor, Metrics};
+use crate::engine::Graph;
+use crate::policy::Gate;
+use crate::query::CheckedQuery;
+
+/// Graphs opened at once during boot (the reference's bound).
+pub const BOOT_PARALLELISM: usize = 4;
+/// Crashes after which a graph is quarantined instead of restarted.
+pub const MAX_CRASHES: u32 = 3;
+
+/// How to open one graph.
+#[derive(Debug, Clone)]
+pub struct GraphSpec {
+    pub id: String,
+    pub uri: String,
+    /// A directory of `.gq` files: the graph's stored queries.
+    pub queries_dir: Option<PathBuf>,
+    /// The gate for this graph's requests and engine writes.
+    pub gate: Gate,
+}
+
+/// A graph's serving state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GraphState {
+    Ready,
+    Quarantined { reason: String },
+    Restarting,
+}
+
+impl GraphState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            GraphState::Ready => "ready",
+            GraphState::Quarantined { .. } => "quarantined",
+            GraphState::Restarting => "restarting",
+        }
+    }
+}
+
+/// A graph's stored queries, by name, type checked against its schema.
+#[derive(Debug, Default)]
+pub struct StoredQueries {
+    pub queries: std::collections::BTreeMap<String, CheckedQuery>,
+}
+
+impl StoredQueries {
+    /// Loads every `.gq` file in `dir` (sorted) and type checks it against
+    /// `graph`'s catalog. Errors: an unreadable directory or file, a query
+    /// that does not check (the rendered diagnostics), a name declared in
+    /// two files.
+    pub fn load(dir: Option<&PathBuf>, graph: &Graph) -> Result<StoredQueries, String> {
+        let mut out = StoredQueries::default();
+        let Some(dir) = dir else {
+            return Ok(out);
+        };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| format!("cannot read stored queries in {}: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "gq"))
+            .collect();
+        files.sort();
+        let mut origin: HashMap<String, PathBuf> = HashMap::new();
+        for f in files {
+            let src = std::fs::read_to_string(&f)
+                .map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+            let name = f.display().to_string();
+            let (compiled, diags) =
+                crate::query::compile_queries_file(graph.catalog(), &name, &src);
+            if compiled.has_errors() {
+                return Err(format!(
+                    "stored queries in {name} do not type check against the graph's schema:\n{}",
+                    diags.render(false)
+                ));
+            }
+            for q in compiled.queries {
+                if let Some(prev) = origin.insert(q.name.clone(), f.clone()) {
+                    return Err(format!(
+                        "stored query `{}` is declared in both {} and {name}",
+                        q.name,
+                        prev.display()
+                    ));
+                }
+                out.queries.insert(q.name.clone(), q);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One registry entry.
+#[derive(Clone)]
+pub struct GraphEntry {
+    pub spec: Arc<GraphSpec>,
+    pub state: GraphState,
+    pub addr: Option<Addr<GraphActor>>,
+    pub queries: Arc<StoredQueries>,
+    /// Crashes since the last clean open.
+    pub crashes: u32,
+    pub generation: u64,
+}
+
+/// The registry: graph id → entry.
+#[derive(Default)]
+pub struct Registry {
+    pub graphs: DashMap<String, GraphEntry>,
+}
+
+impl Registry {
+    /// A ready graph's entry; `None` for an unknown, quarantined or
+    /// restarting graph (all answered 404).
+    pub fn ready(&self, id: &str) -> Option<GraphEntry> {
+        self.graphs
+            .get(id)
+            .filter(|e| e.state == GraphState::Ready && e.addr.is_some())
+            .map(|e| e.clone())
+    }
+
+    /// How many graphs are ready.
+    pub fn ready_count(&self) -> usize {
+        self.graphs
+            .iter()
+            .filter(|e| e.state == GraphState::Ready)
+            .count()
+    }
+
+    /// Every entry, sorted by id.
+    pub fn all(&self) -> Vec<GraphEntry> {
+        let mut v: Vec<GraphEntry> = self.graphs.iter().map(|e| e.clone()).collect();
+        v.sort_by(|a, b| a.spec.id.cmp(&b.spec.id));
+        v
+    }
+}
+
+/// Opens, heals and loads the stored queries of one graph.
+async fn open_graph(spec: Arc<GraphSpec>) -> Result<(Arc<Graph>, StoredQueries), String> {
+    let graph = Graph::open(&spec.uri)
+        .await
+        .map_err(|e| e.to_string())?
+        .with_gate(&spec.id, spec.gate.clone());
+    let healed = graph
+        .recover("omnigraph-server")
+        .await
+        .map_err(|e| e.to_string())?;
+    for (sidecar, action) in healed {
+        tracing::info!(graph = %spec.id, %sidecar, ?action, "healed at open");
+    }
+    let queries = StoredQueries::load(spec.queries_dir.as_ref(), &graph)?;
+    Ok((Arc::new(graph), queries))
+}
+
+/// Owns the registry.
+pub struct SupervisorActor {
+    registry: Arc<Registry>,
+    rt: tokio::runtime::Handle,
+    metrics: Arc<Metrics>,
+}
+
+impl SupervisorActor {
+    /// Opens every graph (bounded parallelism), starts the supervisor and a
+    /// GraphActor per graph that opened. Returns the supervisor and the
+    /// graphs that failed with why; they are in the registry as
+    /// quarantined. Must run inside an actix system.
+    pub async fn boot(
+        specs: Vec<GraphSpec>,
+        rt: tokio::runtime::Handle,
+        metrics: Arc<Metrics>,
+    ) -> (Addr<SupervisorActor>, Arc<Registry>, Vec<(String, String)>) {
+        let registry = Arc::new(Registry::default());
+        let opened: Vec<(Arc<GraphSpec>, Result<(Arc<Graph>, StoredQueries), String>)> = {
+            let rt2 = rt.clone();
+            let work = futures::stream::iter(specs.into_iter().map(Arc::new))
+                .map(move |spec| {
+                    let rt = rt2.clone();
+                    async move {
+                        let s = spec.clone();
+                        let r = match rt.spawn(open_graph(s)).await {
+                            Ok(r) => r,
+                            Err(e) => Err(format!("opening panicked: {e}")),
+                        };
+                        (spec, r)
+                    }
+                })
+                .buffer_unordered(BOOT_PARALLELISM)
+                .collect::<Vec<_>>();
+            work.await
+        };
+        let sup = SupervisorActor {
+            registry: registry.clone(),
+            rt: rt.clone(),
+            metrics: metrics.clone(),
+        }
+        .start();
+        let mut failed = Vec::new();
+        for (spec, r) in opened {
+            let entry = match r {
+                Ok((graph, queries)) => {
+                    let addr = GraphActor::new(
+                        spec.id.clone(),
+                        1,
+                        graph,
+                        rt.clone(),
+                        metrics.clone(),
+                        Some(sup.clone().recipient()),
+                    )
+                    .start();
+                    GraphEntry {
+                        spec: spec.clone(),
+                        state: GraphState::Ready,
+                        addr: Some(addr),
+                        queries: Arc::new(queries),
+                        crashes: 0,
+                        generation: 1,
+                    }
+                }
+                Err(reason) => {
+                    tracing::error!(graph = %spec.id, %reason, "graph quarantined at boot");
+                    failed.push((spec.id.clone(), reason.clone()));
+                    GraphEntry {
+                        spec: spec.clone(),
+                        state: GraphState::Quarantined { reason },
+                        addr: None,
+                        queries: Arc::new(StoredQueries::default()),
+                        crashes: 0,
+                        generation: 0,
+                    }
+                }
+            };
+            registry.graphs.insert(spec.id.clone(), entry);
+        }
+        (sup, registry, failed)
+    }
+
+    fn reopen(
+        &mut self,
+        id: String,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<(), String>> {
+        let Some(mut entry) = self.registry.graphs.get(&id).map(|e| e.clone()) else {
+            return Box::pin(actix::fut::ready(Err(format!(
+                "no graph `{id}` is configured"
+            ))));
+        };
+        entry.state = GraphState::Restarting;
+        entry.addr = None;
+        self.registry.graphs.insert(id.clone(), entry.clone());
+        let spec = entry.spec.clone();
+        let task = self.rt.spawn(open_graph(spec.clone()));
+        let me = ctx.address();
+        Box::pin(
+            async move {
+                match task.await {
+                    Ok(r) => r,
+                    Err(e) => Err(format!("opening panicked: {e}")),
+                }
+            }
+            .into_actor(self)
+            .map(move |r, act, _| {
+                let Some(mut entry) = act.registry.graphs.get(&id).map(|e| e.clone()) else {
+                    return Err(format!("graph `{id}` was removed"));
+                };
+                match r {
+                    Ok((graph, queries)) => {
+                        let generation = entry.generation + 1;
+                        let addr = GraphActor::new(
+                            id.clone(),
+                            generation,
+                            graph,
+                            act.rt.clone(),
+                            act.metrics.clone(),
+                            Some(me.recipient()),
+                        )
+                        .start();
+                        entry.state = GraphState::Ready;
+                        entry.addr = Some(addr);
+                        entry.queries = Arc::new(queries);
+                        entry.generation = generation;
+                        act.registry.graphs.insert(id.clone(), entry);
+                        tracing::info!(graph = %id, generation, "graph serving again");
+                        Ok(())
+                    }
+                    Err(reason) => {
+                        tracing::error!(graph = %id, %reason, "reopen failed; graph quarantined");
+                        entry.state = GraphState::Quarantined {
+                            reason: reason.clone(),
+                        };
+                        entry.addr = None;
+                        act.registry.graphs.insert(id.clone(), entry);
+                        Err(reason)
+                    }
+                }
+            }),
+        )
+    }
+}
+
+impl Actor for SupervisorActor {
+    type Context = Context<Self>;
+}
+
+/// Ops: stop serving a graph (its routes answer 404) until restarted.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Quarantine {
+    pub id: String,
+    pub reason: String,
+}
+
+impl Handler<Quarantine> for SupervisorActor {
+    type Result = Result<(), String>;
+
+    fn handle(&mut self, msg: Quarantine, _: &mut Context<Self>) -> Self::Result {
+        let mut e = self
+            .registry
+            .graphs
+            .get_mut(&msg.id)
+            .ok_or_else(|| format!("no graph `{}` is configured", msg.id))?;
+        tracing::warn!(graph = %msg.id, reason = %msg.reason, "graph quarantined by operator");
+        e.state = GraphState::Quarantined { reason: msg.reason };
+        // Dropping the address stops the actor once in-flight work ends.
+        e.addr = None;
+        Ok(())
+    }
+}
+
+/// Ops: reopen, heal and serve a graph again (also clears its crash count).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Restart {
+    pub id: String,
+}
+
+impl Handler<Restart> for SupervisorActor {
+    type Result = ResponseActFuture<Self, Result<(), String>>;
+
+    fn handle(&mut self, msg: Restart, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(mut e) = self.registry.graphs.get_mut(&msg.id) {
+            e.crashes = 0;
+        }
+        self.reopen(msg.id, ctx)
+    }
+}
+
+/// A GraphActor's task panicked.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Crashed {
+    pub id: String,
+    pub generation: u64,
+    pub reason: String,
+}
+
+impl Handler<Crashed> for SupervisorActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Crashed, ctx: &mut Context<Self>) {
+        let crashes = {
+            let Some(mut e) = self.registry.graphs.get_mut(&msg.id) else {
+                return;
+            };
+            // A late report from an older incarnation changes nothing.
+            if e.generation != msg.generation || e.state != GraphState::Ready {
+                return;
+            }
+            e.crashes += 1;
+            e.addr = None;
+            if e.crashes >= MAX_CRASHES {
+                tracing::error!(graph = %msg.id, crashes = e.crashes, reason = %msg.reason, "graph keeps crashing; quarantined");
+                e.state = GraphState::Quarantined {
+                    reason: format!("crashed {} times; last: {}", e.crashes, msg.reason),
+                };
+                return;
+            }
+            e.state = GraphState::Restarting;
+            e.crashes
+        };
+        let backoff = Duration::from_millis(200 << (crashes - 1).min(6));
+        tracing::warn!(graph = %msg.id, crashes, ?backoff, reason = %msg.reason, "graph actor crashed; restarting");
+        let id = msg.id;
+        ctx.run_later(backoff, move |act, ctx| {
+            let f = act.reopen(id, ctx).map(|_, _, _| ());
+            ctx.spawn(f);
+        });
+    }
+}

@@ -1,0 +1,351 @@
+//! Wire types of the HTTP API: requests, responses and the one error shape.
+//! Field names and shapes follow the reference `openapi.json` (ModernRelay/
+//! omnigraph), so a client written for it works against this server; the
+//! OpenAPI document at `/openapi.json` is generated from these types.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use utoipa::ToSchema;
+
+use crate::engine::manifest::Commit;
+
+/// The closed set of error codes (reference `ErrorCode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    Unauthorized,
+    Forbidden,
+    BadRequest,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    TooManyRequests,
+    Internal,
+}
+
+/// Every error response: `{error, code, ...}`. `retry_after_seconds`
+/// accompanies 429 (also sent as the `Retry-After` header).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorOutput {
+    /// A human-readable message naming the input at fault and the remedy.
+    pub error: String,
+    pub code: Option<ErrorCode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_seconds: Option<u64>,
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HealthOutput {
+    pub status: String,
+    pub version: String,
+    /// The storage-format version this binary reads and writes.
+    pub internal_schema_version: u32,
+}
+
+/// One served graph in `GET /graphs`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GraphInfo {
+    pub graph_id: String,
+    pub uri: String,
+}
+
+/// `GET /graphs`: ready graphs only.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GraphListResponse {
+    pub graphs: Vec<GraphInfo>,
+}
+
+/// One graph in `GET /admin/graphs`, whatever its state.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AdminGraphInfo {
+    pub graph_id: String,
+    pub uri: String,
+    /// `ready`, `quarantined` or `restarting`.
+    pub state: String,
+    /// Why the graph is quarantined (or last failed).
+    pub reason: Option<String>,
+    /// Crashes since the graph last opened cleanly.
+    pub crashes: u32,
+}
+
+/// `GET /admin/graphs`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AdminGraphListOutput {
+    pub graphs: Vec<AdminGraphInfo>,
+}
+
+/// A commit as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CommitOutput {
+    pub graph_commit_id: String,
+    pub graph_manifest_version: Option<u64>,
+    pub graph_branch: Option<String>,
+    pub parent_commit_id: Option<String>,
+    pub merged_parent_commit_id: Option<String>,
+    pub actor_id: Option<String>,
+    /// Unix epoch microseconds.
+    pub created_at: i64,
+    pub message: String,
+}
+
+impl CommitOutput {
+    pub fn from_commit(c: &Commit, manifest_version: Option<u64>) -> CommitOutput {
+        CommitOutput {
+            graph_commit_id: c.id.clone(),
+            graph_manifest_version: manifest_version,
+            graph_branch: Some(c.branch.clone()),
+            parent_commit_id: c.parents.first().cloned(),
+            merged_parent_commit_id: c.parents.get(1).cloned(),
+            actor_id: Some(c.actor.clone()),
+            created_at: c.timestamp_ms.saturating_mul(1000),
+            message: c.message.clone(),
+        }
+    }
+}
+
+/// `GET /graphs/{id}/commits`: newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CommitListOutput {
+    pub commits: Vec<CommitOutput>,
+}
+
+/// One table of a snapshot.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotDatasetOutput {
+    /// `node` or `edge`.
+    pub entity_kind: String,
+    pub type_name: String,
+    pub dataset_path: String,
+    pub published_dataset_version: u64,
+    pub native_dataset_branch: Option<String>,
+    pub entity_count: u64,
+}
+
+/// `GET /graphs/{id}/snapshot?branch=`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SnapshotOutput {
+    pub graph_branch: String,
+    pub graph_commit_id: String,
+    pub graph_manifest_version: u64,
+    pub internal_schema_version: u32,
+    pub datasets: Vec<SnapshotDatasetOutput>,
+}
+
+/// `POST /graphs/{id}/query`: an inline read query.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueryRequest {
+    /// `.gq` source; may declare several queries (pick one with `name`).
+    #[serde(alias = "query_source")]
+    pub query: String,
+    #[serde(default, alias = "query_name")]
+    pub name: Option<String>,
+    /// An object whose keys are the query's parameters.
+    #[serde(default)]
+    pub params: Option<Json>,
+    /// Branch to read (default `main`); exclusive with `snapshot`.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// A commit id to read at (time travel).
+    #[serde(default)]
+    pub snapshot: Option<String>,
+}
+
+/// Where a read was served from.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReadTargetOutput {
+    pub branch: Option<String>,
+    pub snapshot: Option<String>,
+}
+
+/// A read query's result.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReadOutput {
+    pub query_name: String,
+    pub target: ReadTargetOutput,
+    pub columns: Vec<String>,
+    pub row_count: usize,
+    /// One object per row, keyed by column.
+    #[schema(value_type = Vec<Object>)]
+    pub rows: Vec<serde_json::Map<String, Json>>,
+    pub graph_commit_id: Option<String>,
+}
+
+/// `POST /graphs/{id}/mutate`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChangeRequest {
+    #[serde(alias = "query_source")]
+    pub query: String,
+    #[serde(default, alias = "query_name")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub params: Option<Json>,
+    /// Target branch (default `main`).
+    #[serde(default)]
+    pub branch: Option<String>,
+}
+
+/// A mutation's result; `commit` is null when nothing changed.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ChangeOutput {
+    pub branch: String,
+    pub query_name: String,
+    pub affected_nodes: usize,
+    pub affected_edges: usize,
+    pub actor_id: Option<String>,
+    pub commit: Option<CommitOutput>,
+}
+
+/// How a load treats existing entities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadModeWire {
+    Overwrite,
+    Append,
+    Merge,
+}
+
+/// `POST /graphs/{id}/load`: the JSON envelope (`data` holds NDJSON).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LoadRequest {
+    pub data: String,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub mode: Option<LoadModeWire>,
+}
+
+/// Query parameters of `POST /graphs/{id}/load/ndjson`.
+#[derive(Debug, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+pub struct LoadParams {
+    pub branch: Option<String>,
+    pub from: Option<String>,
+    pub mode: Option<LoadModeWire>,
+}
+
+/// Entities loaded into one type.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GraphBatchDeclarationOutput {
+    pub name: String,
+    pub entities_loaded: usize,
+}
+
+/// A load's result: one commit.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct GraphBatchLoadOutput {
+    pub branch: String,
+    pub branch_created: bool,
+    pub base_branch: Option<String>,
+    pub mode: LoadModeWire,
+    pub nodes: Vec<GraphBatchDeclarationOutput>,
+    pub edges: Vec<GraphBatchDeclarationOutput>,
+    pub total_entities: usize,
+    pub actor_id: Option<String>,
+    pub commit: Option<CommitOutput>,
+}
+
+/// `POST /graphs/{id}/export`.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    pub branch: Option<String>,
+    /// Only these node/edge types; empty exports all.
+    #[serde(default)]
+    pub type_names: Vec<String>,
+}
+
+/// `GET /graphs/{id}/schema`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SchemaOutput {
+    pub schema_source: String,
+}
+
+/// `GET /graphs/{id}/branches`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BranchListOutput {
+    pub branches: Vec<String>,
+}
+
+/// `POST /graphs/{id}/branches`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BranchCreateRequest {
+    pub name: String,
+    /// Parent branch (default `main`).
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BranchCreateOutput {
+    pub uri: String,
+    pub from: String,
+    pub name: String,
+    pub actor_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BranchDeleteOutput {
+    pub uri: String,
+    pub name: String,
+    pub actor_id: Option<String>,
+}
+
+/// A stored query's parameter kind (reference `ParamKind`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamKind {
+    String,
+    Bool,
+    Int,
+    Bigint,
+    Float,
+    Date,
+    Datetime,
+    Blob,
+    Vector,
+    List,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ParamDescriptor {
+    pub name: String,
+    pub kind: ParamKind,
+    pub item_kind: Option<ParamKind>,
+    pub vector_dim: Option<u32>,
+    pub nullable: bool,
+}
+
+/// One stored query in `GET /graphs/{id}/queries`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueryCatalogEntry {
+    pub name: String,
+    pub tool_name: String,
+    pub description: Option<String>,
+    pub instruction: Option<String>,
+    pub mutation: bool,
+    pub params: Vec<ParamDescriptor>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct QueriesCatalogOutput {
+    pub queries: Vec<QueryCatalogEntry>,
+}
+
+/// `POST /graphs/{id}/queries/{name}`; every field optional.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct InvokeStoredQueryRequest {
+    #[serde(default)]
+    pub params: Option<Json>,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub snapshot: Option<String>,
+}
+
+/// Query parameter `?branch=`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct BranchParam {
+    pub branch: Option<String>,
+}

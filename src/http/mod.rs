@@ -1,0 +1,170 @@
+//! The HTTP API on actix-web. Routes, bodies and status codes follow the
+//! reference `docs/user/operations/server.md` and `openapi.json`
+//! (ModernRelay/omnigraph); `docs/http.md` lists them.
+//!
+//! Every handler does the same steps, in this order: resolve the caller
+//! from the bearer token (401), find a ready graph (404), decide the action
+//! with the graph's gate (403; 404 for a denied `invoke_query`), admit the
+//! request with the AdmissionActor for writes (429 + `Retry-After`), then
+//! send one message to the GraphActor and map its answer. Errors are one
+//! JSON shape, [`ErrorOutput`].
+
+pub mod auth;
+mod openapi;
+mod routes;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+
+use crate::actors::{ActorError, AdmissionActor, Metrics, Registry, SupervisorActor};
+use crate::api::{ErrorCode, ErrorOutput};
+use crate::engine::EngineError;
+use crate::policy::Gate;
+
+pub use auth::Tokens;
+pub use openapi::openapi_json;
+pub use routes::{configure, observe};
+
+/// Default request body limit (reference: 1 MB).
+pub const BODY_LIMIT: usize = 1 << 20;
+/// Body limit of `/load` and `/load/ndjson` (reference: 32 MB).
+pub const LOAD_BODY_LIMIT: usize = 32 << 20;
+
+/// Shared by every handler.
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub supervisor: Addr<SupervisorActor>,
+    pub admission: Addr<AdmissionActor>,
+    pub tokens: Arc<Tokens>,
+    /// The server-level gate (`graph_list`, `graph_admin`).
+    pub server_gate: Gate,
+    pub metrics: Arc<Metrics>,
+    /// The multi-threaded runtime Lance work runs on.
+    pub rt: tokio::runtime::Handle,
+}
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    pub fn bad_request(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, m)
+    }
+    pub fn not_found(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, m)
+    }
+    pub fn forbidden(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, m)
+    }
+    pub fn unauthorized(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, m)
+    }
+
+    fn code(&self) -> ErrorCode {
+        match self.status.as_u16() {
+            400 | 413 | 415 => ErrorCode::BadRequest,
+            401 => ErrorCode::Unauthorized,
+            403 => ErrorCode::Forbidden,
+            404 => ErrorCode::NotFound,
+            405 => ErrorCode::MethodNotAllowed,
+            409 => ErrorCode::Conflict,
+            429 => ErrorCode::TooManyRequests,
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut b = HttpResponse::build(self.status);
+        if let Some(s) = self.retry_after {
+            b.insert_header(("Retry-After", s.to_string()));
+        }
+        b.json(ErrorOutput {
+            error: self.message.clone(),
+            code: Some(self.code()),
+            retry_after_seconds: self.retry_after,
+        })
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> ApiError {
+        use EngineError as E;
+        let status = match &e {
+            E::Load { .. }
+            | E::Query { .. }
+            | E::Param { .. }
+            | E::BadBranchName { .. }
+            | E::Schema { .. }
+            | E::MainProtected => StatusCode::BAD_REQUEST,
+            E::UnknownBranch { .. } | E::UnknownCommit { .. } => StatusCode::NOT_FOUND,
+            E::BranchExists { .. } | E::Conflict { .. } | E::Drift { .. } => StatusCode::CONFLICT,
+            E::Forbidden { .. } => StatusCode::FORBIDDEN,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "internal error");
+        }
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<ActorError> for ApiError {
+    fn from(e: ActorError) -> ApiError {
+        match e {
+            ActorError::Engine(e) => e.into(),
+            other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        }
+    }
+}
+
+/// The caller's actor id from `Authorization: Bearer <token>`; with no
+/// tokens configured (Open state) every caller is `anonymous`.
+pub fn caller(req: &HttpRequest, tokens: &Tokens) -> Result<String, ApiError> {
+    if tokens.is_empty() {
+        return Ok("anonymous".to_string());
+    }
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing bearer token; send `Authorization: Bearer <token>`")
+        })?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| {
+            ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+        })?;
+    tokens
+        .actor(token.trim())
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::unauthorized("unknown bearer token"))
+}

@@ -1,0 +1,1105 @@
+//! Route handlers. See the module docs of [`crate::http`] for the order of
+//! checks every handler follows.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Bytes, Data, Path, Query};
+use actix_web::{HttpRequest, HttpResponse};
+use futures::{FutureExt, StreamExt};
+use omnigraph_sync::admission::Permit;
+use serde::de::DeserializeOwned;
+use serde_json::Value as Json;
+
+use super::{ApiError, AppState, BODY_LIMIT, LOAD_BODY_LIMIT, caller};
+use crate::actors::supervisor::{Quarantine, Restart};
+use crate::actors::{Admit, GraphEntry, Read, Write};
+use crate::api::*;
+use crate::engine::load::LoadMode;
+use crate::engine::{EngineError, Graph, ReadAt, WriteReport};
+use crate::policy::{Action, BranchCtx};
+use crate::query::CheckedQuery;
+
+const MAIN: &str = "main";
+
+/// Mounts every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/openapi.json", web::get().to(openapi))
+        .route("/metrics", web::get().to(metrics))
+        .route("/graphs", web::get().to(list_graphs))
+        .route("/admin/graphs", web::get().to(admin_graphs))
+        .route(
+            "/admin/graphs/{id}/quarantine",
+            web::post().to(admin_quarantine),
+        )
+        .route("/admin/graphs/{id}/restart", web::post().to(admin_restart))
+        .route("/graphs/{id}/snapshot", web::get().to(snapshot))
+        .route("/graphs/{id}/query", web::post().to(query))
+        .route("/graphs/{id}/mutate", web::post().to(mutate))
+        .route("/graphs/{id}/load", web::post().to(load_envelope))
+        .route("/graphs/{id}/load/ndjson", web::post().to(load_ndjson))
+        .route("/graphs/{id}/export", web::post().to(export))
+        .route("/graphs/{id}/schema", web::get().to(schema))
+        .route("/graphs/{id}/branches", web::get().to(list_branches))
+        .route("/graphs/{id}/branches", web::post().to(create_branch))
+        .route(
+            "/graphs/{id}/branches/{branch}",
+            web::delete().to(delete_branch),
+        )
+        .route("/graphs/{id}/commits", web::get().to(list_commits))
+        .route(
+            "/graphs/{id}/commits/{commit_id}",
+            web::get().to(show_commit),
+        )
+        .route("/graphs/{id}/queries", web::get().to(list_queries))
+        .route("/graphs/{id}/queries/{name}", web::post().to(invoke_query));
+}
+
+type Res = Result<HttpResponse, ApiError>;
+
+fn ok<T: serde::Serialize>(v: &T) -> Res {
+    Ok(HttpResponse::Ok().json(v))
+}
+
+/// Reads a request body up to `limit` bytes (413 beyond it).
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+    let mut buf = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the request body exceeds this route's limit of {limit} bytes; split it into smaller requests"
+                ),
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Parses a JSON body; an empty body is `T::default()` when `empty` is given.
+fn parse_json<T: DeserializeOwned>(body: &[u8], empty: Option<T>) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace)
+        && let Some(d) = empty
+    {
+        return Ok(d);
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid JSON body at line {}, column {}: {e}",
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+/// A ready graph or 404 (unknown, quarantined and restarting alike).
+fn graph(state: &AppState, id: &str) -> Result<GraphEntry, ApiError> {
+    state
+        .registry
+        .ready(id)
+        .ok_or_else(|| ApiError::not_found(format!("no graph `{id}` is being served")))
+}
+
+/// Decides `action` for `actor` on a graph; logs the decision.
+fn authorize(
+    entry: &GraphEntry,
+    actor: &str,
+    action: Action,
+    ctx: BranchCtx<'_>,
+) -> Result<(), ApiError> {
+    let d = entry.spec.gate.decide(actor, action, &entry.spec.id, &ctx);
+    tracing::info!(
+        graph = %entry.spec.id,
+        actor,
+        action = action.name(),
+        branch = ctx.branch.unwrap_or(""),
+        target = ctx.target.unwrap_or(""),
+        allowed = d.allowed,
+        rules = ?d.rules,
+        "policy decision"
+    );
+    if d.allowed {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "actor `{actor}` may not `{}` on graph `{}`{}",
+            action.name(),
+            entry.spec.id,
+            ctx.branch
+                .or(ctx.target)
+                .map(|b| format!(" (branch `{b}`)"))
+                .unwrap_or_default()
+        )))
+    }
+}
+
+fn on_branch(b: &str) -> BranchCtx<'_> {
+    BranchCtx {
+        branch: Some(b),
+        target: None,
+    }
+}
+
+fn on_target(b: &str) -> BranchCtx<'_> {
+    BranchCtx {
+        branch: None,
+        target: Some(b),
+    }
+}
+
+/// Admits a write for `actor` carrying `bytes`; 429 (or 413) otherwise.
+async fn admit(state: &AppState, actor: &str, bytes: u64) -> Result<Permit, ApiError> {
+    let r = state
+        .admission
+        .send(Admit {
+            actor: actor.to_string(),
+            bytes,
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("admission: {e}")))?;
+    r.map_err(|rej| {
+        if rej.too_large {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, rej.message)
+        } else {
+            ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: format!("{}; retry after {} s", rej.message, rej.retry_after),
+                retry_after: Some(rej.retry_after),
+            }
+        }
+    })
+}
+
+async fn read<T: Send + 'static>(
+    entry: &GraphEntry,
+    job: impl FnOnce(Arc<Graph>) -> futures::future::BoxFuture<'static, Result<T, EngineError>>
+    + Send
+    + 'static,
+) -> Result<T, ApiError> {
+    let addr = entry.addr.as_ref().ok_or_else(|| {
+        ApiError::not_found(format!("no graph `{}` is being served", entry.spec.id))
+    })?;
+    let r = addr.send(Read::new(job)).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the graph stopped while answering; retry",
+        )
+    })?;
+    Ok(r?)
+}
+
+async fn write<T: Send + 'static>(
+    entry: &GraphEntry,
+    keys: Vec<(String, String)>,
+    job: impl FnOnce(Arc<Graph>) -> futures::future::BoxFuture<'static, Result<T, EngineError>>
+    + Send
+    + 'static,
+) -> Result<T, ApiError> {
+    let addr = entry.addr.as_ref().ok_or_else(|| {
+        ApiError::not_found(format!("no graph `{}` is being served", entry.spec.id))
+    })?;
+    let r = addr.send(Write::new(keys, job)).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the graph stopped while writing; read the branch before retrying",
+        )
+    })?;
+    Ok(r?)
+}
+
+/// Where a read goes: `snapshot` (a commit id) or `branch` (default main).
+/// Returns the read position and the branch policy is decided on (a
+/// snapshot's own branch).
+async fn read_target(
+    entry: &GraphEntry,
+    branch: Option<String>,
+    snapshot: Option<String>,
+) -> Result<(ReadAt, String), ApiError> {
+    match (branch, snapshot) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "give either `branch` or `snapshot`, not both",
+        )),
+        (_, Some(commit)) => {
+            let c2 = commit.clone();
+            let c = read(entry, move |g| async move { g.commit(&c2).await }.boxed()).await?;
+            Ok((ReadAt::Commit(commit), c.branch))
+        }
+        (b, None) => {
+            let b = b.unwrap_or_else(|| MAIN.to_string());
+            Ok((ReadAt::Branch(b.clone()), b))
+        }
+    }
+}
+
+/// Compiles `.gq` source against the graph's catalog and picks `name` (or
+/// the only query).
+fn compile(entry_graph: &Graph, src: &str, name: Option<&str>) -> Result<CheckedQuery, ApiError> {
+    let (compiled, diags) =
+        crate::query::compile_queries_file(entry_graph.catalog(), "<request>", src);
+    if compiled.has_errors() {
+        return Err(ApiError::bad_request(format!(
+            "the query does not check:\n{}",
+            diags.render(false)
+        )));
+    }
+    match name {
+        Some(n) => compiled.query(n).cloned().ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "no query named `{n}` in the source; it declares: {}",
+                compiled.declared.join(", ")
+            ))
+        }),
+        None => match compiled.queries.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err(ApiError::bad_request(format!(
+                "the source declares {} queries; pick one with `name` ({})",
+                compiled.queries.len(),
+                compiled.declared.join(", ")
+            ))),
+        },
+    }
+}
+
+/// The open graph behind an entry (for compiling against its catalog).
+async fn open_graph(entry: &GraphEntry) -> Result<Arc<Graph>, ApiError> {
+    read(entry, |g| async move { Ok(g) }.boxed()).await
+}
+
+fn write_keys(q: &CheckedQuery, branch: &str) -> Vec<(String, String)> {
+    q.writes
+        .iter()
+        .map(|t| (format!("{}:{}", t.kind, t.type_name), branch.to_string()))
+        .collect()
+}
+
+fn all_table_keys(g: &Graph, branch: &str) -> Vec<(String, String)> {
+    g.table_keys()
+        .into_iter()
+        .map(|k| (k, branch.to_string()))
+        .collect()
+}
+
+fn commit_out(r: &WriteReport) -> Option<CommitOutput> {
+    r.commit
+        .as_ref()
+        .map(|c| CommitOutput::from_commit(c, r.manifest_version))
+}
+
+fn counts(r: &WriteReport, prefix: &str) -> usize {
+    r.written
+        .iter()
+        .chain(r.deleted.iter())
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+// ---- server-level -------------------------------------------------------
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = HealthOutput)))]
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(HealthOutput {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        internal_schema_version: 1,
+    })
+}
+
+async fn openapi(state: Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(super::openapi_json(!state.tokens.is_empty()))
+}
+
+async fn metrics(state: Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}
+
+fn server_authorize(state: &AppState, actor: &str, action: Action) -> Result<(), ApiError> {
+    let d = state
+        .server_gate
+        .decide(actor, action, "root", &BranchCtx::default());
+    tracing::info!(actor, action = action.name(), allowed = d.allowed, rules = ?d.rules, "policy decision");
+    if d.allowed {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "actor `{actor}` may not `{}` on this server; a server policy bundle (--server-policy) must grant it",
+            action.name()
+        )))
+    }
+}
+
+#[utoipa::path(get, path = "/graphs", responses((status = 200, body = GraphListResponse), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn list_graphs(req: HttpRequest, state: Data<AppState>) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    server_authorize(&state, &actor, Action::GraphList)?;
+    let graphs = state
+        .registry
+        .all()
+        .into_iter()
+        .filter(|e| e.state == crate::actors::GraphState::Ready)
+        .map(|e| GraphInfo {
+            graph_id: e.spec.id.clone(),
+            uri: e.spec.uri.clone(),
+        })
+        .collect();
+    ok(&GraphListResponse { graphs })
+}
+
+#[utoipa::path(get, path = "/admin/graphs", responses((status = 200, body = AdminGraphListOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn admin_graphs(req: HttpRequest, state: Data<AppState>) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    server_authorize(&state, &actor, Action::GraphAdmin)?;
+    let graphs = state
+        .registry
+        .all()
+        .into_iter()
+        .map(|e| AdminGraphInfo {
+            graph_id: e.spec.id.clone(),
+            uri: e.spec.uri.clone(),
+            state: e.state.name().to_string(),
+            reason: match &e.state {
+                crate::actors::GraphState::Quarantined { reason } => Some(reason.clone()),
+                _ => None,
+            },
+            crashes: e.crashes,
+        })
+        .collect();
+    ok(&AdminGraphListOutput { graphs })
+}
+
+#[utoipa::path(post, path = "/admin/graphs/{id}/quarantine", responses((status = 200, body = AdminGraphListOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn admin_quarantine(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    server_authorize(&state, &actor, Action::GraphAdmin)?;
+    let id = id.into_inner();
+    state
+        .supervisor
+        .send(Quarantine {
+            id: id.clone(),
+            reason: format!("quarantined by `{actor}`"),
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(ApiError::not_found)?;
+    admin_graphs(req, state).await
+}
+
+#[utoipa::path(post, path = "/admin/graphs/{id}/restart", responses((status = 200, body = AdminGraphListOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn admin_restart(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    server_authorize(&state, &actor, Action::GraphAdmin)?;
+    let id = id.into_inner();
+    if !state.registry.graphs.contains_key(&id) {
+        return Err(ApiError::not_found(format!(
+            "no graph `{id}` is configured"
+        )));
+    }
+    state
+        .supervisor
+        .send(Restart { id: id.clone() })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|reason| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                format!("graph `{id}` did not reopen and stays quarantined: {reason}"),
+            )
+        })?;
+    admin_graphs(req, state).await
+}
+
+// ---- reads --------------------------------------------------------------
+
+#[utoipa::path(get, path = "/graphs/{id}/snapshot", params(BranchParam), responses((status = 200, body = SnapshotOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn snapshot(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    q: Query<BranchParam>,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let branch = q.into_inner().branch.unwrap_or_else(|| MAIN.to_string());
+    authorize(&entry, &actor, Action::Read, on_branch(&branch))?;
+    let b2 = branch.clone();
+    let s = read(&entry, move |g| {
+        async move { g.snapshot(&ReadAt::Branch(b2)).await }.boxed()
+    })
+    .await?;
+    ok(&SnapshotOutput {
+        graph_branch: branch,
+        graph_commit_id: s.commit,
+        graph_manifest_version: s.manifest_version,
+        internal_schema_version: 1,
+        datasets: s
+            .tables
+            .into_iter()
+            .map(|t| {
+                let (kind, name) = t.table.split_once(':').unwrap_or(("node", &t.table));
+                SnapshotDatasetOutput {
+                    entity_kind: kind.to_string(),
+                    type_name: name.to_string(),
+                    dataset_path: format!("{}s/{name}.lance", kind),
+                    published_dataset_version: t.version,
+                    native_dataset_branch: t.lance_branch.clone(),
+                    entity_count: t.rows as u64,
+                }
+            })
+            .collect(),
+    })
+}
+
+async fn run_read(
+    entry: &GraphEntry,
+    actor: &str,
+    q: CheckedQuery,
+    params: Json,
+    branch: Option<String>,
+    snapshot: Option<String>,
+) -> Res {
+    let (at, policy_branch) = read_target(entry, branch.clone(), snapshot.clone()).await?;
+    authorize(entry, actor, Action::Read, on_branch(&policy_branch))?;
+    let name = q.name.clone();
+    let r = read(entry, move |g| {
+        async move { g.query(&q, &params, &at).await }.boxed()
+    })
+    .await?;
+    ok(&ReadOutput {
+        query_name: name,
+        target: ReadTargetOutput {
+            branch: if snapshot.is_some() {
+                None
+            } else {
+                Some(policy_branch)
+            },
+            snapshot,
+        },
+        columns: r.columns,
+        row_count: r.rows.len(),
+        rows: r.rows,
+        graph_commit_id: Some(r.graph_commit_id),
+    })
+}
+
+#[utoipa::path(post, path = "/graphs/{id}/query", request_body = QueryRequest, responses((status = 200, body = ReadOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn query(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let body: QueryRequest = parse_json(&read_body(body, BODY_LIMIT).await?, None)?;
+    let g = open_graph(&entry).await?;
+    let q = compile(&g, &body.query, body.name.as_deref())?;
+    if q.is_mutation() {
+        return Err(ApiError::bad_request(format!(
+            "`{}` is a mutation; send it to POST /graphs/{}/mutate",
+            q.name, entry.spec.id
+        )));
+    }
+    run_read(
+        &entry,
+        &actor,
+        q,
+        body.params.unwrap_or(Json::Null),
+        body.branch,
+        body.snapshot,
+    )
+    .await
+}
+
+#[utoipa::path(get, path = "/graphs/{id}/schema", responses((status = 200, body = SchemaOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn schema(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    authorize(&entry, &actor, Action::Read, on_branch(MAIN))?;
+    let g = open_graph(&entry).await?;
+    ok(&SchemaOutput {
+        schema_source: g.schema_source().to_string(),
+    })
+}
+
+#[utoipa::path(get, path = "/graphs/{id}/branches", responses((status = 200, body = BranchListOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn list_branches(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    authorize(&entry, &actor, Action::Read, on_branch(MAIN))?;
+    let bs = read(&entry, |g| async move { g.branches().await }.boxed()).await?;
+    ok(&BranchListOutput {
+        branches: bs.into_iter().map(|b| b.name).collect(),
+    })
+}
+
+#[utoipa::path(get, path = "/graphs/{id}/commits", params(BranchParam), responses((status = 200, body = CommitListOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn list_commits(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    q: Query<BranchParam>,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let branch = q.into_inner().branch.unwrap_or_else(|| MAIN.to_string());
+    authorize(&entry, &actor, Action::Read, on_branch(&branch))?;
+    let b2 = branch.clone();
+    let cs = read(&entry, move |g| async move { g.commits(&b2).await }.boxed()).await?;
+    ok(&CommitListOutput {
+        commits: cs
+            .iter()
+            .map(|c| CommitOutput::from_commit(c, None))
+            .collect(),
+    })
+}
+
+#[utoipa::path(get, path = "/graphs/{id}/commits/{commit_id}", responses((status = 200, body = CommitOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn show_commit(req: HttpRequest, state: Data<AppState>, path: Path<(String, String)>) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let (id, commit) = path.into_inner();
+    let entry = graph(&state, &id)?;
+    let c = read(&entry, move |g| {
+        async move { g.commit(&commit).await }.boxed()
+    })
+    .await?;
+    authorize(&entry, &actor, Action::Read, on_branch(&c.branch))?;
+    ok(&CommitOutput::from_commit(&c, None))
+}
+
+/// Streams NDJSON in chunks of at most 64 KiB through a two-chunk queue:
+/// memory stays constant whatever the graph's size, and a slow client
+/// slows the export.
+#[utoipa::path(post, path = "/graphs/{id}/export", request_body = ExportRequest, responses((status = 200, description = "NDJSON stream, one entity per line", content_type = "application/x-ndjson"), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn export(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let body: ExportRequest = parse_json(
+        &read_body(body, BODY_LIMIT).await?,
+        Some(ExportRequest::default()),
+    )?;
+    let branch = body.branch.unwrap_or_else(|| MAIN.to_string());
+    authorize(&entry, &actor, Action::Export, on_branch(&branch))?;
+    let g = open_graph(&entry).await?;
+    for t in &body.type_names {
+        if g.catalog().node(t).is_none() && g.catalog().edge(t).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "`{t}` is not a node or edge type of graph `{}`",
+                entry.spec.id
+            )));
+        }
+    }
+    // The branch must exist before we answer 200.
+    let b2 = branch.clone();
+    read(&entry, move |g| {
+        async move { g.view(&ReadAt::Branch(b2)).await.map(|_| ()) }.boxed()
+    })
+    .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(2);
+    let types = if body.type_names.is_empty() {
+        None
+    } else {
+        Some(body.type_names)
+    };
+    let rt = state.rt.clone();
+    let graph_id = entry.spec.id.clone();
+    state.rt.spawn_blocking(move || {
+        let mut w = ChunkWriter {
+            buf: Vec::with_capacity(CHUNK),
+            tx: tx.clone(),
+        };
+        let at = ReadAt::Branch(branch);
+        let r = rt.block_on(g.export(&at, types.as_deref(), &mut w, |_| {}));
+        let r = r.and_then(|_| {
+            std::io::Write::flush(&mut w).map_err(|e| EngineError::Io {
+                path: "<response>".into(),
+                source: e,
+            })
+        });
+        if let Err(e) = r {
+            tracing::error!(graph = %graph_id, error = %e, "export failed after 200; the body ends early");
+            let _ = futures::executor::block_on(tx.send(Err(e.to_string())));
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| {
+            (
+                item.map_err(|e| actix_web::error::ErrorInternalServerError(e)),
+                rx,
+            )
+        })
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .streaming(stream))
+}
+
+const CHUNK: usize = 64 << 10;
+
+struct ChunkWriter {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, String>>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        futures::executor::block_on(self.tx.send(Ok(chunk))).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+// ---- writes -------------------------------------------------------------
+
+async fn run_mutation(
+    state: &AppState,
+    entry: &GraphEntry,
+    actor: &str,
+    q: CheckedQuery,
+    params: Json,
+    branch: String,
+    bytes: u64,
+) -> Res {
+    authorize(entry, actor, Action::Change, on_branch(&branch))?;
+    let _permit = admit(state, actor, bytes).await?;
+    let keys = write_keys(&q, &branch);
+    let name = q.name.clone();
+    let (b2, a2) = (branch.clone(), actor.to_string());
+    let r = write(entry, keys, move |g| {
+        async move { g.mutate(&q, &params, &b2, &a2).await }.boxed()
+    })
+    .await?;
+    ok(&ChangeOutput {
+        branch,
+        query_name: name,
+        affected_nodes: counts(&r, "node:"),
+        affected_edges: counts(&r, "edge:"),
+        actor_id: Some(actor.to_string()),
+        commit: commit_out(&r),
+    })
+}
+
+#[utoipa::path(post, path = "/graphs/{id}/mutate", request_body = ChangeRequest, responses((status = 200, body = ChangeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn mutate(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let raw = read_body(body, BODY_LIMIT).await?;
+    let body: ChangeRequest = parse_json(&raw, None)?;
+    let g = open_graph(&entry).await?;
+    let q = compile(&g, &body.query, body.name.as_deref())?;
+    if !q.is_mutation() {
+        return Err(ApiError::bad_request(format!(
+            "`{}` is a read query; send it to POST /graphs/{}/query",
+            q.name, entry.spec.id
+        )));
+    }
+    let branch = body.branch.unwrap_or_else(|| MAIN.to_string());
+    run_mutation(
+        &state,
+        &entry,
+        &actor,
+        q,
+        body.params.unwrap_or(Json::Null),
+        branch,
+        raw.len() as u64,
+    )
+    .await
+}
+
+fn declared_len(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Both load routes: authorize (`change`, plus `branch_create` when `from`
+/// creates the branch), admit on the declared size, read the body, write.
+#[allow(clippy::too_many_arguments)]
+async fn run_load(
+    req: &HttpRequest,
+    state: &AppState,
+    entry: &GraphEntry,
+    actor: &str,
+    params: LoadParams,
+    body: LoadBody,
+) -> Res {
+    let branch = params.branch.unwrap_or_else(|| MAIN.to_string());
+    let mode = params.mode.unwrap_or(LoadModeWire::Merge);
+    let g = open_graph(entry).await?;
+    let existing = read(entry, |g| async move { g.branches().await }.boxed()).await?;
+    let creates = !existing.iter().any(|b| b.name == branch);
+    if creates {
+        match &params.from {
+            Some(_) => authorize(entry, actor, Action::BranchCreate, on_target(&branch))?,
+            None => {
+                return Err(ApiError::not_found(format!(
+                    "branch `{branch}` does not exist; pass `from` to create it"
+                )));
+            }
+        }
+    }
+    authorize(entry, actor, Action::Change, on_branch(&branch))?;
+    let bytes = declared_len(req).unwrap_or(0);
+    let _permit = admit(state, actor, bytes).await?;
+    let data = match body {
+        LoadBody::Raw(p) => read_body(p, LOAD_BODY_LIMIT).await?,
+        LoadBody::Given(b) => b,
+    };
+    let engine_mode = match mode {
+        LoadModeWire::Overwrite => LoadMode::Overwrite,
+        LoadModeWire::Append => LoadMode::Append,
+        LoadModeWire::Merge => LoadMode::Merge,
+    };
+    let keys = all_table_keys(&g, &branch);
+    let (b2, a2, from) = (branch.clone(), actor.to_string(), params.from.clone());
+    let r = write(entry, keys, move |g| {
+        async move {
+            g.load(
+                std::io::Cursor::new(data),
+                engine_mode,
+                &b2,
+                from.as_deref(),
+                &a2,
+            )
+            .await
+        }
+        .boxed()
+    })
+    .await?;
+    let decls = |prefix: &str| -> Vec<GraphBatchDeclarationOutput> {
+        let mut m: BTreeMap<String, usize> = BTreeMap::new();
+        for (k, n) in &r.written {
+            if let Some(name) = k.strip_prefix(prefix) {
+                *m.entry(name.to_string()).or_default() += n;
+            }
+        }
+        m.into_iter()
+            .map(|(name, entities_loaded)| GraphBatchDeclarationOutput {
+                name,
+                entities_loaded,
+            })
+            .collect()
+    };
+    let nodes = decls("node:");
+    let edges = decls("edge:");
+    let total = nodes
+        .iter()
+        .chain(edges.iter())
+        .map(|d| d.entities_loaded)
+        .sum();
+    ok(&GraphBatchLoadOutput {
+        branch,
+        branch_created: creates,
+        base_branch: params.from,
+        mode,
+        nodes,
+        edges,
+        total_entities: total,
+        actor_id: Some(actor.to_string()),
+        commit: commit_out(&r),
+    })
+}
+
+enum LoadBody {
+    Raw(web::Payload),
+    Given(Bytes),
+}
+
+#[utoipa::path(post, path = "/graphs/{id}/load/ndjson", params(LoadParams), request_body(content = String, content_type = "application/x-ndjson"), responses((status = 200, body = GraphBatchLoadOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn load_ndjson(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    params: Query<LoadParams>,
+    body: web::Payload,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    run_load(
+        &req,
+        &state,
+        &entry,
+        &actor,
+        params.into_inner(),
+        LoadBody::Raw(body),
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/graphs/{id}/load", request_body = LoadRequest, responses((status = 200, body = GraphBatchLoadOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn load_envelope(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let raw = read_body(body, LOAD_BODY_LIMIT).await?;
+    let body: LoadRequest = parse_json(&raw, None)?;
+    let params = LoadParams {
+        branch: body.branch,
+        from: body.from,
+        mode: body.mode,
+    };
+    run_load(
+        &req,
+        &state,
+        &entry,
+        &actor,
+        params,
+        LoadBody::Given(Bytes::from(body.data)),
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/graphs/{id}/branches", request_body = BranchCreateRequest, responses((status = 200, body = BranchCreateOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn create_branch(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let raw = read_body(body, BODY_LIMIT).await?;
+    let body: BranchCreateRequest = parse_json(&raw, None)?;
+    let from = body.from.unwrap_or_else(|| MAIN.to_string());
+    authorize(&entry, &actor, Action::BranchCreate, on_target(&body.name))?;
+    let _permit = admit(&state, &actor, raw.len() as u64).await?;
+    let (n2, f2, a2) = (body.name.clone(), from.clone(), actor.clone());
+    write(&entry, Vec::new(), move |g| {
+        async move { g.create_branch(&n2, &f2, &a2).await }.boxed()
+    })
+    .await?;
+    ok(&BranchCreateOutput {
+        uri: entry.spec.uri.clone(),
+        from,
+        name: body.name,
+        actor_id: Some(actor),
+    })
+}
+
+#[utoipa::path(delete, path = "/graphs/{id}/branches/{branch}", responses((status = 200, body = BranchDeleteOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn delete_branch(
+    req: HttpRequest,
+    state: Data<AppState>,
+    path: Path<(String, String)>,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let (id, name) = path.into_inner();
+    let entry = graph(&state, &id)?;
+    authorize(&entry, &actor, Action::BranchDelete, on_target(&name))?;
+    let _permit = admit(&state, &actor, 0).await?;
+    let (n2, a2) = (name.clone(), actor.clone());
+    let keys = all_table_keys(&*open_graph(&entry).await?, &name);
+    write(&entry, keys, move |g| {
+        async move { g.delete_branch(&n2, &a2).await }.boxed()
+    })
+    .await?;
+    ok(&BranchDeleteOutput {
+        uri: entry.spec.uri.clone(),
+        name,
+        actor_id: Some(actor),
+    })
+}
+
+// ---- stored queries -----------------------------------------------------
+
+fn param_kind(t: &crate::schema::catalog::PropType) -> (ParamKind, Option<ParamKind>, Option<u32>) {
+    use crate::schema::catalog::{PropType, ScalarType as S};
+    let scalar = |s: &S| match s {
+        S::String => ParamKind::String,
+        S::Blob => ParamKind::Blob,
+        S::Bool => ParamKind::Bool,
+        S::I32 | S::U32 => ParamKind::Int,
+        S::I64 | S::U64 => ParamKind::Bigint,
+        S::F32 | S::F64 => ParamKind::Float,
+        S::Date => ParamKind::Date,
+        S::DateTime => ParamKind::Datetime,
+    };
+    match t {
+        PropType::Scalar { scalar: s } => (scalar(s), None, None),
+        PropType::List { item } => (ParamKind::List, Some(scalar(item)), None),
+        PropType::Enum { .. } => (ParamKind::String, None, None),
+        PropType::Vector { dim } => (ParamKind::Vector, None, Some(*dim)),
+    }
+}
+
+#[utoipa::path(get, path = "/graphs/{id}/queries", responses((status = 200, body = QueriesCatalogOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn list_queries(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    authorize(&entry, &actor, Action::Read, on_branch(MAIN))?;
+    let queries = entry
+        .queries
+        .queries
+        .values()
+        .map(|q| QueryCatalogEntry {
+            name: q.name.clone(),
+            tool_name: q.name.clone(),
+            description: q.description.clone(),
+            instruction: q.instruction.clone(),
+            mutation: q.is_mutation(),
+            params: q
+                .params
+                .iter()
+                .map(|p| {
+                    let (kind, item_kind, vector_dim) = param_kind(&p.ty);
+                    ParamDescriptor {
+                        name: p.name.clone(),
+                        kind,
+                        item_kind,
+                        vector_dim,
+                        nullable: p.optional,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    ok(&QueriesCatalogOutput { queries })
+}
+
+#[utoipa::path(post, path = "/graphs/{id}/queries/{name}", request_body = InvokeStoredQueryRequest, responses((status = 200, description = "ReadOutput for a stored read, ChangeOutput for a stored mutation"), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn invoke_query(
+    req: HttpRequest,
+    state: Data<AppState>,
+    path: Path<(String, String)>,
+    body: web::Payload,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let (id, name) = path.into_inner();
+    let entry = graph(&state, &id)?;
+    // Deny == unknown: one 404 body for both, so names cannot be probed.
+    let unknown = || {
+        ApiError::not_found(format!(
+            "no stored query `{name}` on graph `{id}` for this caller"
+        ))
+    };
+    let d = entry.spec.gate.decide(
+        &actor,
+        Action::InvokeQuery,
+        &entry.spec.id,
+        &BranchCtx::default(),
+    );
+    tracing::info!(graph = %id, actor, action = "invoke_query", query = %name, allowed = d.allowed, rules = ?d.rules, "policy decision");
+    if !d.allowed {
+        return Err(unknown());
+    }
+    let q = entry
+        .queries
+        .queries
+        .get(&name)
+        .cloned()
+        .ok_or_else(unknown)?;
+    let raw = read_body(body, BODY_LIMIT).await?;
+    let body: InvokeStoredQueryRequest =
+        parse_json(&raw, Some(InvokeStoredQueryRequest::default()))?;
+    let params = body.params.unwrap_or(Json::Null);
+    if q.is_mutation() {
+        if body.snapshot.is_some() {
+            return Err(ApiError::bad_request(format!(
+                "`{name}` is a stored mutation; it cannot target a snapshot"
+            )));
+        }
+        let branch = body.branch.unwrap_or_else(|| MAIN.to_string());
+        run_mutation(&state, &entry, &actor, q, params, branch, raw.len() as u64).await
+    } else {
+        run_read(&entry, &actor, q, params, body.branch, body.snapshot).await
+    }
+}
+
+/// Logs each request (id, method, route, status, latency) and counts it.
+pub async fn observe(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let start = Instant::now();
+    let request_id = ulid::Ulid::new().to_string();
+    let method = req.method().to_string();
+    let path = req.path().to_string();
+    let state = req.app_data::<Data<AppState>>().cloned();
+    let res = next.call(req).await?;
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "<unmatched>".to_string());
+    let status = res.status().as_u16();
+    if let Some(s) = state {
+        s.metrics.request(&route, status);
+    }
+    tracing::info!(
+        request_id,
+        method,
+        path,
+        route,
+        status,
+        latency_ms = start.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(res)
+}
+
+/// The OpenAPI document, generated from the handlers and wire types.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Omnigraph server", description = "Versioned, branchable property graphs over HTTP."),
+    paths(
+        healthz, list_graphs, admin_graphs, admin_quarantine, admin_restart, snapshot, query,
+        schema, list_branches, list_commits, show_commit, export, mutate, load_ndjson,
+        load_envelope, create_branch, delete_branch, list_queries, invoke_query
+    ),
+    components(schemas(ErrorOutput, ErrorCode, ReadOutput, ChangeOutput)),
+    modifiers(&BearerScheme)
+)]
+pub struct ApiDoc;
+
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
