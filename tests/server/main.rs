@@ -1,0 +1,10 @@
+//! Server tests: the real `omnigraph-server` binary on 127.0.0.1 port 0,
+//! called over HTTP.
+
+mod cookbook;
+#[allow(dead_code)]
+#[path = "../engine/support.rs"]
+mod engine_support;
+mod ops;
+mod states;
+mod support;

@@ -1,0 +1,282 @@
+//! Admission (in-flight cap, rate), quarantine and restart of one graph
+//! while another serves, and reads that keep answering during a long load.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use serde_json::json;
+
+use crate::states::{people, people_graph};
+use crate::support::{Server, write};
+
+const TOKENS: &str = r#"{"heavy":"tok-heavy","light":"tok-light","admin":"tok-admin"}"#;
+
+/// Heavy and light may read and change anything; admin runs the server.
+fn policies(dir: &std::path::Path) -> (String, String) {
+    let graph = write(
+        dir,
+        "graph.yaml",
+        "version: 1\ngroups:\n  users: [heavy, light]\nrules:\n  - id: use\n    allow:\n      actors: { group: users }\n      actions: [read, export, change, branch_create, branch_delete]\n",
+    );
+    let server = write(
+        dir,
+        "server.yaml",
+        "version: 1\ngroups:\n  ops: [admin]\nrules:\n  - id: ops\n    allow:\n      actors: { group: ops }\n      actions: [graph_list, graph_admin]\n",
+    );
+    (graph, server)
+}
+
+fn mutation(i: usize) -> String {
+    json!({
+        "query": "query m($n: String) { insert Person { name: $n } }",
+        "params": { "n": format!("light-{i}") }
+    })
+    .to_string()
+}
+
+#[test]
+fn one_callers_flood_gets_429_while_another_is_served() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = people_graph(tmp.path(), "g");
+    let (gp, _) = policies(tmp.path());
+    let (g, p) = (format!("g={uri}"), format!("g={gp}"));
+    let server = Arc::new(Server::start(
+        tmp.path(),
+        &["--graph", &g, "--policy", &p],
+        &[
+            ("OMNIGRAPH_SERVER_BEARER_TOKENS_JSON", TOKENS),
+            ("OMNIGRAPH_PER_ACTOR_INFLIGHT_MAX", "1"),
+        ],
+    ));
+    // Heavy: 6 concurrent loads of 20,000 rows each; with a cap of 1 in
+    // flight, those that overlap one in flight are refused.
+    let batch = Arc::new(people(0, 20_000));
+    let heavy: Vec<_> = (0..6)
+        .map(|_| {
+            let (s, b) = (server.clone(), batch.clone());
+            std::thread::spawn(move || {
+                s.post("/graphs/g/load/ndjson?mode=merge", Some("tok-heavy"), &b)
+            })
+        })
+        .collect();
+    // Light: one request at a time, all served.
+    for i in 0..5 {
+        server
+            .post("/graphs/g/mutate", Some("tok-light"), &mutation(i))
+            .expect(200);
+    }
+    let responses: Vec<_> = heavy
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    let refused: Vec<_> = responses.iter().filter(|r| r.status == 429).collect();
+    let ok = responses.iter().filter(|r| r.status == 200).count();
+    assert!(
+        !refused.is_empty(),
+        "no 429 among {:?}",
+        responses.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        ok + refused.len(),
+        responses.len(),
+        "only 200 and 429 expected"
+    );
+    assert!(ok >= 1);
+    for r in refused {
+        let after: u64 = r
+            .header("retry-after")
+            .expect("Retry-After")
+            .parse()
+            .expect("seconds");
+        assert!(after >= 1);
+        assert_eq!(r.json()["code"], "too_many_requests");
+    }
+    let metrics = server.get("/metrics", None).expect(200).body;
+    assert!(
+        metrics.contains("omnigraph_admission_rejections_total{reason=\"inflight\"}"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_burst_beyond_the_rate_gets_429() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = people_graph(tmp.path(), "g");
+    let (gp, _) = policies(tmp.path());
+    let (g, p) = (format!("g={uri}"), format!("g={gp}"));
+    let server = Server::start(
+        tmp.path(),
+        &["--graph", &g, "--policy", &p],
+        &[
+            ("OMNIGRAPH_SERVER_BEARER_TOKENS_JSON", TOKENS),
+            ("OMNIGRAPH_PER_ACTOR_RATE_PER_SEC", "1"),
+            ("OMNIGRAPH_PER_ACTOR_RATE_BURST", "2"),
+        ],
+    );
+    let statuses: Vec<u16> = (0..6)
+        .map(|i| {
+            server
+                .post("/graphs/g/mutate", Some("tok-heavy"), &mutation(i))
+                .status
+        })
+        .collect();
+    assert_eq!(&statuses[..2], &[200, 200], "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // The rate is per caller: another caller is not limited by heavy's use.
+    server
+        .post("/graphs/g/mutate", Some("tok-light"), &mutation(100))
+        .expect(200);
+    // Reads are not admission-gated.
+    for _ in 0..5 {
+        server
+            .get("/graphs/g/snapshot", Some("tok-heavy"))
+            .expect(200);
+    }
+}
+
+#[test]
+fn a_broken_graph_is_quarantined_alone_and_restarted_in_place() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let good = people_graph(tmp.path(), "good");
+    let bad = people_graph(tmp.path(), "bad");
+    // A corrupt recovery sidecar makes `bad` fail to open.
+    let sidecars = std::path::Path::new(&bad).join("_graph/__recovery");
+    std::fs::create_dir_all(&sidecars).expect("mkdir");
+    let corrupt = sidecars.join("01CORRUPT.json");
+    std::fs::write(&corrupt, "{ not json").expect("corrupt sidecar");
+    let (gp, sp) = policies(tmp.path());
+    let args = [
+        "--graph".to_string(),
+        format!("good={good}"),
+        "--graph".to_string(),
+        format!("bad={bad}"),
+        "--policy".to_string(),
+        format!("good={gp}"),
+        "--policy".to_string(),
+        format!("bad={gp}"),
+        "--server-policy".to_string(),
+        sp,
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(
+        tmp.path(),
+        &args,
+        &[("OMNIGRAPH_SERVER_BEARER_TOKENS_JSON", TOKENS)],
+    );
+    let (user, admin) = (Some("tok-light"), Some("tok-admin"));
+    let list = server.get("/graphs", admin).expect(200).json();
+    assert_eq!(list["graphs"], json!([{ "graph_id": "good", "uri": good }]));
+    server
+        .post("/graphs/good/load/ndjson", user, &people(0, 3))
+        .expect(200);
+    server.get("/graphs/bad/snapshot", user).expect(404);
+    server
+        .post("/graphs/bad/load/ndjson", user, &people(0, 3))
+        .expect(404);
+    let admin_list = server.get("/admin/graphs", admin).expect(200).json();
+    let bad_entry = &admin_list["graphs"][0];
+    assert_eq!(bad_entry["graph_id"], "bad");
+    assert_eq!(bad_entry["state"], "quarantined");
+    assert!(
+        bad_entry["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("01CORRUPT")),
+        "{admin_list}"
+    );
+    server.get("/admin/graphs", user).expect(403);
+    // Restart while still broken: refused, stays quarantined.
+    server
+        .post("/admin/graphs/bad/restart", admin, "")
+        .expect(409);
+    // Fix the fault; restart brings it back in the same process.
+    std::fs::remove_file(&corrupt).expect("remove sidecar");
+    let after = server
+        .post("/admin/graphs/bad/restart", admin, "")
+        .expect(200)
+        .json();
+    assert_eq!(after["graphs"][0]["state"], "ready");
+    server
+        .post("/graphs/bad/load/ndjson", user, &people(0, 2))
+        .expect(200);
+    let list = server.get("/graphs", admin).expect(200).json();
+    assert_eq!(list["graphs"].as_array().map(Vec::len), Some(2));
+    // Ops can quarantine a healthy graph and restart it.
+    server
+        .post("/admin/graphs/good/quarantine", admin, "")
+        .expect(200);
+    server.get("/graphs/good/snapshot", user).expect(404);
+    server
+        .post("/admin/graphs/good/restart", admin, "")
+        .expect(200);
+    let snap = server.get("/graphs/good/snapshot", user).expect(200).json();
+    let person = snap["datasets"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["type_name"] == "Person"))
+        .cloned();
+    assert_eq!(
+        person.map(|p| p["entity_count"].clone()),
+        Some(json!(3)),
+        "{snap}"
+    );
+    server
+        .post("/admin/graphs/nope/restart", admin, "")
+        .expect(404);
+}
+
+#[test]
+fn reads_on_main_keep_answering_during_a_long_load_on_a_branch() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = people_graph(tmp.path(), "g");
+    let g = format!("g={uri}");
+    let server = Arc::new(Server::start(
+        tmp.path(),
+        &["--graph", &g, "--unauthenticated"],
+        &[],
+    ));
+    server
+        .post("/graphs/g/load/ndjson", None, &people(0, 100))
+        .expect(200);
+    server
+        .post("/graphs/g/branches", None, r#"{"name":"bulk"}"#)
+        .expect(200);
+    let done = Arc::new(AtomicBool::new(false));
+    let loads = {
+        let (s, d) = (server.clone(), done.clone());
+        std::thread::spawn(move || {
+            // Several large loads back to back on the branch.
+            for round in 0..4 {
+                let batch = people(1_000 + round * 40_000, 40_000);
+                s.post(
+                    "/graphs/g/load/ndjson?branch=bulk&mode=append",
+                    None,
+                    &batch,
+                )
+                .expect(200);
+            }
+            d.store(true, Ordering::SeqCst);
+        })
+    };
+    let reads = AtomicUsize::new(0);
+    let count = r#"{"query":"query c() { match { $p: Person } return { count($p) as n } }"}"#;
+    while !done.load(Ordering::SeqCst) {
+        let r = server
+            .post("/graphs/g/query", None, count)
+            .expect(200)
+            .json();
+        assert_eq!(r["rows"], json!([{ "n": 100 }]));
+        reads.fetch_add(1, Ordering::SeqCst);
+    }
+    loads.join().expect("loads");
+    let n = reads.load(Ordering::SeqCst);
+    assert!(n >= 1, "no read completed during the loads");
+    let bulk = server
+        .post(
+            "/graphs/g/query",
+            None,
+            &count.replace("}\"}", "}\",\"branch\":\"bulk\"}"),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(bulk["rows"], json!([{ "n": 160_100 }]));
+    eprintln!("{n} reads on main completed during the branch loads");
+}

@@ -1,0 +1,227 @@
+//! The runtime states (Open, DefaultDeny, PolicyEnabled) and every case in
+//! which the server refuses to start.
+
+use serde_json::json;
+
+use crate::support::{Server, init_graph, refuse, write};
+
+pub const SCHEMA: &str =
+    "node Person {\n    name: String @key\n    age: I32?\n}\nedge Knows: Person -> Person\n";
+
+/// `n` people as load lines, names `p{start}`…
+pub fn people(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| {
+            format!(
+                "{{\"type\":\"Person\",\"data\":{{\"name\":\"p{i}\",\"age\":{}}}}}\n",
+                i % 90
+            )
+        })
+        .collect()
+}
+
+pub fn people_graph(dir: &std::path::Path, name: &str) -> String {
+    let schema = write(dir, "people.pg", SCHEMA);
+    init_graph(dir, name, std::path::Path::new(&schema))
+}
+
+const COUNT: &str = r#"{"query":"query c() { match { $p: Person } return { count($p) as n } }"}"#;
+
+#[test]
+fn default_deny_allows_only_reads() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = people_graph(tmp.path(), "g");
+    let g = format!("g={uri}");
+    let server = Server::start(
+        tmp.path(),
+        &["--graph", &g],
+        &[("OMNIGRAPH_SERVER_BEARER_TOKEN", "secret")],
+    );
+    let t = Some("secret");
+    server.get("/graphs/g/snapshot", None).expect(401);
+    let r = server.post("/graphs/g/query", t, COUNT).expect(200).json();
+    assert_eq!(r["rows"], json!([{ "n": 0 }]));
+    server
+        .post("/graphs/g/load/ndjson", t, &people(0, 3))
+        .expect(403);
+    server
+        .post(
+            "/graphs/g/mutate",
+            t,
+            r#"{"query":"query m() { insert Person { name: \"x\" } }"}"#,
+        )
+        .expect(403);
+    server
+        .post("/graphs/g/branches", t, r#"{"name":"dev"}"#)
+        .expect(403);
+    server.post("/graphs/g/export", t, "{}").expect(403);
+    // Server actions need a server bundle in every state.
+    server.get("/graphs", t).expect(403);
+    server.get("/admin/graphs", t).expect(403);
+}
+
+#[test]
+fn open_mode_serves_everything_but_server_actions() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = people_graph(tmp.path(), "g");
+    let g = format!("g={uri}");
+    let server = Server::start(tmp.path(), &["--graph", &g, "--unauthenticated"], &[]);
+    let out = server
+        .post("/graphs/g/load/ndjson", None, &people(0, 5))
+        .expect(200)
+        .json();
+    assert_eq!(out["total_entities"], 5);
+    assert_eq!(out["actor_id"], "anonymous");
+    let r = server
+        .post("/graphs/g/query", None, COUNT)
+        .expect(200)
+        .json();
+    assert_eq!(r["rows"], json!([{ "n": 5 }]));
+    // Branches: create, load into it, delete; main is untouched.
+    server
+        .post("/graphs/g/branches", None, r#"{"name":"dev"}"#)
+        .expect(200);
+    server
+        .post(
+            "/graphs/g/load/ndjson?branch=dev&mode=append",
+            None,
+            &people(5, 2),
+        )
+        .expect(200);
+    let dev = server
+        .post(
+            "/graphs/g/query",
+            None,
+            &COUNT.replace("}\"}", "}\",\"branch\":\"dev\"}"),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(dev["rows"], json!([{ "n": 7 }]));
+    server
+        .post("/graphs/g/load/ndjson?branch=nope", None, &people(9, 1))
+        .expect(404);
+    let created = server
+        .post(
+            "/graphs/g/load/ndjson?branch=fresh&from=main&mode=append",
+            None,
+            &people(9, 1),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(created["branch_created"], true);
+    server.delete("/graphs/g/branches/dev", None).expect(200);
+    server.delete("/graphs/g/branches/main", None).expect(400);
+    server.get("/graphs", None).expect(403);
+    // Bad input is a 400 naming the problem, never a crash.
+    let bad = server
+        .post(
+            "/graphs/g/load/ndjson",
+            None,
+            "{\"type\":\"Nobody\",\"data\":{}}\n",
+        )
+        .expect(400);
+    assert!(bad.body.contains("line 1"), "{}", bad.body);
+    server
+        .post("/graphs/g/query", None, "{not json")
+        .expect(400);
+    server
+        .post(
+            "/graphs/g/query",
+            None,
+            r#"{"query":"query q() { match { $x: Nope } return { $x } }"}"#,
+        )
+        .expect(400);
+    server
+        .post("/graphs/g/load/ndjson?mode=sideways", None, "")
+        .expect(400);
+    server.get("/no/such/route", None).expect(404);
+    // Over the 1 MiB default body limit: 413.
+    let big = format!("{{\"query\":\"{}\"}}", "x".repeat(1 << 20));
+    server.post("/graphs/g/query", None, &big).expect(413);
+    // The server still answers.
+    server.get("/healthz", None).expect(200);
+}
+
+#[test]
+fn refuses_to_start_with_a_reason() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = people_graph(tmp.path(), "g");
+    let g = format!("g={uri}");
+    let tokens = [("OMNIGRAPH_SERVER_BEARER_TOKEN", "secret")];
+    let policy = write(
+        tmp.path(),
+        "p.yaml",
+        "version: 1\nrules:\n  - id: r\n    allow:\n      actors: \"*\"\n      actions: [read]\n",
+    );
+    let server_policy = write(
+        tmp.path(),
+        "s.yaml",
+        "version: 1\nrules:\n  - id: r\n    allow:\n      actors: \"*\"\n      actions: [graph_list]\n",
+    );
+    let broken = write(tmp.path(), "b.yaml", "version: 1\nrules: [\n");
+    let pol = format!("g={policy}");
+    let spol = format!("g={server_policy}");
+    let bpol = format!("g={broken}");
+    let missing = format!("g={}", tmp.path().join("absent").display());
+    let missing_h = missing.replace("g=", "h=");
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+        (vec!["--graph", &g], vec![], "--unauthenticated"),
+        (
+            vec!["--graph", &g, "--policy", &pol],
+            vec![],
+            "no bearer tokens",
+        ),
+        (
+            vec!["--graph", &g, "--policy", "h=x.yaml"],
+            tokens.to_vec(),
+            "no --graph declares",
+        ),
+        (
+            vec!["--graph", &g, "--policy", &spol],
+            tokens.to_vec(),
+            "--server-policy",
+        ),
+        (
+            vec!["--graph", &g, "--server-policy", &policy],
+            tokens.to_vec(),
+            "--policy ID=FILE",
+        ),
+        (
+            vec!["--graph", &g, "--policy", &bpol],
+            tokens.to_vec(),
+            "b.yaml",
+        ),
+        (
+            vec!["--graph", &g],
+            vec![("OMNIGRAPH_SERVER_BEARER_TOKENS_JSON", "[1]")],
+            "JSON object",
+        ),
+        (vec!["--graph", "noequals"], tokens.to_vec(), "ID=VALUE"),
+        (
+            vec!["--graph", &missing],
+            tokens.to_vec(),
+            "no graph opened",
+        ),
+        (
+            vec!["--graph", &g, "--graph", &missing_h, "--require-all-graphs"],
+            tokens.to_vec(),
+            "--require-all-graphs",
+        ),
+        (
+            vec!["--graph", &g],
+            vec![
+                ("OMNIGRAPH_SERVER_BEARER_TOKEN", "s"),
+                ("OMNIGRAPH_PER_ACTOR_INFLIGHT_MAX", "lots"),
+            ],
+            "OMNIGRAPH_PER_ACTOR_INFLIGHT_MAX",
+        ),
+    ];
+    for (args, env, want) in cases {
+        let (code, err) = refuse(tmp.path(), &args, &env);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("refusing to start") && err.contains(want),
+            "{args:?}: want {want:?} in {err}"
+        );
+    }
+}

@@ -1,0 +1,269 @@
+//! Starting the real `omnigraph-server` binary on 127.0.0.1 port 0, and a
+//! minimal HTTP/1.1 client (std `TcpStream`, `Connection: close`, chunked
+//! bodies decoded) so the tests add no HTTP client dependency.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The environment variables the server reads; cleared for every start so
+/// the caller's shell cannot leak into a test.
+const SERVER_ENV: [&str; 9] = [
+    "OMNIGRAPH_SERVER_BEARER_TOKEN",
+    "OMNIGRAPH_SERVER_BEARER_TOKENS_JSON",
+    "OMNIGRAPH_SERVER_BEARER_TOKENS_FILE",
+    "OMNIGRAPH_UNAUTHENTICATED",
+    "OMNIGRAPH_REQUIRE_ALL_GRAPHS",
+    "OMNIGRAPH_PER_ACTOR_INFLIGHT_MAX",
+    "OMNIGRAPH_PER_ACTOR_BYTES_MAX",
+    "OMNIGRAPH_PER_ACTOR_RATE_PER_SEC",
+    "OMNIGRAPH_PER_ACTOR_RATE_BURST",
+];
+
+fn command(args: &[&str], env: &[(&str, &str)], stderr: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_omnigraph-server"));
+    c.args(args);
+    for k in SERVER_ENV {
+        c.env_remove(k);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.env("OMNIGRAPH_LOG", "warn");
+    c.stdout(Stdio::piped());
+    c.stderr(std::fs::File::create(stderr).expect("stderr file"));
+    c
+}
+
+/// A running server; killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts the server with `args` (`--bind 127.0.0.1:0` is added) and
+    /// waits for its `OMNIGRAPH_LISTEN_ADDR=` line.
+    pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let stderr = dir.join(format!("server-{}.log", ulid::Ulid::new()));
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--bind", "127.0.0.1:0"]);
+        let mut child = command(&all, env, &stderr).spawn().expect("spawn server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(a) = line.strip_prefix("OMNIGRAPH_LISTEN_ADDR=") {
+                    let _ = tx.send(a.to_string());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(addr) => {
+                assert!(addr.starts_with("127.0.0.1:"), "listens on {addr}");
+                Server { child, addr }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "server did not start: {}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                );
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        for _ in 0..300 {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("server did not stop on SIGTERM");
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Response {
+        request(&self.addr, "GET", path, token, None)
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: &str) -> Response {
+        request(&self.addr, "POST", path, token, Some(body.as_bytes()))
+    }
+
+    pub fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        request(&self.addr, "DELETE", path, token, None)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the server expecting it to refuse to start: returns (exit code,
+/// stderr).
+pub fn refuse(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let stderr = dir.join(format!("refuse-{}.log", ulid::Ulid::new()));
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--bind", "127.0.0.1:0"]);
+    let mut child = command(&all, env, &stderr).spawn().expect("spawn server");
+    for _ in 0..1200 {
+        if let Ok(Some(s)) = child.try_wait() {
+            return (
+                s.code(),
+                std::fs::read_to_string(&stderr).unwrap_or_default(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("server started although it should have refused: {args:?}");
+}
+
+/// A response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts the status and, for errors, the one error shape.
+    pub fn expect(self, status: u16) -> Response {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        if status >= 400 {
+            let j = self.json();
+            assert!(
+                j["error"].is_string() && j["code"].is_string(),
+                "error shape: {}",
+                self.body
+            );
+        }
+        self
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`.
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+) -> Response {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(300)))
+        .expect("timeout");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or(b"");
+    if method != "GET" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).expect("send head");
+    s.write_all(body).expect("send body");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read response");
+    parse(&raw)
+}
+
+fn parse(raw: &[u8]) -> Response {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body: String::from_utf8(body).expect("utf-8 body"),
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&b[..eol])
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim(),
+            16,
+        )
+        .expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 2 + size + 2..];
+    }
+    out
+}
+
+/// Creates a graph with the CLI; returns its path.
+pub fn init_graph(dir: &Path, name: &str, schema: &Path) -> String {
+    let uri = dir.join(name).to_str().expect("utf8").to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_omnigraph"))
+        .args(["init", "--schema", schema.to_str().expect("utf8"), &uri])
+        .output()
+        .expect("run omnigraph init");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    uri
+}
+
+/// Writes a file and returns its path as a string.
+pub fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write file");
+    p.to_str().expect("utf8").to_string()
+}
