@@ -3,19 +3,25 @@
 //! - [`Read`]: runs at once on the Lance runtime against the shared
 //!   [`Graph`] (each read pins its own manifest snapshot); reads never wait
 //!   for writes or for the mailbox beyond the dispatch itself.
-//! - [`Write`]: names the (table, branch) keys it touches. The actor owns the
-//!   [`KeyLocks`] write queues: a write waits until it holds all its keys
-//!   (all at once, so overlapping writers run one after another and waiting
-//!   cannot deadlock), then runs. Writes on disjoint keys stage concurrently;
-//!   the engine's commit step (sidecar, table commits, manifest publish)
-//!   is serialized by the graph's write lock, which also heals first.
+//! - [`Write`]: names its caller and the (table, branch) keys it touches.
+//!   The actor's mailbox owns the write queues: one FIFO per caller, served
+//!   round-robin across callers, and the [`KeyLocks`] on (table, branch).
+//!   A write starts when it is at the front of its caller's queue and all
+//!   its keys are free (taken all at once, so overlapping writers run one
+//!   after another and waiting cannot deadlock); after a caller's write
+//!   starts, that caller goes to the back of the round. So a caller with
+//!   many writes queued delays another caller by at most one of its writes
+//!   per conflicting key. Writes on disjoint keys run concurrently; the
+//!   engine's commit step (sidecar, table commits, manifest publish) is
+//!   serialized by the graph's write lock, which also heals first.
 //! - A task that panics is reported to the supervisor as a crash; the
 //!   supervisor restarts the actor with backoff.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::{Actor, Context, Handler, Message, Recipient, ResponseFuture};
+use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture};
 use futures::future::BoxFuture;
 use omnigraph_sync::keylock::KeyLocks;
 
@@ -44,23 +50,40 @@ impl<T: Send + 'static> Message for Read<T> {
     type Result = Result<T, ActorError>;
 }
 
-/// A write: the keys it touches and a closure given the open graph.
+/// A write: the caller (for fair queueing), the keys it touches and a
+/// closure given the open graph.
 pub struct Write<T> {
+    pub actor: String,
     pub keys: Vec<WriteKey>,
     pub job: Job<T>,
 }
 
 impl<T: Send + 'static> Write<T> {
-    pub fn new<F>(keys: Vec<WriteKey>, f: F) -> Write<T>
+    pub fn new<F>(actor: &str, keys: Vec<WriteKey>, f: F) -> Write<T>
     where
         F: FnOnce(Arc<Graph>) -> BoxFuture<'static, Result<T, EngineError>> + Send + 'static,
     {
         Write {
+            actor: actor.to_string(),
             keys,
             job: Box::new(f),
         }
     }
 }
+
+/// A queued write, type-erased: started with its key guard, it runs the
+/// job and delivers the result itself.
+struct Pending {
+    keys: Vec<WriteKey>,
+    start: Box<
+        dyn FnOnce(omnigraph_sync::keylock::KeyGuard<WriteKey>) -> BoxFuture<'static, ()> + Send,
+    >,
+}
+
+/// Sent by a finished write to its actor: keys are free, dispatch again.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct WriteDone;
 
 impl<T: Send + 'static> Message for Write<T> {
     type Result = Result<T, ActorError>;
@@ -76,6 +99,10 @@ pub struct GraphActor {
     locks: Arc<KeyLocks<WriteKey>>,
     metrics: Arc<Metrics>,
     supervisor: Option<Recipient<Crashed>>,
+    /// Queued writes per caller, and the round-robin order of callers with
+    /// queued writes.
+    queues: HashMap<String, VecDeque<Pending>>,
+    round: VecDeque<String>,
 }
 
 impl GraphActor {
@@ -95,6 +122,48 @@ impl GraphActor {
             locks: Arc::new(KeyLocks::new()),
             metrics,
             supervisor,
+            queues: HashMap::new(),
+            round: VecDeque::new(),
+        }
+    }
+
+    /// Starts every queued write that can start: callers in round order,
+    /// each caller's front write if its keys are free.
+    fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        let mut i = 0;
+        while i < self.round.len() {
+            let actor = self.round[i].clone();
+            let Some(q) = self.queues.get_mut(&actor) else {
+                self.round.remove(i);
+                continue;
+            };
+            let guard = q
+                .front()
+                .and_then(|p| self.locks.try_acquire(p.keys.iter().cloned()));
+            let Some(guard) = guard else {
+                i += 1;
+                continue;
+            };
+            let Some(p) = q.pop_front() else {
+                i += 1;
+                continue;
+            };
+            if q.is_empty() {
+                self.queues.remove(&actor);
+                self.round.remove(i);
+            } else {
+                // This caller goes to the back of the round.
+                self.round.remove(i);
+                self.round.push_back(actor);
+            }
+            let me = ctx.address();
+            let run = (p.start)(guard);
+            self.rt.spawn(async move {
+                run.await;
+                me.do_send(WriteDone);
+            });
+            // Position `i` now holds the next caller; keys only got taken,
+            // so no earlier caller can have become startable.
         }
     }
 
@@ -158,42 +227,53 @@ impl<T: Send + 'static> Handler<Read<T>> for GraphActor {
 impl<T: Send + 'static> Handler<Write<T>> for GraphActor {
     type Result = ResponseFuture<Result<T, ActorError>>;
 
-    fn handle(&mut self, msg: Write<T>, _: &mut Context<Self>) -> Self::Result {
-        let locks = self.locks.clone();
+    fn handle(&mut self, msg: Write<T>, ctx: &mut Context<Self>) -> Self::Result {
         let graph = self.graph.clone();
         let metrics = self.metrics.clone();
         let id = self.id.clone();
         let crash = self.crash_reporter();
-        let Write { keys, job } = msg;
+        let Write { actor, keys, job } = msg;
         metrics.queue(&id, 1);
-        let start = Instant::now();
-        let task = self.rt.spawn(async move {
-            // Waiting for the keys blocks a thread, so it happens on the
-            // runtime's blocking pool, never on an actor or worker thread.
-            let guard = match locks.try_acquire(keys.iter().cloned()) {
-                Some(g) => g,
-                None => tokio::task::spawn_blocking(move || locks.acquire(keys))
-                    .await
-                    .map_err(|e| EngineError::Conflict {
-                        reason: format!("waiting for the write queue failed: {e}"),
-                    })?,
-            };
-            let r = job(graph).await;
-            drop(guard);
-            r
-        });
+        let started = Instant::now();
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<Result<T, EngineError>, String>>();
+        let rt = self.rt.clone();
+        let pending = Pending {
+            keys,
+            start: Box::new(move |guard| {
+                Box::pin(async move {
+                    // The job runs as its own task so a panic is caught and
+                    // reported instead of taking the queue down.
+                    let r = rt.spawn(job(graph)).await.map_err(join_error);
+                    drop(guard);
+                    let _ = tx.send(r);
+                })
+            }),
+        };
+        if !self.queues.contains_key(&actor) {
+            self.round.push_back(actor.clone());
+        }
+        self.queues.entry(actor).or_default().push_back(pending);
+        self.dispatch(ctx);
         Box::pin(async move {
-            let r = task.await;
+            let r = rx.await;
             metrics.queue(&id, -1);
-            metrics.write_latency(&id, start.elapsed().as_secs_f64());
+            metrics.write_latency(&id, started.elapsed().as_secs_f64());
             match r {
-                Ok(r) => r.map_err(ActorError::Engine),
-                Err(e) => {
-                    let why = join_error(e);
+                Ok(Ok(r)) => r.map_err(ActorError::Engine),
+                Ok(Err(why)) => {
                     crash(why.clone());
                     Err(ActorError::Crashed(why))
                 }
+                Err(_) => Err(ActorError::Gone),
             }
         })
+    }
+}
+
+impl Handler<WriteDone> for GraphActor {
+    type Result = ();
+
+    fn handle(&mut self, _: WriteDone, ctx: &mut Context<Self>) {
+        self.dispatch(ctx);
     }
 }

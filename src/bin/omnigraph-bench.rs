@@ -4,11 +4,17 @@
 //! omnigraph-bench load-seed DIR/seed.jsonl DIR/schema.pg   # a cookbook seed, N runs
 //! omnigraph-bench load-generated [ROWS]                    # generated nodes+edges, default 1,000,000
 //! omnigraph-bench query-generated [NODES] [EDGES] [DIR]    # read latencies, default 1M nodes, 5M edges
+//! omnigraph-bench actor-isolation [SECONDS] [HEAVY_CONNS]   # server: one flooding caller vs four light ones
 //! ```
 //! The load commands print rows, seconds, rows/s. `query-generated` builds
 //! (or reuses, when DIR already holds it) a graph of `Item` nodes with an
 //! out-degree of EDGES/NODES and prints p50/p99 latencies of key lookups,
-//! 1-, 2- and 3-hop expansions and a full-text search.
+//! 1-, 2- and 3-hop expansions and a full-text search. `actor-isolation`
+//! starts `omnigraph-server` (from this binary's directory) on 127.0.0.1
+//! port 0; one caller floods `load/ndjson` from HEAVY_CONNS connections
+//! (default 24) while four callers each send single-row `mutate`s one at a
+//! time; it prints the light callers' p50/p95/p99 (alone, then under the
+//! flood), the heavy caller's rows/s and its 429 count.
 
 use std::io::BufReader;
 use std::time::Instant;
@@ -48,8 +54,12 @@ fn main() -> std::process::ExitCode {
                 args.get(3).cloned(),
             ))
         }
+        Some("actor-isolation") => {
+            let num = |i: usize, d: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
+            rt.block_on(isolation::run(num(1, 20), num(2, 24) as usize))
+        }
         _ => Err(
-            "usage: omnigraph-bench load-seed SEED.jsonl SCHEMA.pg | load-generated [ROWS] | query-generated [NODES] [EDGES] [DIR]".into(),
+            "usage: omnigraph-bench load-seed SEED.jsonl SCHEMA.pg | load-generated [ROWS] | query-generated [NODES] [EDGES] [DIR] | actor-isolation [SECONDS] [HEAVY_CONNS]".into(),
         ),
     };
     match result {
@@ -298,4 +308,183 @@ async fn query_generated(nodes: usize, edges: usize, dir: Option<String>) -> Res
         );
     }
     Ok(())
+}
+
+/// The actor-isolation benchmark (after the reference's: one caller floods
+/// ingestion, others do small writes; the small writers' tail latency is
+/// the figure).
+mod isolation {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use omnigraph::engine::Graph;
+    use omnigraph::http::client::request;
+
+    const SCHEMA: &str = "node Person {\n  name: String @key\n  age: I32?\n}\n";
+    const POLICY: &str = "version: 1\nrules:\n  - id: all\n    allow:\n      actors: \"*\"\n      actions: [read, change]\n";
+    const BATCH: u64 = 5_000;
+    const LIGHT: usize = 4;
+
+    fn token(name: &str) -> String {
+        format!("tok-{name}")
+    }
+
+    /// Light callers' latencies (ms) over `secs` seconds, each sending one
+    /// single-row mutation at a time.
+    fn light_round(addr: &str, secs: u64, tag: &str) -> Vec<f64> {
+        let stop = Instant::now() + Duration::from_secs(secs);
+        let threads: Vec<_> = (0..LIGHT)
+            .map(|i| {
+                let (addr, tag) = (addr.to_string(), tag.to_string());
+                std::thread::spawn(move || {
+                    let tok = token(&format!("light{i}"));
+                    let mut lat = Vec::new();
+                    let mut n = 0u64;
+                    while Instant::now() < stop {
+                        let body = format!(
+                            "{{\"query\":\"query m($n: String) {{ insert Person {{ name: $n }} }}\",\"params\":{{\"n\":\"{tag}-{i}-{n}\"}}}}"
+                        );
+                        let t = Instant::now();
+                        let r = request(&addr, "POST", "/graphs/g/mutate", Some(&tok), Some(body.as_bytes()));
+                        if r.status == 200 {
+                            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                        } else {
+                            eprintln!("light caller got {}: {}", r.status, r.body);
+                        }
+                        n += 1;
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let mut all: Vec<f64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap_or_default())
+            .collect();
+        all.sort_by(|a, b| a.total_cmp(b));
+        all
+    }
+
+    fn print_light(label: &str, lat: &[f64]) {
+        println!(
+            "{label:<28} {:>7} writes  p50 {:>8.2} ms  p95 {:>8.2} ms  p99 {:>8.2} ms",
+            lat.len(),
+            super::percentile(lat, 0.50),
+            super::percentile(lat, 0.95),
+            super::percentile(lat, 0.99)
+        );
+    }
+
+    pub async fn run(secs: u64, heavy_conns: usize) -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let uri = dir.path().join("g").display().to_string();
+        Graph::init(&uri, "bench.pg", SCHEMA)
+            .await
+            .map_err(|e| e.to_string())?;
+        let policy = dir.path().join("policy.yaml");
+        std::fs::write(&policy, POLICY).map_err(|e| e.to_string())?;
+        let mut tokens = serde_json::Map::new();
+        tokens.insert("heavy".into(), token("heavy").into());
+        for i in 0..LIGHT {
+            tokens.insert(format!("light{i}"), token(&format!("light{i}")).into());
+        }
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let server = exe.with_file_name("omnigraph-server");
+        let mut child = Command::new(&server)
+            .args([
+                "--graph",
+                &format!("g={uri}"),
+                "--policy",
+                &format!("g={}", policy.display()),
+                "--bind",
+                "127.0.0.1:0",
+            ])
+            .env(
+                "OMNIGRAPH_SERVER_BEARER_TOKENS_JSON",
+                serde_json::Value::Object(tokens).to_string(),
+            )
+            .env("OMNIGRAPH_LOG", "error")
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "cannot start {}: {e} (build it: cargo build --bins)",
+                    server.display()
+                )
+            })?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut addr = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(a) = line.strip_prefix("OMNIGRAPH_LISTEN_ADDR=") {
+                addr = a.to_string();
+                break;
+            }
+        }
+        if addr.is_empty() {
+            let _ = child.kill();
+            return Err("the server did not report its address".into());
+        }
+        println!(
+            "actor isolation: {LIGHT} light callers (single-row mutate), 1 heavy caller ({heavy_conns} connections, load/ndjson of {BATCH} rows), {secs} s per phase"
+        );
+        let alone = light_round(&addr, secs.div_ceil(2), "alone");
+        print_light("light, alone", &alone);
+
+        let flooding = Arc::new(AtomicBool::new(true));
+        let rows = Arc::new(AtomicU64::new(0));
+        let rejected = Arc::new(AtomicU64::new(0));
+        let errors = Arc::new(AtomicU64::new(0));
+        let next = Arc::new(AtomicU64::new(0));
+        let heavy: Vec<_> = (0..heavy_conns)
+            .map(|_| {
+                let (addr, flooding, rows, rejected, errors, next) =
+                    (addr.clone(), flooding.clone(), rows.clone(), rejected.clone(), errors.clone(), next.clone());
+                std::thread::spawn(move || {
+                    let tok = token("heavy");
+                    while flooding.load(Ordering::Relaxed) {
+                        let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                        let body: String = (start..start + BATCH)
+                            .map(|i| format!("{{\"type\":\"Person\",\"data\":{{\"name\":\"h{i}\",\"age\":{}}}}}\n", i % 90))
+                            .collect();
+                        let r = request(&addr, "POST", "/graphs/g/load/ndjson?mode=append", Some(&tok), Some(body.as_bytes()));
+                        match r.status {
+                            200 => {
+                                rows.fetch_add(BATCH, Ordering::Relaxed);
+                            }
+                            429 => {
+                                rejected.fetch_add(1, Ordering::Relaxed);
+                                std::thread::sleep(Duration::from_millis(50));
+                            }
+                            _ => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        let t = Instant::now();
+        let under = light_round(&addr, secs, "flood");
+        flooding.store(false, Ordering::Relaxed);
+        for h in heavy {
+            let _ = h.join();
+        }
+        let elapsed = t.elapsed().as_secs_f64();
+        print_light("light, under the flood", &under);
+        println!(
+            "heavy                        {:>7} rows in {elapsed:.1} s = {:.0} rows/s; 429 refusals: {}; other errors: {}",
+            rows.load(Ordering::Relaxed),
+            rows.load(Ordering::Relaxed) as f64 / elapsed,
+            rejected.load(Ordering::Relaxed),
+            errors.load(Ordering::Relaxed)
+        );
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+        Ok(())
+    }
 }

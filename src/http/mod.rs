@@ -10,6 +10,7 @@
 //! JSON shape, [`ErrorOutput`].
 
 pub mod auth;
+pub mod client;
 mod openapi;
 mod routes;
 

@@ -196,6 +196,7 @@ async fn read<T: Send + 'static>(
 
 async fn write<T: Send + 'static>(
     entry: &GraphEntry,
+    actor: &str,
     keys: Vec<(String, String)>,
     job: impl FnOnce(Arc<Graph>) -> futures::future::BoxFuture<'static, Result<T, EngineError>>
     + Send
@@ -204,7 +205,7 @@ async fn write<T: Send + 'static>(
     let addr = entry.addr.as_ref().ok_or_else(|| {
         ApiError::not_found(format!("no graph `{}` is being served", entry.spec.id))
     })?;
-    let r = addr.send(Write::new(keys, job)).await.map_err(|_| {
+    let r = addr.send(Write::new(actor, keys, job)).await.map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the graph stopped while writing; read the branch before retrying",
@@ -696,7 +697,7 @@ async fn run_mutation(
     let keys = write_keys(&q, &branch);
     let name = q.name.clone();
     let (b2, a2) = (branch.clone(), actor.to_string());
-    let r = write(entry, keys, move |g| {
+    let r = write(entry, actor, keys, move |g| {
         async move { g.mutate(&q, &params, &b2, &a2).await }.boxed()
     })
     .await?;
@@ -789,7 +790,7 @@ async fn run_load(
     };
     let keys = all_table_keys(&g, &branch);
     let (b2, a2, from) = (branch.clone(), actor.to_string(), params.from.clone());
-    let r = write(entry, keys, move |g| {
+    let r = write(entry, actor, keys, move |g| {
         async move {
             g.load(
                 std::io::Cursor::new(data),
@@ -905,7 +906,7 @@ async fn create_branch(
     authorize(&entry, &actor, Action::BranchCreate, on_target(&body.name))?;
     let _permit = admit(&state, &actor, raw.len() as u64).await?;
     let (n2, f2, a2) = (body.name.clone(), from.clone(), actor.clone());
-    write(&entry, Vec::new(), move |g| {
+    write(&entry, &actor, Vec::new(), move |g| {
         async move { g.create_branch(&n2, &f2, &a2).await }.boxed()
     })
     .await?;
@@ -930,7 +931,7 @@ async fn delete_branch(
     let _permit = admit(&state, &actor, 0).await?;
     let (n2, a2) = (name.clone(), actor.clone());
     let keys = all_table_keys(&*open_graph(&entry).await?, &name);
-    write(&entry, keys, move |g| {
+    write(&entry, &actor, keys, move |g| {
         async move { g.delete_branch(&n2, &a2).await }.boxed()
     })
     .await?;
