@@ -235,6 +235,10 @@ async fn serve(c: Config, rt: tokio::runtime::Handle) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Test builds: failpoints from the `FAILPOINTS` environment variable
+    // (`name=action;...`, the `fail` crate's format).
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let level = std::env::var("OMNIGRAPH_LOG")
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())

@@ -280,3 +280,74 @@ fn reads_on_main_keep_answering_during_a_long_load_on_a_branch() {
     assert_eq!(bulk["rows"], json!([{ "n": 160_100 }]));
     eprintln!("{n} reads on main completed during the branch loads");
 }
+
+#[cfg(feature = "failpoints")]
+/// Polls `f` every 100 ms for up to 30 s until it returns true.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_crashing_graph_is_restarted_then_quarantined() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = people_graph(tmp.path(), "g");
+    let (gp, sp) = policies(tmp.path());
+    let (g, p) = (format!("g={uri}"), format!("g={gp}"));
+    let server = Server::start(
+        tmp.path(),
+        &["--graph", &g, "--policy", &p, "--server-policy", &sp],
+        &[
+            ("OMNIGRAPH_SERVER_BEARER_TOKENS_JSON", TOKENS),
+            // Every table commit panics inside the graph's worker.
+            ("FAILPOINTS", "table.commit=panic"),
+        ],
+    );
+    let (user, admin) = (Some("tok-light"), Some("tok-admin"));
+    let state = |s: &Server| s.get("/admin/graphs", admin).expect(200).json()["graphs"][0].clone();
+    for crash in 1..=3 {
+        let r = server
+            .post("/graphs/g/load/ndjson", user, &people(0, 3))
+            .expect(500);
+        assert!(r.body.contains("restarted"), "{}", r.body);
+        if crash < 3 {
+            // Restarted with backoff; reads work again and saw nothing.
+            eventually("the graph serves again", || {
+                server.get("/graphs/g/snapshot", user).status == 200
+            });
+            assert_eq!(state(&server)["crashes"], crash);
+            let r = server
+                .post(
+                    "/graphs/g/query",
+                    user,
+                    r#"{"query":"query c() { match { $p: Person } return { count($p) as n } }"}"#,
+                )
+                .expect(200)
+                .json();
+            assert_eq!(r["rows"], json!([{ "n": 0 }]));
+        }
+    }
+    eventually("quarantine after 3 crashes", || {
+        state(&server)["state"] == "quarantined"
+    });
+    let s = state(&server);
+    assert!(
+        s["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("crashed 3 times")),
+        "{s}"
+    );
+    server.get("/graphs/g/snapshot", user).expect(404);
+    // Ops restart it (the fault is still armed, so reads only).
+    server
+        .post("/admin/graphs/g/restart", admin, "")
+        .expect(200);
+    server.get("/graphs/g/snapshot", user).expect(200);
+    assert_eq!(state(&server)["crashes"], 0);
+}

@@ -11,7 +11,8 @@ pub use omnigraph::http::client::{Response, request};
 
 /// The environment variables the server reads; cleared for every start so
 /// the caller's shell cannot leak into a test.
-const SERVER_ENV: [&str; 9] = [
+const SERVER_ENV: [&str; 10] = [
+    "FAILPOINTS",
     "OMNIGRAPH_SERVER_BEARER_TOKEN",
     "OMNIGRAPH_SERVER_BEARER_TOKENS_JSON",
     "OMNIGRAPH_SERVER_BEARER_TOKENS_FILE",
