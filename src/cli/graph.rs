@@ -87,6 +87,10 @@ pub struct LoadArgs {
     /// The actor recorded on the commit.
     #[arg(long = "as", value_name = "ACTOR")]
     pub actor: Option<String>,
+    /// A policy bundle (YAML) the write must pass, for `--as`; also
+    /// `OMNIGRAPH_POLICY_FILE`. Without one, direct writes are not gated.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     #[command(flatten)]
     pub target: Target,
     #[arg(long)]
@@ -117,6 +121,10 @@ pub struct MutateArgs {
     pub branch: String,
     #[arg(long = "as", value_name = "ACTOR")]
     pub actor: Option<String>,
+    /// A policy bundle (YAML) the write must pass, for `--as`; also
+    /// `OMNIGRAPH_POLICY_FILE`. Without one, direct writes are not gated.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// The graph (a local path or file:// URI).
     #[arg(long, value_name = "URI")]
     pub store: String,
@@ -189,6 +197,10 @@ pub enum BranchCommand {
         /// The actor the write is made as.
         #[arg(long = "as", value_name = "ACTOR")]
         actor: Option<String>,
+        /// A policy bundle (YAML) the write must pass, for `--as`; also
+        /// `OMNIGRAPH_POLICY_FILE`. Without one, direct writes are not gated.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
     },
     /// List branches and their heads.
     List {
@@ -205,6 +217,10 @@ pub enum BranchCommand {
         /// The actor the write is made as.
         #[arg(long = "as", value_name = "ACTOR")]
         actor: Option<String>,
+        /// A policy bundle (YAML) the write must pass, for `--as`; also
+        /// `OMNIGRAPH_POLICY_FILE`. Without one, direct writes are not gated.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
     },
 }
 
@@ -234,6 +250,36 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))
+}
+
+/// Opens a graph for a write; with a policy bundle (`--policy` or
+/// `OMNIGRAPH_POLICY_FILE`) installed as the engine's gate, so the write is
+/// decided for its actor exactly as the server decides it. The bundle's
+/// Cedar resource is the graph directory's name.
+fn open_for_write(
+    rt: &tokio::runtime::Runtime,
+    uri: &str,
+    policy: &Option<PathBuf>,
+) -> Result<Graph, CliError> {
+    let g = rt.block_on(Graph::open(uri)).map_err(engine)?;
+    let file = policy.clone().or_else(|| {
+        std::env::var_os("OMNIGRAPH_POLICY_FILE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    let Some(file) = file else {
+        return Ok(g);
+    };
+    let bundle =
+        crate::policy::PolicyEngine::load(&file).map_err(|e| CliError::Input(e.to_string()))?;
+    let id = std::path::Path::new(uri)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| uri.to_string());
+    Ok(g.with_gate(
+        &id,
+        crate::policy::Gate::Policy(std::sync::Arc::new(bundle)),
+    ))
 }
 
 fn actor(a: &Option<String>) -> String {
@@ -303,7 +349,7 @@ pub fn init(a: InitArgs) -> Result<ExitCode, CliError> {
 pub fn load(a: LoadArgs) -> Result<ExitCode, CliError> {
     let uri = a.target.resolve()?;
     let rt = runtime()?;
-    let g = rt.block_on(Graph::open(&uri)).map_err(engine)?;
+    let g = open_for_write(&rt, &uri, &a.policy)?;
     let pb = spinner("loading");
     let result = if a.data.as_os_str() == "-" {
         let stdin = std::io::stdin();
@@ -395,7 +441,7 @@ pub fn mutate(a: MutateArgs) -> Result<ExitCode, CliError> {
     let (file, src) = gq_source(&a.gq.query, &a.gq.source)?;
     let params = params_json(&a.gq.params)?;
     let rt = runtime()?;
-    let g = rt.block_on(Graph::open(&a.store)).map_err(engine)?;
+    let g = open_for_write(&rt, &a.store, &a.policy)?;
     let q = match pick(&g, &file, &src, &a.name)? {
         Ok(q) => q,
         Err(code) => return Ok(code),
@@ -635,10 +681,9 @@ pub fn branch(c: BranchCommand) -> Result<ExitCode, CliError> {
             target,
             json,
             actor: who,
+            policy,
         } => {
-            let g = rt
-                .block_on(Graph::open(&target.resolve()?))
-                .map_err(engine)?;
+            let g = open_for_write(&rt, &target.resolve()?, &policy)?;
             let b = rt
                 .block_on(g.create_branch(&name, &from, &actor(&who)))
                 .map_err(engine)?;
@@ -665,10 +710,9 @@ pub fn branch(c: BranchCommand) -> Result<ExitCode, CliError> {
             name,
             target,
             actor: who,
+            policy,
         } => {
-            let g = rt
-                .block_on(Graph::open(&target.resolve()?))
-                .map_err(engine)?;
+            let g = open_for_write(&rt, &target.resolve()?, &policy)?;
             rt.block_on(g.delete_branch(&name, &actor(&who)))
                 .map_err(engine)?;
             println!("deleted branch {name}");

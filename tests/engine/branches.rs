@@ -220,3 +220,89 @@ fn cli_branch_and_commit_commands() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("branch `nope` does not exist"));
 }
+
+/// The engine's policy gate on direct (CLI) writes: `--policy` or
+/// `OMNIGRAPH_POLICY_FILE` decides each write for its `--as` actor.
+#[test]
+fn cli_writes_pass_the_policy_gate() {
+    use crate::support::omnigraph;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = crate::support::cli_small_graph(tmp.path());
+    let policy = tmp.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        "version: 1\ngroups:\n  writers: [alice]\nprotected_branches: [main]\nrules:\n  - id: write-unprotected\n    allow:\n      actors: { group: writers }\n      actions: [change]\n      branch_scope: unprotected\n  - id: make-branches\n    allow:\n      actors: { group: writers }\n      actions: [branch_create]\n",
+    )
+    .expect("policy");
+    let data = tmp.path().join("d.jsonl");
+    std::fs::write(
+        &data,
+        "{\"type\":\"Person\",\"data\":{\"slug\":\"a\",\"name\":\"A\"}}\n",
+    )
+    .expect("data");
+    let (p, d) = (policy.to_str().expect("utf8"), data.to_str().expect("utf8"));
+    let load = |actor: &str, branch: &str| {
+        omnigraph(&[
+            "load", "--data", d, "--mode", "merge", "--branch", branch, "--as", actor, "--policy",
+            p, &uri,
+        ])
+    };
+    let denied = |out: std::process::Output, what: &str| {
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(err.contains("denied by policy"), "{what}: {err}");
+    };
+    // Nobody not in the bundle; alice not on protected main.
+    denied(load("bob", "main"), "bob on main");
+    denied(load("alice", "main"), "alice on main");
+    let head = |b: &str| {
+        let out = omnigraph(&["commit", "list", "--branch", b, &uri]);
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    let before = head("main");
+    // alice may branch and write there.
+    let out = omnigraph(&[
+        "branch", "create", "--from", "main", "--as", "alice", "--policy", p, "dev", &uri,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = load("alice", "dev");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    denied(
+        omnigraph(&[
+            "branch", "delete", "--as", "alice", "--policy", p, "dev", &uri,
+        ]),
+        "branch delete is not granted",
+    );
+    // The environment variable installs the same gate.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_omnigraph"))
+        .args([
+            "mutate",
+            "-e",
+            "query m() { insert Person { slug: \"b\", name: \"B\" } }",
+            "--as",
+            "bob",
+            "--store",
+            &uri,
+        ])
+        .env("OMNIGRAPH_POLICY_FILE", p)
+        .output()
+        .expect("run");
+    denied(out, "bob via OMNIGRAPH_POLICY_FILE");
+    assert_eq!(head("main"), before, "main unchanged by denied writes");
+    // A broken bundle is refused with its file named.
+    std::fs::write(&policy, "version: 1\nrules: [\n").expect("policy");
+    let out = load("alice", "dev");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("p.yaml"), "{err}");
+}
