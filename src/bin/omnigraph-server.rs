@@ -239,14 +239,30 @@ fn main() -> ExitCode {
     // (`name=action;...`, the `fail` crate's format).
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
+    // OMNIGRAPH_LOG sets our level (default info); Lance and other
+    // libraries log at warn and above unless OMNIGRAPH_LOG is debug/trace.
     let level = std::env::var("OMNIGRAPH_LOG")
         .ok()
         .and_then(|l| l.parse::<tracing::Level>().ok())
         .unwrap_or(tracing::Level::INFO);
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .init();
+    let others = if level >= tracing::Level::DEBUG {
+        level
+    } else {
+        tracing::Level::WARN.min(level)
+    };
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let filter = tracing_subscriber::filter::Targets::new()
+            .with_default(others)
+            .with_target("omnigraph", level)
+            .with_target("omnigraph_server", level)
+            .with_target("actix_server", level);
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(filter)
+            .init();
+    }
     let c = match config(args) {
         Ok(c) => c,
         Err(e) => {

@@ -1057,7 +1057,10 @@ pub async fn observe(
     let method = req.method().to_string();
     let path = req.path().to_string();
     let state = req.app_data::<Data<AppState>>().cloned();
-    let res = next.call(req).await?;
+    // Every log line inside the request (policy decisions, engine
+    // warnings) carries the request id.
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let res = tracing::Instrument::instrument(next.call(req), span).await?;
     let route = res
         .request()
         .match_pattern()
