@@ -791,3 +791,63 @@ pub fn commit(c: CommitCommand) -> Result<ExitCode, CliError> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `omnigraph schema plan --schema NEW.pg URI [--json]`.
+pub fn schema_plan(schema: &std::path::Path, uri: &str, json: bool) -> Result<ExitCode, CliError> {
+    let src = super::read(schema)?;
+    let new = match crate::schema::compile_schema_file(&schema.display().to_string(), &src) {
+        Ok(c) => c,
+        Err(d) => {
+            eprint!("{}", d.render(super::color()));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let rt = runtime()?;
+    let g = rt.block_on(Graph::open(uri)).map_err(engine)?;
+    let plan = crate::schema::migrate::plan(g.catalog(), &new);
+    if json {
+        json_out(&plan);
+    } else {
+        if plan.steps.is_empty() {
+            println!("no changes: the graph already has this schema");
+        }
+        for s in &plan.steps {
+            let mark = if !s.supported {
+                "unsupported"
+            } else if s.data_loss {
+                "data loss"
+            } else {
+                "ok"
+            };
+            println!("[{mark}] {} {}: {}", s.entity, s.type_name, s.detail);
+            if let Some(r) = &s.reason {
+                println!("    reason: {r}");
+            }
+        }
+        println!(
+            "supported: {}{}",
+            if plan.supported { "yes" } else { "no" },
+            if plan.data_loss {
+                " (drops data: applying needs --allow-data-loss)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(if plan.supported {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `omnigraph schema show URI`.
+pub fn schema_show(uri: &str) -> Result<ExitCode, CliError> {
+    let rt = runtime()?;
+    let g = rt.block_on(Graph::open(uri)).map_err(engine)?;
+    print!("{}", g.schema_source());
+    if !g.schema_source().ends_with('\n') {
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -89,6 +89,24 @@ pub enum SchemaCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Plan the migration from a graph's schema to a new `.pg`: the typed
+    /// steps, each supported or not with the reason. Exit 0 when every
+    /// step is supported, 1 when one is not (or the new schema has errors).
+    Plan {
+        /// The desired `.pg` file.
+        #[arg(long)]
+        schema: PathBuf,
+        /// The graph (a local path or file:// URI).
+        uri: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a graph's current `.pg` source.
+    #[command(alias = "get")]
+    Show {
+        /// The graph (a local path or file:// URI).
+        uri: String,
+    },
 }
 
 /// `omnigraph query`: run a read query, or `query explain`.
@@ -211,6 +229,10 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 }
             }
         }
+        Command::Schema(SchemaCommand::Plan { schema, uri, json }) => {
+            graph::schema_plan(&schema, &uri, json)
+        }
+        Command::Schema(SchemaCommand::Show { uri }) => graph::schema_show(&uri),
         Command::Lint(args) => lint(&args),
         Command::Init(a) => graph::init(a),
         Command::Load(a) => graph::load(a),

@@ -7,6 +7,7 @@
 pub mod ast;
 pub mod catalog;
 pub mod compile;
+pub mod migrate;
 pub mod temporal;
 
 pub use catalog::*;

@@ -255,3 +255,69 @@ async fn text_nearest_without_an_embedding_provider_fails_clearly() {
         }
     }
 }
+
+/// `schema show` and `schema plan` over a cookbook graph.
+#[test]
+fn schema_show_and_plan_from_the_cli() {
+    use crate::support::omnigraph;
+    let book = crate::support::cookbooks_dir().join("industry-intel");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let schema_path = book.join("schema.pg");
+    let schema = std::fs::read_to_string(&schema_path).expect("schema");
+    let uri = tmp.path().join("g").to_str().expect("utf8").to_string();
+    let out = omnigraph(&[
+        "init",
+        "--schema",
+        schema_path.to_str().expect("utf8"),
+        &uri,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = omnigraph(&["schema", "show", &uri]);
+    assert_eq!(
+        String::from_utf8_lossy(&shown.stdout).trim_end(),
+        schema.trim_end()
+    );
+    let plan = |text: &str, json: bool| {
+        let p = tmp.path().join(format!("new-{}.pg", ulid::Ulid::new()));
+        std::fs::write(&p, text).expect("write");
+        let mut args = vec!["schema", "plan", "--schema", p.to_str().expect("utf8")];
+        if json {
+            args.push("--json");
+        }
+        args.push(&uri);
+        let out = omnigraph(&args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, text, _) = plan(&schema, false);
+    assert_eq!(code, Some(0));
+    assert!(text.contains("no changes"), "{text}");
+    let added = schema.replacen("node Company {", "node Company {\n    founded: Date?", 1);
+    let (code, text, _) = plan(&added, false);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("[ok] node Company: add property founded: Date?"),
+        "{text}"
+    );
+    let required = schema.replacen("node Company {", "node Company {\n    founded: Date", 1);
+    let (code, text, _) = plan(&required, true);
+    assert_eq!(code, Some(1), "{text}");
+    let j: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(j["supported"], false);
+    assert_eq!(j["steps"][0]["kind"], "unsupported");
+    assert!(
+        j["steps"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("@default"))
+    );
+    let (code, text, err) = plan("node Broken {", false);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(err.contains("new-"), "diagnostics name the file: {err}");
+}
