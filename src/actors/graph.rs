@@ -4,8 +4,9 @@
 //!   [`Graph`] (each read pins its own manifest snapshot); reads never wait
 //!   for writes or for the mailbox beyond the dispatch itself.
 //! - [`Write`]: names its caller and the (table, branch) keys it touches.
-//!   The actor's mailbox owns the write queues: one FIFO per caller, served
-//!   round-robin across callers, and the [`KeyLocks`] on (table, branch).
+//!   The actor's mailbox owns the write queues ([`FairQueues`]): one FIFO
+//!   per caller, served round-robin across callers, over the [`KeyLocks`]
+//!   on (table, branch).
 //!   A write starts when it is at the front of its caller's queue and all
 //!   its keys are free (taken all at once, so overlapping writers run one
 //!   after another and waiting cannot deadlock); after a caller's write
@@ -17,12 +18,12 @@
 //! - A task that panics is reported to the supervisor as a crash; the
 //!   supervisor restarts the actor with backoff.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture};
 use futures::future::BoxFuture;
+use omnigraph_sync::fair::FairQueues;
 use omnigraph_sync::keylock::KeyLocks;
 
 use super::supervisor::Crashed;
@@ -74,7 +75,6 @@ impl<T: Send + 'static> Write<T> {
 /// A queued write, type-erased: started with its key guard, it runs the
 /// job and delivers the result itself.
 struct Pending {
-    keys: Vec<WriteKey>,
     start: Box<
         dyn FnOnce(omnigraph_sync::keylock::KeyGuard<WriteKey>) -> BoxFuture<'static, ()> + Send,
     >,
@@ -96,13 +96,11 @@ pub struct GraphActor {
     generation: u64,
     graph: Arc<Graph>,
     rt: tokio::runtime::Handle,
-    locks: Arc<KeyLocks<WriteKey>>,
     metrics: Arc<Metrics>,
     supervisor: Option<Recipient<Crashed>>,
-    /// Queued writes per caller, and the round-robin order of callers with
-    /// queued writes.
-    queues: HashMap<String, VecDeque<Pending>>,
-    round: VecDeque<String>,
+    /// Queued writes per caller, served round-robin over the (table,
+    /// branch) key locks.
+    queues: FairQueues<WriteKey, Pending>,
 }
 
 impl GraphActor {
@@ -119,51 +117,21 @@ impl GraphActor {
             generation,
             graph,
             rt,
-            locks: Arc::new(KeyLocks::new()),
             metrics,
             supervisor,
-            queues: HashMap::new(),
-            round: VecDeque::new(),
+            queues: FairQueues::new(KeyLocks::new()),
         }
     }
 
-    /// Starts every queued write that can start: callers in round order,
-    /// each caller's front write if its keys are free.
+    /// Starts every queued write that can start now ([`FairQueues::start`]).
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
-        let mut i = 0;
-        while i < self.round.len() {
-            let actor = self.round[i].clone();
-            let Some(q) = self.queues.get_mut(&actor) else {
-                self.round.remove(i);
-                continue;
-            };
-            let guard = q
-                .front()
-                .and_then(|p| self.locks.try_acquire(p.keys.iter().cloned()));
-            let Some(guard) = guard else {
-                i += 1;
-                continue;
-            };
-            let Some(p) = q.pop_front() else {
-                i += 1;
-                continue;
-            };
-            if q.is_empty() {
-                self.queues.remove(&actor);
-                self.round.remove(i);
-            } else {
-                // This caller goes to the back of the round.
-                self.round.remove(i);
-                self.round.push_back(actor);
-            }
+        for (p, guard) in self.queues.start() {
             let me = ctx.address();
             let run = (p.start)(guard);
             self.rt.spawn(async move {
                 run.await;
                 me.do_send(WriteDone);
             });
-            // Position `i` now holds the next caller; keys only got taken,
-            // so no earlier caller can have become startable.
         }
     }
 
@@ -238,7 +206,6 @@ impl<T: Send + 'static> Handler<Write<T>> for GraphActor {
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<Result<T, EngineError>, String>>();
         let rt = self.rt.clone();
         let pending = Pending {
-            keys,
             start: Box::new(move |guard| {
                 Box::pin(async move {
                     // The job runs as its own task so a panic is caught and
@@ -249,10 +216,7 @@ impl<T: Send + 'static> Handler<Write<T>> for GraphActor {
                 })
             }),
         };
-        if !self.queues.contains_key(&actor) {
-            self.round.push_back(actor.clone());
-        }
-        self.queues.entry(actor).or_default().push_back(pending);
+        self.queues.push(&actor, keys, pending);
         self.dispatch(ctx);
         Box::pin(async move {
             let r = rx.await;

@@ -6,6 +6,8 @@
 //!   per-(table, branch) write queues. A writer takes all its keys at once
 //!   or waits, so overlapping writers never run together and waiting cannot
 //!   deadlock.
+//! - [`fair::FairQueues`]: per-caller write FIFOs served round-robin over
+//!   [`keylock::KeyLocks`] — the GraphActor's mailbox-owned write queues.
 //! - [`admission::Admission`]: per-actor in-flight request and byte budgets
 //!   (reference: `OMNIGRAPH_PER_ACTOR_INFLIGHT_MAX`,
 //!   `OMNIGRAPH_PER_ACTOR_BYTES_MAX`); a permit returns its share on drop.
@@ -16,4 +18,5 @@ pub(crate) use loom::sync::{Arc, Condvar, Mutex};
 pub(crate) use std::sync::{Arc, Condvar, Mutex};
 
 pub mod admission;
+pub mod fair;
 pub mod keylock;
