@@ -9,6 +9,7 @@
 pub mod actors;
 pub mod api;
 pub mod cli;
+pub mod cluster;
 pub mod diag;
 pub mod engine;
 pub mod http;

@@ -33,6 +33,9 @@ pub enum Command {
     /// Schema commands.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// The cluster control plane (`cluster.yaml`).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Run a read query against a graph (`query explain` prints its plan).
     #[command(
         alias = "read",
@@ -77,6 +80,19 @@ pub struct LintArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Check a cluster folder: `cluster.yaml`, its schemas, stored queries
+    /// and policy bundles. Exit 0 when valid, 1 with every problem listed.
+    Validate {
+        /// The folder holding `cluster.yaml` (default: the current one).
+        #[arg(long, default_value = ".")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -233,6 +249,29 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             graph::schema_plan(&schema, &uri, json)
         }
         Command::Schema(SchemaCommand::Show { uri }) => graph::schema_show(&uri),
+        Command::Cluster(ClusterCommand::Validate { config, json }) => {
+            let r = crate::cluster::validate(&config).map_err(CliError::Input)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                for f in &r.findings {
+                    println!("error[{}] {}: {}", f.code, f.resource, f.message.trim_end());
+                }
+                println!(
+                    "{}: {} ({} graphs, {} stored queries, {} policies)",
+                    config.join("cluster.yaml").display(),
+                    if r.ok { "valid" } else { "invalid" },
+                    r.graphs,
+                    r.queries,
+                    r.policies
+                );
+            }
+            Ok(if r.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Lint(args) => lint(&args),
         Command::Init(a) => graph::init(a),
         Command::Load(a) => graph::load(a),

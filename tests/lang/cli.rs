@@ -172,3 +172,68 @@ fn query_explain_prints_the_plan() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("cannot read /nonexistent.pg"));
 }
+
+/// `cluster validate` over every cookbook that ships a `cluster.yaml`, and
+/// over a copy of one with a policy bound to a graph it does not declare.
+#[test]
+fn cluster_validate_checks_cookbook_clusters() {
+    let mut validated = 0;
+    for book in cookbooks() {
+        if !book.join("cluster.yaml").exists() {
+            continue;
+        }
+        let dir = book.to_str().expect("utf8");
+        let out = omnigraph(&["cluster", "validate", "--config", dir]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+        assert!(
+            text(&out.stdout).contains("valid ("),
+            "{}",
+            text(&out.stdout)
+        );
+        let out = omnigraph(&["cluster", "validate", "--config", dir, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v["ok"], true);
+        assert!(v["queries"].as_u64().is_some_and(|n| n > 0));
+        validated += 1;
+        // A broken copy: the graph renamed, so every binding dangles.
+        let copy = std::env::temp_dir().join(format!("omnigraph-cluster-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&copy);
+        std::fs::create_dir_all(&copy).expect("mkdir");
+        for entry in ["schema.pg", "queries", "policies"] {
+            let from = book.join(entry);
+            if from.is_dir() {
+                std::fs::create_dir_all(copy.join(entry)).expect("mkdir");
+                for f in std::fs::read_dir(&from).expect("read") {
+                    let f = f.expect("entry").path();
+                    std::fs::copy(&f, copy.join(entry).join(f.file_name().expect("name")))
+                        .expect("copy");
+                }
+            } else if from.exists() {
+                std::fs::copy(&from, copy.join(entry)).expect("copy");
+            }
+        }
+        let config = std::fs::read_to_string(book.join("cluster.yaml")).expect("config");
+        let first_graph = config
+            .lines()
+            .skip_while(|l| !l.starts_with("graphs:"))
+            .nth(1)
+            .and_then(|l| l.trim().strip_suffix(':'))
+            .expect("a graph")
+            .to_string();
+        let broken = config.replacen(&format!("  {first_graph}:"), "  renamed:", 1);
+        std::fs::write(copy.join("cluster.yaml"), broken).expect("write");
+        let out = omnigraph(&[
+            "cluster",
+            "validate",
+            "--config",
+            copy.to_str().expect("utf8"),
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        let shown = text(&out.stdout);
+        assert!(
+            shown.contains("error[unknown_graph]") && shown.contains(&first_graph),
+            "{shown}"
+        );
+    }
+    assert!(validated >= 1, "no cookbook ships a cluster.yaml");
+}

@@ -1,0 +1,536 @@
+//! The cluster control plane: `cluster.yaml` (reference
+//! `docs/user/clusters/config.md` of ModernRelay/omnigraph) and, so far,
+//! `cluster validate`. Plan, apply, the state ledger and `--cluster` boot
+//! come with the rest of the control-plane work.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{BundleKind, PolicyEngine};
+
+/// `cluster.yaml`. Unknown fields are refused; fields the reference
+/// reserves for later phases are refused with `unsupported_field`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    version: u32,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+    #[serde(default)]
+    storage: Option<String>,
+    #[serde(default)]
+    state: Option<StateDecl>,
+    #[serde(default)]
+    graphs: BTreeMap<String, GraphFile>,
+    #[serde(default)]
+    policies: BTreeMap<String, PolicyDecl>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Metadata {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateDecl {
+    #[serde(default)]
+    backend: Option<String>,
+    /// Read by `plan`/`apply` when they land; accepted now so valid
+    /// configs validate.
+    #[serde(default)]
+    #[allow(dead_code)]
+    lock: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GraphFile {
+    schema: String,
+    #[serde(default)]
+    queries: Option<QueriesDecl>,
+}
+
+/// The three forms of a graph's `queries:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum QueriesDecl {
+    /// A directory: every top-level `*.gq`, sorted.
+    Dir(String),
+    /// Explicit files.
+    Files(Vec<String>),
+    /// `name: {file: F}`.
+    Map(BTreeMap<String, QueryRef>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRef {
+    pub file: String,
+}
+
+/// A policy entry.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDecl {
+    pub file: String,
+    pub applies_to: Vec<String>,
+}
+
+/// One validation problem: a stable code, the resource it is about
+/// (`graph.<id>`, `schema.<id>`, `query.<graph>.<name>`, `policy.<name>`,
+/// `config`) and a message naming the file and the remedy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub code: &'static str,
+    pub resource: String,
+    pub message: String,
+}
+
+/// The outcome of `cluster validate`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ValidationReport {
+    pub ok: bool,
+    pub name: Option<String>,
+    pub graphs: usize,
+    pub queries: usize,
+    pub policies: usize,
+    pub findings: Vec<Finding>,
+}
+
+/// Fields the reference reserves for later phases.
+const RESERVED: [&str; 6] = [
+    "pipelines",
+    "embeddings",
+    "ui",
+    "aliases",
+    "bindings",
+    "providers",
+];
+
+fn finding(code: &'static str, resource: impl Into<String>, message: impl Into<String>) -> Finding {
+    Finding {
+        code,
+        resource: resource.into(),
+        message: message.into(),
+    }
+}
+
+/// The `.gq` files a `queries:` declaration names, relative to `dir`.
+fn query_files(dir: &Path, q: &QueriesDecl) -> Result<Vec<PathBuf>, String> {
+    match q {
+        QueriesDecl::Dir(d) => {
+            let path = dir.join(d);
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&path)
+                .map_err(|e| format!("cannot read query directory {}: {e}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "gq"))
+                .collect();
+            files.sort();
+            Ok(files)
+        }
+        QueriesDecl::Files(list) => Ok(list.iter().map(|f| dir.join(f)).collect()),
+        QueriesDecl::Map(m) => {
+            let set: BTreeSet<PathBuf> = m.values().map(|r| dir.join(&r.file)).collect();
+            Ok(set.into_iter().collect())
+        }
+    }
+}
+
+/// Validates the cluster folder `dir` (which holds `cluster.yaml`): syntax
+/// and fields, schema files that compile, stored queries that parse and type
+/// check against their graph's schema with unique names, policy bundles
+/// that compile, `applies_to` naming declared graphs or `cluster`, one
+/// runtime kind per bundle, one bundle per scope. Every problem is reported,
+/// not only the first. `Err` only when `cluster.yaml` cannot be read.
+pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
+    let path = dir.join("cluster.yaml");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut findings = Vec::new();
+    let mut report = ValidationReport {
+        ok: false,
+        name: None,
+        graphs: 0,
+        queries: 0,
+        policies: 0,
+        findings: Vec::new(),
+    };
+    // Reserved fields first, so they get their own code.
+    if let Ok(serde_yaml::Value::Mapping(m)) = serde_yaml::from_str::<serde_yaml::Value>(&text) {
+        for key in m.keys().filter_map(|k| k.as_str()) {
+            if RESERVED.contains(&key) {
+                findings.push(finding(
+                    "unsupported_field",
+                    "config",
+                    format!(
+                        "{}: `{key}:` is not supported by this release; remove it",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    let mut stripped = text.clone();
+    if !findings.is_empty()
+        && let Ok(serde_yaml::Value::Mapping(mut m)) =
+            serde_yaml::from_str::<serde_yaml::Value>(&text)
+    {
+        for k in RESERVED {
+            m.remove(k);
+        }
+        stripped = serde_yaml::to_string(&m).unwrap_or(text.clone());
+    }
+    let file: ConfigFile = match serde_yaml::from_str(&stripped) {
+        Ok(f) => f,
+        Err(e) => {
+            let at = e
+                .location()
+                .map(|l| format!("line {}, column {}: ", l.line(), l.column()))
+                .unwrap_or_default();
+            findings.push(finding(
+                "config_syntax",
+                "config",
+                format!("{}: {at}{e}", path.display()),
+            ));
+            report.findings = findings;
+            return Ok(report);
+        }
+    };
+    if file.version != 1 {
+        findings.push(finding(
+            "unsupported_version",
+            "config",
+            format!(
+                "{}: `version: {}` is not supported; use `version: 1`",
+                path.display(),
+                file.version
+            ),
+        ));
+    }
+    if let Some(s) = &file.state
+        && let Some(b) = &s.backend
+        && b != "cluster"
+    {
+        findings.push(finding(
+            "unsupported_state_backend",
+            "config",
+            format!("state.backend `{b}` is not supported; omit it or use `cluster`"),
+        ));
+    }
+    if let Some(storage) = &file.storage
+        && storage.contains("://")
+        && !storage.starts_with("file://")
+    {
+        findings.push(finding(
+            "unsupported_storage",
+            "config",
+            format!("storage `{storage}`: this build stores clusters on local paths only (file:// or a path)"),
+        ));
+    }
+    report.name = file.metadata.and_then(|m| m.name);
+    for (id, g) in &file.graphs {
+        report.graphs += 1;
+        if crate::engine::check_branch_name(id).is_err() {
+            findings.push(finding(
+                "invalid_graph_id",
+                format!("graph.{id}"),
+                format!("graph id `{id}`: use letters, digits, '.', '_' or '-', starting with a letter or digit"),
+            ));
+        }
+        let schema_path = dir.join(&g.schema);
+        let catalog = match std::fs::read_to_string(&schema_path) {
+            Err(e) => {
+                findings.push(finding(
+                    "schema_missing",
+                    format!("schema.{id}"),
+                    format!("cannot read {}: {e}", schema_path.display()),
+                ));
+                None
+            }
+            Ok(src) => {
+                match crate::schema::compile_schema_file(&schema_path.display().to_string(), &src) {
+                    Ok(c) => Some(c),
+                    Err(d) => {
+                        findings.push(finding(
+                            "schema_error",
+                            format!("schema.{id}"),
+                            d.render(false),
+                        ));
+                        None
+                    }
+                }
+            }
+        };
+        let Some(q) = &g.queries else { continue };
+        let files = match query_files(dir, q) {
+            Ok(f) => f,
+            Err(e) => {
+                findings.push(finding("query_missing", format!("graph.{id}"), e));
+                continue;
+            }
+        };
+        let mut seen: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for f in files {
+            let src = match std::fs::read_to_string(&f) {
+                Ok(s) => s,
+                Err(e) => {
+                    findings.push(finding(
+                        "query_missing",
+                        format!("graph.{id}"),
+                        format!("cannot read {}: {e}", f.display()),
+                    ));
+                    continue;
+                }
+            };
+            let Some(catalog) = &catalog else { continue };
+            let (compiled, diags) =
+                crate::query::compile_queries_file(catalog, &f.display().to_string(), &src);
+            if compiled.has_errors() {
+                findings.push(finding(
+                    "query_parse_error",
+                    format!("graph.{id}"),
+                    diags.render(false),
+                ));
+            }
+            for name in &compiled.declared {
+                if let QueriesDecl::Map(m) = q
+                    && !m.contains_key(name)
+                {
+                    continue;
+                }
+                if let Some(prev) = seen.insert(name.clone(), f.clone()) {
+                    findings.push(finding(
+                        "duplicate_query_name",
+                        format!("query.{id}.{name}"),
+                        format!(
+                            "query `{name}` is declared in both {} and {}",
+                            prev.display(),
+                            f.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        if let QueriesDecl::Map(m) = q
+            && catalog.is_some()
+        {
+            for (name, r) in m {
+                if !seen.contains_key(name) {
+                    findings.push(finding(
+                        "query_not_found",
+                        format!("query.{id}.{name}"),
+                        format!("{} declares no query `{name}`", dir.join(&r.file).display()),
+                    ));
+                }
+            }
+        }
+        report.queries += seen.len();
+    }
+    let mut scopes: BTreeMap<String, String> = BTreeMap::new();
+    for (name, p) in &file.policies {
+        report.policies += 1;
+        let res = format!("policy.{name}");
+        let ppath = dir.join(&p.file);
+        let bundle = match std::fs::read_to_string(&ppath) {
+            Err(e) => {
+                findings.push(finding(
+                    "policy_missing",
+                    &res,
+                    format!("cannot read {}: {e}", ppath.display()),
+                ));
+                None
+            }
+            Ok(text) => match PolicyEngine::compile(&ppath.display().to_string(), &text) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    findings.push(finding("policy_error", &res, e.to_string()));
+                    None
+                }
+            },
+        };
+        if p.applies_to.is_empty() {
+            findings.push(finding(
+                "policy_unbound",
+                &res,
+                "`applies_to` is empty; name graphs or `cluster`",
+            ));
+        }
+        let server = p.applies_to.iter().any(|a| a == "cluster");
+        if server && p.applies_to.len() > 1 {
+            findings.push(finding(
+                "policy_kind_mismatch",
+                &res,
+                "a bundle applies either to `cluster` or to graphs, never both; split it",
+            ));
+        }
+        for a in &p.applies_to {
+            if a != "cluster" && !file.graphs.contains_key(a) {
+                findings.push(finding(
+                    "unknown_graph",
+                    &res,
+                    format!("applies_to names `{a}`, which `graphs:` does not declare"),
+                ));
+            }
+            if let Some(other) = scopes.insert(a.clone(), name.clone()) {
+                findings.push(finding(
+                    "duplicate_policy_scope",
+                    &res,
+                    format!("`{a}` already has bundle `{other}`; one bundle per scope — combine the rules into one file"),
+                ));
+            }
+        }
+        if let Some(b) = bundle {
+            let want = if server {
+                BundleKind::Server
+            } else {
+                BundleKind::Graph
+            };
+            if b.kind() != want {
+                findings.push(finding(
+                    "policy_kind_mismatch",
+                    &res,
+                    format!(
+                        "{} holds {} rules but applies_to binds it to {}",
+                        ppath.display(),
+                        if b.kind() == BundleKind::Server {
+                            "server"
+                        } else {
+                            "per-graph"
+                        },
+                        if server { "`cluster`" } else { "graphs" }
+                    ),
+                ));
+            }
+        }
+    }
+    report.ok = findings.is_empty();
+    report.findings = findings;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        let p = dir.join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(p, text).expect("write");
+    }
+
+    const SCHEMA: &str = "node Person {\n  name: String @key\n}\n";
+    const QUERY: &str = "query people() {\n  match { $p: Person }\n  return { $p.name }\n}\n";
+    const GRAPH_POLICY: &str =
+        "version: 1\nrules:\n  - id: r\n    allow:\n      actors: \"*\"\n      actions: [read]\n";
+    const SERVER_POLICY: &str = "version: 1\nkind: server\nrules:\n  - id: s\n    allow:\n      actors: \"*\"\n      actions: [graph_list]\n";
+
+    fn folder(config: &str) -> tempfile::TempDir {
+        let t = tempfile::tempdir().expect("tmp");
+        write(t.path(), "cluster.yaml", config);
+        write(t.path(), "a.pg", SCHEMA);
+        write(t.path(), "queries/people.gq", QUERY);
+        write(t.path(), "g.policy.yaml", GRAPH_POLICY);
+        write(t.path(), "s.policy.yaml", SERVER_POLICY);
+        t
+    }
+
+    const GOOD: &str = "version: 1\nmetadata:\n  name: test\ngraphs:\n  a:\n    schema: a.pg\n    queries: queries/\npolicies:\n  g:\n    file: g.policy.yaml\n    applies_to: [a]\n  s:\n    file: s.policy.yaml\n    applies_to: [cluster]\n";
+
+    #[test]
+    fn a_good_folder_validates() {
+        let t = folder(GOOD);
+        let r = validate(t.path()).expect("read");
+        assert!(r.ok, "{:?}", r.findings);
+        assert_eq!((r.graphs, r.queries, r.policies), (1, 1, 2));
+        assert_eq!(r.name.as_deref(), Some("test"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_code() {
+        let cases: Vec<(String, &str)> = vec![
+            (
+                GOOD.replace("schema: a.pg", "schema: nope.pg"),
+                "schema_missing",
+            ),
+            (
+                GOOD.replace(
+                    "queries: queries/",
+                    "queries: [queries/people.gq, queries/people.gq]",
+                ),
+                "duplicate_query_name",
+            ),
+            (
+                GOOD.replace(
+                    "queries: queries/",
+                    "queries:\n      nobody:\n        file: queries/people.gq",
+                ),
+                "query_not_found",
+            ),
+            (
+                GOOD.replace("applies_to: [a]", "applies_to: [b]"),
+                "unknown_graph",
+            ),
+            (
+                GOOD.replace("applies_to: [a]", "applies_to: [a, cluster]"),
+                "policy_kind_mismatch",
+            ),
+            (
+                GOOD.replace("file: s.policy.yaml", "file: g.policy.yaml"),
+                "policy_kind_mismatch",
+            ),
+            (
+                GOOD.replace("applies_to: [cluster]", "applies_to: [a]"),
+                "duplicate_policy_scope",
+            ),
+            (format!("{GOOD}pipelines: {{}}\n"), "unsupported_field"),
+            (
+                GOOD.replace("version: 1\nmetadata", "version: 2\nmetadata"),
+                "unsupported_version",
+            ),
+            (GOOD.replace("metadata:", "metadataa:"), "config_syntax"),
+            (
+                GOOD.replace("graphs:\n  a:", "graphs:\n  ../a:"),
+                "invalid_graph_id",
+            ),
+        ];
+        for (config, code) in cases {
+            let t = folder(&config);
+            let r = validate(t.path()).expect("read");
+            assert!(!r.ok, "{config}");
+            assert!(
+                r.findings.iter().any(|f| f.code == code),
+                "{code}: {:?}",
+                r.findings
+            );
+        }
+        // A schema error and a query that no longer type checks.
+        let t = folder(GOOD);
+        write(
+            t.path(),
+            "queries/people.gq",
+            "query q() { match { $p: Nobody } return { $p } }\n",
+        );
+        let r = validate(t.path()).expect("read");
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.code == "query_parse_error" && f.message.contains("people.gq")),
+            "{:?}",
+            r.findings
+        );
+        write(t.path(), "a.pg", "node {\n");
+        let r = validate(t.path()).expect("read");
+        assert!(
+            r.findings.iter().any(|f| f.code == "schema_error"),
+            "{:?}",
+            r.findings
+        );
+    }
+}
