@@ -93,6 +93,16 @@ pub enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Validate, then list what `apply` would create, update or delete
+    /// compared with the state ledger (`<storage>/__cluster/state.json`).
+    /// Read-only. Exit 0, or 1 when the folder is invalid.
+    Plan {
+        /// The folder holding `cluster.yaml` (default: the current one).
+        #[arg(long, default_value = ".")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -271,6 +281,50 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Cluster(ClusterCommand::Plan { config, json }) => {
+            let (report, plan) = crate::cluster::plan::plan(&config).map_err(CliError::Input)?;
+            let Some(plan) = plan else {
+                for f in &report.findings {
+                    println!("error[{}] {}: {}", f.code, f.resource, f.message.trim_end());
+                }
+                println!(
+                    "{}: invalid; nothing planned",
+                    config.join("cluster.yaml").display()
+                );
+                return Ok(ExitCode::from(1));
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&plan).unwrap_or_default()
+                );
+            } else {
+                if !plan.state_found {
+                    println!(
+                        "no state ledger at {}: every resource is a create",
+                        plan.state_path.display()
+                    );
+                }
+                for c in &plan.changes {
+                    let sign = match c.action {
+                        crate::cluster::plan::Action::Create => "+ create",
+                        crate::cluster::plan::Action::Update => "~ update",
+                        crate::cluster::plan::Action::Delete => "- delete",
+                    };
+                    println!("{sign} {}", c.resource);
+                }
+                let n = |a| plan.changes.iter().filter(|c| c.action == a).count();
+                println!(
+                    "{} to create, {} to update, {} to delete, {} unchanged (state revision {})",
+                    n(crate::cluster::plan::Action::Create),
+                    n(crate::cluster::plan::Action::Update),
+                    n(crate::cluster::plan::Action::Delete),
+                    plan.unchanged,
+                    plan.state_revision
+                );
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Lint(args) => lint(&args),
         Command::Init(a) => graph::init(a),

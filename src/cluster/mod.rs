@@ -1,7 +1,8 @@
 //! The cluster control plane: `cluster.yaml` (reference
-//! `docs/user/clusters/config.md` of ModernRelay/omnigraph) and, so far,
-//! `cluster validate`. Plan, apply, the state ledger and `--cluster` boot
-//! come with the rest of the control-plane work.
+//! `docs/user/clusters/config.md` of ModernRelay/omnigraph): so far
+//! `cluster validate` and a read-only `cluster plan` against the state
+//! ledger. Apply, import, approvals and `--cluster` boot come with the rest
+//! of the control-plane work.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -9,6 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{BundleKind, PolicyEngine};
+
+pub mod plan;
 
 /// `cluster.yaml`. Unknown fields are refused; fields the reference
 /// reserves for later phases are refused with `unsupported_field`.
@@ -100,6 +103,22 @@ pub struct ValidationReport {
     pub queries: usize,
     pub policies: usize,
     pub findings: Vec<Finding>,
+    /// Desired resources (`schema.<g>`, `query.<g>.<name>`, `graph.<g>`,
+    /// `policy.<name>`) → content digest `sha256:<hex>`; what `plan`
+    /// compares with the ledger.
+    #[serde(skip)]
+    pub resources: BTreeMap<String, String>,
+    /// Where the cluster stores its state: `storage:` or the folder.
+    #[serde(skip)]
+    pub storage_root: PathBuf,
+}
+
+/// `sha256:<hex>` of some bytes.
+pub fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(bytes);
+    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 /// Fields the reference reserves for later phases.
@@ -159,6 +178,8 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
         queries: 0,
         policies: 0,
         findings: Vec::new(),
+        resources: BTreeMap::new(),
+        storage_root: dir.to_path_buf(),
     };
     // Reserved fields first, so they get their own code.
     if let Ok(serde_yaml::Value::Mapping(m)) = serde_yaml::from_str::<serde_yaml::Value>(&text) {
@@ -233,6 +254,10 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
         ));
     }
     report.name = file.metadata.and_then(|m| m.name);
+    if let Some(storage) = &file.storage {
+        let local = storage.strip_prefix("file://").unwrap_or(storage);
+        report.storage_root = dir.join(local);
+    }
     for (id, g) in &file.graphs {
         report.graphs += 1;
         if crate::engine::check_branch_name(id).is_err() {
@@ -243,6 +268,7 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
             ));
         }
         let schema_path = dir.join(&g.schema);
+        let mut graph_parts: Vec<String> = Vec::new();
         let catalog = match std::fs::read_to_string(&schema_path) {
             Err(e) => {
                 findings.push(finding(
@@ -253,6 +279,9 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
                 None
             }
             Ok(src) => {
+                let d = digest(src.as_bytes());
+                graph_parts.push(format!("schema:{d}"));
+                report.resources.insert(format!("schema.{id}"), d);
                 match crate::schema::compile_schema_file(&schema_path.display().to_string(), &src) {
                     Ok(c) => Some(c),
                     Err(d) => {
@@ -266,7 +295,13 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
                 }
             }
         };
-        let Some(q) = &g.queries else { continue };
+        let Some(q) = &g.queries else {
+            report.resources.insert(
+                format!("graph.{id}"),
+                digest(graph_parts.join("\n").as_bytes()),
+            );
+            continue;
+        };
         let files = match query_files(dir, q) {
             Ok(f) => f,
             Err(e) => {
@@ -303,6 +338,11 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
                 {
                     continue;
                 }
+                let d = digest(src.as_bytes());
+                report
+                    .resources
+                    .insert(format!("query.{id}.{name}"), d.clone());
+                graph_parts.push(format!("query.{name}:{d}"));
                 if let Some(prev) = seen.insert(name.clone(), f.clone()) {
                     findings.push(finding(
                         "duplicate_query_name",
@@ -330,6 +370,11 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
             }
         }
         report.queries += seen.len();
+        graph_parts.sort();
+        report.resources.insert(
+            format!("graph.{id}"),
+            digest(graph_parts.join("\n").as_bytes()),
+        );
     }
     let mut scopes: BTreeMap<String, String> = BTreeMap::new();
     for (name, p) in &file.policies {
@@ -345,13 +390,20 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
                 ));
                 None
             }
-            Ok(text) => match PolicyEngine::compile(&ppath.display().to_string(), &text) {
-                Ok(b) => Some(b),
-                Err(e) => {
-                    findings.push(finding("policy_error", &res, e.to_string()));
-                    None
+            Ok(text) => {
+                // The digest covers the bundle and its bindings.
+                let mut bound = p.applies_to.clone();
+                bound.sort();
+                let d = digest(format!("{text}\napplies_to:{}", bound.join(",")).as_bytes());
+                report.resources.insert(res.clone(), d);
+                match PolicyEngine::compile(&ppath.display().to_string(), &text) {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        findings.push(finding("policy_error", &res, e.to_string()));
+                        None
+                    }
                 }
-            },
+            }
         };
         if p.applies_to.is_empty() {
             findings.push(finding(

@@ -195,6 +195,22 @@ fn cluster_validate_checks_cookbook_clusters() {
         assert_eq!(v["ok"], true);
         assert!(v["queries"].as_u64().is_some_and(|n| n > 0));
         validated += 1;
+        // With no ledger, plan creates every resource: each graph and its
+        // schema, each stored query, each policy.
+        if !book.join("__cluster").exists() {
+            let out = omnigraph(&["cluster", "plan", "--config", dir]);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+            let n = |k: &str| v[k].as_u64().expect("count");
+            let want = format!(
+                "{} to create, 0 to update, 0 to delete",
+                2 * n("graphs") + n("queries") + n("policies")
+            );
+            let shown = text(&out.stdout);
+            assert!(
+                shown.contains("no state ledger") && shown.contains(&want),
+                "{shown}"
+            );
+        }
         // A broken copy: the graph renamed, so every binding dangles.
         let copy = std::env::temp_dir().join(format!("omnigraph-cluster-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&copy);
