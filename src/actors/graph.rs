@@ -135,18 +135,25 @@ impl GraphActor {
         }
     }
 
-    fn crash_reporter(&self) -> impl Fn(String) + Send + 'static {
+    /// Reports a crash to the supervisor and waits until it has taken the
+    /// graph out of service, so the caller's 500 is never followed by a
+    /// request to the crashed instance.
+    fn crash_reporter(&self) -> impl FnOnce(String) -> BoxFuture<'static, ()> + Send + 'static {
         let sup = self.supervisor.clone();
         let id = self.id.clone();
         let generation = self.generation;
         move |reason: String| {
-            if let Some(s) = &sup {
-                s.do_send(Crashed {
-                    id: id.clone(),
-                    generation,
-                    reason,
-                });
-            }
+            Box::pin(async move {
+                if let Some(s) = sup {
+                    let _ = s
+                        .send(Crashed {
+                            id,
+                            generation,
+                            reason,
+                        })
+                        .await;
+                }
+            })
         }
     }
 }
@@ -184,7 +191,7 @@ impl<T: Send + 'static> Handler<Read<T>> for GraphActor {
                 Ok(r) => r.map_err(ActorError::Engine),
                 Err(e) => {
                     let why = join_error(e);
-                    crash(why.clone());
+                    crash(why.clone()).await;
                     Err(ActorError::Crashed(why))
                 }
             }
@@ -225,7 +232,7 @@ impl<T: Send + 'static> Handler<Write<T>> for GraphActor {
             match r {
                 Ok(Ok(r)) => r.map_err(ActorError::Engine),
                 Ok(Err(why)) => {
-                    crash(why.clone());
+                    crash(why.clone()).await;
                     Err(ActorError::Crashed(why))
                 }
                 Err(_) => Err(ActorError::Gone),
