@@ -55,7 +55,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(show_commit),
         )
         .route("/graphs/{id}/queries", web::get().to(list_queries))
-        .route("/graphs/{id}/queries/{name}", web::post().to(invoke_query));
+        .route("/graphs/{id}/queries/{name}", web::post().to(invoke_query))
+        // Deprecated aliases kept by the reference (RFC 9745 / RFC 8288 headers).
+        .route("/graphs/{id}/read", web::post().to(read_alias))
+        .route("/graphs/{id}/change", web::post().to(change_alias))
+        .route("/graphs/{id}/ingest", web::post().to(ingest_alias));
 }
 
 type Res = Result<HttpResponse, ApiError>;
@@ -499,6 +503,18 @@ async fn query(
     id: Path<String>,
     body: web::Payload,
 ) -> Res {
+    query_inner(req, state, id, body, false).await
+}
+
+/// `/query`, or with `legacy` the deprecated `/read`: the same rows without
+/// `graph_commit_id` (the reference keeps `/read`'s body byte-stable).
+async fn query_inner(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+    legacy: bool,
+) -> Res {
     let actor = caller(&req, &state.tokens)?;
     let entry = graph(&state, &id)?;
     let body: QueryRequest = parse_json(&read_body(body, BODY_LIMIT).await?, None)?;
@@ -510,7 +526,7 @@ async fn query(
             q.name, entry.spec.id
         )));
     }
-    run_read(
+    let res = run_read(
         &entry,
         &actor,
         q,
@@ -518,7 +534,71 @@ async fn query(
         body.branch,
         body.snapshot,
     )
-    .await
+    .await?;
+    if !legacy {
+        return Ok(res);
+    }
+    let bytes = actix_web::body::to_bytes(res.into_body())
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "response body"))?;
+    let mut v: Json = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("graph_commit_id");
+    }
+    ok(&v)
+}
+
+/// Marks a deprecated route's response (success or error) with
+/// `Deprecation: true` (RFC 9745) and `Link: <successor>;
+/// rel="successor-version"` (RFC 8288), as the reference does.
+fn deprecated(r: Res, successor: &str) -> HttpResponse {
+    let mut res = match r {
+        Ok(res) => res,
+        Err(e) => actix_web::ResponseError::error_response(&e),
+    };
+    let h = res.headers_mut();
+    h.insert(
+        actix_web::http::header::HeaderName::from_static("deprecation"),
+        actix_web::http::header::HeaderValue::from_static("true"),
+    );
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&format!(
+        "<{successor}>; rel=\"successor-version\""
+    )) {
+        h.insert(actix_web::http::header::LINK, v);
+    }
+    res
+}
+
+/// Deprecated alias of `/query` (legacy field names accepted, no
+/// `graph_commit_id` in the response).
+async fn read_alias(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> HttpResponse {
+    deprecated(query_inner(req, state, id, body, true).await, "query")
+}
+
+/// Deprecated alias of `/mutate`.
+async fn change_alias(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> HttpResponse {
+    deprecated(mutate(req, state, id, body).await, "mutate")
+}
+
+/// Deprecated alias of `/load` (the JSON envelope).
+async fn ingest_alias(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> HttpResponse {
+    deprecated(load_envelope(req, state, id, body).await, "load")
 }
 
 #[utoipa::path(get, path = "/graphs/{id}/schema", responses((status = 200, body = SchemaOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]

@@ -112,6 +112,32 @@ fn open_mode_serves_everything_but_server_actions() {
     server.delete("/graphs/g/branches/dev", None).expect(200);
     server.delete("/graphs/g/branches/main", None).expect(400);
     server.get("/graphs", None).expect(403);
+    // The reference's deprecated aliases, with their headers.
+    let legacy = r#"{"query_source":"query c() { match { $p: Person } return { count($p) as n } }","query_name":"c"}"#;
+    let r = server.post("/graphs/g/read", None, legacy).expect(200);
+    assert_eq!(r.header("deprecation"), Some("true"));
+    assert_eq!(r.header("link"), Some("<query>; rel=\"successor-version\""));
+    let j = r.json();
+    assert_eq!(j["rows"], json!([{ "n": 5 }]));
+    assert!(j.get("graph_commit_id").is_none(), "{j}");
+    let r = server
+        .post(
+            "/graphs/g/change",
+            None,
+            r#"{"query_source":"query m() { insert Person { name: \"zed\" } }"}"#,
+        )
+        .expect(200);
+    assert_eq!(
+        r.header("link"),
+        Some("<mutate>; rel=\"successor-version\"")
+    );
+    assert_eq!(r.json()["affected_nodes"], 1);
+    let envelope = json!({ "data": people(50, 2), "mode": "append" }).to_string();
+    let r = server.post("/graphs/g/ingest", None, &envelope).expect(200);
+    assert_eq!(r.header("deprecation"), Some("true"));
+    assert_eq!(r.json()["total_entities"], 2);
+    let r = server.post("/graphs/g/read", None, "{bad").expect(400);
+    assert_eq!(r.header("deprecation"), Some("true"));
     // Bad input is a 400 naming the problem, never a crash.
     let bad = server
         .post(
