@@ -174,75 +174,60 @@ fn pair<'a, T>(
     (pairs, added, dropped)
 }
 
+/// The type-level steps of one kind of type: adds, hinted renames, drops.
+fn type_steps(
+    p: &mut Planner,
+    entity: &'static str,
+    added: &[String],
+    pairs: &[(String, String)],
+    dropped: &[String],
+) {
+    for name in added {
+        p.push(
+            StepKind::AddType,
+            entity,
+            name,
+            None,
+            format!("add {entity} type {name}"),
+        );
+    }
+    for (from, to) in pairs.iter().filter(|(f, t)| f != t) {
+        p.push(
+            StepKind::RenameType,
+            entity,
+            to,
+            None,
+            format!("rename {entity} type {from} to {to}"),
+        );
+    }
+    for name in dropped {
+        p.push(
+            StepKind::DropType,
+            entity,
+            name,
+            None,
+            format!("drop {entity} type {name} and its rows"),
+        );
+    }
+}
+
 /// Plans the migration from `old` to `new`.
 pub fn plan(old: &Catalog, new: &Catalog) -> MigrationPlan {
     let mut p = Planner { steps: Vec::new() };
     let (pairs, added, dropped) = pair(&old.nodes, &new.nodes, |n: &NodeType| {
         type_rename_from(&n.annotations)
     });
-    for name in added {
-        p.push(
-            StepKind::AddType,
-            "node",
-            &name,
-            None,
-            format!("add node type {name}"),
-        );
-    }
+    type_steps(&mut p, "node", &added, &pairs, &dropped);
     for (from, to) in &pairs {
-        if from != to {
-            p.push(
-                StepKind::RenameType,
-                "node",
-                to,
-                None,
-                format!("rename node type {from} to {to}"),
-            );
-        }
         node_changes(&mut p, &old.nodes[from], &new.nodes[to]);
-    }
-    for name in dropped {
-        p.push(
-            StepKind::DropType,
-            "node",
-            &name,
-            None,
-            format!("drop node type {name} and its rows"),
-        );
     }
     let renamed_nodes: BTreeMap<String, String> = pairs.into_iter().collect();
     let (pairs, added, dropped) = pair(&old.edges, &new.edges, |e: &EdgeType| {
         type_rename_from(&e.annotations)
     });
-    for name in added {
-        p.push(
-            StepKind::AddType,
-            "edge",
-            &name,
-            None,
-            format!("add edge type {name}"),
-        );
-    }
+    type_steps(&mut p, "edge", &added, &pairs, &dropped);
     for (from, to) in &pairs {
-        if from != to {
-            p.push(
-                StepKind::RenameType,
-                "edge",
-                to,
-                None,
-                format!("rename edge type {from} to {to}"),
-            );
-        }
         edge_changes(&mut p, &old.edges[from], &new.edges[to], &renamed_nodes);
-    }
-    for name in dropped {
-        p.push(
-            StepKind::DropType,
-            "edge",
-            &name,
-            None,
-            format!("drop edge type {name} and its rows"),
-        );
     }
     MigrationPlan {
         supported: p.steps.iter().all(|s| s.supported),
