@@ -32,6 +32,66 @@ pub struct ErrorOutput {
     pub code: Option<ErrorCode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_seconds: Option<u64>,
+    /// Every conflict of a refused merge (409); nothing was published.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merge_conflicts: Vec<MergeConflictOutput>,
+}
+
+/// One conflict of a refused merge (reference `MergeConflictOutput`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MergeConflictOutput {
+    /// `divergent_insert`, `divergent_update`, `delete_vs_update`,
+    /// `orphan_edge`, `unique_violation` or `cardinality_violation`.
+    pub kind: String,
+    /// `node` or `edge`.
+    pub entity_kind: String,
+    pub type_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_id: Option<String>,
+    pub message: String,
+}
+
+impl From<&crate::engine::merge::MergeConflict> for MergeConflictOutput {
+    fn from(c: &crate::engine::merge::MergeConflict) -> Self {
+        MergeConflictOutput {
+            kind: c.kind.name().to_string(),
+            entity_kind: c.entity_kind.clone(),
+            type_name: c.type_name.clone(),
+            entity_id: c.entity_id.clone(),
+            message: c.message.clone(),
+        }
+    }
+}
+
+/// `POST /graphs/{id}/branches/merge`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BranchMergeRequest {
+    /// The branch whose changes are merged.
+    pub source: String,
+    /// The branch that receives them (default `main`).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Delete the source after a successful merge (its own `branch_delete`
+    /// decision; a refusal is reported, never fails the merge).
+    #[serde(default)]
+    pub delete_branch: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BranchMergeOutput {
+    pub source: String,
+    pub target: String,
+    /// `already_up_to_date`, `fast_forward` or `merged`.
+    pub outcome: String,
+    /// The merge base commit.
+    pub base: String,
+    /// The target's head after the merge.
+    pub graph_commit_id: String,
+    pub actor_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch_deleted: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch_delete_error: Option<String>,
 }
 
 /// `GET /healthz`.

@@ -209,6 +209,32 @@ pub enum BranchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Merge a branch into another, three-way at the entity level:
+    /// already up to date, fast-forward, or one commit with two parents.
+    /// Conflicts are listed (kind, type, id, message) and nothing is
+    /// published; exit 1.
+    Merge {
+        /// The branch whose changes are merged.
+        source: String,
+        /// The branch that receives them.
+        #[arg(long = "into", default_value = "main")]
+        into: String,
+        /// Delete the source after a successful merge (a refusal is a
+        /// warning: the merge has landed).
+        #[arg(long)]
+        delete_branch: bool,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+        /// The actor the write is made as.
+        #[arg(long = "as", value_name = "ACTOR")]
+        actor: Option<String>,
+        /// A policy bundle (YAML) the write must pass, for `--as`; also
+        /// `OMNIGRAPH_POLICY_FILE`. Without one, direct writes are not gated.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+    },
     /// Delete a branch (never `main`).
     Delete {
         name: String,
@@ -704,6 +730,46 @@ pub fn branch(c: BranchCommand) -> Result<ExitCode, CliError> {
                 for b in bs {
                     println!("{}  {}", b.name, b.head);
                 }
+            }
+        }
+        BranchCommand::Merge {
+            source,
+            into,
+            delete_branch,
+            target,
+            json,
+            actor: who,
+            policy,
+        } => {
+            let g = open_for_write(&rt, &target.resolve()?, &policy)?;
+            let r = match rt.block_on(g.merge(&source, &into, &actor(&who), delete_branch)) {
+                Ok(r) => r,
+                Err(EngineError::MergeConflicts { conflicts }) if json => {
+                    json_out(&serde_json::json!({ "merge_conflicts": conflicts }));
+                    return Ok(ExitCode::from(1));
+                }
+                Err(e) => return Err(engine(e)),
+            };
+            if json {
+                json_out(&r);
+            } else {
+                let how = match r.outcome {
+                    crate::engine::merge::MergeOutcome::AlreadyUpToDate => "already up to date",
+                    crate::engine::merge::MergeOutcome::FastForward => "fast-forward",
+                    crate::engine::merge::MergeOutcome::Merged => "merged",
+                };
+                println!("{source} into {into}: {how}; head {}", r.head);
+                for (t, n) in &r.written {
+                    println!("  {t}: {n} upserted");
+                }
+                for (t, n) in &r.deleted {
+                    println!("  {t}: {n} deleted");
+                }
+            }
+            if let Some(e) = &r.branch_delete_error {
+                eprintln!("warning: branch {source} was not deleted: {e}");
+            } else if r.branch_deleted == Some(true) && !json {
+                println!("deleted branch {source}");
             }
         }
         BranchCommand::Delete {

@@ -64,6 +64,12 @@ pub enum EngineError {
         action: String,
         branch: String,
     },
+    #[error("merge refused: {reason}")]
+    MergeRefused { reason: String },
+    #[error("the merge has {} conflict(s); nothing was published — reconcile the branches and merge again:\n{}", .conflicts.len(), .conflicts.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n"))]
+    MergeConflicts {
+        conflicts: Vec<super::merge::MergeConflict>,
+    },
     #[error("injected fault at `{point}`")]
     Fault { point: String },
     #[error("I/O error on {path}: {source}")]

@@ -17,6 +17,7 @@ pub mod exec;
 pub mod export;
 pub mod load;
 pub mod manifest;
+pub mod merge;
 pub mod mutate;
 pub mod recovery;
 pub mod values;
@@ -116,6 +117,12 @@ pub(crate) enum TableWrite {
     Overwrite(RecordBatch),
     /// Delete rows by `id`.
     Delete(Vec<String>),
+    /// A merge's changes: delete rows by `id`, then upsert (two Lance
+    /// commits at most; the sidecar covers both).
+    Merge {
+        upsert: Option<RecordBatch>,
+        delete: Vec<String>,
+    },
 }
 
 /// `node:Type` for a node table.
@@ -347,20 +354,30 @@ impl Graph {
         action: crate::policy::Action,
         branch: &str,
     ) -> Result<(), EngineError> {
+        self.authorize_ctx(actor, action, Some(branch), Some(branch), branch)
+    }
+
+    /// Asks the installed gate with a distinct source `branch` and
+    /// `target` (a merge); `shown` names the branch in the refusal.
+    pub(crate) fn authorize_ctx(
+        &self,
+        actor: &str,
+        action: crate::policy::Action,
+        branch: Option<&str>,
+        target: Option<&str>,
+        shown: &str,
+    ) -> Result<(), EngineError> {
         let Some((id, gate)) = &self.gate else {
             return Ok(());
         };
-        let ctx = crate::policy::BranchCtx {
-            branch: Some(branch),
-            target: Some(branch),
-        };
+        let ctx = crate::policy::BranchCtx { branch, target };
         if gate.decide(actor, action, id, &ctx).allowed {
             Ok(())
         } else {
             Err(EngineError::Forbidden {
                 actor: actor.to_string(),
                 action: action.name().to_string(),
-                branch: branch.to_string(),
+                branch: shown.to_string(),
             })
         }
     }
@@ -802,6 +819,21 @@ impl Graph {
         actor: &str,
         message: &str,
     ) -> Result<(Manifest, Commit), EngineError> {
+        self.commit_writes_with(branch, view, writes, actor, message, None)
+            .await
+    }
+
+    /// [`Graph::commit_writes`] whose commit has a second parent (a merge's
+    /// source head) when `merge_parent` is set.
+    pub(crate) async fn commit_writes_with(
+        &self,
+        branch: &str,
+        view: &View,
+        writes: BTreeMap<TableKey, TableWrite>,
+        actor: &str,
+        message: &str,
+        merge_parent: Option<&str>,
+    ) -> Result<(Manifest, Commit), EngineError> {
         let m = self.manifest().await?;
         let target = m
             .branches
@@ -817,6 +849,7 @@ impl Graph {
             message: message.to_string(),
             started_ms: now_ms(),
             tables: BTreeMap::new(),
+            merge_parent: merge_parent.map(str::to_string),
         };
         for key in writes.keys() {
             let base = view.tables.get(key).ok_or_else(|| EngineError::Corrupt {
@@ -846,6 +879,23 @@ impl Graph {
                 TableWrite::Upsert(b) => table::upsert(ds, b).await?,
                 TableWrite::Overwrite(b) => table::overwrite(ds, b).await?,
                 TableWrite::Delete(ids) => table::delete_where_in(ds, "id", &ids).await?,
+                TableWrite::Merge { upsert, delete } => {
+                    let mut ds = ds;
+                    let mut version = ds.version().version;
+                    if !delete.is_empty() {
+                        version = table::delete_where_in(ds, "id", &delete).await?;
+                        ds = table::open(&TableAt {
+                            uri: self.table_uri(&key),
+                            branch: target.clone(),
+                            version,
+                        })
+                        .await?;
+                    }
+                    if let Some(b) = upsert {
+                        version = table::upsert(ds, b).await?;
+                    }
+                    version
+                }
             };
             // Indexes are derived state: a failure to build one leaves the
             // data version in place, and reads fall back to scanning.
@@ -879,7 +929,14 @@ impl Graph {
         // Phase C.
         fail::fail_point!("publish.before", |_| Err(fault("publish.before")));
         let (m, commit) = self
-            .publish_tables(&m, branch, &new_refs, actor, message, &sidecar.id, None)
+            .publish_tables(
+                &m,
+                branch,
+                &new_refs,
+                (actor, message, &sidecar.id),
+                merge_parent,
+                None,
+            )
             .await?;
         fail::fail_point!("publish.after", |_| Err(fault("publish.after")));
         // Phase D.
@@ -887,18 +944,18 @@ impl Graph {
         Ok((m, commit))
     }
 
-    /// Publishes `new_refs` on `branch` as one commit recording `write_id`.
-    #[allow(clippy::too_many_arguments)]
+    /// Publishes `new_refs` on `branch` as one commit; `who` is (actor,
+    /// message, write id); `merge_parent` adds a second parent.
     pub(crate) async fn publish_tables(
         &self,
         base: &Manifest,
         branch: &str,
         new_refs: &BTreeMap<TableKey, TableRef>,
-        actor: &str,
-        message: &str,
-        write_id: &str,
+        who: (&str, &str, &str),
+        merge_parent: Option<&str>,
         recovery: Option<&str>,
     ) -> Result<(Manifest, Commit), EngineError> {
+        let (actor, message, write_id) = who;
         let branch_s = branch.to_string();
         let (m, commit) =
             self.manifests
@@ -920,7 +977,9 @@ impl Graph {
                     }
                     let commit = Commit {
                         id: ulid::Ulid::new().to_string(),
-                        parents: vec![bs.head.clone()],
+                        parents: std::iter::once(bs.head.clone())
+                            .chain(merge_parent.map(str::to_string))
+                            .collect(),
                         branch: branch_s.clone(),
                         actor: actor.to_string(),
                         timestamp_ms: now_ms(),

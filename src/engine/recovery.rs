@@ -45,6 +45,9 @@ pub struct Sidecar {
     pub message: String,
     pub started_ms: i64,
     pub tables: BTreeMap<TableKey, SidecarTable>,
+    /// A merge's source head: the published commit's second parent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_parent: Option<String>,
 }
 
 /// One table of a sidecar: the version the write builds on, and the
@@ -331,9 +334,8 @@ impl Graph {
                     &m,
                     &sc.branch,
                     &refs,
-                    &sc.actor,
-                    &message,
-                    &sc.id,
+                    (&sc.actor, &message, &sc.id),
+                    sc.merge_parent.as_deref(),
                     Some("rolled_forward"),
                 )
                 .await?;
@@ -379,9 +381,8 @@ impl Graph {
                 &m,
                 &sc.branch,
                 &restored,
-                &sc.actor,
-                &message,
-                &sc.id,
+                (&sc.actor, &message, &sc.id),
+                None,
                 Some("rolled_back"),
             )
             .await?;
@@ -487,7 +488,14 @@ impl Graph {
                 let message = format!("repair: publish drifted {}", names.join(", "));
                 let cur = self.manifest().await?;
                 let (_, c) = self
-                    .publish_tables(&cur, branch, &refs, actor, &message, &id, Some("repair"))
+                    .publish_tables(
+                        &cur,
+                        branch,
+                        &refs,
+                        (actor, &message, &id),
+                        None,
+                        Some("repair"),
+                    )
                     .await?;
                 let sc = Sidecar {
                     id: id.clone(),
@@ -500,6 +508,7 @@ impl Graph {
                     message,
                     started_ms: now_ms(),
                     tables: BTreeMap::new(),
+                    merge_parent: None,
                 };
                 self.audit(&sc, HealAction::RolledForward, actor, Some(c.id.clone()))
                     .await?;

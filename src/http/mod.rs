@@ -53,6 +53,7 @@ pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     pub retry_after: Option<u64>,
+    pub merge_conflicts: Vec<crate::api::MergeConflictOutput>,
 }
 
 impl ApiError {
@@ -61,6 +62,7 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            merge_conflicts: Vec::new(),
         }
     }
     pub fn bad_request(m: impl Into<String>) -> ApiError {
@@ -110,6 +112,7 @@ impl ResponseError for ApiError {
             error: self.message.clone(),
             code: Some(self.code()),
             retry_after_seconds: self.retry_after,
+            merge_conflicts: self.merge_conflicts.clone(),
         })
     }
 }
@@ -123,16 +126,24 @@ impl From<EngineError> for ApiError {
             | E::Param { .. }
             | E::BadBranchName { .. }
             | E::Schema { .. }
+            | E::MergeRefused { .. }
             | E::MainProtected => StatusCode::BAD_REQUEST,
             E::UnknownBranch { .. } | E::UnknownCommit { .. } => StatusCode::NOT_FOUND,
-            E::BranchExists { .. } | E::Conflict { .. } | E::Drift { .. } => StatusCode::CONFLICT,
+            E::BranchExists { .. }
+            | E::Conflict { .. }
+            | E::Drift { .. }
+            | E::MergeConflicts { .. } => StatusCode::CONFLICT,
             E::Forbidden { .. } => StatusCode::FORBIDDEN,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %e, "internal error");
         }
-        ApiError::new(status, e.to_string())
+        let mut out = ApiError::new(status, e.to_string());
+        if let E::MergeConflicts { conflicts } = &e {
+            out.merge_conflicts = conflicts.iter().map(Into::into).collect();
+        }
+        out
     }
 }
 

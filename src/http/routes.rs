@@ -46,6 +46,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/graphs/{id}/branches", web::get().to(list_branches))
         .route("/graphs/{id}/branches", web::post().to(create_branch))
         .route(
+            "/graphs/{id}/branches/merge",
+            web::post().to(merge_branches),
+        )
+        .route(
             "/graphs/{id}/branches/{branch}",
             web::delete().to(delete_branch),
         )
@@ -175,6 +179,7 @@ async fn admit(state: &AppState, actor: &str, bytes: u64) -> Result<Permit, ApiE
                 status: StatusCode::TOO_MANY_REQUESTS,
                 message: format!("{}; retry after {} s", rej.message, rej.retry_after),
                 retry_after: Some(rej.retry_after),
+                merge_conflicts: Vec::new(),
             }
         }
     })
@@ -1022,6 +1027,55 @@ async fn delete_branch(
     })
 }
 
+#[utoipa::path(post, path = "/graphs/{id}/branches/merge", request_body = BranchMergeRequest, responses((status = 200, body = BranchMergeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, description = "Merge conflicts (`merge_conflicts[]`); nothing was published", body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn merge_branches(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let raw = read_body(body, BODY_LIMIT).await?;
+    let body: BranchMergeRequest = parse_json(&raw, None)?;
+    let target = body.target.unwrap_or_else(|| MAIN.to_string());
+    let ctx = BranchCtx {
+        branch: Some(&body.source),
+        target: Some(&target),
+    };
+    authorize(&entry, &actor, Action::BranchMerge, ctx)?;
+    let _permit = admit(&state, &actor, raw.len() as u64).await?;
+    // The merge writes the target and, with `delete_branch`, the source.
+    let mut keys = all_table_keys(&*open_graph(&entry).await?, &target);
+    if body.delete_branch {
+        keys.extend(all_table_keys(&*open_graph(&entry).await?, &body.source));
+    }
+    let (s2, t2, a2, del) = (
+        body.source.clone(),
+        target.clone(),
+        actor.clone(),
+        body.delete_branch,
+    );
+    let r = write(&entry, &actor, keys, move |g| {
+        async move { g.merge(&s2, &t2, &a2, del).await }.boxed()
+    })
+    .await?;
+    let outcome = serde_json::to_value(r.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    ok(&BranchMergeOutput {
+        source: r.source,
+        target: r.target,
+        outcome,
+        base: r.base,
+        graph_commit_id: r.head,
+        actor_id: Some(actor),
+        branch_deleted: r.branch_deleted,
+        branch_delete_error: r.branch_delete_error,
+    })
+}
+
 // ---- stored queries -----------------------------------------------------
 
 fn param_kind(t: &crate::schema::catalog::PropType) -> (ParamKind, Option<ParamKind>, Option<u32>) {
@@ -1167,7 +1221,7 @@ pub async fn observe(
     info(title = "Omnigraph server", description = "Versioned, branchable property graphs over HTTP."),
     paths(
         healthz, list_graphs, admin_graphs, admin_quarantine, admin_restart, snapshot, query,
-        schema, list_branches, list_commits, show_commit, export, mutate, load_ndjson,
+        schema, list_branches, merge_branches, list_commits, show_commit, export, mutate, load_ndjson,
         load_envelope, create_branch, delete_branch, list_queries, invoke_query
     ),
     components(schemas(ErrorOutput, ErrorCode, ReadOutput, ChangeOutput)),

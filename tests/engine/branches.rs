@@ -283,6 +283,12 @@ fn cli_writes_pass_the_policy_gate() {
         ]),
         "branch delete is not granted",
     );
+    denied(
+        omnigraph(&[
+            "branch", "merge", "dev", "--into", "main", "--as", "alice", "--policy", p, &uri,
+        ]),
+        "branch merge is not granted",
+    );
     // The environment variable installs the same gate.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_omnigraph"))
         .args([

@@ -1,5 +1,5 @@
 //! The storage fault matrix (needs `--features failpoints`): every failpoint
-//! of the commit protocol × every writer. For each: the failing call returns
+//! of the commit protocol × every writer (load, mutate, branch merge). For each: the failing call returns
 //! an error; a read right after sees either all of the write or none of it;
 //! once the fault clears, the same open handle's next write heals and
 //! succeeds; every write acknowledged before is still readable; and heal left
@@ -35,33 +35,50 @@ fn graph_with_one_write(rt: &tokio::runtime::Runtime, dir: &std::path::Path, w: 
             SCHEMA,
         ))
         .expect("init");
+    if let Writer::Merge = w {
+        // Every write the matrix makes is a branch merged into main; main
+        // moves after they fork, so each merge is a three-way one.
+        rt.block_on(async {
+            for tag in ["ok0", "pending", "bad", "ok1"] {
+                g.create_branch(tag, "main", "faults").await?;
+                load_triple(&g, tag, tag).await?;
+            }
+            load_triple(&g, "base", "main").await
+        })
+        .expect("branches to merge");
+    }
     rt.block_on(write(&g, w, "ok0")).expect("first write");
     g
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Writer {
     Load,
     Mutate,
+    Merge,
+}
+
+/// Loads the nodes `{tag}-a`, `{tag}-b` and a link between them.
+async fn load_triple(g: &Graph, tag: &str, branch: &str) -> Result<(), EngineError> {
+    let data = format!(
+        "{{\"type\":\"Item\",\"data\":{{\"key\":\"{tag}-a\",\"n\":1}}}}\n{{\"type\":\"Item\",\"data\":{{\"key\":\"{tag}-b\",\"n\":2}}}}\n{{\"edge\":\"Link\",\"from\":\"{tag}-a\",\"to\":\"{tag}-b\"}}\n"
+    );
+    g.load(
+        std::io::Cursor::new(data.into_bytes()),
+        LoadMode::Append,
+        branch,
+        None,
+        "faults",
+    )
+    .await
+    .map(|_| ())
 }
 
 /// One write of `tag`: two nodes and one edge (two tables).
 async fn write(g: &Graph, w: Writer, tag: &str) -> Result<(), EngineError> {
     match w {
-        Writer::Load => {
-            let data = format!(
-                "{{\"type\":\"Item\",\"data\":{{\"key\":\"{tag}-a\",\"n\":1}}}}\n{{\"type\":\"Item\",\"data\":{{\"key\":\"{tag}-b\",\"n\":2}}}}\n{{\"edge\":\"Link\",\"from\":\"{tag}-a\",\"to\":\"{tag}-b\"}}\n"
-            );
-            g.load(
-                std::io::Cursor::new(data.into_bytes()),
-                LoadMode::Append,
-                "main",
-                None,
-                "faults",
-            )
-            .await
-            .map(|_| ())
-        }
+        Writer::Load => load_triple(g, tag, "main").await,
+        Writer::Merge => g.merge(tag, "main", "faults", false).await.map(|_| ()),
         Writer::Mutate => {
             let src = "query m($a: String, $b: String) {
                 insert Item { key: $a, n: 1 }
@@ -195,7 +212,7 @@ fn every_failpoint_times_every_writer() {
     let scenario = fail::FailScenario::setup();
     let rt = runtime();
     let mut rows = 0;
-    for writer in [Writer::Load, Writer::Mutate] {
+    for writer in [Writer::Load, Writer::Mutate, Writer::Merge] {
         for case in CASES {
             let label = format!("{writer:?} × {} ({})", case.point, case.action);
             let tmp = tempfile::tempdir().expect("tmp");
@@ -245,6 +262,15 @@ fn every_failpoint_times_every_writer() {
                 bad_visible, bad_expected,
                 "{label}: failed write visible = {bad_visible}"
             );
+            if writer == Writer::Merge && bad_expected {
+                // A rolled-forward or retired merge keeps both parents.
+                let commits = rt.block_on(g.commits("main")).expect("commits");
+                let merged = commits
+                    .iter()
+                    .find(|c| c.message.starts_with("merge bad into main"))
+                    .unwrap_or_else(|| panic!("{label}: no merge commit"));
+                assert_eq!(merged.parents.len(), 2, "{label}: {merged:?}");
+            }
             if case.pending_first {
                 assert!(
                     seen.contains_key("pending"),
@@ -259,7 +285,7 @@ fn every_failpoint_times_every_writer() {
             rows += 1;
         }
     }
-    assert_eq!(rows, 2 * CASES.len());
+    assert_eq!(rows, 3 * CASES.len());
     scenario.teardown();
 }
 

@@ -109,6 +109,54 @@ fn open_mode_serves_everything_but_server_actions() {
         .expect(200)
         .json();
     assert_eq!(created["branch_created"], true);
+    // Merge: main has not moved, so dev fast-forwards it.
+    let m = server
+        .post("/graphs/g/branches/merge", None, r#"{"source":"dev"}"#)
+        .expect(200)
+        .json();
+    assert_eq!(
+        (m["outcome"].as_str(), m["target"].as_str()),
+        (Some("fast_forward"), Some("main"))
+    );
+    let r = server
+        .post("/graphs/g/query", None, COUNT)
+        .expect(200)
+        .json();
+    assert_eq!(r["rows"], json!([{ "n": 7 }]));
+    // Both sides change p0 differently: 409 with the conflict, nothing lands.
+    let p0 =
+        |age: u32| format!("{{\"type\":\"Person\",\"data\":{{\"name\":\"p0\",\"age\":{age}}}}}\n");
+    server
+        .post("/graphs/g/load/ndjson?branch=dev&mode=merge", None, &p0(1))
+        .expect(200);
+    server
+        .post("/graphs/g/load/ndjson?mode=merge", None, &p0(2))
+        .expect(200);
+    let before = server.get("/graphs/g/snapshot", None).expect(200).json();
+    let c = server
+        .post(
+            "/graphs/g/branches/merge",
+            None,
+            r#"{"source":"dev","target":"main"}"#,
+        )
+        .expect(409)
+        .json();
+    assert_eq!(c["code"], "conflict");
+    assert_eq!(
+        c["merge_conflicts"],
+        json!([{"kind": "divergent_update", "entity_kind": "node", "type_name": "Person", "entity_id": "p0", "message": "updated differently on both branches"}])
+    );
+    let after = server.get("/graphs/g/snapshot", None).expect(200).json();
+    assert_eq!(before["graph_commit_id"], after["graph_commit_id"]);
+    server
+        .post("/graphs/g/branches/merge", None, r#"{"source":"nope"}"#)
+        .expect(404);
+    server
+        .post("/graphs/g/branches/merge", None, r#"{"source":"main"}"#)
+        .expect(400);
+    server
+        .post("/graphs/g/branches/merge", None, r#"{"target":"main"}"#)
+        .expect(400);
     server.delete("/graphs/g/branches/dev", None).expect(200);
     server.delete("/graphs/g/branches/main", None).expect(400);
     server.get("/graphs", None).expect(403);
@@ -118,7 +166,7 @@ fn open_mode_serves_everything_but_server_actions() {
     assert_eq!(r.header("deprecation"), Some("true"));
     assert_eq!(r.header("link"), Some("<query>; rel=\"successor-version\""));
     let j = r.json();
-    assert_eq!(j["rows"], json!([{ "n": 5 }]));
+    assert_eq!(j["rows"], json!([{ "n": 7 }]));
     assert!(j.get("graph_commit_id").is_none(), "{j}");
     let r = server
         .post(
