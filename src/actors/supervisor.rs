@@ -94,7 +94,7 @@ impl StoredQueries {
                 .map_err(|e| format!("cannot read {}: {e}", f.display()))?;
             let name = f.display().to_string();
             let (compiled, diags) =
-                crate::query::compile_queries_file(graph.catalog(), &name, &src);
+                crate::query::compile_queries_file(&graph.catalog(), &name, &src);
             if compiled.has_errors() {
                 return Err(format!(
                     "stored queries in {name} do not type check against the graph's schema:\n{}",

@@ -63,6 +63,35 @@ impl From<&crate::engine::merge::MergeConflict> for MergeConflictOutput {
     }
 }
 
+/// `POST /graphs/{id}/schema/apply`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SchemaApplyRequest {
+    /// The desired schema, `.pg` source.
+    pub schema_source: String,
+    /// Apply steps that drop a type or property (older commits keep
+    /// reading the dropped data).
+    #[serde(default)]
+    pub allow_data_loss: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SchemaApplyOutput {
+    pub uri: String,
+    pub supported: bool,
+    /// False when the graph already had this schema (nothing published).
+    pub applied: bool,
+    pub step_count: usize,
+    pub graph_manifest_version: u64,
+    /// `{kind, entity, type_name, property?, detail, supported, reason?,
+    /// data_loss}` per step.
+    pub steps: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_commit_id: Option<String>,
+    pub actor_id: Option<String>,
+}
+
 /// `POST /graphs/{id}/branches/merge`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BranchMergeRequest {

@@ -242,7 +242,7 @@ async fn query_generated(nodes: usize, edges: usize, dir: Option<String>) -> Res
             g
         }
     };
-    let compiled = omnigraph::query::compile_queries(g.catalog(), QUERIES);
+    let compiled = omnigraph::query::compile_queries(&g.catalog(), QUERIES);
     if compiled.has_errors() {
         return Err(format!("{:?}", compiled.diagnostics));
     }

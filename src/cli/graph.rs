@@ -430,12 +430,12 @@ fn params_json(p: &Option<String>) -> Result<serde_json::Value, CliError> {
 /// Compiles the source against the graph's catalog and picks the query:
 /// `name`, or the only one. `Err(Ok(code))` when diagnostics were printed.
 fn pick(
-    g: &Graph,
+    catalog: &crate::schema::Catalog,
     file: &str,
     src: &str,
     name: &Option<String>,
 ) -> Result<Result<crate::query::CheckedQuery, ExitCode>, CliError> {
-    let (compiled, diags) = crate::query::compile_queries_file(g.catalog(), file, src);
+    let (compiled, diags) = crate::query::compile_queries_file(catalog, file, src);
     if compiled.has_errors() {
         eprint!("{}", diags.render(super::color()));
         return Ok(Err(ExitCode::from(1)));
@@ -468,7 +468,7 @@ pub fn mutate(a: MutateArgs) -> Result<ExitCode, CliError> {
     let params = params_json(&a.gq.params)?;
     let rt = runtime()?;
     let g = open_for_write(&rt, &a.store, &a.policy)?;
-    let q = match pick(&g, &file, &src, &a.name)? {
+    let q = match pick(&g.catalog(), &file, &src, &a.name)? {
         Ok(q) => q,
         Err(code) => return Ok(code),
     };
@@ -488,7 +488,9 @@ pub fn query(a: QueryRunArgs) -> Result<ExitCode, CliError> {
     let params = params_json(&a.gq.params)?;
     let rt = runtime()?;
     let g = rt.block_on(Graph::open(&store)).map_err(engine)?;
-    let q = match pick(&g, &file, &src, &a.name)? {
+    // A commit from before a schema apply is read with its own schema.
+    let catalog = rt.block_on(g.catalog_at(&a.at.read_at())).map_err(engine)?;
+    let q = match pick(&catalog, &file, &src, &a.name)? {
         Ok(q) => q,
         Err(code) => return Ok(code),
     };
@@ -870,7 +872,7 @@ pub fn schema_plan(schema: &std::path::Path, uri: &str, json: bool) -> Result<Ex
     };
     let rt = runtime()?;
     let g = rt.block_on(Graph::open(uri)).map_err(engine)?;
-    let plan = crate::schema::migrate::plan(g.catalog(), &new);
+    let plan = crate::schema::migrate::plan(&g.catalog(), &new);
     if json {
         json_out(&plan);
     } else {
@@ -907,12 +909,57 @@ pub fn schema_plan(schema: &std::path::Path, uri: &str, json: bool) -> Result<Ex
     })
 }
 
+/// `omnigraph schema apply --schema NEW.pg URI`.
+pub fn schema_apply(
+    schema: &std::path::Path,
+    uri: &str,
+    allow_data_loss: bool,
+    json: bool,
+    who: Option<String>,
+    policy: Option<PathBuf>,
+) -> Result<ExitCode, CliError> {
+    let src = super::read(schema)?;
+    let rt = runtime()?;
+    let g = open_for_write(&rt, uri, &policy)?;
+    let file = schema.display().to_string();
+    let r = match rt.block_on(g.apply_schema(&file, &src, allow_data_loss, &actor(&who))) {
+        Ok(r) => r,
+        Err(EngineError::Schema { rendered }) => {
+            eprint!("{rendered}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(e) => return Err(engine(e)),
+    };
+    if json {
+        json_out(&r);
+    } else if !r.applied {
+        println!("no changes: the graph already has this schema");
+    } else {
+        for s in &r.steps {
+            println!("applied {} {}: {}", s.entity, s.type_name, s.detail);
+        }
+        for (t, n) in &r.rewritten {
+            println!("  {t}: {n} rows rewritten");
+        }
+        if let Some(c) = &r.commit {
+            println!(
+                "schema {} in commit {} (manifest v{})",
+                r.schema_id.as_deref().unwrap_or_default(),
+                c.id,
+                r.manifest_version
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `omnigraph schema show URI`.
 pub fn schema_show(uri: &str) -> Result<ExitCode, CliError> {
     let rt = runtime()?;
     let g = rt.block_on(Graph::open(uri)).map_err(engine)?;
-    print!("{}", g.schema_source());
-    if !g.schema_source().ends_with('\n') {
+    let source = g.schema_source();
+    print!("{source}");
+    if !source.ends_with('\n') {
         println!();
     }
     Ok(ExitCode::SUCCESS)

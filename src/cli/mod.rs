@@ -127,6 +127,30 @@ pub enum SchemaCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Apply a new `.pg` to a graph: the planned steps in one commit,
+    /// fenced like every write. Unsupported plans, drops without
+    /// `--allow-data-loss`, steps other branches cannot take, and rows that
+    /// break a new constraint are refused (exit 1) with the reason.
+    Apply {
+        /// The desired `.pg` file.
+        #[arg(long)]
+        schema: PathBuf,
+        /// The graph (a local path or file:// URI).
+        uri: String,
+        /// Apply steps that drop a type or property (older commits keep
+        /// reading the dropped data).
+        #[arg(long)]
+        allow_data_loss: bool,
+        #[arg(long)]
+        json: bool,
+        /// The actor the write is made as.
+        #[arg(long = "as", value_name = "ACTOR")]
+        actor: Option<String>,
+        /// A policy bundle (YAML) the write must pass (`schema_apply`), for
+        /// `--as`; also `OMNIGRAPH_POLICY_FILE`.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+    },
     /// Print a graph's current `.pg` source.
     #[command(alias = "get")]
     Show {
@@ -259,6 +283,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             graph::schema_plan(&schema, &uri, json)
         }
         Command::Schema(SchemaCommand::Show { uri }) => graph::schema_show(&uri),
+        Command::Schema(SchemaCommand::Apply {
+            schema,
+            uri,
+            allow_data_loss,
+            json,
+            actor,
+            policy,
+        }) => graph::schema_apply(&schema, &uri, allow_data_loss, json, actor, policy),
         Command::Cluster(ClusterCommand::Validate { config, json }) => {
             let r = crate::cluster::validate(&config).map_err(CliError::Input)?;
             if json {
@@ -401,9 +433,7 @@ fn lint(args: &LintArgs) -> Result<ExitCode, CliError> {
                 .enable_all()
                 .build()
                 .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
-            rt.block_on(crate::engine::Graph::open(uri))?
-                .catalog()
-                .clone()
+            (*rt.block_on(crate::engine::Graph::open(uri))?.catalog()).clone()
         }
         (None, None) => return Err(CliError::Usage("give --schema S.pg or a graph URI".into())),
     };

@@ -64,6 +64,8 @@ pub enum EngineError {
         action: String,
         branch: String,
     },
+    #[error("schema apply refused: {reason}")]
+    SchemaRefused { reason: String },
     #[error("merge refused: {reason}")]
     MergeRefused { reason: String },
     #[error("the merge has {} conflict(s); nothing was published — reconcile the branches and merge again:\n{}", .conflicts.len(), .conflicts.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n"))]

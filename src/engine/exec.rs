@@ -329,7 +329,7 @@ impl Graph {
         if edge {
             btree.extend(["src".to_string(), "dst".to_string()]);
         }
-        for (col, kind) in self.index_decls(key) {
+        for (col, kind) in super::index_decls_of(&view.catalog, key) {
             match kind {
                 IndexKind::Btree if !btree.contains(&col) => btree.push(col),
                 IndexKind::FullText => fulltext.push(col),
@@ -338,7 +338,7 @@ impl Graph {
         }
         let fresh = || TableState {
             at: r.map(|r| self.at(key, r)),
-            props: self.props(key).to_vec(),
+            props: super::props_of(&view.catalog, key),
             edge,
             btree: btree.clone(),
             fulltext: fulltext.clone(),
@@ -391,7 +391,7 @@ impl Graph {
             };
             ctx.table_ix.insert(key.clone(), ctx.tables.len());
             ctx.tables.push(self.table_state(&view, &key));
-            ctx.props.push(self.props(&key).to_vec());
+            ctx.props.push(super::props_of(&view.catalog, &key));
         }
         for (var, ty) in &plan.variables {
             if let Some(&t) = ctx.table_ix.get(&node_key(ty)) {

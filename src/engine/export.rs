@@ -27,7 +27,7 @@ impl Graph {
         let view = self.view(at).await?;
         if let Some(ts) = types {
             for t in ts {
-                if self.catalog.node(t).is_none() && self.catalog.edge(t).is_none() {
+                if view.catalog.node(t).is_none() && view.catalog.edge(t).is_none() {
                     return Err(EngineError::Param {
                         name: "type".into(),
                         reason: format!("`{t}` is not a node or edge type of this graph"),
@@ -40,7 +40,7 @@ impl Graph {
             source,
         };
         let mut total = 0;
-        for key in self.table_keys() {
+        for key in super::keys_of(&view.catalog) {
             let (kind, name) = key.split_once(':').unwrap_or(("node", key.as_str()));
             if types.is_some_and(|ts| !ts.iter().any(|t| t == name)) {
                 continue;
@@ -49,7 +49,7 @@ impl Graph {
                 continue;
             };
             let ds = table::open(&self.at(&key, r)).await?;
-            let props = self.props(&key).to_vec();
+            let props = super::props_of(&view.catalog, &key);
             let mut stream = table::scan(&ds, None).await?;
             while let Some(b) = stream.try_next().await? {
                 let idx = |n: &str| b.schema().index_of(n).ok();

@@ -54,6 +54,10 @@ pub struct BranchState {
 pub struct Manifest {
     pub version: u64,
     pub branches: BTreeMap<String, BranchState>,
+    /// The accepted schema (`_graph/schema/{id}.json` and `.pg`); `None`:
+    /// the schema `init` wrote (`_graph/catalog.json`, `schema.pg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
 }
 
 /// One commit of the DAG.
@@ -78,6 +82,10 @@ pub struct Commit {
     /// `repair`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<String>,
+    /// The schema id the graph had when this commit was published (see
+    /// [`Manifest::schema`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
 }
 
 fn manifest_path(v: u64) -> String {

@@ -314,7 +314,17 @@ impl Graph {
         }
         let message = format!("merge {source} into {target}");
         let (_, commit) = self
-            .commit_writes_with(target, &view, writes, actor, &message, Some(&src.head))
+            .commit_writes_with(
+                target,
+                &view,
+                writes,
+                actor,
+                &message,
+                super::Extra {
+                    merge_parent: Some(&src.head),
+                    schema: None,
+                },
+            )
             .await?;
         report.outcome = MergeOutcome::Merged;
         report.head = commit.id.clone();
@@ -437,7 +447,7 @@ impl Graph {
             .filter(|(_, c)| !c.upsert.is_empty() || !c.delete.is_empty())
             .map(|(k, _)| k)
             .collect();
-        let catalog = self.catalog.clone();
+        let catalog = self.catalog();
         for e in catalog.edges.values() {
             let (ek, fk, tk) = (edge_key(&e.name), node_key(&e.from), node_key(&e.to));
             let endpoints_changed = changed.contains(&fk) || changed.contains(&tk);

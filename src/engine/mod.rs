@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod merge;
 pub mod mutate;
 pub mod recovery;
+pub mod schema_apply;
 pub mod values;
 
 use std::collections::{BTreeMap, HashSet};
@@ -68,6 +69,10 @@ pub struct View {
     pub branch: Option<String>,
     pub commit: String,
     pub tables: BTreeMap<TableKey, TableRef>,
+    /// The schema of that state: the current one for a branch head, the
+    /// one the commit was published under for a commit (so time travel
+    /// across a schema apply reads old tables with their old properties).
+    pub catalog: Arc<Catalog>,
 }
 
 /// One table in a snapshot.
@@ -123,6 +128,18 @@ pub(crate) enum TableWrite {
         upsert: Option<RecordBatch>,
         delete: Vec<String>,
     },
+    /// No data change: only the index upkeep every table write runs (an
+    /// index a schema apply added).
+    Reindex,
+}
+
+/// What a write publishes besides its tables.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Extra<'a> {
+    /// A merge's source head: the commit's second parent.
+    pub merge_parent: Option<&'a str>,
+    /// A schema apply's switch.
+    pub schema: Option<&'a schema_apply::SchemaSwitch>,
 }
 
 /// `node:Type` for a node table.
@@ -177,8 +194,12 @@ pub struct Graph {
     uri: String,
     root: PathBuf,
     manifests: ManifestStore,
-    catalog: Arc<Catalog>,
-    schema_source: String,
+    /// The accepted schema, shared by clones of this handle and swapped
+    /// when the manifest names a newer one (a schema apply, here or in
+    /// another process, or one recovered by heal).
+    schema: Arc<std::sync::RwLock<Arc<SchemaState>>>,
+    /// A handle a schema apply builds on the new schema: never reloads.
+    schema_pinned: bool,
     /// Decoded tables per (table, Lance branch, version), shared by reads.
     cache: exec::TableCache,
     /// The policy gate every write asks first, with the graph id it names
@@ -187,6 +208,29 @@ pub struct Graph {
 }
 
 const GRAPH_DIR: &str = "_graph";
+
+/// One accepted schema: its id in the manifest (`None`: the one `init`
+/// wrote, `_graph/catalog.json`), compiled catalog and `.pg` source.
+#[derive(Debug)]
+pub struct SchemaState {
+    pub id: Option<String>,
+    pub catalog: Arc<Catalog>,
+    pub source: String,
+}
+
+impl SchemaState {
+    fn cell(
+        id: Option<String>,
+        catalog: Catalog,
+        source: String,
+    ) -> Arc<std::sync::RwLock<Arc<Self>>> {
+        Arc::new(std::sync::RwLock::new(Arc::new(SchemaState {
+            id,
+            catalog: Arc::new(catalog),
+            source,
+        })))
+    }
+}
 
 impl Graph {
     /// Creates a graph at `uri` from `.pg` source (`schema_file` names it in
@@ -257,8 +301,8 @@ impl Graph {
             uri: uri.to_string(),
             root: root.to_path_buf(),
             manifests: ManifestStore::new(control),
-            catalog: Arc::new(catalog),
-            schema_source: schema_source.to_string(),
+            schema: SchemaState::cell(None, catalog, schema_source.to_string()),
+            schema_pinned: false,
             cache: exec::TableCache::default(),
             gate: None,
         };
@@ -284,6 +328,7 @@ impl Graph {
             tables: tables.clone(),
             write_id: None,
             recovery: None,
+            schema: None,
         };
         graph.manifests.write_commit(&commit).await?;
         let mut branches = BTreeMap::new();
@@ -300,6 +345,7 @@ impl Graph {
             .create_first(&Manifest {
                 version: 1,
                 branches,
+                schema: None,
             })
             .await?;
         Ok(graph)
@@ -325,15 +371,18 @@ impl Graph {
                 reason: e.to_string(),
             })?;
         let schema_source = String::from_utf8_lossy(&control.get("schema.pg").await?).into_owned();
-        Ok(Graph {
+        let g = Graph {
             uri: uri.to_string(),
             root,
             manifests: ManifestStore::new(control),
-            catalog: Arc::new(catalog),
-            schema_source,
+            schema: SchemaState::cell(None, catalog, schema_source),
+            schema_pinned: false,
             cache: exec::TableCache::default(),
             gate: None,
-        })
+        };
+        // Loads the schema the newest manifest names, if it was changed.
+        g.manifest().await?;
+        Ok(g)
     }
 
     /// Installs a policy gate: from now on every write (load, mutate,
@@ -386,19 +435,30 @@ impl Graph {
         &self.uri
     }
 
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
+    /// The accepted schema's catalog (as of the last manifest this handle
+    /// read).
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.schema_state().catalog.clone()
+    }
+
+    /// The accepted schema: id, catalog and source.
+    pub fn schema_state(&self) -> Arc<SchemaState> {
+        match self.schema.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// The accepted `.pg` source.
-    pub fn schema_source(&self) -> &str {
-        &self.schema_source
+    pub fn schema_source(&self) -> String {
+        self.schema_state().source.clone()
     }
 
     /// Every table key, nodes then edges, sorted.
     pub fn table_keys(&self) -> Vec<TableKey> {
-        let mut keys: Vec<TableKey> = self.catalog.nodes.keys().map(|n| node_key(n)).collect();
-        keys.extend(self.catalog.edges.keys().map(|e| edge_key(e)));
+        let cat = self.catalog();
+        let mut keys: Vec<TableKey> = cat.nodes.keys().map(|n| node_key(n)).collect();
+        keys.extend(cat.edges.keys().map(|e| edge_key(e)));
         keys
     }
 
@@ -413,29 +473,55 @@ impl Graph {
     }
 
     fn arrow_schema(&self, key: &str) -> Schema {
+        let cat = self.catalog();
         match key.split_once(':') {
-            Some(("edge", name)) => self.catalog.edge(name).map(values::edge_schema),
-            Some((_, name)) => self.catalog.node(name).map(values::node_schema),
+            Some(("edge", name)) => cat.edge(name).map(values::edge_schema),
+            Some((_, name)) => cat.node(name).map(values::node_schema),
             None => None,
         }
         .unwrap_or_else(Schema::empty)
     }
 
     /// The properties of a table's type.
-    fn props(&self, key: &str) -> &[Property] {
-        match key.split_once(':') {
-            Some(("edge", name)) => self.catalog.edge(name).map(|e| e.properties.as_slice()),
-            Some((_, name)) => self.catalog.node(name).map(|n| n.properties.as_slice()),
-            None => None,
-        }
-        .unwrap_or(&[])
+    fn props(&self, key: &str) -> Vec<Property> {
+        props_of(&self.catalog(), key)
     }
 
     /// The declared indexes of a table's properties: (column, kind).
     pub(crate) fn index_decls(&self, key: &str) -> Vec<(String, crate::schema::IndexKind)> {
+        index_decls_of(&self.catalog(), key)
+    }
+
+    /// The schema a read position sees (see [`View::catalog`]): compile a
+    /// query against it to read a commit from before a schema apply.
+    pub async fn catalog_at(&self, at: &ReadAt) -> Result<Arc<Catalog>, EngineError> {
+        Ok(self.view(at).await?.catalog)
+    }
+}
+
+/// The properties of a table's type in `cat` (empty for an unknown key).
+pub(crate) fn props_of(cat: &Catalog, key: &str) -> Vec<Property> {
+    match key.split_once(':') {
+        Some(("edge", name)) => cat.edge(name).map(|e| e.properties.clone()),
+        Some((_, name)) => cat.node(name).map(|n| n.properties.clone()),
+        None => None,
+    }
+    .unwrap_or_default()
+}
+
+/// Every table key of `cat`, nodes then edges, sorted.
+pub(crate) fn keys_of(cat: &Catalog) -> Vec<TableKey> {
+    let mut keys: Vec<TableKey> = cat.nodes.keys().map(|n| node_key(n)).collect();
+    keys.extend(cat.edges.keys().map(|e| edge_key(e)));
+    keys
+}
+
+/// The declared indexes of a table's properties in `cat`: (column, kind).
+pub(crate) fn index_decls_of(cat: &Catalog, key: &str) -> Vec<(String, crate::schema::IndexKind)> {
+    {
         let decls = match key.split_once(':') {
-            Some(("edge", name)) => self.catalog.edge(name).map(|e| e.indexes.as_slice()),
-            Some((_, name)) => self.catalog.node(name).map(|n| n.indexes.as_slice()),
+            Some(("edge", name)) => cat.edge(name).map(|e| e.indexes.as_slice()),
+            Some((_, name)) => cat.node(name).map(|n| n.indexes.as_slice()),
             None => None,
         };
         decls
@@ -444,7 +530,9 @@ impl Graph {
             .map(|d| (d.property.clone(), d.kind))
             .collect()
     }
+}
 
+impl Graph {
     /// The physical indexes a table carries (docs/storage.md, "Indexes"):
     /// BTREE on `id` (and `src`, `dst` for edges) and on every BTREE
     /// declaration; an inverted index on every full-text declaration.
@@ -476,9 +564,14 @@ impl Graph {
         }
     }
 
-    /// The newest manifest.
+    /// The newest manifest. When it names another schema than this
+    /// handle holds, that schema is loaded first.
     pub async fn manifest(&self) -> Result<Manifest, EngineError> {
-        self.manifests.latest().await
+        let m = self.manifests.latest().await?;
+        if m.schema != self.schema_state().id {
+            self.load_schema(m.schema.as_deref()).await?;
+        }
+        Ok(m)
     }
 
     fn unknown_branch(m: &Manifest, name: &str) -> EngineError {
@@ -503,6 +596,7 @@ impl Graph {
                     branch: Some(b.clone()),
                     commit: bs.head.clone(),
                     tables: bs.tables.clone(),
+                    catalog: self.catalog(),
                 })
             }
             ReadAt::Commit(id) => {
@@ -511,10 +605,17 @@ impl Graph {
                     .commit(id)
                     .await?
                     .ok_or_else(|| EngineError::UnknownCommit { id: id.clone() })?;
+                let current = self.schema_state();
+                let catalog = if c.schema == current.id {
+                    current.catalog.clone()
+                } else {
+                    Arc::new(self.read_schema(c.schema.as_deref()).await?.0)
+                };
                 Ok(View {
                     branch: None,
                     commit: c.id,
                     tables: c.tables,
+                    catalog,
                 })
             }
         }
@@ -674,13 +775,14 @@ impl Graph {
         node_types: &HashSet<String>,
         edge_types: &HashSet<String>,
     ) -> Result<Existing, EngineError> {
+        let catalog = self.catalog();
         let mut ex = Existing::default();
         for t in node_types {
             let key = node_key(t);
             let Some(r) = view.tables.get(&key) else {
                 continue;
             };
-            let Some(n) = self.catalog.node(t) else {
+            let Some(n) = catalog.node(t) else {
                 continue;
             };
             let rows = self.read_rows(&key, r).await?;
@@ -700,7 +802,7 @@ impl Graph {
             let Some(r) = view.tables.get(&key) else {
                 continue;
             };
-            let Some(e) = self.catalog.edge(t) else {
+            let Some(e) = catalog.edge(t) else {
                 continue;
             };
             let rows = self.read_rows(&key, r).await?;
@@ -737,9 +839,10 @@ impl Graph {
         actor: &str,
     ) -> Result<WriteReport, EngineError> {
         self.authorize(actor, crate::policy::Action::Change, branch)?;
-        let staged =
-            load::parse(&self.catalog, input).map_err(|errors| EngineError::Load { errors })?;
+        let catalog = self.catalog();
+        let staged = load::parse(&catalog, input).map_err(|errors| EngineError::Load { errors })?;
         let _lock = self.begin_write(actor).await?;
+        self.same_schema(&catalog)?;
         let m = self.manifest().await?;
         if !m.branches.contains_key(branch) {
             match from {
@@ -755,7 +858,7 @@ impl Graph {
         // Types whose stored rows validation must see.
         let mut node_types: HashSet<String> = staged.nodes.keys().cloned().collect();
         let mut edge_types: HashSet<String> = staged.edges.keys().cloned().collect();
-        for e in self.catalog.edges.values() {
+        for e in catalog.edges.values() {
             if staged.edges.contains_key(&e.name) {
                 node_types.insert(e.from.clone());
                 node_types.insert(e.to.clone());
@@ -769,7 +872,7 @@ impl Graph {
         } else {
             self.existing(&view, &node_types, &edge_types).await?
         };
-        let errors = load::validate_graph(&self.catalog, &staged, &existing, mode);
+        let errors = load::validate_graph(&catalog, &staged, &existing, mode);
         if !errors.is_empty() {
             return Err(EngineError::Load { errors });
         }
@@ -819,12 +922,13 @@ impl Graph {
         actor: &str,
         message: &str,
     ) -> Result<(Manifest, Commit), EngineError> {
-        self.commit_writes_with(branch, view, writes, actor, message, None)
+        self.commit_writes_with(branch, view, writes, actor, message, Extra::default())
             .await
     }
 
-    /// [`Graph::commit_writes`] whose commit has a second parent (a merge's
-    /// source head) when `merge_parent` is set.
+    /// [`Graph::commit_writes`] with a second parent (a merge's source
+    /// head) and/or a schema switch (a schema apply), both recorded in the
+    /// sidecar so a roll forward publishes them too.
     pub(crate) async fn commit_writes_with(
         &self,
         branch: &str,
@@ -832,7 +936,7 @@ impl Graph {
         writes: BTreeMap<TableKey, TableWrite>,
         actor: &str,
         message: &str,
-        merge_parent: Option<&str>,
+        extra: Extra<'_>,
     ) -> Result<(Manifest, Commit), EngineError> {
         let m = self.manifest().await?;
         let target = m
@@ -849,7 +953,8 @@ impl Graph {
             message: message.to_string(),
             started_ms: now_ms(),
             tables: BTreeMap::new(),
-            merge_parent: merge_parent.map(str::to_string),
+            merge_parent: extra.merge_parent.map(str::to_string),
+            schema: extra.schema.cloned(),
         };
         for key in writes.keys() {
             let base = view.tables.get(key).ok_or_else(|| EngineError::Corrupt {
@@ -879,6 +984,7 @@ impl Graph {
                 TableWrite::Upsert(b) => table::upsert(ds, b).await?,
                 TableWrite::Overwrite(b) => table::overwrite(ds, b).await?,
                 TableWrite::Delete(ids) => table::delete_where_in(ds, "id", &ids).await?,
+                TableWrite::Reindex => ds.version().version,
                 TableWrite::Merge { upsert, delete } => {
                     let mut ds = ds;
                     let mut version = ds.version().version;
@@ -934,7 +1040,7 @@ impl Graph {
                 branch,
                 &new_refs,
                 (actor, message, &sidecar.id),
-                merge_parent,
+                extra,
                 None,
             )
             .await?;
@@ -945,22 +1051,35 @@ impl Graph {
     }
 
     /// Publishes `new_refs` on `branch` as one commit; `who` is (actor,
-    /// message, write id); `merge_parent` adds a second parent.
+    /// message, write id); `extra` adds a second parent and/or switches the
+    /// schema (dropping and adding tables on every branch).
     pub(crate) async fn publish_tables(
         &self,
         base: &Manifest,
         branch: &str,
         new_refs: &BTreeMap<TableKey, TableRef>,
         who: (&str, &str, &str),
-        merge_parent: Option<&str>,
+        extra: Extra<'_>,
         recovery: Option<&str>,
     ) -> Result<(Manifest, Commit), EngineError> {
         let (actor, message, write_id) = who;
+        let merge_parent = extra.merge_parent;
         let branch_s = branch.to_string();
         let (m, commit) =
             self.manifests
                 .publish(base.clone(), |cur| {
                     let mut next = cur.clone();
+                    if let Some(sw) = extra.schema {
+                        next.schema = Some(sw.id.clone());
+                        for b in next.branches.values_mut() {
+                            for k in &sw.drop {
+                                b.tables.remove(k);
+                            }
+                            for (k, r) in &sw.created {
+                                b.tables.insert(k.clone(), r.clone());
+                            }
+                        }
+                    }
                     let bs = next
                         .branches
                         .get_mut(&branch_s)
@@ -987,6 +1106,7 @@ impl Graph {
                         tables: bs.tables.clone(),
                         write_id: Some(write_id.to_string()),
                         recovery: recovery.map(str::to_string),
+                        schema: next.schema.clone(),
                     };
                     bs.head = commit.id.clone();
                     Ok((next, Some(commit)))

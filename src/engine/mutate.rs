@@ -257,6 +257,7 @@ impl Graph {
         self.authorize(actor, crate::policy::Action::Change, branch)?;
         let params = bind_params(q, params)?;
         let _lock = self.begin_write(actor).await?;
+        let catalog = self.catalog();
         let now = super::now_ms();
         let view = self.view(&ReadAt::Branch(branch.to_string())).await?;
         let mut st = Pending {
@@ -300,13 +301,10 @@ impl Graph {
                     }
                     let row = match kind {
                         TargetKind::Node => {
-                            let n =
-                                self.catalog
-                                    .node(type_name)
-                                    .ok_or_else(|| EngineError::Param {
-                                        name: type_name.clone(),
-                                        reason: "unknown node type".into(),
-                                    })?;
+                            let n = catalog.node(type_name).ok_or_else(|| EngineError::Param {
+                                name: type_name.clone(),
+                                reason: "unknown node type".into(),
+                            })?;
                             let checks = load::compiled_checks(n);
                             load::check_constraints(0, n, &cells, &checks, &mut errors);
                             let id = load::node_id(n, &cells)
@@ -363,7 +361,7 @@ impl Graph {
                         for (i, c) in &changes {
                             row.cells[*i] = c.clone();
                         }
-                        if let Some(n) = self.catalog.node(type_name) {
+                        if let Some(n) = catalog.node(type_name) {
                             let checks = load::compiled_checks(n);
                             load::check_constraints(0, n, &row.cells, &checks, &mut errors);
                         }
@@ -398,8 +396,7 @@ impl Graph {
                     }
                     if *kind == TargetKind::Node {
                         // Cascade: edges with a deleted endpoint go too.
-                        let incident: Vec<(String, bool, bool)> = self
-                            .catalog
+                        let incident: Vec<(String, bool, bool)> = catalog
                             .edges
                             .values()
                             .filter(|e| &e.from == type_name || &e.to == type_name)
@@ -449,7 +446,7 @@ impl Graph {
             };
         }
         let mut existing = Existing::default();
-        for e in self.catalog.edges.values() {
+        for e in catalog.edges.values() {
             if staged.edges.contains_key(&e.name)
                 || (staged.nodes.contains_key(&e.from) && e.cardinality.min > 0)
             {
@@ -477,7 +474,7 @@ impl Graph {
                 }
             }
         }
-        for (t, n) in &self.catalog.nodes {
+        for (t, n) in &catalog.nodes {
             if staged.nodes.contains_key(t) && !n.unique.is_empty() {
                 for (ci, cols) in n.unique.iter().enumerate() {
                     let m = existing.unique.entry((t.clone(), ci)).or_default();
@@ -489,7 +486,7 @@ impl Graph {
                 }
             }
         }
-        let errors = load::validate_graph(&self.catalog, &staged, &existing, load::LoadMode::Merge);
+        let errors = load::validate_graph(&catalog, &staged, &existing, load::LoadMode::Merge);
         if !errors.is_empty() {
             return Err(EngineError::Load { errors });
         }
@@ -525,14 +522,14 @@ impl Graph {
         match kind {
             TargetKind::Node => (
                 node_key(name),
-                self.catalog
+                self.catalog()
                     .node(name)
                     .map(|n| n.properties.clone())
                     .unwrap_or_default(),
             ),
             TargetKind::Edge => (
                 edge_key(name),
-                self.catalog
+                self.catalog()
                     .edge(name)
                     .map(|e| e.properties.clone())
                     .unwrap_or_default(),

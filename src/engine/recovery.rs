@@ -48,6 +48,9 @@ pub struct Sidecar {
     /// A merge's source head: the published commit's second parent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge_parent: Option<String>,
+    /// A schema apply's switch, published with the tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<super::schema_apply::SchemaSwitch>,
 }
 
 /// One table of a sidecar: the version the write builds on, and the
@@ -335,7 +338,10 @@ impl Graph {
                     &sc.branch,
                     &refs,
                     (&sc.actor, &message, &sc.id),
-                    sc.merge_parent.as_deref(),
+                    super::Extra {
+                        merge_parent: sc.merge_parent.as_deref(),
+                        schema: sc.schema.as_ref(),
+                    },
                     Some("rolled_forward"),
                 )
                 .await?;
@@ -382,7 +388,7 @@ impl Graph {
                 &sc.branch,
                 &restored,
                 (&sc.actor, &message, &sc.id),
-                None,
+                super::Extra::default(),
                 Some("rolled_back"),
             )
             .await?;
@@ -493,7 +499,7 @@ impl Graph {
                         branch,
                         &refs,
                         (actor, &message, &id),
-                        None,
+                        super::Extra::default(),
                         Some("repair"),
                     )
                     .await?;
@@ -509,6 +515,7 @@ impl Graph {
                     started_ms: now_ms(),
                     tables: BTreeMap::new(),
                     merge_parent: None,
+                    schema: None,
                 };
                 self.audit(&sc, HealAction::RolledForward, actor, Some(c.id.clone()))
                     .await?;

@@ -127,6 +127,7 @@ impl From<EngineError> for ApiError {
             | E::BadBranchName { .. }
             | E::Schema { .. }
             | E::MergeRefused { .. }
+            | E::SchemaRefused { .. }
             | E::MainProtected => StatusCode::BAD_REQUEST,
             E::UnknownBranch { .. } | E::UnknownCommit { .. } => StatusCode::NOT_FOUND,
             E::BranchExists { .. }

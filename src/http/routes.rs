@@ -43,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/graphs/{id}/load/ndjson", web::post().to(load_ndjson))
         .route("/graphs/{id}/export", web::post().to(export))
         .route("/graphs/{id}/schema", web::get().to(schema))
+        .route("/graphs/{id}/schema/apply", web::post().to(schema_apply))
         .route("/graphs/{id}/branches", web::get().to(list_branches))
         .route("/graphs/{id}/branches", web::post().to(create_branch))
         .route(
@@ -249,9 +250,12 @@ async fn read_target(
 
 /// Compiles `.gq` source against the graph's catalog and picks `name` (or
 /// the only query).
-fn compile(entry_graph: &Graph, src: &str, name: Option<&str>) -> Result<CheckedQuery, ApiError> {
-    let (compiled, diags) =
-        crate::query::compile_queries_file(entry_graph.catalog(), "<request>", src);
+fn compile(
+    catalog: &crate::schema::Catalog,
+    src: &str,
+    name: Option<&str>,
+) -> Result<CheckedQuery, ApiError> {
+    let (compiled, diags) = crate::query::compile_queries_file(catalog, "<request>", src);
     if compiled.has_errors() {
         return Err(ApiError::bad_request(format!(
             "the query does not check:\n{}",
@@ -523,8 +527,18 @@ async fn query_inner(
     let actor = caller(&req, &state.tokens)?;
     let entry = graph(&state, &id)?;
     let body: QueryRequest = parse_json(&read_body(body, BODY_LIMIT).await?, None)?;
-    let g = open_graph(&entry).await?;
-    let q = compile(&g, &body.query, body.name.as_deref())?;
+    // A snapshot read checks against the schema of that commit.
+    let catalog = match &body.snapshot {
+        Some(c) => {
+            let c2 = c.clone();
+            read(&entry, move |g| {
+                async move { g.catalog_at(&ReadAt::Commit(c2)).await }.boxed()
+            })
+            .await?
+        }
+        None => open_graph(&entry).await?.catalog(),
+    };
+    let q = compile(&catalog, &body.query, body.name.as_deref())?;
     if q.is_mutation() {
         return Err(ApiError::bad_request(format!(
             "`{}` is a mutation; send it to POST /graphs/{}/mutate",
@@ -611,9 +625,53 @@ async fn schema(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> Re
     let actor = caller(&req, &state.tokens)?;
     let entry = graph(&state, &id)?;
     authorize(&entry, &actor, Action::Read, on_branch(MAIN))?;
-    let g = open_graph(&entry).await?;
+    let source = read(&entry, |g| {
+        async move {
+            // Picks up a schema another handle or process applied.
+            g.manifest().await?;
+            Ok(g.schema_source())
+        }
+        .boxed()
+    })
+    .await?;
     ok(&SchemaOutput {
-        schema_source: g.schema_source().to_string(),
+        schema_source: source,
+    })
+}
+
+#[utoipa::path(post, path = "/graphs/{id}/schema/apply", request_body = SchemaApplyRequest, responses((status = 200, body = SchemaApplyOutput), (status = 400, description = "The schema has errors, or the migration is refused (unsupported steps, drops without `allow_data_loss`, other branches, rows breaking a new constraint)", body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+async fn schema_apply(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let raw = read_body(body, BODY_LIMIT).await?;
+    let body: SchemaApplyRequest = parse_json(&raw, None)?;
+    authorize(&entry, &actor, Action::SchemaApply, on_target(MAIN))?;
+    let _permit = admit(&state, &actor, raw.len() as u64).await?;
+    let keys = all_table_keys(&*open_graph(&entry).await?, MAIN);
+    let (src, a2, allow) = (body.schema_source, actor.clone(), body.allow_data_loss);
+    let r = write(&entry, &actor, keys, move |g| {
+        async move { g.apply_schema("<request>", &src, allow, &a2).await }.boxed()
+    })
+    .await?;
+    ok(&SchemaApplyOutput {
+        uri: entry.spec.uri.clone(),
+        supported: r.supported,
+        applied: r.applied,
+        step_count: r.steps.len(),
+        graph_manifest_version: r.manifest_version,
+        steps: r
+            .steps
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap_or_default())
+            .collect(),
+        schema_id: r.schema_id,
+        graph_commit_id: r.commit.map(|c| c.id),
+        actor_id: Some(actor),
     })
 }
 
@@ -808,7 +866,7 @@ async fn mutate(
     let raw = read_body(body, BODY_LIMIT).await?;
     let body: ChangeRequest = parse_json(&raw, None)?;
     let g = open_graph(&entry).await?;
-    let q = compile(&g, &body.query, body.name.as_deref())?;
+    let q = compile(&g.catalog(), &body.query, body.name.as_deref())?;
     if !q.is_mutation() {
         return Err(ApiError::bad_request(format!(
             "`{}` is a read query; send it to POST /graphs/{}/query",
@@ -1221,7 +1279,7 @@ pub async fn observe(
     info(title = "Omnigraph server", description = "Versioned, branchable property graphs over HTTP."),
     paths(
         healthz, list_graphs, admin_graphs, admin_quarantine, admin_restart, snapshot, query,
-        schema, list_branches, merge_branches, list_commits, show_commit, export, mutate, load_ndjson,
+        schema, schema_apply, list_branches, merge_branches, list_commits, show_commit, export, mutate, load_ndjson,
         load_envelope, create_branch, delete_branch, list_queries, invoke_query
     ),
     components(schemas(ErrorOutput, ErrorCode, ReadOutput, ChangeOutput)),

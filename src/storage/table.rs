@@ -70,6 +70,25 @@ pub async fn create_empty(uri: &str, schema: SchemaRef) -> Result<u64, TableErro
     Ok(ds.version().version)
 }
 
+/// Writes `batch` as the newest main-line version of the table at `uri`,
+/// creating the dataset when absent. An existing dataset (a type dropped and
+/// added again, or a schema apply interrupted before its publish) keeps its
+/// older versions, so commits that name them stay readable. Returns the
+/// version written.
+pub async fn create_or_replace(uri: &str, batch: RecordBatch) -> Result<u64, TableError> {
+    match DatasetBuilder::from_uri(uri).load().await {
+        Ok(ds) => overwrite(ds, batch).await,
+        Err(_) => {
+            let schema = batch.schema();
+            let reader = RecordBatchIterator::new(vec![Ok(batch)], schema);
+            let ds = Dataset::write(reader, uri, Some(params(WriteMode::Create)))
+                .await
+                .map_err(|e| terr(uri, e))?;
+            Ok(ds.version().version)
+        }
+    }
+}
+
 /// Opens a pinned version.
 pub async fn open(at: &TableAt) -> Result<Dataset, TableError> {
     let mut b = DatasetBuilder::from_uri(&at.uri);

@@ -950,7 +950,7 @@ fn loaded(rt: &tokio::runtime::Runtime, dir: &Path, schema: &str, jsonl: &str) -
         "oracle",
     ))
     .expect("load");
-    let seed = read_seed(graph.catalog(), jsonl);
+    let seed = read_seed(&graph.catalog(), jsonl);
     (graph, seed)
 }
 
@@ -987,7 +987,7 @@ fn every_cookbook_read_query_matches_the_oracle() {
         let seed_text = std::fs::read_to_string(book.join("seed.jsonl")).expect("seed");
         let tmp = tempfile::tempdir().expect("tmp");
         let (graph, seed) = loaded(&rt, tmp.path(), &schema, &seed_text);
-        let cat = graph.catalog().clone();
+        let cat = (*graph.catalog()).clone();
         let mut files: Vec<_> = std::fs::read_dir(book.join("queries"))
             .expect("queries dir")
             .filter_map(Result::ok)
@@ -1117,7 +1117,7 @@ query sb($q: String) { match { $d: Doc { n: 2 }  search($d.body, $q) } return { 
         let jsonl = docs_jsonl(seed, 80);
         let tmp = tempfile::tempdir().expect("tmp");
         let (graph, seed_rows) = loaded(&rt, tmp.path(), DOCS_SCHEMA, &jsonl);
-        let cat = graph.catalog().clone();
+        let cat = (*graph.catalog()).clone();
         let compiled = compile_queries(&cat, queries);
         assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
         for text in [

@@ -241,7 +241,7 @@ async fn text_nearest_without_an_embedding_provider_fails_clearly() {
         };
         let tmp = tempfile::tempdir().expect("tmp");
         let g = fresh(&book, tmp.path()).await;
-        let compiled = omnigraph::query::compile_queries(g.catalog(), &src);
+        let compiled = omnigraph::query::compile_queries(&g.catalog(), &src);
         assert!(!compiled.has_errors());
         for q in &compiled.queries {
             let err = g

@@ -34,7 +34,7 @@ fn per_batch(rt: &tokio::runtime::Runtime, uri: &str) -> BTreeMap<i64, (i64, i64
     let g = rt.block_on(Graph::open(uri)).expect("open");
     let src = "query n() { match { $a: Item } return { $a.batch as b, count($a) as n } }
 query e() { match { $a: Item  $a link $b } return { $a.batch as b, count($b) as n } }";
-    let compiled = compile_queries(g.catalog(), src);
+    let compiled = compile_queries(&g.catalog(), src);
     let mut out: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
     for (name, edges) in [("n", false), ("e", true)] {
         let q = compiled.query(name).expect("query");

@@ -10,4 +10,5 @@ mod merge;
 mod mutations;
 mod oracle;
 mod queries;
+mod schema_apply;
 mod support;

@@ -37,7 +37,7 @@ async fn upsert(g: &Graph, branch: &str, slug: &str, name: &str) {
 }
 
 async fn delete(g: &Graph, branch: &str, query: &str, key: (&str, &str)) {
-    let compiled = compile_queries(g.catalog(), DROP);
+    let compiled = compile_queries(&g.catalog(), DROP);
     let q = compiled.query(query).expect("query");
     g.mutate(q, &json!({ key.0: key.1 }), branch, "tester")
         .await

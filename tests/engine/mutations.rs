@@ -38,7 +38,7 @@ async fn run(
     name: &str,
     params: serde_json::Value,
 ) -> Result<omnigraph::engine::WriteReport, EngineError> {
-    let compiled = compile_queries(g.catalog(), QUERIES);
+    let compiled = compile_queries(&g.catalog(), QUERIES);
     assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
     let q = compiled.query(name).expect("query");
     g.mutate(q, &params, "main", "mutator").await

@@ -386,7 +386,7 @@ fn jsonl(g: &TestGraph) -> String {
 }
 
 fn engine_rows(rt: &tokio::runtime::Runtime, graph: &Graph, src: &str) -> Vec<Vec<String>> {
-    let compiled = compile_queries(graph.catalog(), src);
+    let compiled = compile_queries(&graph.catalog(), src);
     assert!(!compiled.has_errors(), "{src}\n{:#?}", compiled.diagnostics);
     let q = &compiled.queries[0];
     let r = rt

@@ -1,5 +1,5 @@
 //! The storage fault matrix (needs `--features failpoints`): every failpoint
-//! of the commit protocol × every writer (load, mutate, branch merge). For each: the failing call returns
+//! of the commit protocol × every writer (load, mutate, branch merge, schema apply). For each: the failing call returns
 //! an error; a read right after sees either all of the write or none of it;
 //! once the fault clears, the same open handle's next write heals and
 //! succeeds; every write acknowledged before is still readable; and heal left
@@ -35,6 +35,10 @@ fn graph_with_one_write(rt: &tokio::runtime::Runtime, dir: &std::path::Path, w: 
             SCHEMA,
         ))
         .expect("init");
+    if let Writer::SchemaApply = w {
+        rt.block_on(load_triple(&g, "base", "main"))
+            .expect("rows to migrate");
+    }
     if let Writer::Merge = w {
         // Every write the matrix makes is a branch merged into main; main
         // moves after they fork, so each merge is a three-way one.
@@ -56,6 +60,37 @@ enum Writer {
     Load,
     Mutate,
     Merge,
+    /// Each write replaces the previous tag's properties on `Item` and
+    /// `Link` with `p_{tag}` / `q_{tag}`: both tables are rewritten.
+    SchemaApply,
+}
+
+/// The schema a `SchemaApply` write of `tag` applies.
+fn schema_of(tag: &str) -> String {
+    format!(
+        "node Item {{\n  key: String @key\n  n: I64\n  p_{tag}: I64?\n}}\nedge Link: Item -> Item {{\n  q_{tag}: I64?\n}}\n"
+    )
+}
+
+/// Whether write `tag` is visible: its rows for data writers; for schema
+/// writers, a commit on main's history whose schema has `p_{tag}`.
+async fn landed(g: &Graph, w: Writer, seen: &BTreeMap<String, (usize, usize)>, tag: &str) -> bool {
+    if w != Writer::SchemaApply {
+        return seen.contains_key(tag);
+    }
+    for c in g.commits("main").await.expect("commits") {
+        let cat = g
+            .catalog_at(&ReadAt::Commit(c.id.clone()))
+            .await
+            .expect("schema at commit");
+        if cat
+            .node("Item")
+            .is_some_and(|n| n.properties.iter().any(|p| p.name == format!("p_{tag}")))
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// Loads the nodes `{tag}-a`, `{tag}-b` and a link between them.
@@ -79,13 +114,17 @@ async fn write(g: &Graph, w: Writer, tag: &str) -> Result<(), EngineError> {
     match w {
         Writer::Load => load_triple(g, tag, "main").await,
         Writer::Merge => g.merge(tag, "main", "faults", false).await.map(|_| ()),
+        Writer::SchemaApply => g
+            .apply_schema("f.pg", &schema_of(tag), true, "faults")
+            .await
+            .map(|_| ()),
         Writer::Mutate => {
             let src = "query m($a: String, $b: String) {
                 insert Item { key: $a, n: 1 }
                 insert Item { key: $b, n: 2 }
                 insert Link { from: $a, to: $b }
             }";
-            let compiled = compile_queries(g.catalog(), src);
+            let compiled = compile_queries(&g.catalog(), src);
             assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
             let q = compiled.query("m").expect("m");
             g.mutate(
@@ -103,7 +142,7 @@ async fn write(g: &Graph, w: Writer, tag: &str) -> Result<(), EngineError> {
 /// Which tags are visible, each with (nodes, edges) counted from its rows.
 async fn visible(g: &Graph) -> BTreeMap<String, (usize, usize)> {
     let compiled = compile_queries(
-        g.catalog(),
+        &g.catalog(),
         "query n() { match { $a: Item } return { $a.key } }
          query e() { match { $a: Item  $a link $b } return { $a.key } }",
     );
@@ -212,7 +251,12 @@ fn every_failpoint_times_every_writer() {
     let scenario = fail::FailScenario::setup();
     let rt = runtime();
     let mut rows = 0;
-    for writer in [Writer::Load, Writer::Mutate, Writer::Merge] {
+    for writer in [
+        Writer::Load,
+        Writer::Mutate,
+        Writer::Merge,
+        Writer::SchemaApply,
+    ] {
         for case in CASES {
             let label = format!("{writer:?} × {} ({})", case.point, case.action);
             let tmp = tempfile::tempdir().expect("tmp");
@@ -233,7 +277,10 @@ fn every_failpoint_times_every_writer() {
             let seen = rt.block_on(visible(&g));
             assert_whole(&seen, &format!("{label}, after the fault ({err})"));
             for a in &acked {
-                assert!(seen.contains_key(a), "{label}: acknowledged {a} missing");
+                assert!(
+                    rt.block_on(landed(&g, writer, &seen, a)),
+                    "{label}: acknowledged {a} missing"
+                );
             }
             fail::remove(case.point);
             // The same handle's next write heals and succeeds.
@@ -244,16 +291,26 @@ fn every_failpoint_times_every_writer() {
             assert_whole(&seen, &format!("{label}, after heal"));
             for a in &acked {
                 assert!(
-                    seen.contains_key(a),
+                    rt.block_on(landed(&g, writer, &seen, a)),
                     "{label}: acknowledged {a} missing after heal"
                 );
+            }
+            if writer == Writer::SchemaApply {
+                // The handle reads with the schema of the last apply.
+                let props: Vec<String> = g
+                    .catalog()
+                    .node("Item")
+                    .map(|n| n.properties.iter().map(|p| p.name.clone()).collect())
+                    .unwrap_or_default();
+                assert!(props.contains(&"p_ok1".to_string()), "{label}: {props:?}");
+                assert_eq!(seen.get("base"), Some(&(2, 1)), "{label}: rows kept");
             }
             let audits = rt.block_on(g.audit_records()).expect("audit");
             let expect: Vec<HealAction> = case.heal.into_iter().collect();
             let got: Vec<HealAction> = audits.iter().map(|a| a.action).collect();
             assert_eq!(got, expect, "{label}: audit records {audits:#?}");
             // Rolled-forward or retired writes are visible; rolled back are not.
-            let bad_visible = seen.contains_key("bad");
+            let bad_visible = rt.block_on(landed(&g, writer, &seen, "bad"));
             let bad_expected = matches!(
                 case.heal,
                 Some(HealAction::RolledForward | HealAction::Retired)
@@ -273,7 +330,7 @@ fn every_failpoint_times_every_writer() {
             }
             if case.pending_first {
                 assert!(
-                    seen.contains_key("pending"),
+                    rt.block_on(landed(&g, writer, &seen, "pending")),
                     "{label}: the rolled-forward write is missing"
                 );
             }
@@ -285,7 +342,7 @@ fn every_failpoint_times_every_writer() {
             rows += 1;
         }
     }
-    assert_eq!(rows, 3 * CASES.len());
+    assert_eq!(rows, 4 * CASES.len());
     scenario.teardown();
 }
 

@@ -127,7 +127,7 @@ fn the_cookbook_serves_its_stored_queries_under_its_policies() {
     for f in std::fs::read_dir(book.join("queries")).expect("queries") {
         let f = f.expect("entry").path();
         let src = std::fs::read_to_string(&f).expect("read");
-        let (compiled, _) = omnigraph::query::compile_queries_file(graph.catalog(), "q", &src);
+        let (compiled, _) = omnigraph::query::compile_queries_file(&graph.catalog(), "q", &src);
         for q in compiled.queries {
             stored.insert(q.name.clone(), q);
         }

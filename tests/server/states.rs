@@ -55,6 +55,13 @@ fn default_deny_allows_only_reads() {
         .post("/graphs/g/branches", t, r#"{"name":"dev"}"#)
         .expect(403);
     server.post("/graphs/g/export", t, "{}").expect(403);
+    server
+        .post(
+            "/graphs/g/schema/apply",
+            t,
+            r#"{"schema_source":"node P { k: String @key }"}"#,
+        )
+        .expect(403);
     // Server actions need a server bundle in every state.
     server.get("/graphs", t).expect(403);
     server.get("/admin/graphs", t).expect(403);
@@ -159,6 +166,54 @@ fn open_mode_serves_everything_but_server_actions() {
         .expect(400);
     server.delete("/graphs/g/branches/dev", None).expect(200);
     server.delete("/graphs/g/branches/main", None).expect(400);
+    // Schema apply: branches block a rewrite; without them it lands and
+    // the new property is queryable at once.
+    let apply = |schema: &str, allow: bool| {
+        json!({"schema_source": schema, "allow_data_loss": allow}).to_string()
+    };
+    let with_nick = SCHEMA.replace("    age: I32?\n", "    age: I32?\n    nick: String?\n");
+    let refused = server
+        .post("/graphs/g/schema/apply", None, &apply(&with_nick, false))
+        .expect(400)
+        .json();
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("fresh"),
+        "{refused}"
+    );
+    server.delete("/graphs/g/branches/fresh", None).expect(200);
+    let out = server
+        .post("/graphs/g/schema/apply", None, &apply(&with_nick, false))
+        .expect(200)
+        .json();
+    assert_eq!(
+        (out["applied"].as_bool(), out["step_count"].as_u64()),
+        (Some(true), Some(1))
+    );
+    let shown = server.get("/graphs/g/schema", None).expect(200).json();
+    assert!(
+        shown["schema_source"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nick: String?")
+    );
+    let r = server
+        .post(
+            "/graphs/g/query",
+            None,
+            r#"{"query":"query n() { match { $p: Person } return { count($p.nick) as n } }"}"#,
+        )
+        .expect(200)
+        .json();
+    assert_eq!(r["rows"], json!([{ "n": 0 }]));
+    server
+        .post("/graphs/g/schema/apply", None, &apply("node {", false))
+        .expect(400);
+    server
+        .post("/graphs/g/schema/apply", None, &apply(SCHEMA, false))
+        .expect(400);
     server.get("/graphs", None).expect(403);
     // The reference's deprecated aliases, with their headers.
     let legacy = r#"{"query_source":"query c() { match { $p: Person } return { count($p) as n } }","query_name":"c"}"#;
