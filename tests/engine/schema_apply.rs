@@ -360,3 +360,95 @@ fn cli_schema_apply() {
     assert_eq!(code, Some(0));
     assert!(out.contains("no changes"), "{out}");
 }
+
+/// A renamed type (with its edges following), a relaxed nullability, an
+/// extended enum, a new constraint the rows satisfy and a description: the
+/// rows move to the new name unchanged and traversals through them work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_type_and_catalog_steps() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, src) = loaded(tmp.path()).await;
+    let before = entities(&g, &at("main")).await;
+    let experts: BTreeMap<&String, &Value> = before
+        .iter()
+        .filter(|(k, _)| k.0 == "Expert")
+        .map(|(k, v)| (&k.1, v))
+        .collect();
+    assert!(!experts.is_empty());
+    let mut new = src
+        .replace("node Expert {", "node Person @rename_from(\"Expert\") {")
+        .replace(
+            "InformationArtifact -> Expert",
+            "InformationArtifact -> Person",
+        )
+        .replace(
+            "edge AffiliatedWithCompany: Expert -> Company",
+            "edge AffiliatedWithCompany: Person -> Company",
+        );
+    new = replace_in(
+        &new,
+        "node Person",
+        "    name: String @index",
+        "    name: String? @index @unique",
+    );
+    new = replace_in(
+        &new,
+        "node Signal {",
+        "data-eng, context)?",
+        "data-eng, context, policy)?",
+    );
+    let r = g
+        .apply_schema("r.pg", &new, false, "m")
+        .await
+        .expect("apply");
+    let mut kinds: Vec<String> = r.steps.iter().map(|s| format!("{:?}", s.kind)).collect();
+    kinds.sort();
+    kinds.dedup();
+    for k in [
+        "RenameType",
+        "RelaxNullability",
+        "ExtendEnum",
+        "AddConstraint",
+    ] {
+        assert!(kinds.contains(&k.to_string()), "{k} in {kinds:?}");
+    }
+    assert_eq!(r.created, vec!["node:Person"]);
+    assert_eq!(r.dropped, vec!["node:Expert"]);
+    let after = entities(&g, &at("main")).await;
+    assert_eq!(after.len(), before.len());
+    for (id, v) in &experts {
+        let mut want = (*v).clone();
+        want["type"] = json!("Person");
+        assert_eq!(
+            after.get(&("Person".to_string(), id.to_string())),
+            Some(&want)
+        );
+    }
+    let n_edges = before
+        .keys()
+        .filter(|k| k.0 == "AffiliatedWithCompany")
+        .count();
+    let compiled = compile_queries(
+        &g.catalog(),
+        "query q() { match { $p: Person  $p affiliatedWithCompany $c } return { $p.slug, $c.slug as company } }",
+    );
+    assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
+    let rows = g
+        .query(compiled.query("q").expect("q"), &Value::Null, &at("main"))
+        .await
+        .expect("traverse")
+        .rows;
+    assert_eq!(rows.len(), n_edges);
+    // The extended enum takes its new value.
+    g.load(
+        std::io::Cursor::new(
+            br#"{"type":"Signal","data":{"slug":"sig-new","name":"n","brief":"b","domain":"policy","stagingTimestamp":"2026-01-01T00:00:00Z","createdAt":"2026-01-01T00:00:00Z","updatedAt":"2026-01-01T00:00:00Z"}}"#.to_vec(),
+        ),
+        LoadMode::Append,
+        "main",
+        None,
+        "t",
+    )
+    .await
+    .expect("new enum value");
+}
