@@ -44,6 +44,8 @@ pub struct GraphSpec {
     pub uri: String,
     /// A directory of `.gq` files: the graph's stored queries.
     pub queries_dir: Option<PathBuf>,
+    /// More stored-query files (a `--cluster` server's verified blobs).
+    pub query_files: Vec<PathBuf>,
     /// The gate for this graph's requests and engine writes.
     pub gate: Gate,
 }
@@ -73,21 +75,27 @@ pub struct StoredQueries {
 }
 
 impl StoredQueries {
-    /// Loads every `.gq` file in `dir` (sorted) and type checks it against
+    /// Loads every `.gq` file in `dir` (sorted), then `extra`, and type
+    /// checks each against
     /// `graph`'s catalog. Errors: an unreadable directory or file, a query
     /// that does not check (the rendered diagnostics), a name declared in
     /// two files.
-    pub fn load(dir: Option<&PathBuf>, graph: &Graph) -> Result<StoredQueries, String> {
+    pub fn load(
+        dir: Option<&PathBuf>,
+        extra: &[PathBuf],
+        graph: &Graph,
+    ) -> Result<StoredQueries, String> {
         let mut out = StoredQueries::default();
-        let Some(dir) = dir else {
-            return Ok(out);
+        let mut files: Vec<PathBuf> = match dir {
+            Some(dir) => std::fs::read_dir(dir)
+                .map_err(|e| format!("cannot read stored queries in {}: {e}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "gq"))
+                .collect(),
+            None => Vec::new(),
         };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| format!("cannot read stored queries in {}: {e}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "gq"))
-            .collect();
         files.sort();
+        files.extend(extra.iter().cloned());
         let mut origin: HashMap<String, PathBuf> = HashMap::new();
         for f in files {
             let src = std::fs::read_to_string(&f)
@@ -173,7 +181,7 @@ async fn open_graph(spec: Arc<GraphSpec>) -> Result<(Arc<Graph>, StoredQueries),
     for (sidecar, action) in healed {
         tracing::info!(graph = %spec.id, %sidecar, ?action, "healed at open");
     }
-    let queries = StoredQueries::load(spec.queries_dir.as_ref(), &graph)?;
+    let queries = StoredQueries::load(spec.queries_dir.as_ref(), &spec.query_files, &graph)?;
     Ok((Arc::new(graph), queries))
 }
 

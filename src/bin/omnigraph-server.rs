@@ -1,7 +1,7 @@
 //! `omnigraph-server`: serves many graphs over HTTP.
 //!
 //! ```text
-//! omnigraph-server --graph ID=URI ... [--queries ID=DIR] [--policy ID=FILE]
+//! omnigraph-server (--graph ID=URI ... [--queries ID=DIR] [--policy ID=FILE] | --cluster DIR)
 //!                  [--server-policy FILE] [--bind ADDR] [--unauthenticated]
 //!                  [--require-all-graphs]
 //! ```
@@ -28,8 +28,18 @@ use omnigraph::policy::{BundleKind, Gate, PolicyEngine};
 #[command(name = "omnigraph-server", version)]
 struct Args {
     /// A graph to serve, as `ID=URI` (repeatable).
-    #[arg(long = "graph", value_name = "ID=URI", required = true)]
+    #[arg(
+        long = "graph",
+        value_name = "ID=URI",
+        required_unless_present = "cluster"
+    )]
     graphs: Vec<String>,
+    /// Serve the applied revision of a cluster (`omnigraph cluster
+    /// apply`): its config folder or storage root. Its graphs, verified
+    /// stored-query blobs and policy bundles replace `--graph`, `--queries`,
+    /// `--policy` and `--server-policy`.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["graphs", "queries", "policies", "server_policy"])]
+    cluster: Option<PathBuf>,
     /// A directory of `.gq` stored queries for graph ID, as `ID=DIR`.
     #[arg(long = "queries", value_name = "ID=DIR")]
     queries: Vec<String>,
@@ -85,7 +95,20 @@ struct Config {
 
 /// Checks the arguments and the environment; every refusal says what to
 /// change.
-fn config(args: Args) -> Result<Config, String> {
+fn config(mut args: Args) -> Result<Config, String> {
+    let mut cluster_files: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    if let Some(dir) = &args.cluster {
+        // Boot from the applied revision only: the same flags, from the ledger.
+        let s = omnigraph::cluster::apply::serving(dir).map_err(|e| e.to_string())?;
+        for g in s.graphs {
+            args.graphs.push(format!("{}={}", g.id, g.uri));
+            if let Some(p) = g.policy {
+                args.policies.push(format!("{}={}", g.id, p.display()));
+            }
+            cluster_files.insert(g.id, g.query_files);
+        }
+        args.server_policy = s.server_policy;
+    }
     let graphs = pairs("--graph", &args.graphs)?;
     let queries = pairs("--queries", &args.queries)?;
     let policies = pairs("--policy", &args.policies)?;
@@ -136,6 +159,7 @@ fn config(args: Args) -> Result<Config, String> {
             id: id.clone(),
             uri: uri.clone(),
             queries_dir: queries.get(id).map(PathBuf::from),
+            query_files: cluster_files.remove(id).unwrap_or_default(),
             gate,
         });
     }

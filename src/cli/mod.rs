@@ -103,6 +103,52 @@ pub enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Create the state ledger (nothing applied yet), recording what each
+    /// declared graph's root holds. An existing ledger is left alone.
+    Import {
+        #[arg(long, default_value = ".")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Converge to the config under the state lock: create graphs, apply
+    /// schema changes, publish stored queries and policies, delete what
+    /// was removed (a graph only after `approve`). Exit 1 unless converged.
+    Apply {
+        #[arg(long, default_value = ".")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// The operator recorded on schema commits.
+        #[arg(long = "as", value_name = "ACTOR")]
+        actor: Option<String>,
+    },
+    /// Read-only: each resource applied vs desired, blobs and roots
+    /// checked, whether the lock is held.
+    Status {
+        #[arg(long, default_value = ".")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve deleting a graph (`graph.<id>`), bound to this config and
+    /// ledger.
+    Approve {
+        resource: String,
+        #[arg(long, default_value = ".")]
+        config: PathBuf,
+        #[arg(long = "as", value_name = "ACTOR")]
+        actor: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a held state lock by its exact id (only when no cluster
+    /// command is running).
+    ForceUnlock {
+        lock_id: String,
+        #[arg(long, default_value = ".")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -358,6 +404,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Cluster(c) => cluster_write(c),
         Command::Lint(args) => lint(&args),
         Command::Init(a) => graph::init(a),
         Command::Load(a) => graph::load(a),
@@ -467,4 +514,137 @@ fn lint(args: &LintArgs) -> Result<ExitCode, CliError> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `cluster import | apply | status | approve | force-unlock`.
+fn cluster_write(c: ClusterCommand) -> Result<ExitCode, CliError> {
+    use crate::cluster::apply as ca;
+    let fail = |e: ca::ClusterError| CliError::Input(e.to_string());
+    let out = |json: bool, v: &dyn erased::Json, text: &dyn Fn()| {
+        if json {
+            println!("{}", v.to_json());
+        } else {
+            text();
+        }
+    };
+    let who = |a: Option<String>| {
+        a.or_else(|| std::env::var("OMNIGRAPH_ACTOR").ok())
+            .unwrap_or_else(|| "local".into())
+    };
+    match c {
+        ClusterCommand::Import { config, json } => {
+            let r = ca::import(&config).map_err(fail)?;
+            out(json, &r, &|| {
+                if r.created {
+                    println!(
+                        "created {} ({} graphs observed)",
+                        r.state_path.display(),
+                        r.observations.len()
+                    );
+                } else {
+                    println!("{} already exists; nothing changed", r.state_path.display());
+                }
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCommand::Apply {
+            config,
+            json,
+            actor,
+        } => {
+            let r = ca::apply(&config, &who(actor)).map_err(fail)?;
+            out(json, &r, &|| {
+                for c in &r.changes {
+                    println!(
+                        "{} {} {}{}",
+                        c.outcome,
+                        c.action,
+                        c.resource,
+                        c.message
+                            .as_deref()
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default()
+                    );
+                }
+                println!(
+                    "{}; state revision {}{}",
+                    if r.converged {
+                        "converged"
+                    } else {
+                        "not converged"
+                    },
+                    r.state_revision,
+                    if r.state_written {
+                        ""
+                    } else {
+                        " (nothing written)"
+                    }
+                );
+            });
+            Ok(if r.converged {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        ClusterCommand::Status { config, json } => {
+            let r = ca::status(&config).map_err(fail)?;
+            out(json, &r, &|| {
+                if !r.state_found {
+                    println!("no state ledger; run `omnigraph cluster import`");
+                }
+                for x in &r.resources {
+                    println!("{:<13} {}", x.status, x.resource);
+                }
+                if let Some(l) = &r.lock {
+                    println!("lock held: {l}");
+                }
+                println!(
+                    "state revision {}: {}",
+                    r.state_revision,
+                    if r.converged {
+                        "converged"
+                    } else {
+                        "not converged"
+                    }
+                );
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCommand::Approve {
+            resource,
+            config,
+            actor,
+            json,
+        } => {
+            let a = ca::approve(&config, &resource, &who(actor)).map_err(fail)?;
+            out(json, &a, &|| {
+                println!(
+                    "approved delete of {} ({}) by {}",
+                    a.resource, a.id, a.actor
+                )
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCommand::ForceUnlock { lock_id, config } => {
+            ca::force_unlock(&config, &lock_id).map_err(fail)?;
+            println!("removed lock {lock_id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        ClusterCommand::Validate { .. } | ClusterCommand::Plan { .. } => {
+            Err(CliError::Usage("handled above".into()))
+        }
+    }
+}
+
+/// Serializes any report for `--json`.
+mod erased {
+    pub trait Json {
+        fn to_json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> String {
+            serde_json::to_string_pretty(self).unwrap_or_default()
+        }
+    }
 }

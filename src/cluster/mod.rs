@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::{BundleKind, PolicyEngine};
 
+pub mod apply;
 pub mod plan;
 
 /// `cluster.yaml`. Unknown fields are refused; fields the reference
@@ -111,6 +112,13 @@ pub struct ValidationReport {
     /// Where the cluster stores its state: `storage:` or the folder.
     #[serde(skip)]
     pub storage_root: PathBuf,
+    /// What `apply` publishes per desired resource: the schema source, the
+    /// query file's source, the policy bundle's text.
+    #[serde(skip)]
+    pub payloads: BTreeMap<String, String>,
+    /// Each policy resource's `applies_to`.
+    #[serde(skip)]
+    pub bindings: BTreeMap<String, Vec<String>>,
 }
 
 /// `sha256:<hex>` of some bytes.
@@ -180,6 +188,8 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
         findings: Vec::new(),
         resources: BTreeMap::new(),
         storage_root: dir.to_path_buf(),
+        payloads: BTreeMap::new(),
+        bindings: BTreeMap::new(),
     };
     // Reserved fields first, so they get their own code.
     if let Ok(serde_yaml::Value::Mapping(m)) = serde_yaml::from_str::<serde_yaml::Value>(&text) {
@@ -282,6 +292,7 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
                 let d = digest(src.as_bytes());
                 graph_parts.push(format!("schema:{d}"));
                 report.resources.insert(format!("schema.{id}"), d);
+                report.payloads.insert(format!("schema.{id}"), src.clone());
                 match crate::schema::compile_schema_file(&schema_path.display().to_string(), &src) {
                     Ok(c) => Some(c),
                     Err(d) => {
@@ -342,6 +353,9 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
                 report
                     .resources
                     .insert(format!("query.{id}.{name}"), d.clone());
+                report
+                    .payloads
+                    .insert(format!("query.{id}.{name}"), src.clone());
                 graph_parts.push(format!("query.{name}:{d}"));
                 if let Some(prev) = seen.insert(name.clone(), f.clone()) {
                     findings.push(finding(
@@ -396,6 +410,8 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
                 bound.sort();
                 let d = digest(format!("{text}\napplies_to:{}", bound.join(",")).as_bytes());
                 report.resources.insert(res.clone(), d);
+                report.payloads.insert(res.clone(), text.clone());
+                report.bindings.insert(res.clone(), bound);
                 match PolicyEngine::compile(&ppath.display().to_string(), &text) {
                     Ok(b) => Some(b),
                     Err(e) => {

@@ -1,0 +1,307 @@
+//! The cluster control plane end to end over the industry-intel cookbook's
+//! `cluster.yaml`, with the real binaries: validate → import → plan →
+//! apply → re-apply (no write) → `--cluster` serving under its policies →
+//! a query edit → a schema edit → a graph removal gated by approval; the
+//! state lock; a tampered blob.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::engine_support::cookbooks_dir;
+use crate::support::{Server, refuse};
+
+const TOKENS: &str =
+    r#"{"act-reader":"tok-reader","act-analyst":"tok-analyst","act-admin":"tok-admin"}"#;
+
+fn omnigraph(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_omnigraph"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run omnigraph");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let (code, out, err) = omnigraph(args);
+    assert_eq!(code, Some(0), "{args:?}: {err}\n{out}");
+    out
+}
+
+fn json_of(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
+fn serve(dir: &Path, cfg: &str) -> Server {
+    Server::start(
+        dir,
+        &["--cluster", cfg],
+        &[("OMNIGRAPH_SERVER_BEARER_TOKENS_JSON", TOKENS)],
+    )
+}
+
+#[test]
+fn a_cluster_is_applied_served_changed_and_deleted() {
+    let book = cookbooks_dir().join("industry-intel");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg_dir = tmp.path().join("cfg");
+    for f in ["cluster.yaml", "schema.pg"] {
+        std::fs::create_dir_all(&cfg_dir).expect("mkdir");
+        std::fs::copy(book.join(f), cfg_dir.join(f)).expect("copy");
+    }
+    copy_dir(&book.join("queries"), &cfg_dir.join("queries"));
+    copy_dir(&book.join("policies"), &cfg_dir.join("policies"));
+    let cfg = cfg_dir.to_str().expect("utf8");
+    let state = cfg_dir.join("__cluster/state.json");
+
+    ok(&["cluster", "validate", "--config", cfg]);
+    let (code, _, err) = omnigraph(&["cluster", "apply", "--config", cfg]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("state_missing") && err.contains("cluster import"),
+        "{err}"
+    );
+    let imp = json_of(&ok(&["cluster", "import", "--config", cfg, "--json"]));
+    assert_eq!(imp["created"], true);
+    assert_eq!(imp["observations"]["graph.spike"]["exists"], false);
+    let plan = json_of(&ok(&["cluster", "plan", "--config", cfg, "--json"]));
+    let creates: Vec<&str> = plan["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["action"] == "create")
+        .filter_map(|c| c["resource"].as_str())
+        .collect();
+    for r in [
+        "graph.spike",
+        "schema.spike",
+        "policy.intel",
+        "policy.server",
+        "query.spike.get_element",
+    ] {
+        assert!(creates.contains(&r), "{r} in {creates:?}");
+    }
+
+    let a = json_of(&ok(&[
+        "cluster", "apply", "--config", cfg, "--json", "--as", "ops",
+    ]));
+    assert_eq!(
+        (a["converged"].as_bool(), a["state_written"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(a["state_revision"], 1);
+    let ledger = std::fs::read(&state).expect("ledger");
+    let again = json_of(&ok(&["cluster", "apply", "--config", cfg, "--json"]));
+    assert_eq!(again["state_written"], false);
+    assert_eq!(again["changes"], json!([]));
+    assert_eq!(
+        std::fs::read(&state).expect("ledger"),
+        ledger,
+        "re-apply leaves the bytes"
+    );
+    let st = json_of(&ok(&["cluster", "status", "--config", cfg, "--json"]));
+    assert_eq!(st["converged"], true);
+
+    // Seed the applied graph, then serve the cluster.
+    let root = cfg_dir.join("graphs/spike.omni");
+    let seed = book.join("seed.jsonl");
+    ok(&[
+        "load",
+        "--data",
+        seed.to_str().expect("utf8"),
+        "--mode",
+        "overwrite",
+        root.to_str().expect("utf8"),
+    ]);
+    let server = serve(tmp.path(), cfg);
+    let (reader, admin) = (Some("tok-reader"), Some("tok-admin"));
+    let listed = server
+        .get("/graphs/spike/queries", reader)
+        .expect(200)
+        .json();
+    let names: Vec<&str> = listed["queries"]
+        .as_array()
+        .expect("queries")
+        .iter()
+        .filter_map(|q| q["name"].as_str())
+        .collect();
+    assert!(names.contains(&"get_element"), "{names:?}");
+    let slug = std::fs::read_to_string(&seed)
+        .expect("seed")
+        .lines()
+        .find_map(|l| {
+            let v: Value = serde_json::from_str(l).ok()?;
+            (v["type"] == "Element").then(|| v["data"]["slug"].as_str().map(str::to_string))?
+        })
+        .expect("an element");
+    let r = server
+        .post(
+            "/graphs/spike/queries/get_element",
+            reader,
+            &json!({"params": {"slug": slug}}).to_string(),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(r["row_count"], 1, "{r}");
+    server.get("/graphs", admin).expect(200);
+    server.get("/graphs", reader).expect(403);
+    server.stop();
+
+    // A query edit: plan shows the update, apply publishes, a restart serves it.
+    let elements = cfg_dir.join("queries/elements.gq");
+    let mut text = std::fs::read_to_string(&elements).expect("elements.gq");
+    text.push_str(
+        "\nquery element_count() {\n    match { $e: Element }\n    return { count($e) as n }\n}\n",
+    );
+    std::fs::write(&elements, text).expect("edit");
+    let plan = json_of(&ok(&["cluster", "plan", "--config", cfg, "--json"]));
+    assert!(
+        plan["changes"]
+            .as_array()
+            .expect("c")
+            .iter()
+            .any(|c| c["resource"] == "query.spike.element_count" && c["action"] == "create"),
+        "{plan}"
+    );
+    let a = json_of(&ok(&["cluster", "apply", "--config", cfg, "--json"]));
+    assert_eq!(a["converged"], true);
+    let server = serve(tmp.path(), cfg);
+    let r = server
+        .post("/graphs/spike/queries/element_count", reader, "{}")
+        .expect(200)
+        .json();
+    let n_elements = r["rows"][0]["n"].as_u64().expect("n");
+    assert!(n_elements > 0);
+    server.stop();
+
+    // A nullable property: the schema migrates, the rows stay.
+    let schema = cfg_dir.join("schema.pg");
+    let src = std::fs::read_to_string(&schema).expect("schema");
+    std::fs::write(
+        &schema,
+        src.replacen(
+            "node Element {\n",
+            "node Element {\n    nickname: String?\n",
+            1,
+        ),
+    )
+    .expect("edit schema");
+    let a = json_of(&ok(&["cluster", "apply", "--config", cfg, "--json"]));
+    assert_eq!(a["converged"], true, "{a}");
+    let snap = json_of(&ok(&["snapshot", "--json", root.to_str().expect("utf8")]));
+    let elements_now = snap["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .find(|t| t["table"] == "node:Element")
+        .and_then(|t| t["rows"].as_u64());
+    assert_eq!(elements_now, Some(n_elements));
+    let shown = ok(&["schema", "show", root.to_str().expect("utf8")]);
+    assert!(shown.contains("nickname: String?"));
+
+    // A tampered blob: status finds it, the server refuses to boot, apply
+    // republishes it.
+    let blob = std::fs::read_dir(cfg_dir.join("__cluster/resources/policy/intel"))
+        .expect("policy blobs")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .next()
+        .expect("a blob");
+    std::fs::write(&blob, "version: 1\nrules: []\n").expect("tamper");
+    let st = json_of(&ok(&["cluster", "status", "--config", cfg, "--json"]));
+    assert!(
+        st["resources"]
+            .as_array()
+            .expect("r")
+            .iter()
+            .any(|r| r["resource"] == "policy.intel" && r["status"] == "tampered_blob"),
+        "{st}"
+    );
+    let (code, err) = refuse(
+        tmp.path(),
+        &["--cluster", cfg],
+        &[("OMNIGRAPH_SERVER_BEARER_TOKENS_JSON", TOKENS)],
+    );
+    assert_eq!(code, Some(2));
+    assert!(err.contains("blob_tampered"), "{err}");
+    let a = json_of(&ok(&["cluster", "apply", "--config", cfg, "--json"]));
+    assert_eq!(a["changes"][0]["action"], "republish", "{a}");
+
+    // The lock: a second writer fails cleanly; the ledger is intact.
+    let before = std::fs::read(&state).expect("ledger");
+    let held = omnigraph::cluster::apply::lock(&cfg_dir, "test").expect("lock");
+    let (code, _, err) = omnigraph(&["cluster", "apply", "--config", cfg]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("state_lock_held") && err.contains(&held.id),
+        "{err}"
+    );
+    let (code, _, err) = omnigraph(&["cluster", "force-unlock", "01NOTTHEID", "--config", cfg]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("lock_id_mismatch"), "{err}");
+    assert_eq!(std::fs::read(&state).expect("ledger"), before);
+    drop(held);
+
+    // Removing the graph: blocked until approved, then deleted.
+    let yaml = std::fs::read_to_string(cfg_dir.join("cluster.yaml")).expect("yaml");
+    let without: String = yaml
+        .replace(
+            "graphs:\n  spike:\n    schema: schema.pg\n    queries: queries/\n",
+            "graphs: {}\n",
+        )
+        .replace(
+            "  intel:\n    file: policies/intel.policy.yaml\n    applies_to: [spike]\n",
+            "",
+        );
+    std::fs::write(cfg_dir.join("cluster.yaml"), without).expect("edit yaml");
+    let (code, out, _) = omnigraph(&["cluster", "apply", "--config", cfg, "--json"]);
+    assert_eq!(code, Some(1));
+    let a = json_of(&out);
+    assert!(
+        a["changes"]
+            .as_array()
+            .expect("c")
+            .iter()
+            .any(|c| c["resource"] == "graph.spike" && c["outcome"] == "blocked"),
+        "{a}"
+    );
+    assert!(root.exists(), "nothing deleted without approval");
+    ok(&[
+        "cluster",
+        "approve",
+        "graph.spike",
+        "--config",
+        cfg,
+        "--as",
+        "ops",
+    ]);
+    let a = json_of(&ok(&["cluster", "apply", "--config", cfg, "--json"]));
+    assert_eq!(a["converged"], true, "{a}");
+    assert!(!root.exists(), "the approved delete removed the root");
+    let l: Value = serde_json::from_slice(&std::fs::read(&state).expect("ledger")).expect("json");
+    assert!(
+        l["applied_revision"]["resources"]
+            .get("graph.spike")
+            .is_none()
+    );
+    assert_eq!(l["approval_records"].as_object().map(|o| o.len()), Some(1));
+}
