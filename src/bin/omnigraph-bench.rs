@@ -54,12 +54,19 @@ fn main() -> std::process::ExitCode {
                 args.get(3).cloned(),
             ))
         }
+        Some("example-seed") => {
+            let nodes = args
+                .get(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(100_000);
+            example_seed(nodes)
+        }
         Some("actor-isolation") => {
             let num = |i: usize, d: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
             rt.block_on(isolation::run(num(1, 20), num(2, 24) as usize))
         }
         _ => Err(
-            "usage: omnigraph-bench load-seed SEED.jsonl SCHEMA.pg | load-generated [ROWS] | query-generated [NODES] [EDGES] [DIR] | actor-isolation [SECONDS] [HEAVY_CONNS]".into(),
+            "usage: omnigraph-bench load-seed SEED.jsonl SCHEMA.pg | load-generated [ROWS] | query-generated [NODES] [EDGES] [DIR] | actor-isolation [SECONDS] [HEAVY_CONNS] | example-seed [NODES]".into(),
         ),
     };
     match result {
@@ -487,4 +494,123 @@ mod isolation {
         let _ = child.wait();
         Ok(())
     }
+}
+
+/// `example-seed [NODES]`: writes a deterministic seed for the example
+/// cluster (`examples/research`) to stdout as load JSONL: 50 topics, a
+/// fifth of the nodes authors, the rest papers; each paper has 1–4
+/// authors, cites up to 5 earlier papers and is about 1–2 topics.
+fn example_seed(nodes: usize) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move |n: usize| -> usize {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n.max(1) as u64) as usize
+    };
+    const WORDS: [&str; 24] = [
+        "sparse",
+        "graph",
+        "attention",
+        "retrieval",
+        "versioned",
+        "columnar",
+        "learned",
+        "index",
+        "transactional",
+        "streaming",
+        "vector",
+        "temporal",
+        "causal",
+        "robust",
+        "federated",
+        "incremental",
+        "probabilistic",
+        "embedding",
+        "storage",
+        "query",
+        "scalable",
+        "neural",
+        "distributed",
+        "approximate",
+    ];
+    const FIRST: [&str; 12] = [
+        "Ada", "Grace", "Alan", "Barbara", "Edsger", "Frances", "Donald", "Leslie", "Jim",
+        "Margaret", "Ken", "Radia",
+    ];
+    const LAST: [&str; 12] = [
+        "Lovelace", "Hopper", "Turing", "Liskov", "Dijkstra", "Allen", "Knuth", "Lamport", "Gray",
+        "Hamilton", "Thompson", "Perlman",
+    ];
+    const AFFIL: [&str; 6] = ["ETH", "MIT", "Inria", "CMU", "Tsinghua", "Berkeley"];
+    const VENUES: [&str; 4] = ["conference", "journal", "workshop", "preprint"];
+    let topics = 50.min(nodes);
+    let authors = (nodes / 5).max(1).min(nodes - topics);
+    let papers = nodes.saturating_sub(topics + authors);
+    let w = |e: std::io::Error| e.to_string();
+    for t in 0..topics {
+        writeln!(
+            out,
+            r#"{{"type":"Topic","data":{{"name":"{}-{t}"}}}}"#,
+            WORDS[t % WORDS.len()]
+        )
+        .map_err(w)?;
+    }
+    for a in 0..authors {
+        let name = format!("{} {}", FIRST[next(FIRST.len())], LAST[next(LAST.len())]);
+        let aff = AFFIL[next(AFFIL.len())];
+        writeln!(out, r#"{{"type":"Author","data":{{"handle":"a{a:06}","name":"{name}","affiliation":"{aff}"}}}}"#).map_err(w)?;
+    }
+    for p in 0..papers {
+        let title: Vec<&str> = (0..4).map(|_| WORDS[next(WORDS.len())]).collect();
+        let abs: Vec<&str> = (0..12).map(|_| WORDS[next(WORDS.len())]).collect();
+        writeln!(
+            out,
+            r#"{{"type":"Paper","data":{{"slug":"p{p:07}","title":"{}","abstract":"{}","year":{},"venue":"{}"}}}}"#,
+            title.join(" "),
+            abs.join(" "),
+            1990 + next(37),
+            VENUES[next(VENUES.len())]
+        )
+        .map_err(w)?;
+    }
+    for p in 0..papers {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..1 + next(4) {
+            let a = next(authors);
+            if seen.insert(a) {
+                writeln!(out, r#"{{"edge":"Wrote","from":"a{a:06}","to":"p{p:07}"}}"#)
+                    .map_err(w)?;
+            }
+        }
+        let mut cited = std::collections::BTreeSet::new();
+        for _ in 0..next(6) {
+            if p > 0 {
+                let q = next(p);
+                if cited.insert(q) {
+                    writeln!(out, r#"{{"edge":"Cites","from":"p{p:07}","to":"p{q:07}"}}"#)
+                        .map_err(w)?;
+                }
+            }
+        }
+        let t1 = next(topics);
+        writeln!(
+            out,
+            r#"{{"edge":"About","from":"p{p:07}","to":"{}-{t1}"}}"#,
+            WORDS[t1 % WORDS.len()]
+        )
+        .map_err(w)?;
+        let t2 = next(topics);
+        if t2 != t1 && next(2) == 0 {
+            writeln!(
+                out,
+                r#"{{"edge":"About","from":"p{p:07}","to":"{}-{t2}"}}"#,
+                WORDS[t2 % WORDS.len()]
+            )
+            .map_err(w)?;
+        }
+    }
+    out.flush().map_err(w)
 }

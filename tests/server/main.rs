@@ -6,6 +6,7 @@ mod cookbook;
 #[allow(dead_code)]
 #[path = "../engine/support.rs"]
 mod engine_support;
+mod example;
 mod ops;
 mod states;
 mod support;
