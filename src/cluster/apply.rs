@@ -448,6 +448,167 @@ pub fn approve(dir: &Path, resource: &str, actor: &str) -> Result<Approval, Clus
     Ok(a)
 }
 
+/// A cluster recovery intent (`__cluster/recoveries/<id>.json`): armed
+/// before a graph create, schema apply or graph delete moves anything,
+/// removed only after the ledger records the outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Intent {
+    pub id: String,
+    /// `graph_create`, `schema_apply` or `graph_delete`.
+    pub kind: String,
+    pub graph: String,
+    /// The schema digest the operation installs (empty for a delete).
+    pub digest: String,
+    pub actor: String,
+    pub started_at: String,
+}
+
+fn intents_dir(root: &Path) -> PathBuf {
+    cluster_dir(root).join("recoveries")
+}
+
+fn arm(
+    root: &Path,
+    kind: &str,
+    graph: &str,
+    digest: &str,
+    actor: &str,
+) -> Result<PathBuf, ClusterError> {
+    let i = Intent {
+        id: ulid::Ulid::new().to_string(),
+        kind: kind.to_string(),
+        graph: graph.to_string(),
+        digest: digest.to_string(),
+        actor: actor.to_string(),
+        started_at: chrono::Utc::now().to_rfc3339(),
+    };
+    let path = intents_dir(root).join(format!("{}.json", i.id));
+    write_atomic(
+        &path,
+        &serde_json::to_vec_pretty(&i).map_err(|e| cerr("io_error", e.to_string()))?,
+    )?;
+    Ok(path)
+}
+
+/// The live schema digest of a graph root (`None`: absent or unopenable).
+fn live_schema(rt: &tokio::runtime::Runtime, root: &Path, graph: &str) -> Option<String> {
+    let gr = graph_root(root, graph);
+    if !gr.exists() {
+        return None;
+    }
+    rt.block_on(Graph::open(&gr.display().to_string()))
+        .ok()
+        .map(|g| digest(g.schema_source().as_bytes()))
+}
+
+/// The recovery sweep at the start of `apply`: classifies every surviving
+/// intent by observation. Completed work the ledger missed is rolled
+/// forward (with an entry in `recovery_records`); work that never moved is
+/// retired; anything else is kept and blocks its graph. Returns the intent
+/// files to remove once the ledger is written.
+fn sweep(
+    rt: &tokio::runtime::Runtime,
+    root: &Path,
+    l: &mut Ledger,
+    changes: &mut Vec<AppliedChange>,
+    blocked: &mut BTreeSet<String>,
+) -> Result<Vec<PathBuf>, ClusterError> {
+    let mut retire = Vec::new();
+    let Ok(rd) = std::fs::read_dir(intents_dir(root)) else {
+        return Ok(retire);
+    };
+    let mut files: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
+    files.sort();
+    for p in files
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+    {
+        let Ok(i) = std::fs::read(&p)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice::<Intent>(&b).map_err(|e| e.to_string()))
+        else {
+            return Err(cerr(
+                "recovery_unreadable",
+                format!(
+                    "{} is unreadable; inspect it, then remove it and re-run",
+                    p.display()
+                ),
+            ));
+        };
+        let schema_res = format!("schema.{}", i.graph);
+        let live = live_schema(rt, root, &i.graph);
+        let applied = l
+            .applied_revision
+            .resources
+            .get(&schema_res)
+            .map(|a| a.digest.clone());
+        let outcome = match i.kind.as_str() {
+            "graph_create" | "schema_apply" if live.as_deref() == Some(i.digest.as_str()) => {
+                if applied.as_deref() != Some(i.digest.as_str()) {
+                    l.applied_revision.resources.insert(
+                        schema_res.clone(),
+                        AppliedResource {
+                            digest: i.digest.clone(),
+                            applies_to: Vec::new(),
+                        },
+                    );
+                    "rolled_forward"
+                } else {
+                    "retired"
+                }
+            }
+            "graph_create" if !graph_root(root, &i.graph).exists() => "discarded",
+            "schema_apply" if live.is_some() && live == applied => "retired",
+            "graph_delete" if !graph_root(root, &i.graph).exists() => {
+                let prefix = format!("query.{}.", i.graph);
+                let g = format!("graph.{}", i.graph);
+                l.applied_revision
+                    .resources
+                    .retain(|k, _| k != &g && k != &schema_res && !k.starts_with(&prefix));
+                "rolled_forward"
+            }
+            "graph_delete" => "retired",
+            _ => "kept",
+        };
+        if outcome == "kept" {
+            blocked.insert(i.graph.clone());
+            let code = if i.kind == "graph_create" {
+                "graph_create_incomplete"
+            } else {
+                "actual_applied_state_pending"
+            };
+            changes.push(AppliedChange {
+                resource: format!("graph.{}", i.graph),
+                action: "recover".into(),
+                outcome: "blocked".into(),
+                message: Some(format!(
+                    "{code}: an interrupted {} left {} in a state apply cannot classify; inspect it (remove a partial root and the intent {} to retry)",
+                    i.kind,
+                    graph_root(root, &i.graph).display(),
+                    p.display()
+                )),
+            });
+            continue;
+        }
+        l.recovery_records.insert(
+            i.id.clone(),
+            serde_json::json!({
+                "kind": i.kind, "graph": i.graph, "outcome": outcome,
+                "actor": i.actor, "started_at": i.started_at,
+                "swept_at": chrono::Utc::now().to_rfc3339(),
+            }),
+        );
+        changes.push(AppliedChange {
+            resource: format!("graph.{}", i.graph),
+            action: "recover".into(),
+            outcome: "applied".into(),
+            message: Some(format!("{outcome} interrupted {} {}", i.kind, i.id)),
+        });
+        retire.push(p);
+    }
+    Ok(retire)
+}
+
 /// `cluster apply`: converges the ledger to the desired revision under
 /// the lock — graph creates (init at `graphs/<id>.omni`), schema updates
 /// (through the engine's schema apply, no data loss), query and policy
@@ -494,7 +655,8 @@ pub fn apply(dir: &Path, actor: &str) -> Result<ApplyReport, ClusterError> {
     };
     let rt = rt()?;
     let mut blocked: BTreeSet<String> = BTreeSet::new();
-    // 1. Graphs: create roots, migrate schemas.
+    let mut retire = sweep(&rt, &root, &mut l, &mut changes, &mut blocked)?;
+    // 1. Graphs: create roots, migrate schemas, each fenced by an intent.
     for (res, want) in report
         .resources
         .iter()
@@ -502,7 +664,7 @@ pub fn apply(dir: &Path, actor: &str) -> Result<ApplyReport, ClusterError> {
     {
         let id = &res["schema.".len()..];
         let have = applied(&l, res);
-        if have.as_deref() == Some(want.as_str()) {
+        if have.as_deref() == Some(want.as_str()) || blocked.contains(id) {
             continue;
         }
         let src = report.payloads.get(res).cloned().unwrap_or_default();
@@ -510,16 +672,47 @@ pub fn apply(dir: &Path, actor: &str) -> Result<ApplyReport, ClusterError> {
         let uri = gr.display().to_string();
         let file = format!("{}/schema.{id}.pg", dir.display());
         let outcome: Result<&str, String> = if !gr.exists() {
+            let intent = arm(&root, "graph_create", id, want, actor)?;
             rt.block_on(Graph::init(&uri, &file, &src))
-                .map(|_| "create")
+                .map(|_| {
+                    retire.push(intent);
+                    "create"
+                })
                 .map_err(|e| e.to_string())
         } else {
+            // Preview first: a refusal arms nothing.
             rt.block_on(async {
                 let g = Graph::open(&uri).await?;
-                g.apply_schema(&file, &src, false, actor).await
+                let new = crate::schema::compile_schema_file(&file, &src).map_err(|d| {
+                    crate::engine::EngineError::Schema {
+                        rendered: d.render(false),
+                    }
+                })?;
+                let plan = crate::schema::migrate::plan(&g.catalog(), &new);
+                if !plan.supported || plan.data_loss {
+                    return Err(crate::engine::EngineError::SchemaRefused {
+                        reason: "the migration is unsupported or drops data; cluster apply runs additive migrations only (apply it with `omnigraph schema apply --allow-data-loss`, then re-run)".into(),
+                    });
+                }
+                if plan.steps.is_empty() {
+                    return Ok(None);
+                }
+                Ok(Some(g))
             })
-            .map(|_| if have.is_some() { "update" } else { "create" })
             .map_err(|e| e.to_string())
+            .and_then(|g| match g {
+                None => Ok("update"),
+                Some(g) => {
+                    let intent = arm(&root, "schema_apply", id, want, actor)
+                        .map_err(|e| e.to_string())?;
+                    rt.block_on(g.apply_schema(&file, &src, false, actor))
+                        .map(|_| {
+                            retire.push(intent);
+                            if have.is_some() { "update" } else { "create" }
+                        })
+                        .map_err(|e| e.to_string())
+                }
+            })
         };
         match outcome {
             Ok(action) => {
@@ -638,6 +831,7 @@ pub fn apply(dir: &Path, actor: &str) -> Result<ApplyReport, ClusterError> {
                 continue;
             };
             let gr = graph_root(&root, id);
+            retire.push(arm(&root, "graph_delete", id, "", actor)?);
             if gr.exists() {
                 std::fs::remove_dir_all(&gr).map_err(|e| io(&gr, e))?;
             }
@@ -709,9 +903,17 @@ pub fn apply(dir: &Path, actor: &str) -> Result<ApplyReport, ClusterError> {
         l.applied_revision.config_digest = Some(desired_digest);
     }
     let state_written = l != old;
+    fail::fail_point!("cluster.ledger", |_| Err(cerr(
+        "fault",
+        "injected fault at cluster.ledger"
+    )));
     if state_written {
         l.state_revision = old.state_revision + 1;
         write_ledger(&root, &l, Some(&old_bytes))?;
+    }
+    // The ledger holds the outcomes: the intents are done.
+    for p in retire {
+        let _ = std::fs::remove_file(p);
     }
     Ok(ApplyReport {
         changes,

@@ -482,3 +482,93 @@ fn an_interrupted_write_on_a_deleted_branch_is_discarded() {
         .expect("write after");
     scenario.teardown();
 }
+
+/// A cluster apply interrupted after its payload phase (graph created or
+/// migrated, blobs written) and before the ledger write: the ledger is
+/// untouched, the intent survives, and a re-run rolls it forward with one
+/// recovery record and converges; acknowledged rows are kept.
+#[test]
+fn cluster_apply_interrupted_before_the_ledger_converges_on_rerun() {
+    use omnigraph::cluster::apply as ca;
+    let scenario = fail::FailScenario::setup();
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("queries")).expect("mkdir");
+    std::fs::write(
+        dir.join("cluster.yaml"),
+        "version: 1\ngraphs:\n  g:\n    schema: schema.pg\n    queries: queries/\n",
+    )
+    .expect("yaml");
+    std::fs::write(dir.join("schema.pg"), SCHEMA).expect("schema");
+    std::fs::write(
+        dir.join("queries/q.gq"),
+        "query items() { match { $a: Item } return { $a.key } }\n",
+    )
+    .expect("query");
+    ca::import(dir).expect("import");
+    let state = dir.join("__cluster/state.json");
+    let intents = || {
+        std::fs::read_dir(dir.join("__cluster/recoveries"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let ledger0 = std::fs::read(&state).expect("ledger");
+
+    // Create: the graph is made, the ledger write fails.
+    fail::cfg("cluster.ledger", "return").expect("cfg");
+    let e = ca::apply(dir, "ops").expect_err("fault");
+    assert_eq!(e.code, "fault");
+    fail::remove("cluster.ledger");
+    assert_eq!(
+        std::fs::read(&state).expect("ledger"),
+        ledger0,
+        "ledger untouched"
+    );
+    assert_eq!(intents(), 1);
+    let root = ca::graph_root(dir, "g");
+    let g = rt
+        .block_on(Graph::open(root.to_str().expect("utf8")))
+        .expect("the graph exists");
+    rt.block_on(load_triple(&g, "acked", "main"))
+        .expect("a write");
+    let r = ca::apply(dir, "ops").expect("re-run");
+    assert!(r.converged, "{:?}", r.changes);
+    assert!(
+        r.changes.iter().any(|c| c.action == "recover"
+            && c.message
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("rolled_forward")),
+        "{:?}",
+        r.changes
+    );
+    assert_eq!(intents(), 0);
+    let (l, _) = ca::read_ledger(dir).expect("read").expect("ledger");
+    assert_eq!(l.recovery_records.len(), 1);
+    assert!(rt.block_on(visible(&g)).contains_key("acked"));
+
+    // A schema change: migrated, then the ledger write fails.
+    std::fs::write(
+        dir.join("schema.pg"),
+        SCHEMA.replace("  n: I64\n", "  n: I64\n  note: String?\n"),
+    )
+    .expect("schema");
+    fail::cfg("cluster.ledger", "return").expect("cfg");
+    assert!(ca::apply(dir, "ops").is_err());
+    fail::remove("cluster.ledger");
+    assert_eq!(intents(), 1);
+    let r = ca::apply(dir, "ops").expect("re-run");
+    assert!(r.converged, "{:?}", r.changes);
+    assert_eq!(intents(), 0);
+    let (l, _) = ca::read_ledger(dir).expect("read").expect("ledger");
+    assert_eq!(l.recovery_records.len(), 2);
+    let g = rt
+        .block_on(Graph::open(root.to_str().expect("utf8")))
+        .expect("open");
+    assert!(g.schema_source().contains("note: String?"));
+    assert_eq!(rt.block_on(visible(&g)).get("acked"), Some(&(2, 1)));
+    // Converged: a further apply writes nothing.
+    assert!(!ca::apply(dir, "ops").expect("noop").state_written);
+    scenario.teardown();
+}
