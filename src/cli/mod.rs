@@ -123,6 +123,14 @@ pub enum ClusterCommand {
         #[arg(long = "as", value_name = "ACTOR")]
         actor: Option<String>,
     },
+    /// Observe the live graphs and blobs and record drift in the ledger,
+    /// so the next plan proposes converging it.
+    Refresh {
+        #[arg(long, default_value = ".")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Read-only: each resource applied vs desired, blobs and roots
     /// checked, whether the lock is held.
     Status {
@@ -586,6 +594,25 @@ fn cluster_write(c: ClusterCommand) -> Result<ExitCode, CliError> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        ClusterCommand::Refresh { config, json } => {
+            let r = ca::refresh(&config).map_err(fail)?;
+            out(json, &r, &|| {
+                for d in &r.drift {
+                    println!("drifted {} ({})", d.resource, d.kind);
+                }
+                println!(
+                    "{} drifted; state revision {}{}",
+                    r.drift.len(),
+                    r.state_revision,
+                    if r.state_written {
+                        ""
+                    } else {
+                        " (nothing written)"
+                    }
+                );
+            });
+            Ok(ExitCode::SUCCESS)
         }
         ClusterCommand::Status { config, json } => {
             let r = ca::status(&config).map_err(fail)?;

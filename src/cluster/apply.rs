@@ -923,6 +923,138 @@ pub fn apply(dir: &Path, actor: &str) -> Result<ApplyReport, ClusterError> {
     })
 }
 
+/// One drifted resource `refresh` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Drift {
+    pub resource: String,
+    /// `schema_changed`, `missing_root`, `missing_blob`, `tampered_blob`.
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<String>,
+}
+
+/// What `refresh` did.
+#[derive(Debug, Serialize)]
+pub struct RefreshReport {
+    pub drift: Vec<Drift>,
+    pub state_written: bool,
+    pub state_revision: u64,
+}
+
+/// `cluster refresh`: observes the live graphs and catalog blobs and
+/// records what it finds in the ledger (under the lock, after the recovery
+/// sweep). A graph whose live schema differs gets the observed digest as
+/// its applied schema, so the next plan proposes migrating it back; a
+/// missing root loses its graph and schema entries, so the next plan
+/// proposes creating it; missing or tampered blobs are marked (the next
+/// apply republishes them). Writes the ledger only when something changed.
+pub fn refresh(dir: &Path) -> Result<RefreshReport, ClusterError> {
+    let report = valid(dir)?;
+    let root = report.storage_root.clone();
+    let _lock = lock(&root, "refresh")?;
+    let Some((old, old_bytes)) = read_ledger(&root)? else {
+        return Err(cerr(
+            "state_missing",
+            "no state ledger yet; run `omnigraph cluster import --config DIR` first",
+        ));
+    };
+    let rt = rt()?;
+    let mut l = old.clone();
+    let mut changes = Vec::new();
+    let mut blocked = BTreeSet::new();
+    let retire = sweep(&rt, &root, &mut l, &mut changes, &mut blocked)?;
+    let mut drift = Vec::new();
+    let drifted = |l: &mut Ledger, r: &str, kind: &str| {
+        l.resource_statuses.insert(
+            r.to_string(),
+            ResourceStatus {
+                status: "drifted".into(),
+                conditions: vec![kind.to_string()],
+                message: None,
+            },
+        );
+    };
+    let schemas: Vec<(String, String)> = l
+        .applied_revision
+        .resources
+        .iter()
+        .filter(|(r, _)| r.starts_with("schema."))
+        .map(|(r, a)| (r.clone(), a.digest.clone()))
+        .collect();
+    for (res, recorded) in schemas {
+        let g = &res["schema.".len()..];
+        if !graph_root(&root, g).exists() {
+            l.applied_revision.resources.remove(&res);
+            l.applied_revision.resources.remove(&format!("graph.{g}"));
+            drifted(&mut l, &format!("graph.{g}"), "missing_root");
+            drift.push(Drift {
+                resource: format!("graph.{g}"),
+                kind: "missing_root".into(),
+                recorded: Some(recorded),
+                observed: None,
+            });
+            continue;
+        }
+        let live = live_schema(&rt, &root, g);
+        l.observations.insert(
+            format!("graph.{g}"),
+            serde_json::json!({"root": graph_root(&root, g), "exists": true, "schema_digest": live}),
+        );
+        if let Some(live) = live
+            && live != recorded
+        {
+            if let Some(a) = l.applied_revision.resources.get_mut(&res) {
+                a.digest = live.clone();
+            }
+            drifted(&mut l, &res, "schema_changed");
+            drift.push(Drift {
+                resource: res.clone(),
+                kind: "schema_changed".into(),
+                recorded: Some(recorded),
+                observed: Some(live),
+            });
+        }
+    }
+    let blobs: Vec<(String, String)> = l
+        .applied_revision
+        .resources
+        .iter()
+        .map(|(r, a)| (r.clone(), a.digest.clone()))
+        .collect();
+    for (r, d) in blobs {
+        let Some(p) = blob_path(&root, &r, &d) else {
+            continue;
+        };
+        let kind = match std::fs::read(&p) {
+            Err(_) => "missing_blob",
+            Ok(b) if !blob_matches(&r, &b, &d, &l) => "tampered_blob",
+            Ok(_) => continue,
+        };
+        drifted(&mut l, &r, kind);
+        drift.push(Drift {
+            resource: r.clone(),
+            kind: kind.into(),
+            recorded: Some(d),
+            observed: None,
+        });
+    }
+    let state_written = l != old;
+    if state_written {
+        l.state_revision = old.state_revision + 1;
+        write_ledger(&root, &l, Some(&old_bytes))?;
+    }
+    for p in retire {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(RefreshReport {
+        drift,
+        state_written,
+        state_revision: l.state_revision,
+    })
+}
+
 /// One resource in `status`.
 #[derive(Debug, Serialize)]
 pub struct ResourceReport {

@@ -218,6 +218,35 @@ fn a_cluster_is_applied_served_changed_and_deleted() {
     let shown = ok(&["schema", "show", root.to_str().expect("utf8")]);
     assert!(shown.contains("nickname: String?"));
 
+    // Out-of-band drift: someone drops the property on the live graph.
+    // `refresh` records it, `plan` proposes migrating back, `apply` does.
+    let oob = tmp.path().join("oob.pg");
+    std::fs::write(&oob, &src).expect("oob schema");
+    ok(&[
+        "schema",
+        "apply",
+        "--schema",
+        oob.to_str().expect("utf8"),
+        "--allow-data-loss",
+        root.to_str().expect("utf8"),
+    ]);
+    let r = json_of(&ok(&["cluster", "refresh", "--config", cfg, "--json"]));
+    assert_eq!(r["drift"][0]["resource"], "schema.spike", "{r}");
+    assert_eq!(r["drift"][0]["kind"], "schema_changed");
+    let plan = json_of(&ok(&["cluster", "plan", "--config", cfg, "--json"]));
+    assert!(
+        plan["changes"]
+            .as_array()
+            .expect("c")
+            .iter()
+            .any(|c| c["resource"] == "schema.spike" && c["action"] == "update"),
+        "{plan}"
+    );
+    let a = json_of(&ok(&["cluster", "apply", "--config", cfg, "--json"]));
+    assert_eq!(a["converged"], true, "{a}");
+    let shown = ok(&["schema", "show", root.to_str().expect("utf8")]);
+    assert!(shown.contains("nickname: String?"), "migrated back");
+
     // A tampered blob: status finds it, the server refuses to boot, apply
     // republishes it.
     let blob = std::fs::read_dir(cfg_dir.join("__cluster/resources/policy/intel"))
