@@ -241,6 +241,11 @@ pub enum QueryCommand {
 /// Runs the CLI with the process arguments.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Test builds: failpoints from the `FAILPOINTS` environment variable
+    // (`name=action;...`, the `fail` crate's format); inert without the
+    // `failpoints` feature.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

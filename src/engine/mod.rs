@@ -907,7 +907,8 @@ impl Graph {
         })
     }
 
-    /// Commits one Lance transaction per table (plus its index upkeep), then
+    /// Commits one Lance transaction per table (plus its upkeep: compaction
+    /// of small fragments and index extension, [`table::upkeep`]), then
     /// publishes them together as one graph commit on `branch`, fenced by a
     /// recovery sidecar (docs/architecture.md, "Recovery protocol"):
     /// A. the sidecar names every table and its base version; B. each table
@@ -1011,7 +1012,7 @@ impl Graph {
                 version,
             };
             let version = match table::open(&written).await {
-                Ok(ds) => match table::ensure_indexes(ds, &self.index_specs(&key)).await {
+                Ok(ds) => match table::upkeep(ds, &self.index_specs(&key)).await {
                     Ok(v) => v,
                     Err(e) => {
                         tracing::warn!(table = %key, error = %e, "index maintenance failed");

@@ -93,7 +93,7 @@ impl ControlStore {
             }
         })?;
         Ok(Self {
-            store: Arc::new(store),
+            store: super::metered::wrap(Arc::new(store)),
             local: Some(dir.to_path_buf()),
         })
     }
@@ -101,7 +101,7 @@ impl ControlStore {
     /// Control objects in memory (tests).
     pub fn memory() -> Self {
         Self {
-            store: Arc::new(object_store::memory::InMemory::new()),
+            store: super::metered::wrap(Arc::new(object_store::memory::InMemory::new())),
             local: None,
         }
     }

@@ -4,6 +4,7 @@
 //! pieces into graphs, branches and commits.
 
 pub mod control;
+pub mod metered;
 pub mod table;
 
 pub use control::{ControlError, ControlStore};

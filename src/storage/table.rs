@@ -57,7 +57,18 @@ fn params(mode: WriteMode) -> WriteParams {
     WriteParams {
         mode,
         enable_stable_row_ids: true,
+        store_params: super::metered::lance_store_params(),
         ..WriteParams::default()
+    }
+}
+
+/// A dataset builder for `uri`, metered when storage counting is on
+/// ([`super::metered`]).
+fn builder(uri: &str) -> DatasetBuilder {
+    let b = DatasetBuilder::from_uri(uri);
+    match super::metered::lance_store_params() {
+        Some(p) => b.with_store_params(p),
+        None => b,
     }
 }
 
@@ -76,7 +87,7 @@ pub async fn create_empty(uri: &str, schema: SchemaRef) -> Result<u64, TableErro
 /// older versions, so commits that name them stay readable. Returns the
 /// version written.
 pub async fn create_or_replace(uri: &str, batch: RecordBatch) -> Result<u64, TableError> {
-    match DatasetBuilder::from_uri(uri).load().await {
+    match builder(uri).load().await {
         Ok(ds) => overwrite(ds, batch).await,
         Err(_) => {
             let schema = batch.schema();
@@ -91,7 +102,7 @@ pub async fn create_or_replace(uri: &str, batch: RecordBatch) -> Result<u64, Tab
 
 /// Opens a pinned version.
 pub async fn open(at: &TableAt) -> Result<Dataset, TableError> {
-    let mut b = DatasetBuilder::from_uri(&at.uri);
+    let mut b = builder(&at.uri);
     b = match &at.branch {
         Some(br) => b.with_branch(br, Some(at.version)),
         None => b.with_version(at.version),
@@ -115,7 +126,7 @@ pub async fn open_for_write(base: &TableAt, target: Option<&str>) -> Result<Data
             conflict: false,
         });
     };
-    let mut root = DatasetBuilder::from_uri(&base.uri)
+    let mut root = builder(&base.uri)
         .load()
         .await
         .map_err(|e| terr(&base.uri, e))?;
@@ -255,11 +266,64 @@ pub fn fts_params() -> lance_index::scalar::InvertedIndexParams {
         .with_position(false)
 }
 
+/// The small fragments (fewer than [`SMALL_FRAGMENT_ROWS`] rows) a table
+/// may hold before a write compacts them. Every small write (a mutation, a
+/// small load) adds a fragment; a table of thousands of one-row fragments
+/// has a manifest, scans and lookups that grow with history.
+pub const MAX_SMALL_FRAGMENTS: usize = 10;
+
+/// A fragment with fewer rows than this is small; compaction merges
+/// adjacent small fragments up to this size (Lance's
+/// `target_rows_per_fragment`), so the big fragments a bulk load writes are
+/// never rewritten by it.
+pub const SMALL_FRAGMENT_ROWS: usize = 10_000;
+
+/// The upkeep after a write on a table's branch head: compacts small
+/// fragments once there are more than [`MAX_SMALL_FRAGMENTS`] (Lance
+/// `compact_files`; row ids are stable, so indexes stay valid), then
+/// [`ensure_indexes`]. Returns the resulting version. Together these keep a
+/// warm write's storage requests the same whatever the history
+/// (`scripts/bench` measures it).
+pub async fn upkeep(mut ds: Dataset, specs: &[IndexSpec]) -> Result<u64, TableError> {
+    let small = ds
+        .get_fragments()
+        .iter()
+        .filter(|f| {
+            f.metadata()
+                .physical_rows
+                .is_some_and(|r| r < SMALL_FRAGMENT_ROWS)
+        })
+        .count();
+    if small > MAX_SMALL_FRAGMENTS {
+        let uri = ds.uri().to_string();
+        let options = lance::dataset::optimize::CompactionOptions {
+            target_rows_per_fragment: SMALL_FRAGMENT_ROWS,
+            ..Default::default()
+        };
+        lance::dataset::optimize::compact_files(&mut ds, options, None)
+            .await
+            .map_err(|e| terr(&uri, e))?;
+    }
+    ensure_indexes(ds, specs).await
+}
+
+/// The most segments one index may have before the next write folds its
+/// deltas. Each write's index upkeep adds one delta segment
+/// (`optimize_indices` in append mode), and every lookup and merge-insert
+/// reads every segment, so an unbounded count makes a write's cost grow
+/// with history (measured: about 7 more GETs per write for each earlier
+/// commit, `scripts/bench`). Folding keeps it between 2 and this.
+pub const MAX_INDEX_SEGMENTS: usize = 6;
+
 /// Makes `ds` (the head of its Lance branch) carry every index in `specs`:
 /// missing ones are built, existing ones extended over fragments written
-/// since (`optimize_indices` in append mode). Returns the resulting version,
-/// which equals the input version when nothing had to change. An empty table
-/// gets no index yet; the first write that adds rows builds it.
+/// since: a new delta segment (`optimize_indices` in append mode), or, for
+/// an index that already has [`MAX_INDEX_SEGMENTS`] segments, the new rows
+/// and every delta merged into one (`OptimizeOptions::merge(n - 1)`: the
+/// oldest, base segment is kept as it is, so the fold costs what the deltas
+/// hold, not the table). Returns the resulting version, which equals the
+/// input version when nothing had to change. An empty table gets no index
+/// yet; the first write that adds rows builds it.
 pub async fn ensure_indexes(mut ds: Dataset, specs: &[IndexSpec]) -> Result<u64, TableError> {
     use lance::index::DatasetIndexExt;
     use lance_index::IndexType;
@@ -275,11 +339,17 @@ pub async fn ensure_indexes(mut ds: Dataset, specs: &[IndexSpec]) -> Result<u64,
         .iter()
         .map(|i| i.name.clone())
         .collect();
-    let mut extend = false;
+    let mut append = Vec::new();
+    let mut fold = Vec::new();
     for spec in specs {
         let name = spec.name();
-        if existing.contains(&name) {
-            extend = true;
+        let segments = existing.iter().filter(|n| **n == name).count();
+        if segments >= MAX_INDEX_SEGMENTS {
+            fold.push((name, segments));
+            continue;
+        }
+        if segments > 0 {
+            append.push(name);
             continue;
         }
         let r = match spec {
@@ -306,8 +376,14 @@ pub async fn ensure_indexes(mut ds: Dataset, specs: &[IndexSpec]) -> Result<u64,
         };
         r.map_err(|e| terr(&uri, e))?;
     }
-    if extend {
-        ds.optimize_indices(&lance_index::optimize::OptimizeOptions::append())
+    use lance_index::optimize::OptimizeOptions;
+    if !append.is_empty() {
+        ds.optimize_indices(&OptimizeOptions::append().index_names(append))
+            .await
+            .map_err(|e| terr(&uri, e))?;
+    }
+    for (name, segments) in fold {
+        ds.optimize_indices(&OptimizeOptions::merge(segments - 1).index_names(vec![name]))
             .await
             .map_err(|e| terr(&uri, e))?;
     }
@@ -391,10 +467,7 @@ pub async fn full_text(
 /// The newest version on a Lance branch (`None` for the main line); `None`
 /// when that branch does not exist.
 pub async fn head_version(uri: &str, branch: Option<&str>) -> Result<Option<u64>, TableError> {
-    let root = DatasetBuilder::from_uri(uri)
-        .load()
-        .await
-        .map_err(|e| terr(uri, e))?;
+    let root = builder(uri).load().await.map_err(|e| terr(uri, e))?;
     let Some(br) = branch else {
         return Ok(Some(root.version().version));
     };
@@ -402,7 +475,7 @@ pub async fn head_version(uri: &str, branch: Option<&str>) -> Result<Option<u64>
     if !branches.contains_key(br) {
         return Ok(None);
     }
-    let ds = DatasetBuilder::from_uri(uri)
+    let ds = builder(uri)
         .with_branch(br, None)
         .load()
         .await

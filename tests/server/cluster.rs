@@ -334,3 +334,98 @@ fn a_cluster_is_applied_served_changed_and_deleted() {
     );
     assert_eq!(l["approval_records"].as_object().map(|o| o.len()), Some(1));
 }
+
+/// Two `cluster apply` processes at once. The first holds the state lock
+/// while a `sleep` failpoint stalls it just before its ledger write; the
+/// second, started while the lock is held, fails at once with
+/// `state_lock_held` naming the holder's pid, and writes nothing. The first
+/// then finishes; the ledger is one valid revision ahead and no lock is
+/// left. Then pairs started at the same instant with no failpoint: each
+/// either applies (a no-op) or fails cleanly on the lock; the ledger bytes
+/// never change.
+#[cfg(feature = "failpoints")]
+#[test]
+fn two_applies_at_once_one_holds_the_lock() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let book = cookbooks_dir().join("industry-intel");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg_dir = tmp.path().join("cfg");
+    std::fs::create_dir_all(&cfg_dir).expect("mkdir");
+    for f in ["cluster.yaml", "schema.pg"] {
+        std::fs::copy(book.join(f), cfg_dir.join(f)).expect("copy");
+    }
+    copy_dir(&book.join("queries"), &cfg_dir.join("queries"));
+    copy_dir(&book.join("policies"), &cfg_dir.join("policies"));
+    let cfg = cfg_dir.to_str().expect("utf8");
+    let state = cfg_dir.join("__cluster/state.json");
+    let lock = cfg_dir.join("__cluster/lock.json");
+    ok(&["cluster", "import", "--config", cfg]);
+    let before = json_of(&std::fs::read_to_string(&state).expect("ledger"));
+
+    let apply = |failpoints: Option<&str>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_omnigraph"));
+        c.args(["cluster", "apply", "--config", cfg, "--json"])
+            .env("NO_COLOR", "1")
+            .env_remove("FAILPOINTS")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(f) = failpoints {
+            c.env("FAILPOINTS", f);
+        }
+        c.spawn().expect("spawn apply")
+    };
+    let first = apply(Some("cluster.ledger=sleep(4000)"));
+    let first_pid = first.id();
+    let started = Instant::now();
+    while !lock.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the first apply never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = apply(None).wait_with_output().expect("second apply");
+    let first = first.wait_with_output().expect("first apply");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("state_lock_held") && err.contains(&format!("pid {first_pid}")),
+        "{err}"
+    );
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let report = json_of(&String::from_utf8_lossy(&first.stdout));
+    assert_eq!(report["converged"], true, "{report}");
+    let after_bytes = std::fs::read(&state).expect("ledger");
+    let after: Value = serde_json::from_slice(&after_bytes).expect("ledger is valid JSON");
+    assert_eq!(
+        after["state_revision"].as_u64(),
+        before["state_revision"].as_u64().map(|r| r + 1),
+        "exactly one writer advanced the ledger"
+    );
+    assert!(!lock.exists(), "the lock was released");
+
+    for _ in 0..4 {
+        let (a, b) = (apply(None), apply(None));
+        for out in [a.wait_with_output(), b.wait_with_output()] {
+            let out = out.expect("apply");
+            let err = String::from_utf8_lossy(&out.stderr);
+            match out.status.code() {
+                Some(0) => {
+                    let r = json_of(&String::from_utf8_lossy(&out.stdout));
+                    assert_eq!(r["state_written"], false, "{r}");
+                }
+                Some(1) => assert!(err.contains("state_lock_held"), "{err}"),
+                other => panic!("apply exited {other:?}: {err}"),
+            }
+        }
+        assert_eq!(std::fs::read(&state).expect("ledger"), after_bytes);
+        assert!(!lock.exists(), "no lock left behind");
+    }
+}

@@ -1,6 +1,7 @@
 //! Server tests: the real `omnigraph-server` binary on 127.0.0.1 port 0,
 //! called over HTTP.
 
+mod bench;
 mod cluster;
 mod cookbook;
 #[allow(dead_code)]

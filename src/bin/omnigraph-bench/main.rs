@@ -1,6 +1,8 @@
 //! `omnigraph-bench`: load benchmarks that print figures (never asserted).
 //!
 //! ```text
+//! omnigraph-bench gen --nodes N --edges M --out DIR          # the side-by-side workload
+//! omnigraph-bench suite --workload DIR --out ours.json       # our figures (scripts/bench)
 //! omnigraph-bench load-seed DIR/seed.jsonl DIR/schema.pg   # a cookbook seed, N runs
 //! omnigraph-bench load-generated [ROWS]                    # generated nodes+edges, default 1,000,000
 //! omnigraph-bench query-generated [NODES] [EDGES] [DIR]    # read latencies, default 1M nodes, 5M edges
@@ -25,8 +27,54 @@ use omnigraph::engine::load::LoadMode;
 const GEN_SCHEMA: &str =
     "node Item {\n  key: String @key\n  n: I64\n  label: String?\n}\nedge Next: Item -> Item\n";
 
+/// Benchmarks that print figures (never asserted).
+#[derive(clap::Parser)]
+#[command(name = "omnigraph-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// A cookbook seed loaded (overwrite) into a fresh graph, 5 runs.
+    LoadSeed { seed: String, schema: String },
+    /// Generated nodes + edges loaded into a fresh graph, then exported.
+    LoadGenerated {
+        #[arg(default_value_t = 1_000_000)]
+        rows: usize,
+    },
+    /// Read latencies over a generated `Item` graph (reused when DIR holds one).
+    QueryGenerated {
+        #[arg(default_value_t = 1_000_000)]
+        nodes: usize,
+        #[arg(default_value_t = 5_000_000)]
+        edges: usize,
+        dir: Option<String>,
+    },
+    /// The server under one flooding caller and four light ones.
+    ActorIsolation {
+        #[arg(default_value_t = 20)]
+        seconds: u64,
+        #[arg(default_value_t = 24)]
+        heavy_conns: usize,
+    },
+    /// The example cluster's seed (load JSONL) on stdout.
+    ExampleSeed {
+        #[arg(default_value_t = 100_000)]
+        nodes: usize,
+    },
+    /// Writes the side-by-side workload (see `suite::generate`) to OUT.
+    Gen(suite::GenArgs),
+    /// Our figures over a workload written by `gen`, as JSON (see `suite::run`).
+    Suite(suite::SuiteArgs),
+}
+
+mod suite;
+
 fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    use clap::Parser;
+    let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -37,37 +85,21 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let result = match args.first().map(String::as_str) {
-        Some("load-seed") if args.len() == 3 => rt.block_on(load_seed(&args[1], &args[2])),
-        Some("load-generated") => {
-            let rows = args
-                .get(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(1_000_000);
-            rt.block_on(load_generated(rows))
+    let result = match cli.cmd {
+        Cmd::LoadSeed { seed, schema } => rt.block_on(load_seed(&seed, &schema)),
+        Cmd::LoadGenerated { rows } => rt.block_on(load_generated(rows)),
+        Cmd::QueryGenerated { nodes, edges, dir } => {
+            rt.block_on(query_generated(nodes, edges, dir))
         }
-        Some("query-generated") => {
-            let num = |i: usize, d: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
-            rt.block_on(query_generated(
-                num(1, 1_000_000),
-                num(2, 5_000_000),
-                args.get(3).cloned(),
-            ))
-        }
-        Some("example-seed") => {
-            let nodes = args
-                .get(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(100_000);
-            example_seed(nodes)
-        }
-        Some("actor-isolation") => {
-            let num = |i: usize, d: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(d);
-            rt.block_on(isolation::run(num(1, 20), num(2, 24) as usize))
-        }
-        _ => Err(
-            "usage: omnigraph-bench load-seed SEED.jsonl SCHEMA.pg | load-generated [ROWS] | query-generated [NODES] [EDGES] [DIR] | actor-isolation [SECONDS] [HEAVY_CONNS] | example-seed [NODES]".into(),
-        ),
+        Cmd::ExampleSeed { nodes } => example_seed(nodes),
+        Cmd::ActorIsolation {
+            seconds,
+            heavy_conns,
+        } => rt
+            .block_on(isolation::run(seconds, heavy_conns))
+            .map(|_| ()),
+        Cmd::Gen(a) => suite::generate(&a).map(|_| ()),
+        Cmd::Suite(a) => rt.block_on(suite::run(&a)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -385,34 +417,19 @@ mod isolation {
         );
     }
 
-    pub async fn run(secs: u64, heavy_conns: usize) -> Result<(), String> {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let uri = dir.path().join("g").display().to_string();
-        Graph::init(&uri, "bench.pg", SCHEMA)
-            .await
-            .map_err(|e| e.to_string())?;
-        let policy = dir.path().join("policy.yaml");
-        std::fs::write(&policy, POLICY).map_err(|e| e.to_string())?;
-        let mut tokens = serde_json::Map::new();
-        tokens.insert("heavy".into(), token("heavy").into());
-        for i in 0..LIGHT {
-            tokens.insert(format!("light{i}"), token(&format!("light{i}")).into());
-        }
+    /// Starts `omnigraph-server` (beside this binary) with `args` plus
+    /// `--bind 127.0.0.1:0` and the bearer tokens `tokens_json`; returns
+    /// the child and the address it reported.
+    pub fn start_server(
+        args: &[String],
+        tokens_json: &str,
+    ) -> Result<(std::process::Child, String), String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let server = exe.with_file_name("omnigraph-server");
         let mut child = Command::new(&server)
-            .args([
-                "--graph",
-                &format!("g={uri}"),
-                "--policy",
-                &format!("g={}", policy.display()),
-                "--bind",
-                "127.0.0.1:0",
-            ])
-            .env(
-                "OMNIGRAPH_SERVER_BEARER_TOKENS_JSON",
-                serde_json::Value::Object(tokens).to_string(),
-            )
+            .args(args)
+            .args(["--bind", "127.0.0.1:0"])
+            .env("OMNIGRAPH_SERVER_BEARER_TOKENS_JSON", tokens_json)
             .env("OMNIGRAPH_LOG", "error")
             .stdout(Stdio::piped())
             .spawn()
@@ -434,6 +451,50 @@ mod isolation {
             let _ = child.kill();
             return Err("the server did not report its address".into());
         }
+        Ok((child, addr))
+    }
+
+    /// Stops a server started by [`start_server`] (SIGTERM, then wait).
+    pub fn stop_server(mut child: std::process::Child) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
+
+    /// The isolation figures (milliseconds; rows/s).
+    #[derive(Debug, Clone, serde::Serialize)]
+    pub struct Isolation {
+        pub light_alone_p50_ms: f64,
+        pub light_alone_p99_ms: f64,
+        pub light_flood_p50_ms: f64,
+        pub light_flood_p99_ms: f64,
+        pub heavy_rows_per_s: f64,
+        pub heavy_429: u64,
+    }
+
+    pub async fn run(secs: u64, heavy_conns: usize) -> Result<Isolation, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let uri = dir.path().join("g").display().to_string();
+        Graph::init(&uri, "bench.pg", SCHEMA)
+            .await
+            .map_err(|e| e.to_string())?;
+        let policy = dir.path().join("policy.yaml");
+        std::fs::write(&policy, POLICY).map_err(|e| e.to_string())?;
+        let mut tokens = serde_json::Map::new();
+        tokens.insert("heavy".into(), token("heavy").into());
+        for i in 0..LIGHT {
+            tokens.insert(format!("light{i}"), token(&format!("light{i}")).into());
+        }
+        let (child, addr) = start_server(
+            &[
+                "--graph".into(),
+                format!("g={uri}"),
+                "--policy".into(),
+                format!("g={}", policy.display()),
+            ],
+            &serde_json::Value::Object(tokens).to_string(),
+        )?;
         println!(
             "actor isolation: {LIGHT} light callers (single-row mutate), 1 heavy caller ({heavy_conns} connections, load/ndjson of {BATCH} rows), {secs} s per phase"
         );
@@ -488,11 +549,16 @@ mod isolation {
             rejected.load(Ordering::Relaxed),
             errors.load(Ordering::Relaxed)
         );
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let _ = child.wait();
-        Ok(())
+        stop_server(child);
+        let p = super::percentile;
+        Ok(Isolation {
+            light_alone_p50_ms: p(&alone, 0.5),
+            light_alone_p99_ms: p(&alone, 0.99),
+            light_flood_p50_ms: p(&under, 0.5),
+            light_flood_p99_ms: p(&under, 0.99),
+            heavy_rows_per_s: rows.load(Ordering::Relaxed) as f64 / elapsed,
+            heavy_429: rejected.load(Ordering::Relaxed),
+        })
     }
 }
 

@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Prints `scripts/bench`'s tables (ours, the peer's, the ratio) from
+ours.json (omnigraph-bench suite) and peers.json (bench_peers.py), and
+writes the combined results.
+
+Usage: bench_report.py OURS.json PEERS.json RESULTS.json [HISTORY.jsonl]
+
+Ratios are ours ÷ peer: for rows/s and requests/s above 1 means we are
+faster; for milliseconds below 1 means we are faster. RESULTS.json gets
+{"date", "machine", "ours", "peers"}; the same object is appended as one
+line to HISTORY.jsonl, for tracking over time.
+"""
+
+import datetime
+import json
+import os
+import platform
+import sys
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        if v != v:  # NaN
+            return "—"
+        if abs(v) >= 1000:
+            return f"{v:,.0f}{unit}"
+        if abs(v) >= 10:
+            return f"{v:.1f}{unit}"
+        return f"{v:.2f}{unit}"
+    return f"{v:,}{unit}" if isinstance(v, int) else f"{v}{unit}"
+
+
+def ratio(a, b):
+    if a is None or b is None or not b:
+        return "—"
+    return f"{a / b:.2f}×"
+
+
+def table(title, header, rows):
+    print(f"\n## {title}\n")
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(header)]
+    line = lambda cells: "| " + " | ".join(str(c).rjust(w) for c, w in zip(cells, widths)) + " |"
+    print(line(header))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print(line(r))
+
+
+def get(d, *path):
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return None
+        d = d[p]
+    return d
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for l in f:
+                if l.startswith("model name"):
+                    cpu = l.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = None
+    try:
+        with open("/proc/meminfo") as f:
+            mem = f"{int(f.readline().split()[1]) / 1024 / 1024:.0f} GiB"
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "os": platform.platform()}
+
+
+def main(argv):
+    if len(argv) < 4:
+        print(__doc__, file=sys.stderr)
+        return 2
+    ours, peers = load(argv[1]), load(argv[2])
+    kz, pl = peers.get("kuzu", {}), peers.get("pylance", {})
+    wl = ours.get("workload", {})
+    nodes = sum(wl.get(k, 0) for k in ("persons", "companies", "tags"))
+    edges = sum(wl.get(k, 0) for k in ("knows", "works_at", "tagged"))
+    print(
+        f"# omnigraph-bench: {nodes:,} nodes, {edges:,} edges; ours built {ours.get('profile')}; "
+        f"peers {', '.join(f'{k} {v}' for k, v in peers.get('versions', {}).items())}"
+    )
+    print("ratio = ours ÷ peer (rows/s, req/s: above 1 is faster; ms: below 1 is faster)")
+
+    o, k, p = get(ours, "load", "rows_per_s"), get(kz, "load", "rows_per_s"), get(pl, "load", "rows_per_s")
+    table(
+        "Bulk load (rows/s, nodes + edges)",
+        ["ours", "kuzu", "ratio", "pylance (raw Lance)", "ratio"],
+        [[fmt(o), fmt(k), ratio(o, k), fmt(p), ratio(o, p)]],
+    )
+    o, p = get(ours, "scan", "rows_per_s"), get(pl, "scan", "rows_per_s")
+    table(
+        "Full scan (rows/s; ours exports every row as JSONL)",
+        ["ours", "pylance (raw Lance)", "ratio"],
+        [[fmt(o), fmt(p), ratio(o, p)]],
+    )
+    rows = []
+    for q in ("key", "hop1", "hop2", "hop3", "text"):
+        a, b = get(ours, "reads", q) or {}, get(kz, "reads", q) or {}
+        rows.append([
+            q,
+            fmt(a.get("p50_ms")), fmt(b.get("p50_ms")), ratio(a.get("p50_ms"), b.get("p50_ms")),
+            fmt(a.get("p99_ms")), fmt(b.get("p99_ms")), ratio(a.get("p99_ms"), b.get("p99_ms")),
+            fmt(a.get("mean_rows")), fmt(b.get("mean_rows")),
+        ])
+    table(
+        "Reads, embedded (ms; warm; same keys and semantics)",
+        ["query", "ours p50", "kuzu p50", "ratio", "ours p99", "kuzu p99", "ratio", "ours rows", "kuzu rows"],
+        rows,
+    )
+    rows = []
+    for name, w in sorted((ours.get("writes_embedded") or {}).items(),
+                          key=lambda kv: kv[1].get("history_commits", 0)):
+        ops = w.get("ops_per_write", {})
+        rows.append([
+            f"embedded, {w.get('history_commits'):,} commits of history",
+            fmt(w.get("p50_ms")), fmt(w.get("p99_ms")), fmt(w.get("requests_per_write")),
+            f"{w.get('requests_min')}–{w.get('requests_max')}",
+            " ".join(f"{k.upper()} {fmt(v)}" for k, v in ops.items() if v),
+        ])
+    h = ours.get("writes_http") or {}
+    rows.append(["HTTP (server, one connection per request)", fmt(h.get("p50_ms")), fmt(h.get("p99_ms")), "", "", ""])
+    table(
+        "Warm single-row insert (ms; storage requests per write counted by the metering store)",
+        ["where", "p50", "p99", "requests/write", "min–max", "per write"],
+        rows,
+    )
+    counts = [w.get("requests_per_write") for w in (ours.get("writes_embedded") or {}).values()]
+    if len(counts) >= 2:
+        flat = max(counts) <= min(counts) * 1.05
+        print(f"\nstorage requests per write {'do not grow' if flat else 'GROW'} with history: {counts}")
+    r = ours.get("http_reads") or {}
+    table(
+        "HTTP key lookups, concurrent clients (requests/s)",
+        ["clients", "seconds", "requests/s", "failed"],
+        [[r.get("clients"), fmt(r.get("seconds")), fmt(r.get("requests_per_s")), r.get("failed")]],
+    )
+    i = ours.get("isolation")
+    if i:
+        table(
+            "Actor isolation (4 light writers vs 1 flooding loader; ms, rows/s)",
+            ["light p50 alone", "light p99 alone", "light p50 flood", "light p99 flood", "heavy rows/s", "heavy 429s"],
+            [[fmt(i["light_alone_p50_ms"]), fmt(i["light_alone_p99_ms"]), fmt(i["light_flood_p50_ms"]),
+              fmt(i["light_flood_p99_ms"]), fmt(i["heavy_rows_per_s"]), i["heavy_429"]]],
+        )
+    result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "ours": ours,
+        "peers": peers,
+    }
+    with open(argv[3], "w") as f:
+        json.dump(result, f, indent=2)
+    if len(argv) > 4:
+        with open(argv[4], "a") as f:
+            f.write(json.dumps(result) + "\n")
+    print(f"\nresults: {argv[3]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
