@@ -222,6 +222,16 @@ impl Graph {
             // The write forks a fresh Lance branch; any stale one is replaced.
             return Ok(());
         }
+        // The common case answers with one manifest probe; only a table
+        // that is ahead pays for finding its head.
+        let at = TableAt {
+            uri: self.table_uri(key),
+            branch: target.map(str::to_string),
+            version: published.version,
+        };
+        if !table::has_newer_version(&at).await? {
+            return Ok(());
+        }
         if let Some(head) = self.lance_head(key, target).await?
             && head > published.version
         {

@@ -464,6 +464,29 @@ pub async fn full_text(
     Ok(out)
 }
 
+/// Whether the version after `at` exists on `at`'s Lance branch: one
+/// probe of that version's manifest, never a listing of `_versions/`
+/// (which grows with history, and which Lance reads with `read_dir` on a
+/// local filesystem). Lance versions are dense, so this is exactly "the
+/// branch head is ahead of `at`".
+pub async fn has_newer_version(at: &TableAt) -> Result<bool, TableError> {
+    let next = at.version + 1;
+    let b = builder(&at.uri);
+    let b = match &at.branch {
+        Some(br) => b.with_branch(br, Some(next)),
+        None => b.with_version(next),
+    };
+    match b.load().await {
+        Ok(_) => Ok(true),
+        Err(
+            lance::Error::NotFound { .. }
+            | lance::Error::DatasetNotFound { .. }
+            | lance::Error::VersionNotFound { .. },
+        ) => Ok(false),
+        Err(e) => Err(terr(&at.uri, e)),
+    }
+}
+
 /// The newest version on a Lance branch (`None` for the main line); `None`
 /// when that branch does not exist.
 pub async fn head_version(uri: &str, branch: Option<&str>) -> Result<Option<u64>, TableError> {
