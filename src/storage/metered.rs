@@ -15,6 +15,12 @@
 //! listing call is one LIST, and `listed` adds the entries it returned, so
 //! a listing that grows with history shows up even when the call count
 //! does not; each deleted path is one DELETE; copy and rename are one COPY.
+//!
+//! Not seen: on a local filesystem Lance lists a table's `_versions/` with
+//! `read_dir` rather than through the object store (resolving a dataset's
+//! latest version does this), so such a listing is not counted; the write
+//! path avoids it (`table::has_newer_version`), and `strace -e getdents64`
+//! shows whether anything else does.
 
 use std::fmt;
 use std::ops::Range;
