@@ -125,11 +125,11 @@ fn header() {
     println!("|{:-<36}|{:->11}|{:->10}|{:->12}|", "", "", "", "");
 }
 
-/// One overwrite load of `data` on main; returns its seconds.
-async fn timed_load(g: &Graph, data: &[u8]) -> Result<f64, String> {
+/// One overwrite load of `input` (load JSONL) on main; returns its seconds.
+async fn timed_load(g: &Graph, input: impl std::io::Read) -> Result<f64, String> {
     let t = Instant::now();
     g.load(
-        BufReader::new(data),
+        BufReader::new(input),
         LoadMode::Overwrite,
         "main",
         None,
@@ -153,7 +153,7 @@ async fn load_seed(seed: &str, schema: &str) -> Result<(), String> {
         let g = Graph::init(tmp.path().join("g").to_str().unwrap_or("g"), schema, &src)
             .await
             .map_err(|e| e.to_string())?;
-        let secs = timed_load(&g, &data).await?;
+        let secs = timed_load(&g, &data[..]).await?;
         row(&format!("seed load (overwrite), run {run}"), rows, secs);
     }
     Ok(())
@@ -182,7 +182,7 @@ async fn load_generated(rows: usize) -> Result<(), String> {
     )
     .await
     .map_err(|e| e.to_string())?;
-    let secs = timed_load(&g, &data).await?;
+    let secs = timed_load(&g, &data[..]).await?;
     row(
         &format!("generated {nodes} nodes + {edges} edges"),
         rows,
@@ -272,7 +272,7 @@ async fn query_generated(nodes: usize, edges: usize, dir: Option<String>) -> Res
                     );
                 }
             }
-            let secs = timed_load(&g, &data).await?;
+            let secs = timed_load(&g, &data[..]).await?;
             println!(
                 "loaded {nodes} nodes + {} edges in {:.1} s (indexes included)",
                 nodes * degree,

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use omnigraph::engine::load::LoadMode;
 use omnigraph::engine::{Graph, ReadAt};
 use omnigraph::http::client::request;
 use omnigraph::storage::metered;
@@ -314,17 +313,7 @@ pub async fn run(a: &SuiteArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let data = a.workload.join("graph.jsonl");
     let f = std::fs::File::open(&data).map_err(|e| io(&data, e))?;
-    let t = Instant::now();
-    g.load(
-        BufReader::new(f),
-        LoadMode::Overwrite,
-        "main",
-        None,
-        "bench",
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let secs = t.elapsed().as_secs_f64();
+    let secs = super::timed_load(&g, f).await?;
     let rows = wl.nodes() + wl.edges();
     eprintln!("load: {rows} rows in {secs:.1} s");
     out.insert(
