@@ -431,6 +431,7 @@ mod contract {
             S3Server {
                 port,
                 _stdin: child.stdin.take().expect("stdin"),
+                _child: child,
             }
         })
     }
