@@ -4,7 +4,8 @@
 //! `quarantined{reason}`, `restarting`), the GraphActor's address when
 //! ready, and the graph's stored queries. HTTP handlers read it (a
 //! `DashMap`, so lookups never wait on the supervisor); only the supervisor
-//! changes it.
+//! changes it, except for [`Registry::replace_queries`]: the stored queries
+//! re-checked after the graph's schema changed.
 //!
 //! - Boot opens every graph in parallel (at most [`BOOT_PARALLELISM`] at
 //!   once): open, heal (an unreadable sidecar fails here), load and type
@@ -31,6 +32,7 @@ use super::{GraphActor, Metrics};
 use crate::engine::Graph;
 use crate::policy::Gate;
 use crate::query::CheckedQuery;
+use crate::schema::Catalog;
 
 /// Graphs opened at once during boot (the reference's bound).
 pub const BOOT_PARALLELISM: usize = 4;
@@ -72,6 +74,12 @@ impl GraphState {
 #[derive(Debug, Default)]
 pub struct StoredQueries {
     pub queries: std::collections::BTreeMap<String, CheckedQuery>,
+    /// The files the queries came from, as (displayed path, source), in
+    /// load order: what [`Self::recheck`] checks against another schema.
+    pub sources: Vec<(String, String)>,
+    /// The schema the queries were checked against (`None`: the one `init`
+    /// wrote; otherwise the id `schema apply` gave it).
+    pub schema_id: Option<String>,
 }
 
 impl StoredQueries {
@@ -85,7 +93,6 @@ impl StoredQueries {
         extra: &[PathBuf],
         graph: &Graph,
     ) -> Result<StoredQueries, String> {
-        let mut out = StoredQueries::default();
         let mut files: Vec<PathBuf> = match dir {
             Some(dir) => std::fs::read_dir(dir)
                 .map_err(|e| format!("cannot read stored queries in {}: {e}", dir.display()))?
@@ -96,13 +103,29 @@ impl StoredQueries {
         };
         files.sort();
         files.extend(extra.iter().cloned());
-        let mut origin: HashMap<String, PathBuf> = HashMap::new();
-        for f in files {
-            let src = std::fs::read_to_string(&f)
-                .map_err(|e| format!("cannot read {}: {e}", f.display()))?;
-            let name = f.display().to_string();
-            let (compiled, diags) =
-                crate::query::compile_queries_file(&graph.catalog(), &name, &src);
+        let sources = files
+            .iter()
+            .map(|f| {
+                std::fs::read_to_string(f)
+                    .map(|src| (f.display().to_string(), src))
+                    .map_err(|e| format!("cannot read {}: {e}", f.display()))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let schema = graph.schema_state();
+        Self::check(sources, &schema.catalog, schema.id.clone())
+    }
+
+    /// Type checks `sources` (displayed path, text) against `catalog`, the
+    /// catalog of schema `schema_id`. Errors as [`Self::load`]'s.
+    pub fn check(
+        sources: Vec<(String, String)>,
+        catalog: &Catalog,
+        schema_id: Option<String>,
+    ) -> Result<StoredQueries, String> {
+        let mut queries = std::collections::BTreeMap::new();
+        let mut origin: HashMap<String, &str> = HashMap::new();
+        for (name, src) in &sources {
+            let (compiled, diags) = crate::query::compile_queries_file(catalog, name, src);
             if compiled.has_errors() {
                 return Err(format!(
                     "stored queries in {name} do not type check against the graph's schema:\n{}",
@@ -110,17 +133,30 @@ impl StoredQueries {
                 ));
             }
             for q in compiled.queries {
-                if let Some(prev) = origin.insert(q.name.clone(), f.clone()) {
+                if let Some(prev) = origin.insert(q.name.clone(), name) {
                     return Err(format!(
-                        "stored query `{}` is declared in both {} and {name}",
-                        q.name,
-                        prev.display()
+                        "stored query `{}` is declared in both {prev} and {name}",
+                        q.name
                     ));
                 }
-                out.queries.insert(q.name.clone(), q);
+                queries.insert(q.name.clone(), q);
             }
         }
-        Ok(out)
+        Ok(StoredQueries {
+            queries,
+            sources,
+            schema_id,
+        })
+    }
+
+    /// The same query files checked against another schema: what a schema
+    /// apply would leave the graph serving. Errors as [`Self::check`]'s.
+    pub fn recheck(
+        &self,
+        catalog: &Catalog,
+        schema_id: Option<String>,
+    ) -> Result<StoredQueries, String> {
+        Self::check(self.sources.clone(), catalog, schema_id)
     }
 }
 
@@ -152,6 +188,17 @@ impl Registry {
             .map(|e| e.clone())
     }
 
+    /// Serves `queries` for graph `id` from now on, if the entry is still
+    /// the incarnation `generation` (a restart in between loaded its own).
+    /// Used when the graph's schema changed under its stored queries.
+    pub fn replace_queries(&self, id: &str, generation: u64, queries: Arc<StoredQueries>) {
+        if let Some(mut e) = self.graphs.get_mut(id)
+            && e.generation == generation
+        {
+            e.queries = queries;
+        }
+    }
+
     /// How many graphs are ready.
     pub fn ready_count(&self) -> usize {
         self.graphs
@@ -168,8 +215,11 @@ impl Registry {
     }
 }
 
+/// A graph opened and healed with its checked stored queries, or why not.
+type Opened = Result<(Arc<Graph>, StoredQueries), String>;
+
 /// Opens, heals and loads the stored queries of one graph.
-async fn open_graph(spec: Arc<GraphSpec>) -> Result<(Arc<Graph>, StoredQueries), String> {
+async fn open_graph(spec: Arc<GraphSpec>) -> Opened {
     let graph = Graph::open(&spec.uri)
         .await
         .map_err(|e| e.to_string())?
@@ -203,7 +253,7 @@ impl SupervisorActor {
         metrics: Arc<Metrics>,
     ) -> (Addr<SupervisorActor>, Arc<Registry>, Vec<(String, String)>) {
         let registry = Arc::new(Registry::default());
-        let opened: Vec<(Arc<GraphSpec>, Result<(Arc<Graph>, StoredQueries), String>)> = {
+        let opened: Vec<(Arc<GraphSpec>, Opened)> = {
             let rt2 = rt.clone();
             let work = futures::stream::iter(specs.into_iter().map(Arc::new))
                 .map(move |spec| {

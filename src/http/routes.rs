@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
 use super::{ApiError, AppState, BODY_LIMIT, LOAD_BODY_LIMIT, caller};
-use crate::actors::supervisor::{Quarantine, Restart};
+use crate::actors::supervisor::{Quarantine, Restart, StoredQueries};
 use crate::actors::{Admit, GraphEntry, Read, Write};
 use crate::api::*;
 use crate::engine::load::LoadMode;
@@ -283,6 +283,19 @@ fn compile(
 /// The open graph behind an entry (for compiling against its catalog).
 async fn open_graph(entry: &GraphEntry) -> Result<Arc<Graph>, ApiError> {
     read(entry, |g| async move { Ok(g) }.boxed()).await
+}
+
+/// The graph's handle after reading its newest manifest, so it holds a
+/// schema another handle or process applied.
+async fn current_graph(entry: &GraphEntry) -> Result<Arc<Graph>, ApiError> {
+    read(entry, |g| {
+        async move {
+            g.manifest().await?;
+            Ok(g)
+        }
+        .boxed()
+    })
+    .await
 }
 
 fn write_keys(q: &CheckedQuery, branch: &str) -> Vec<(String, String)> {
@@ -653,11 +666,28 @@ async fn schema_apply(
     authorize(&entry, &actor, Action::SchemaApply, on_target(MAIN))?;
     let _permit = admit(&state, &actor, raw.len() as u64).await?;
     let keys = all_table_keys(&*open_graph(&entry).await?, MAIN);
+    // The graph's stored queries must still type check against the new
+    // schema; otherwise they would be served broken. A schema that does not
+    // compile is left to `apply_schema`, which reports it.
+    if let Ok(catalog) = crate::schema::compile_schema_file("<request>", &body.schema_source)
+        && let Err(why) = entry.queries.recheck(&catalog, None)
+    {
+        return Err(ApiError::bad_request(format!(
+            "this schema would break the graph's stored queries; change the query files \
+             (then restart the graph) or keep what they use:\n{why}"
+        )));
+    }
     let (src, a2, allow) = (body.schema_source, actor.clone(), body.allow_data_loss);
     let r = write(&entry, &actor, keys, move |g| {
         async move { g.apply_schema("<request>", &src, allow, &a2).await }.boxed()
     })
     .await?;
+    if r.applied
+        && let Err(e) = fresh_queries(&state, &entry, &*open_graph(&entry).await?)
+    {
+        // Checked above; only a concurrent apply of another schema gets here.
+        tracing::warn!(graph = %entry.spec.id, error = %e.message, "stored queries after schema apply");
+    }
     ok(&SchemaApplyOutput {
         uri: entry.spec.uri.clone(),
         supported: r.supported,
@@ -780,12 +810,9 @@ async fn export(
         }
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| {
-            (
-                item.map_err(|e| actix_web::error::ErrorInternalServerError(e)),
-                rx,
-            )
-        })
+        rx.recv()
+            .await
+            .map(|item| (item.map_err(actix_web::error::ErrorInternalServerError), rx))
     });
     Ok(HttpResponse::Ok()
         .content_type("application/x-ndjson")
@@ -1156,13 +1183,13 @@ fn param_kind(t: &crate::schema::catalog::PropType) -> (ParamKind, Option<ParamK
     }
 }
 
-#[utoipa::path(get, path = "/graphs/{id}/queries", responses((status = 200, body = QueriesCatalogOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+#[utoipa::path(get, path = "/graphs/{id}/queries", responses((status = 200, body = QueriesCatalogOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, description = "The graph's schema changed outside this server and its stored queries no longer type check", body = ErrorOutput)), security(("bearer_token" = [])))]
 async fn list_queries(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> Res {
     let actor = caller(&req, &state.tokens)?;
     let entry = graph(&state, &id)?;
     authorize(&entry, &actor, Action::Read, on_branch(MAIN))?;
-    let queries = entry
-        .queries
+    let stored = fresh_queries(&state, &entry, &*current_graph(&entry).await?)?;
+    let queries = stored
         .queries
         .values()
         .map(|q| QueryCatalogEntry {
@@ -1216,12 +1243,9 @@ async fn invoke_query(
     if !d.allowed {
         return Err(unknown());
     }
-    let q = entry
-        .queries
-        .queries
-        .get(&name)
-        .cloned()
-        .ok_or_else(unknown)?;
+    // Stored queries checked against the schema the graph has now.
+    let queries = fresh_queries(&state, &entry, &*current_graph(&entry).await?)?;
+    let q = queries.queries.get(&name).cloned().ok_or_else(unknown)?;
     let raw = read_body(body, BODY_LIMIT).await?;
     let body: InvokeStoredQueryRequest =
         parse_json(&raw, Some(InvokeStoredQueryRequest::default()))?;
@@ -1236,6 +1260,40 @@ async fn invoke_query(
         run_mutation(&state, &entry, &actor, q, params, branch, raw.len() as u64).await
     } else {
         run_read(&entry, &actor, q, params, body.branch, body.snapshot).await
+    }
+}
+
+/// The graph's stored queries, checked against the schema `g` holds now:
+/// the registry's when they were checked against it, else re-checked (and
+/// then served from the registry). A schema applied outside this server
+/// that breaks them is a 409 naming the query file and the diagnostics.
+fn fresh_queries(
+    state: &AppState,
+    entry: &GraphEntry,
+    g: &Graph,
+) -> Result<Arc<StoredQueries>, ApiError> {
+    let schema = g.schema_state();
+    if schema.id == entry.queries.schema_id {
+        return Ok(entry.queries.clone());
+    }
+    match entry.queries.recheck(&schema.catalog, schema.id.clone()) {
+        Ok(q) => {
+            tracing::info!(graph = %entry.spec.id, schema = ?schema.id, "stored queries re-checked against the graph's new schema");
+            let q = Arc::new(q);
+            state
+                .registry
+                .replace_queries(&entry.spec.id, entry.generation, q.clone());
+            Ok(q)
+        }
+        Err(why) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "the graph's schema changed outside this server and its stored queries no \
+                 longer type check; fix the query files, then restart the graph \
+                 (POST /admin/graphs/{}/restart):\n{why}",
+                entry.spec.id
+            ),
+        )),
     }
 }
 

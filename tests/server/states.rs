@@ -354,3 +354,108 @@ fn refuses_to_start_with_a_reason() {
         );
     }
 }
+
+/// Runs the `omnigraph` CLI; panics with its stderr unless it succeeds.
+fn cli_ok(args: &[&str]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_omnigraph"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run omnigraph");
+    assert!(
+        out.status.success(),
+        "omnigraph {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn stored_queries_follow_the_graphs_schema() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = people_graph(tmp.path(), "g");
+    let qdir = tmp.path().join("queries");
+    std::fs::create_dir(&qdir).expect("queries dir");
+    write(
+        &qdir,
+        "ages.gq",
+        "query total_age() { match { $p: Person } return { sum($p.age) as total } }\n",
+    );
+    let (g, q) = (format!("g={uri}"), format!("g={}", qdir.display()));
+    let server = Server::start(
+        tmp.path(),
+        &["--unauthenticated", "--graph", &g, "--queries", &q],
+        &[],
+    );
+    server
+        .post("/graphs/g/load/ndjson", None, &people(0, 3))
+        .expect(200);
+    let invoke = || server.post("/graphs/g/queries/total_age", None, "{}");
+    assert_eq!(invoke().expect(200).json()["rows"], json!([{ "total": 3 }]));
+    let apply =
+        |schema: &str| json!({"schema_source": schema, "allow_data_loss": true}).to_string();
+
+    // Over HTTP, a schema that drops what a stored query reads is refused,
+    // naming the query file; the schema stays as it was.
+    let without_age = SCHEMA.replace("    age: I32?\n", "");
+    let refused = server
+        .post("/graphs/g/schema/apply", None, &apply(&without_age))
+        .expect(400)
+        .json();
+    let msg = refused["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("stored queries") && msg.contains("ages.gq") && msg.contains("age"),
+        "{refused}"
+    );
+    let shown = server.get("/graphs/g/schema", None).expect(200).json();
+    assert!(
+        shown["schema_source"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("age: I32?")
+    );
+
+    // An additive schema lands; the stored queries are re-checked against it
+    // and keep answering.
+    let with_nick = SCHEMA.replace("    age: I32?\n", "    age: I32?\n    nick: String?\n");
+    let out = server
+        .post("/graphs/g/schema/apply", None, &apply(&with_nick))
+        .expect(200)
+        .json();
+    assert_eq!(out["applied"], json!(true), "{out}");
+    assert_eq!(invoke().expect(200).json()["rows"], json!([{ "total": 3 }]));
+
+    // Another process drops `age`: the server sees the new schema and
+    // refuses to serve queries that no longer type check (409, the file
+    // named) instead of running them against it; the catalog too.
+    let dropped = write(
+        tmp.path(),
+        "dropped.pg",
+        &with_nick.replace("    age: I32?\n", ""),
+    );
+    cli_ok(&[
+        "schema",
+        "apply",
+        "--schema",
+        &dropped,
+        "--allow-data-loss",
+        &uri,
+    ]);
+    let broken = invoke().expect(409).json();
+    let msg = broken["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("changed outside this server") && msg.contains("ages.gq"),
+        "{broken}"
+    );
+    assert_eq!(broken["code"], "conflict");
+    server.get("/graphs/g/queries", None).expect(409);
+
+    // Putting `age` back (nullable, so the stored rows read null) makes them
+    // check again: served without a restart.
+    let back = write(tmp.path(), "back.pg", &with_nick);
+    cli_ok(&["schema", "apply", "--schema", &back, &uri]);
+    let r = invoke().expect(200).json();
+    assert_eq!(r["row_count"], json!(1), "{r}");
+    let catalog = server.get("/graphs/g/queries", None).expect(200).json();
+    assert_eq!(catalog["queries"][0]["name"], "total_age", "{catalog}");
+    server.stop();
+}
