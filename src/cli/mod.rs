@@ -246,6 +246,7 @@ pub fn main() -> ExitCode {
     // `failpoints` feature.
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
+    init_logging();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -253,6 +254,34 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Logs to stderr when `OMNIGRAPH_LOG` is set (`error|warn|info|debug|trace`,
+/// as the server's): our events at that level, other libraries' (Lance,
+/// DataFusion) at warn, or at the level itself from debug on. Unset, the
+/// CLI logs nothing: its output is the command's. `debug` shows, among
+/// others, where a load spends its time (parse, validate, batch, commit).
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let Some(level) = std::env::var("OMNIGRAPH_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing::Level>().ok())
+    else {
+        return;
+    };
+    let others = if level >= tracing::Level::DEBUG {
+        level
+    } else {
+        tracing::Level::WARN.min(level)
+    };
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(others)
+        .with_target("omnigraph", level);
+    let _ = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
+        .try_init();
 }
 
 /// A failure that is not a diagnostic in the user's source.

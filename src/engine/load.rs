@@ -98,6 +98,10 @@ impl Staged {
     }
 }
 
+/// A hash set with foldhash: fast on short ids, randomly seeded per process
+/// so crafted ids cannot force collisions.
+type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
+
 /// Stop collecting after this many errors: the first ones are what the user
 /// fixes, and a broken million-line file should not print a million lines.
 pub const MAX_ERRORS: usize = 100;
@@ -225,214 +229,371 @@ pub(crate) fn check_constraints(
     }
 }
 
+/// Lines parsed per block: each block is split across the machine's cores,
+/// then merged in line order (duplicate ids, the error cap), so memory
+/// beyond the parsed rows stays one block of text.
+const PARSE_BLOCK_LINES: usize = 32_768;
+
 /// Parses and checks every line on its own (types, properties, constraints
 /// within a row, duplicate ids within the file). Graph-level checks (edge
 /// endpoints, uniqueness against stored rows, cardinality) are
 /// [`validate_graph`]'s.
+///
+/// Lines are parsed in parallel (blocks of [`PARSE_BLOCK_LINES`] split
+/// across `available_parallelism` threads, at most 8); the result and the
+/// errors (in line order, at most [`MAX_ERRORS`] lines' worth) are the
+/// same as parsing one line after another.
 pub fn parse(catalog: &Catalog, input: impl BufRead) -> Result<Staged, Vec<LoadError>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    parse_with_threads(catalog, input, threads)
+}
+
+/// [`parse`] on `threads` threads per block.
+fn parse_with_threads(
+    catalog: &Catalog,
+    input: impl BufRead,
+    threads: usize,
+) -> Result<Staged, Vec<LoadError>> {
     let mut staged = Staged::default();
     let mut errors = Vec::new();
-    let mut seen_ids: HashMap<(bool, String), HashMap<String, usize>> = HashMap::new();
+    // Per type (keyed by the catalog's name), each id seen → its line.
+    // foldhash: fast on short keys and randomly seeded per process, so
+    // crafted ids cannot force collisions.
+    type Seen = HashMap<String, usize, foldhash::fast::RandomState>;
+    let mut seen_nodes: HashMap<&str, Seen> = HashMap::new();
+    let mut seen_edges: HashMap<&str, Seen> = HashMap::new();
     let checks: HashMap<&str, Vec<regex::Regex>> = catalog
         .nodes
         .values()
         .map(|n| (n.name.as_str(), compiled_checks(n)))
         .collect();
-    for (idx, line) in input.lines().enumerate() {
-        if errors.len() >= MAX_ERRORS {
+    let mut lines = input.lines();
+    let mut next_lineno = 1;
+    let mut read_error = None;
+    'blocks: while errors.len() < MAX_ERRORS && read_error.is_none() {
+        let first_lineno = next_lineno;
+        let mut block = Vec::with_capacity(PARSE_BLOCK_LINES);
+        for line in lines.by_ref().take(PARSE_BLOCK_LINES) {
+            match line {
+                Ok(t) => block.push(t),
+                Err(e) => {
+                    read_error = Some((first_lineno + block.len(), e));
+                    break;
+                }
+            }
+        }
+        next_lineno += block.len();
+        if block.is_empty() && read_error.is_none() {
             break;
         }
-        let lineno = idx + 1;
-        let text = match line {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(err(lineno, None, format!("cannot read line: {e}")));
-                break;
+        let outcomes = parse_block(catalog, &checks, first_lineno, &block, threads);
+        for outcome in outcomes {
+            if errors.len() >= MAX_ERRORS {
+                break 'blocks;
             }
-        };
-        if text.trim().is_empty() {
-            continue;
-        }
-        let obj: Map<String, Json> = match serde_json::from_str::<Json>(&text) {
-            Ok(Json::Object(m)) => m,
-            Ok(_) => {
-                errors.push(err(lineno, None, "expected a JSON object"));
-                continue;
-            }
-            Err(e) => {
-                errors.push(err(lineno, None, format!("invalid JSON: {e}")));
-                continue;
-            }
-        };
-        let data = match obj.get("data") {
-            None | Some(Json::Null) => Map::new(),
-            Some(Json::Object(m)) => m.clone(),
-            Some(_) => {
-                errors.push(err(lineno, Some("data"), "`data` must be an object"));
-                continue;
-            }
-        };
-        if let Some(t) = obj.get("type") {
-            for k in obj.keys() {
-                if !matches!(k.as_str(), "type" | "data") {
-                    errors.push(err(
-                        lineno,
-                        Some(k),
-                        "a node line has only `type` and `data`",
-                    ));
-                }
-            }
-            let Some(tname) = t.as_str() else {
-                errors.push(err(lineno, Some("type"), "`type` must be a string"));
-                continue;
-            };
-            let Some(n) = catalog.node(tname) else {
-                let names = catalog.nodes.keys().map(String::as_str);
-                let help = crate::diag::did_you_mean(tname, names.clone())
-                    .unwrap_or_else(|| crate::diag::valid_list("node types", names));
-                errors.push(err(
-                    lineno,
-                    Some("type"),
-                    format!("unknown node type `{tname}`; {help}"),
-                ));
-                continue;
-            };
-            let before = errors.len();
-            let cells =
-                cells_from_data(lineno, &n.name, &n.properties, &data, &["id"], &mut errors);
-            check_constraints(
-                lineno,
-                n,
-                &cells,
-                checks.get(n.name.as_str()).map_or(&[][..], |v| v),
-                &mut errors,
-            );
-            if errors.len() > before {
-                continue;
-            }
-            let given_id = match data.get("id") {
-                None | Some(Json::Null) => None,
-                Some(Json::String(s)) => Some(s.clone()),
-                Some(_) => {
-                    errors.push(err(lineno, Some("id"), "`id` must be a string"));
+            let parsed = match outcome {
+                LineOutcome::Blank => continue,
+                LineOutcome::Errors(mut e) => {
+                    errors.append(&mut e);
                     continue;
                 }
+                LineOutcome::Row(p) => p,
             };
-            let id = match (node_id(n, &cells), given_id) {
-                (Some(derived), Some(given)) if derived != given => {
-                    errors.push(err(
-                        lineno,
+            let Parsed {
+                edge,
+                type_name,
+                key_field,
+                row,
+            } = parsed;
+            let seen = if edge {
+                &mut seen_edges
+            } else {
+                &mut seen_nodes
+            };
+            let ids = seen.entry(type_name).or_default();
+            if let Some(first) = ids.insert(row.id.clone(), row.line) {
+                let id = &row.id;
+                errors.push(if edge {
+                    err(
+                        row.line,
                         Some("id"),
-                        format!("`id` is `{given}` but the key gives `{derived}`; omit `id` for keyed types"),
-                    ));
-                    continue;
-                }
-                (Some(derived), _) => derived,
-                (None, Some(given)) => given,
-                (None, None) => ulid::Ulid::new().to_string(),
-            };
-            let ids = seen_ids.entry((true, n.name.clone())).or_default();
-            if let Some(first) = ids.insert(id.clone(), lineno) {
-                errors.push(err(
-                    lineno,
-                    n.key.as_ref().and_then(|k| k.first()).map(String::as_str),
-                    format!(
-                        "duplicate key: `{}` with id `{id}` already appears on line {first}",
-                        n.name
-                    ),
-                ));
+                        format!("duplicate edge id `{id}` (first on line {first})"),
+                    )
+                } else {
+                    err(
+                        row.line,
+                        key_field,
+                        format!(
+                            "duplicate key: `{type_name}` with id `{id}` already appears on line {first}"
+                        ),
+                    )
+                });
                 continue;
             }
-            staged.nodes.entry(n.name.clone()).or_default().push(Row {
-                id,
-                src: None,
-                dst: None,
-                cells,
-                line: lineno,
-            });
-        } else if let Some(e) = obj.get("edge") {
-            for k in obj.keys() {
-                if !matches!(k.as_str(), "edge" | "from" | "to" | "data") {
-                    errors.push(err(
-                        lineno,
-                        Some(k),
-                        "an edge line has only `edge`, `from`, `to` and `data`",
-                    ));
+            let rows = if edge {
+                &mut staged.edges
+            } else {
+                &mut staged.nodes
+            };
+            match rows.get_mut(type_name) {
+                Some(rows) => rows.push(row),
+                None => {
+                    rows.insert(type_name.to_string(), vec![row]);
                 }
             }
-            let Some(ename) = e.as_str() else {
-                errors.push(err(lineno, Some("edge"), "`edge` must be a string"));
-                continue;
-            };
-            let Some(et) = catalog.edge(ename) else {
-                let names = catalog.edges.keys().map(String::as_str);
-                let help = crate::diag::did_you_mean(ename, names.clone())
-                    .unwrap_or_else(|| crate::diag::valid_list("edge types", names));
-                errors.push(err(
-                    lineno,
-                    Some("edge"),
-                    format!("unknown edge type `{ename}`; {help}"),
-                ));
-                continue;
-            };
-            let mut ends = Vec::new();
-            for f in ["from", "to"] {
-                match obj.get(f) {
-                    Some(Json::String(s)) => ends.push(s.clone()),
-                    Some(Json::Number(n)) => ends.push(n.to_string()),
-                    Some(_) => errors.push(err(
-                        lineno,
-                        Some(f),
-                        format!("`{f}` must be the endpoint's key (a string)"),
-                    )),
-                    None => errors.push(err(lineno, Some(f), format!("an edge line needs `{f}`"))),
-                }
-            }
-            let before = errors.len();
-            let cells = cells_from_data(
-                lineno,
-                &et.name,
-                &et.properties,
-                &data,
-                &["id"],
-                &mut errors,
-            );
-            if errors.len() > before || ends.len() != 2 {
-                continue;
-            }
-            let id = match data.get("id") {
-                Some(Json::String(s)) => s.clone(),
-                _ => ulid::Ulid::new().to_string(),
-            };
-            let ids = seen_ids.entry((false, et.name.clone())).or_default();
-            if let Some(first) = ids.insert(id.clone(), lineno) {
-                errors.push(err(
-                    lineno,
-                    Some("id"),
-                    format!("duplicate edge id `{id}` (first on line {first})"),
-                ));
-                continue;
-            }
-            let mut ends = ends.into_iter();
-            staged.edges.entry(et.name.clone()).or_default().push(Row {
-                id,
-                src: ends.next(),
-                dst: ends.next(),
-                cells,
-                line: lineno,
-            });
-        } else {
-            errors.push(err(
-                lineno,
-                None,
-                "a line needs `type` (a node) or `edge` (an edge)",
-            ));
         }
+    }
+    if let Some((lineno, e)) = read_error
+        && errors.len() < MAX_ERRORS
+    {
+        errors.push(err(lineno, None, format!("cannot read line: {e}")));
     }
     if errors.is_empty() {
         Ok(staged)
     } else {
         Err(errors)
+    }
+}
+
+/// One line's result.
+enum LineOutcome<'c> {
+    Blank,
+    Errors(Vec<LoadError>),
+    Row(Parsed<'c>),
+}
+
+/// A line that parsed and checked on its own.
+struct Parsed<'c> {
+    edge: bool,
+    type_name: &'c str,
+    /// The first key property of a node type (the field a duplicate names).
+    key_field: Option<&'c str>,
+    row: Row,
+}
+
+/// Parses `block` (its first line is `first_lineno`) on up to `threads`
+/// threads; the outcomes are in line order.
+fn parse_block<'c>(
+    catalog: &'c Catalog,
+    checks: &HashMap<&str, Vec<regex::Regex>>,
+    first_lineno: usize,
+    block: &[String],
+    threads: usize,
+) -> Vec<LineOutcome<'c>> {
+    let parse_chunk = |offset: usize, chunk: &[String]| -> Vec<LineOutcome<'c>> {
+        chunk
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let mut errors = Vec::new();
+                match parse_line(
+                    catalog,
+                    checks,
+                    first_lineno + offset + i,
+                    text,
+                    &mut errors,
+                ) {
+                    Some(p) if errors.is_empty() => LineOutcome::Row(p),
+                    _ if errors.is_empty() => LineOutcome::Blank,
+                    _ => LineOutcome::Errors(errors),
+                }
+            })
+            .collect()
+    };
+    if threads <= 1 || block.len() < 2 * 1024 {
+        return parse_chunk(0, block);
+    }
+    let size = block.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = block
+            .chunks(size)
+            .enumerate()
+            .map(|(k, chunk)| scope.spawn(move || parse_chunk(k * size, chunk)))
+            .collect();
+        let mut out = Vec::with_capacity(block.len());
+        for h in handles {
+            match h.join() {
+                Ok(mut part) => out.append(&mut part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
+
+/// Parses and checks one line; `None` for a blank line or one with errors
+/// (pushed to `errors`).
+fn parse_line<'c>(
+    catalog: &'c Catalog,
+    checks: &HashMap<&str, Vec<regex::Regex>>,
+    lineno: usize,
+    text: &str,
+    errors: &mut Vec<LoadError>,
+) -> Option<Parsed<'c>> {
+    if text.trim().is_empty() {
+        return None;
+    }
+    let mut obj: Map<String, Json> = match serde_json::from_str::<Json>(text) {
+        Ok(Json::Object(m)) => m,
+        Ok(_) => {
+            errors.push(err(lineno, None, "expected a JSON object"));
+            return None;
+        }
+        Err(e) => {
+            errors.push(err(lineno, None, format!("invalid JSON: {e}")));
+            return None;
+        }
+    };
+    let data = match obj.remove("data") {
+        None | Some(Json::Null) => Map::new(),
+        Some(Json::Object(m)) => m,
+        Some(_) => {
+            errors.push(err(lineno, Some("data"), "`data` must be an object"));
+            return None;
+        }
+    };
+    if let Some(t) = obj.get("type") {
+        // `data` was taken out above.
+        for k in obj.keys() {
+            if k != "type" {
+                errors.push(err(
+                    lineno,
+                    Some(k),
+                    "a node line has only `type` and `data`",
+                ));
+            }
+        }
+        let Some(tname) = t.as_str() else {
+            errors.push(err(lineno, Some("type"), "`type` must be a string"));
+            return None;
+        };
+        let Some(n) = catalog.node(tname) else {
+            let names = catalog.nodes.keys().map(String::as_str);
+            let help = crate::diag::did_you_mean(tname, names.clone())
+                .unwrap_or_else(|| crate::diag::valid_list("node types", names));
+            errors.push(err(
+                lineno,
+                Some("type"),
+                format!("unknown node type `{tname}`; {help}"),
+            ));
+            return None;
+        };
+        let before = errors.len();
+        let cells = cells_from_data(lineno, &n.name, &n.properties, &data, &["id"], errors);
+        check_constraints(
+            lineno,
+            n,
+            &cells,
+            checks.get(n.name.as_str()).map_or(&[][..], |v| v),
+            errors,
+        );
+        if errors.len() > before {
+            return None;
+        }
+        let given_id = match data.get("id") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) => Some(s.clone()),
+            Some(_) => {
+                errors.push(err(lineno, Some("id"), "`id` must be a string"));
+                return None;
+            }
+        };
+        let id = match (node_id(n, &cells), given_id) {
+            (Some(derived), Some(given)) if derived != given => {
+                errors.push(err(
+                    lineno,
+                    Some("id"),
+                    format!(
+                        "`id` is `{given}` but the key gives `{derived}`; omit `id` for keyed types"
+                    ),
+                ));
+                return None;
+            }
+            (Some(derived), _) => derived,
+            (None, Some(given)) => given,
+            (None, None) => ulid::Ulid::new().to_string(),
+        };
+        Some(Parsed {
+            edge: false,
+            type_name: &n.name,
+            key_field: n.key.as_ref().and_then(|k| k.first()).map(String::as_str),
+            row: Row {
+                id,
+                src: None,
+                dst: None,
+                cells,
+                line: lineno,
+            },
+        })
+    } else if let Some(e) = obj.get("edge") {
+        for k in obj.keys() {
+            if !matches!(k.as_str(), "edge" | "from" | "to") {
+                errors.push(err(
+                    lineno,
+                    Some(k),
+                    "an edge line has only `edge`, `from`, `to` and `data`",
+                ));
+            }
+        }
+        let Some(ename) = e.as_str() else {
+            errors.push(err(lineno, Some("edge"), "`edge` must be a string"));
+            return None;
+        };
+        let Some(et) = catalog.edge(ename) else {
+            let names = catalog.edges.keys().map(String::as_str);
+            let help = crate::diag::did_you_mean(ename, names.clone())
+                .unwrap_or_else(|| crate::diag::valid_list("edge types", names));
+            errors.push(err(
+                lineno,
+                Some("edge"),
+                format!("unknown edge type `{ename}`; {help}"),
+            ));
+            return None;
+        };
+        let mut ends = Vec::new();
+        for f in ["from", "to"] {
+            match obj.get(f) {
+                Some(Json::String(s)) => ends.push(s.clone()),
+                Some(Json::Number(n)) => ends.push(n.to_string()),
+                Some(_) => errors.push(err(
+                    lineno,
+                    Some(f),
+                    format!("`{f}` must be the endpoint's key (a string)"),
+                )),
+                None => errors.push(err(lineno, Some(f), format!("an edge line needs `{f}`"))),
+            }
+        }
+        let before = errors.len();
+        let cells = cells_from_data(lineno, &et.name, &et.properties, &data, &["id"], errors);
+        if errors.len() > before || ends.len() != 2 {
+            return None;
+        }
+        let id = match data.get("id") {
+            Some(Json::String(s)) => s.clone(),
+            _ => ulid::Ulid::new().to_string(),
+        };
+        let mut ends = ends.into_iter();
+        Some(Parsed {
+            edge: true,
+            type_name: &et.name,
+            key_field: None,
+            row: Row {
+                id,
+                src: ends.next(),
+                dst: ends.next(),
+                cells,
+                line: lineno,
+            },
+        })
+    } else {
+        errors.push(err(
+            lineno,
+            None,
+            "a line needs `type` (a node) or `edge` (an edge)",
+        ));
+        None
     }
 }
 
@@ -512,7 +673,10 @@ pub fn validate_graph(
     // Uniqueness: stored tuples (minus rows this load replaces) plus new ones.
     let mut check_unique =
         |owner: &str, props: &[Property], uniques: &[Vec<String>], rows: &[Row]| {
-            let replaced: HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+            if uniques.is_empty() {
+                return;
+            }
+            let replaced: FastSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
             for (ci, cols) in uniques.iter().enumerate() {
                 let mut seen: HashMap<Vec<String>, (String, usize)> = HashMap::new();
                 if let Some(stored) = existing.unique.get(&(owner.to_string(), ci)) {
@@ -559,11 +723,15 @@ pub fn validate_graph(
         }
     }
     // Endpoints exist (in the file or, unless overwriting, in storage).
-    let file_ids: HashMap<&str, HashSet<&str>> = staged
-        .nodes
-        .iter()
-        .map(|(t, rows)| (t.as_str(), rows.iter().map(|r| r.id.as_str()).collect()))
-        .collect();
+    let file_ids: HashMap<&str, FastSet<&str>> = if staged.edges.is_empty() {
+        HashMap::new()
+    } else {
+        staged
+            .nodes
+            .iter()
+            .map(|(t, rows)| (t.as_str(), rows.iter().map(|r| r.id.as_str()).collect()))
+            .collect()
+    };
     let exists = |t: &str, id: &str| {
         file_ids.get(t).is_some_and(|s| s.contains(id))
             || existing.node_ids.get(t).is_some_and(|s| s.contains(id))
@@ -591,8 +759,9 @@ pub fn validate_graph(
             continue;
         }
         let new_rows = staged.edges.get(&e.name).map_or(&[][..], |v| v.as_slice());
-        let replaced: HashSet<&str> = new_rows.iter().map(|r| r.id.as_str()).collect();
-        let mut count: HashMap<&str, (usize, usize)> = HashMap::new();
+        let replaced: FastSet<&str> = new_rows.iter().map(|r| r.id.as_str()).collect();
+        let mut count: HashMap<&str, (usize, usize), foldhash::fast::RandomState> =
+            HashMap::default();
         if let Some(stored) = existing.edges.get(&e.name) {
             for (id, src, _) in stored {
                 if !replaced.contains(id.as_str()) {
@@ -643,4 +812,123 @@ pub fn validate_graph(
     errors.sort_by_key(|e| e.line);
     errors.truncate(MAX_ERRORS);
     errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &str = "node Person {\n    name: String @key\n    age: I32?\n}\n\
+                          edge Knows: Person -> Person\n";
+
+    fn catalog() -> Catalog {
+        crate::schema::compile_schema_file("t.pg", SCHEMA).expect("schema compiles")
+    }
+
+    /// `n` person lines; `bad` maps a 1-based line number to its text.
+    fn lines(n: usize, bad: &[(usize, &str)]) -> String {
+        (1..=n)
+            .map(|line| match bad.iter().find(|(l, _)| *l == line) {
+                Some((_, text)) => format!("{text}\n"),
+                None => format!(
+                    "{{\"type\":\"Person\",\"data\":{{\"name\":\"p{line}\",\"age\":{}}}}}\n",
+                    line % 90
+                ),
+            })
+            .collect()
+    }
+
+    fn errors_of(r: Result<Staged, Vec<LoadError>>) -> Vec<(usize, Option<String>, String)> {
+        r.err()
+            .expect("errors")
+            .into_iter()
+            .map(|e| (e.line, e.field, e.message))
+            .collect()
+    }
+
+    #[test]
+    fn parallel_parse_equals_one_line_after_another() {
+        let cat = catalog();
+        // Errors and duplicates on both sides of block and chunk boundaries:
+        // a duplicate of line 11 far after it, one across the first block
+        // boundary (32,768), an unknown type, bad JSON, an edge line.
+        let text = lines(
+            40_000,
+            &[
+                (5_000, r#"{"type":"Person","data":{"name":"p11","age":1}}"#),
+                (32_769, r#"{"type":"Person","data":{"name":"p32768"}}"#),
+                (20_001, r#"{"type":"Persn","data":{"name":"x"}}"#),
+                (20_002, "{not json"),
+                (20_003, ""),
+                (39_999, r#"{"edge":"Knows","from":"p1","to":"p2"}"#),
+            ],
+        );
+        let one = errors_of(parse_with_threads(&cat, text.as_bytes(), 1));
+        let four = errors_of(parse_with_threads(&cat, text.as_bytes(), 4));
+        assert_eq!(one, four);
+        let lines_and_fields: Vec<(usize, Option<&str>)> =
+            one.iter().map(|(l, f, _)| (*l, f.as_deref())).collect();
+        assert_eq!(
+            lines_and_fields,
+            [
+                (5_000, Some("name")),
+                (20_001, Some("type")),
+                (20_002, None),
+                (32_769, Some("name"))
+            ]
+        );
+        assert!(
+            one[0].2.contains("already appears on line 11"),
+            "{}",
+            one[0].2
+        );
+        assert!(
+            one[3].2.contains("already appears on line 32768"),
+            "{}",
+            one[3].2
+        );
+
+        // Without the bad lines: the same rows, in file order, either way.
+        let good = lines(
+            40_000,
+            &[(39_999, r#"{"edge":"Knows","from":"p1","to":"p2"}"#)],
+        );
+        let a = parse_with_threads(&cat, good.as_bytes(), 1).expect("parses");
+        let b = parse_with_threads(&cat, good.as_bytes(), 4).expect("parses");
+        assert_eq!(a.nodes, b.nodes);
+        let (ea, eb) = (&a.edges["Knows"], &b.edges["Knows"]);
+        assert_eq!((ea.len(), eb.len()), (1, 1));
+        assert_eq!(
+            (&ea[0].src, &ea[0].dst, ea[0].line),
+            (&eb[0].src, &eb[0].dst, eb[0].line)
+        );
+        let people = &a.nodes["Person"];
+        assert_eq!(people.len(), 39_999);
+        assert!(people.windows(2).all(|w| w[0].line < w[1].line));
+        assert_eq!(people[0].id, "p1");
+    }
+
+    #[test]
+    fn errors_stop_at_the_cap_in_line_order() {
+        let cat = catalog();
+        let bad: Vec<(usize, String)> = (1..=5_000)
+            .filter(|l| l % 7 == 0)
+            .map(|l| {
+                (
+                    l,
+                    format!(r#"{{"type":"Person","data":{{"name":"x{l}","age":"old"}}}}"#),
+                )
+            })
+            .collect();
+        let bad: Vec<(usize, &str)> = bad.iter().map(|(l, t)| (*l, t.as_str())).collect();
+        let text = lines(5_000, &bad);
+        for threads in [1, 2, 8] {
+            let errs = errors_of(parse_with_threads(&cat, text.as_bytes(), threads));
+            assert_eq!(errs.len(), MAX_ERRORS, "threads {threads}");
+            let got: Vec<usize> = errs.iter().map(|e| e.0).collect();
+            let want: Vec<usize> = (1..).map(|k| 7 * k).take(MAX_ERRORS).collect();
+            assert_eq!(got, want, "threads {threads}");
+            assert!(errs.iter().all(|e| e.1.as_deref() == Some("age")));
+        }
+    }
 }

@@ -840,7 +840,9 @@ impl Graph {
     ) -> Result<WriteReport, EngineError> {
         self.authorize(actor, crate::policy::Action::Change, branch)?;
         let catalog = self.catalog();
+        let started = std::time::Instant::now();
         let staged = load::parse(&catalog, input).map_err(|errors| EngineError::Load { errors })?;
+        let parsed = started.elapsed();
         let _lock = self.begin_write(actor).await?;
         self.same_schema(&catalog)?;
         let m = self.manifest().await?;
@@ -872,10 +874,13 @@ impl Graph {
         } else {
             self.existing(&view, &node_types, &edge_types).await?
         };
+        let validate_started = std::time::Instant::now();
         let errors = load::validate_graph(&catalog, &staged, &existing, mode);
         if !errors.is_empty() {
             return Err(EngineError::Load { errors });
         }
+        let validated = validate_started.elapsed();
+        let batch_started = std::time::Instant::now();
         let mut writes = BTreeMap::new();
         let mut written = BTreeMap::new();
         let keys: Vec<TableKey> = if mode == LoadMode::Overwrite {
@@ -895,9 +900,20 @@ impl Graph {
             writes.insert(key, w);
         }
         let message = format!("load ({}, {} rows)", mode_name(mode), staged.row_count());
+        let batched = batch_started.elapsed();
+        let commit_started = std::time::Instant::now();
         let (manifest, commit) = self
             .commit_writes(branch, &view, writes, actor, &message)
             .await?;
+        tracing::debug!(
+            rows = staged.row_count(),
+            parse_ms = parsed.as_millis() as u64,
+            validate_ms = validated.as_millis() as u64,
+            batch_ms = batched.as_millis() as u64,
+            commit_ms = commit_started.elapsed().as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "load phases"
+        );
         Ok(WriteReport {
             commit: Some(commit),
             manifest_version: Some(manifest.version),
