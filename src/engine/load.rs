@@ -305,6 +305,7 @@ fn parse_with_threads(
                 edge,
                 type_name,
                 key_field,
+                generated_id,
                 row,
             } = parsed;
             let seen = if edge {
@@ -312,8 +313,16 @@ fn parse_with_threads(
             } else {
                 &mut seen_nodes
             };
-            let ids = seen.entry(type_name).or_default();
-            if let Some(first) = ids.insert(row.id.clone(), row.line) {
+            // A fresh ULID (128 bits, 80 random) cannot repeat one in the
+            // file; only ids the file gives or a key derives are checked.
+            let duplicate_of = if generated_id {
+                None
+            } else {
+                seen.entry(type_name)
+                    .or_default()
+                    .insert(row.id.clone(), row.line)
+            };
+            if let Some(first) = duplicate_of {
                 let id = &row.id;
                 errors.push(if edge {
                     err(
@@ -370,6 +379,8 @@ struct Parsed<'c> {
     type_name: &'c str,
     /// The first key property of a node type (the field a duplicate names).
     key_field: Option<&'c str>,
+    /// The id is a fresh ULID (no key, no `id` given).
+    generated_id: bool,
     row: Row,
 }
 
@@ -519,6 +530,7 @@ fn parse_line<'c>(
             edge: false,
             type_name: &n.name,
             key_field: n.key.as_ref().and_then(|k| k.first()).map(String::as_str),
+            generated_id: n.key.is_none() && !matches!(data.get("id"), Some(Json::String(_))),
             row: Row {
                 id,
                 src: None,
@@ -570,15 +582,16 @@ fn parse_line<'c>(
         if errors.len() > before || ends.len() != 2 {
             return None;
         }
-        let id = match data.get("id") {
-            Some(Json::String(s)) => s.clone(),
-            _ => ulid::Ulid::new().to_string(),
+        let (id, generated_id) = match data.get("id") {
+            Some(Json::String(s)) => (s.clone(), false),
+            _ => (ulid::Ulid::new().to_string(), true),
         };
         let mut ends = ends.into_iter();
         Some(Parsed {
             edge: true,
             type_name: &et.name,
             key_field: None,
+            generated_id,
             row: Row {
                 id,
                 src: ends.next(),
@@ -906,6 +919,37 @@ mod tests {
         assert_eq!(people.len(), 39_999);
         assert!(people.windows(2).all(|w| w[0].line < w[1].line));
         assert_eq!(people[0].id, "p1");
+    }
+
+    #[test]
+    fn given_edge_ids_are_checked_and_fresh_ones_are_unique() {
+        let cat = catalog();
+        let knows = |id: Option<&str>| match id {
+            Some(id) => {
+                format!(r#"{{"edge":"Knows","from":"p1","to":"p2","data":{{"id":"{id}"}}}}"#)
+            }
+            None => r#"{"edge":"Knows","from":"p1","to":"p2"}"#.to_string(),
+        };
+        let (e1, e2, fresh) = (knows(Some("e1")), knows(Some("e1")), knows(None));
+        let text = lines(5_000, &[(2_000, &e1), (4_000, &e2), (4_500, &fresh)]);
+        for threads in [1, 4] {
+            let errs = errors_of(parse_with_threads(&cat, text.as_bytes(), threads));
+            assert_eq!(errs.len(), 1, "threads {threads}: {errs:?}");
+            assert_eq!((errs[0].0, errs[0].1.as_deref()), (4_000, Some("id")));
+            assert!(
+                errs[0]
+                    .2
+                    .contains("duplicate edge id `e1` (first on line 2000)")
+            );
+        }
+        // Edges without an id get distinct fresh ids.
+        let many: Vec<(usize, &str)> = (1..=3_000).map(|l| (l, fresh.as_str())).collect();
+        let staged = parse_with_threads(&cat, lines(3_000, &many).as_bytes(), 4).expect("parses");
+        let ids: HashSet<&str> = staged.edges["Knows"]
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(ids.len(), 3_000);
     }
 
     #[test]
