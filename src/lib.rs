@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod diag;
 pub mod engine;
 pub mod http;
+pub mod logging;
 pub mod policy;
 pub mod query;
 pub mod schema;

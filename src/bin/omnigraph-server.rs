@@ -265,28 +265,10 @@ fn main() -> ExitCode {
     let _failpoints = fail::FailScenario::setup();
     // OMNIGRAPH_LOG sets our level (default info); Lance and other
     // libraries log at warn and above unless OMNIGRAPH_LOG is debug/trace.
-    let level = std::env::var("OMNIGRAPH_LOG")
-        .ok()
-        .and_then(|l| l.parse::<tracing::Level>().ok())
-        .unwrap_or(tracing::Level::INFO);
-    let others = if level >= tracing::Level::DEBUG {
-        level
-    } else {
-        tracing::Level::WARN.min(level)
-    };
-    {
-        use tracing_subscriber::layer::SubscriberExt;
-        use tracing_subscriber::util::SubscriberInitExt;
-        let filter = tracing_subscriber::filter::Targets::new()
-            .with_default(others)
-            .with_target("omnigraph", level)
-            .with_target("omnigraph_server", level)
-            .with_target("actix_server", level);
-        tracing_subscriber::registry()
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-            .with(filter)
-            .init();
-    }
+    omnigraph::logging::init(
+        omnigraph::logging::level_from_env().unwrap_or(tracing::Level::INFO),
+        &["omnigraph_server", "actix_server"],
+    );
     let c = match config(args) {
         Ok(c) => c,
         Err(e) => {

@@ -262,26 +262,9 @@ pub fn main() -> ExitCode {
 /// CLI logs nothing: its output is the command's. `debug` shows, among
 /// others, where a load spends its time (parse, validate, batch, commit).
 fn init_logging() {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let Some(level) = std::env::var("OMNIGRAPH_LOG")
-        .ok()
-        .and_then(|l| l.parse::<tracing::Level>().ok())
-    else {
-        return;
-    };
-    let others = if level >= tracing::Level::DEBUG {
-        level
-    } else {
-        tracing::Level::WARN.min(level)
-    };
-    let filter = tracing_subscriber::filter::Targets::new()
-        .with_default(others)
-        .with_target("omnigraph", level);
-    let _ = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .with(filter)
-        .try_init();
+    if let Some(level) = crate::logging::level_from_env() {
+        crate::logging::init(level, &[]);
+    }
 }
 
 /// A failure that is not a diagnostic in the user's source.

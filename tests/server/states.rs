@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{Server, init_graph, refuse, write};
+use crate::support::{Server, cli_ok, init_graph, refuse, write};
 
 pub const SCHEMA: &str =
     "node Person {\n    name: String @key\n    age: I32?\n}\nedge Knows: Person -> Person\n";
@@ -353,20 +353,6 @@ fn refuses_to_start_with_a_reason() {
             "{args:?}: want {want:?} in {err}"
         );
     }
-}
-
-/// Runs the `omnigraph` CLI; panics with its stderr unless it succeeds.
-fn cli_ok(args: &[&str]) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_omnigraph"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run omnigraph");
-    assert!(
-        out.status.success(),
-        "omnigraph {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

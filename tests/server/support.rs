@@ -133,16 +133,22 @@ pub fn refuse(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, 
 /// Creates a graph with the CLI; returns its path.
 pub fn init_graph(dir: &Path, name: &str, schema: &Path) -> String {
     let uri = dir.join(name).to_str().expect("utf8").to_string();
+    cli_ok(&["init", "--schema", schema.to_str().expect("utf8"), &uri]);
+    uri
+}
+
+/// Runs the `omnigraph` CLI; panics with its stderr unless it succeeds.
+pub fn cli_ok(args: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_omnigraph"))
-        .args(["init", "--schema", schema.to_str().expect("utf8"), &uri])
+        .args(args)
+        .env("NO_COLOR", "1")
         .output()
-        .expect("run omnigraph init");
+        .expect("run omnigraph");
     assert!(
         out.status.success(),
-        "{}",
+        "omnigraph {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    uri
 }
 
 /// Writes a file and returns its path as a string.
