@@ -160,6 +160,22 @@ def main(argv):
             [[fmt(i["light_alone_p50_ms"]), fmt(i["light_alone_p99_ms"]), fmt(i["light_flood_p50_ms"]),
               fmt(i["light_flood_p99_ms"]), fmt(i["heavy_rows_per_s"]), i["heavy_429"]]],
         )
+    gc = ours.get("group_commit")
+    if gc:
+        rows = []
+        for label, key in [("1 caller, 1 node type", "one_caller"),
+                           ("16 callers, 1 node type", "same_type"),
+                           ("8 callers, 8 node types", "own_type")]:
+            f = gc[key]
+            speed = {"same_type": gc.get("same_type_speedup"),
+                     "own_type": gc.get("own_type_speedup")}.get(key)
+            rows.append([label, fmt(f["commits_per_s"]), fmt(speed) if speed else "1", fmt(f["p50_ms"]),
+                         fmt(f["p99_ms"]), f["failed"]])
+        table(
+            "Group commit (single-row inserts through the server; commits/s, ms)",
+            ["callers", "commits/s", "× one caller", "p50", "p99", "failed"],
+            rows,
+        )
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),

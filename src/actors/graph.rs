@@ -1,34 +1,46 @@
-//! The GraphActor: the single owner of one open graph.
+//! The GraphActor: the single owner of one open graph and of its write
+//! path (docs/architecture.md, "The write path").
 //!
 //! - [`Read`]: runs at once on the Lance runtime against the shared
 //!   [`Graph`] (each read pins its own manifest snapshot); reads never wait
 //!   for writes or for the mailbox beyond the dispatch itself.
-//! - [`Write`]: names its caller and the (table, branch) keys it touches.
-//!   The actor's mailbox owns the write queues ([`FairQueues`]): one FIFO
-//!   per caller, served round-robin across callers, over the [`KeyLocks`]
-//!   on (table, branch).
-//!   A write starts when it is at the front of its caller's queue and all
-//!   its keys are free (taken all at once, so overlapping writers run one
-//!   after another and waiting cannot deadlock); after a caller's write
-//!   starts, that caller goes to the back of the round. So a caller with
-//!   many writes queued delays another caller by at most one of its writes
-//!   per conflicting key. Writes on disjoint keys run concurrently; the
-//!   engine's commit step (sidecar, table commits, manifest publish) is
-//!   serialized by the graph's write lock, which also heals first.
+//! - [`Write`]: names its caller and the (table, branch) keys it holds
+//!   (none for a mutation or a load). The actor's mailbox owns the write
+//!   queues ([`FairQueues`]): one FIFO per caller, served round-robin,
+//!   at most [`MAX_WRITES_RUNNING`] writes running and
+//!   [`MAX_WRITES_PER_CALLER`] of one caller, so one caller's flood leaves
+//!   room for the others. A running write *prepares* on the Lance runtime
+//!   (binds, validates against a pinned head, stages its table changes
+//!   uncommitted), concurrently with other writes.
+//! - [`CommitRequest`]: a prepared write's *commit step*, sent by the
+//!   graph handle's commit path back to this actor. The mailbox owns the
+//!   commit queue: one turn at a time, each turn taking every write that
+//!   queued while the previous turn ran (heal when due, then per write:
+//!   sidecar, fenced table commits, manifest publish; each write keeps its
+//!   own commit and reply).
 //! - A task that panics is reported to the supervisor as a crash; the
 //!   supervisor restarts the actor with backoff.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture};
+use std::collections::VecDeque;
+
+use actix::{
+    Actor, Addr, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture, WeakAddr,
+};
 use futures::future::BoxFuture;
 use omnigraph_sync::fair::FairQueues;
 use omnigraph_sync::keylock::KeyLocks;
 
 use super::supervisor::Crashed;
 use super::{ActorError, Metrics};
-use crate::engine::{EngineError, Graph};
+use crate::engine::{CommitPath, EngineError, Graph, PreparedWrite, WriteReport};
+
+/// Writes running (preparing or waiting for their commit) at once.
+pub const MAX_WRITES_RUNNING: usize = 16;
+/// Writes of one caller running at once.
+pub const MAX_WRITES_PER_CALLER: usize = 4;
 
 /// A (table key, branch) pair: the unit of write queueing.
 pub type WriteKey = (String, String);
@@ -80,10 +92,51 @@ struct Pending {
     >,
 }
 
-/// Sent by a finished write to its actor: keys are free, dispatch again.
+/// Sent by a finished write to its actor: its slot and keys are free,
+/// dispatch again.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct WriteDone;
+struct WriteDone {
+    caller: String,
+}
+
+/// A prepared write's commit step, queued in the actor's mailbox.
+pub struct CommitRequest {
+    pub write: PreparedWrite,
+    pub reply: tokio::sync::oneshot::Sender<Result<WriteReport, EngineError>>,
+}
+
+impl Message for CommitRequest {
+    type Result = ();
+}
+
+/// Sent when a commit turn ends: start the next.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct TurnDone;
+
+/// The graph handle's commit path: sends each prepared write to the actor.
+/// Holds the actor weakly, so a stopped actor's handles do not keep it.
+#[derive(Debug)]
+struct ToActor(WeakAddr<GraphActor>);
+
+impl CommitPath for ToActor {
+    fn submit(&self, write: PreparedWrite) -> BoxFuture<'static, Result<WriteReport, EngineError>> {
+        let addr = self.0.upgrade();
+        Box::pin(async move {
+            let gone = || EngineError::Conflict {
+                reason: "the graph stopped before the write committed; read the branch, then retry"
+                    .into(),
+            };
+            let addr: Addr<GraphActor> = addr.ok_or_else(gone)?;
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            addr.send(CommitRequest { write, reply })
+                .await
+                .map_err(|_| gone())?;
+            rx.await.map_err(|_| gone())?
+        })
+    }
+}
 
 impl<T: Send + 'static> Message for Write<T> {
     type Result = Result<T, ActorError>;
@@ -99,8 +152,14 @@ pub struct GraphActor {
     metrics: Arc<Metrics>,
     supervisor: Option<Recipient<Crashed>>,
     /// Queued writes per caller, served round-robin over the (table,
-    /// branch) key locks.
-    queues: FairQueues<WriteKey, Pending>,
+    /// branch) key locks, bounded in number.
+    queues: FairQueues<WriteKey, (String, Pending)>,
+    /// Prepared writes waiting for the next commit turn.
+    commits: VecDeque<CommitRequest>,
+    /// A commit turn is running.
+    committing: bool,
+    /// The handle commit turns use (commits here, not through the actor).
+    committer: Arc<Graph>,
 }
 
 impl GraphActor {
@@ -115,24 +174,54 @@ impl GraphActor {
         GraphActor {
             id,
             generation,
+            committer: graph.clone(),
             graph,
             rt,
             metrics,
             supervisor,
-            queues: FairQueues::new(KeyLocks::new()),
+            queues: FairQueues::with_limits(
+                KeyLocks::new(),
+                MAX_WRITES_RUNNING,
+                MAX_WRITES_PER_CALLER,
+            ),
+            commits: VecDeque::new(),
+            committing: false,
         }
     }
 
     /// Starts every queued write that can start now ([`FairQueues::start`]).
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
-        for (p, guard) in self.queues.start() {
+        for ((caller, p), guard) in self.queues.start() {
             let me = ctx.address();
             let run = (p.start)(guard);
             self.rt.spawn(async move {
                 run.await;
-                me.do_send(WriteDone);
+                me.do_send(WriteDone { caller });
             });
         }
+    }
+
+    /// Starts a commit turn when none runs and writes wait: the turn takes
+    /// every queued write, heals when due, and commits them one after
+    /// another on the Lance runtime; writes that queue meanwhile wait for
+    /// the next turn.
+    fn run_commits(&mut self, ctx: &mut Context<Self>) {
+        if self.committing || self.commits.is_empty() {
+            return;
+        }
+        self.committing = true;
+        let turn: Vec<CommitRequest> = self.commits.drain(..).collect();
+        let graph = self.committer.clone();
+        let me = ctx.address();
+        let crash = self.crash_reporter();
+        let rt = self.rt.clone();
+        self.rt.spawn(async move {
+            let task = rt.spawn(commit_turn(graph, turn));
+            if let Err(e) = task.await {
+                crash(join_error(e)).await;
+            }
+            me.do_send(TurnDone);
+        });
     }
 
     /// Reports a crash to the supervisor and waits until it has taken the
@@ -164,6 +253,10 @@ impl Actor for GraphActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Big writes (loads up to 32 MiB) queue here; keep the mailbox deep.
         ctx.set_mailbox_capacity(4096);
+        // The graph's prepared writes come back here for their commit step.
+        let base = self.graph.committing_here();
+        self.committer = Arc::new(base.clone());
+        self.graph = Arc::new(base.with_commit_path(Arc::new(ToActor(ctx.address().downgrade()))));
         tracing::info!(graph = %self.id, generation = self.generation, "graph actor started");
     }
 }
@@ -223,18 +316,19 @@ impl<T: Send + 'static> Handler<Write<T>> for GraphActor {
                 })
             }),
         };
-        self.queues.push(&actor, keys, pending);
+        self.queues.push(&actor, keys, (actor.clone(), pending));
         self.dispatch(ctx);
         Box::pin(async move {
             let r = rx.await;
             metrics.queue(&id, -1);
             metrics.write_latency(&id, started.elapsed().as_secs_f64());
             match r {
-                Ok(Ok(r)) => r.map_err(ActorError::Engine),
-                Ok(Err(why)) => {
-                    crash(why.clone()).await;
-                    Err(ActorError::Crashed(why))
+                // The write's commit step panicked in a commit turn.
+                Ok(Ok(Err(EngineError::Crashed { reason }))) | Ok(Err(reason)) => {
+                    crash(reason.clone()).await;
+                    Err(ActorError::Crashed(reason))
                 }
+                Ok(Ok(r)) => r.map_err(ActorError::Engine),
                 Err(_) => Err(ActorError::Gone),
             }
         })
@@ -244,7 +338,68 @@ impl<T: Send + 'static> Handler<Write<T>> for GraphActor {
 impl Handler<WriteDone> for GraphActor {
     type Result = ();
 
-    fn handle(&mut self, _: WriteDone, ctx: &mut Context<Self>) {
+    fn handle(&mut self, done: WriteDone, ctx: &mut Context<Self>) {
+        self.queues.finished(&done.caller);
         self.dispatch(ctx);
+    }
+}
+
+impl Handler<CommitRequest> for GraphActor {
+    type Result = ();
+
+    fn handle(&mut self, req: CommitRequest, ctx: &mut Context<Self>) {
+        self.commits.push_back(req);
+        self.run_commits(ctx);
+    }
+}
+
+impl Handler<TurnDone> for GraphActor {
+    type Result = ();
+
+    fn handle(&mut self, _: TurnDone, ctx: &mut Context<Self>) {
+        self.committing = false;
+        self.run_commits(ctx);
+    }
+}
+
+/// One commit turn: takes the graph's commit turn (healing when due), then
+/// commits every write of the turn as a group where they can share one
+/// ([`Graph::commit_group_here`]) and answers each. When the turn cannot
+/// start (heal refused: an unreadable sidecar, storage down), each write
+/// gets the reason from its own attempt. A commit that panics answers
+/// [`EngineError::Crashed`] to every write of the turn; each write's
+/// handler reports the crash to the supervisor.
+async fn commit_turn(graph: Arc<Graph>, turn: Vec<CommitRequest>) {
+    let mut turn = VecDeque::from(turn);
+    while let Some(req) = turn.pop_front() {
+        let guard = match graph.begin_write(req.write.actor()).await {
+            Ok(g) => g,
+            Err(e) => {
+                let _ = req.reply.send(Err(e));
+                continue;
+            }
+        };
+        let (writes, replies): (Vec<_>, Vec<_>) = std::iter::once(req)
+            .chain(turn.drain(..))
+            .map(|r| (r.write, r.reply))
+            .unzip();
+        let g = graph.clone();
+        // Its own task, so a panic is caught and answered.
+        match tokio::spawn(async move { g.commit_group_here(writes).await }).await {
+            Ok(results) => {
+                for (reply, r) in replies.into_iter().zip(results) {
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                let why = join_error(e);
+                for reply in replies {
+                    let _ = reply.send(Err(EngineError::Crashed {
+                        reason: why.clone(),
+                    }));
+                }
+            }
+        }
+        drop(guard);
     }
 }

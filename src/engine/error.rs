@@ -38,6 +38,22 @@ pub enum EngineError {
     UnknownCommit { id: String },
     #[error("write conflict: {reason}")]
     Conflict { reason: String },
+    #[error(
+        "write conflict on table {table}: {reason}; the write was prepared again once and still conflicts — retry it"
+    )]
+    Stale { table: String, reason: String },
+    #[error(
+        "table {table} on branch `{branch}` is being written by {writer}; the write waited and gave up — retry it"
+    )]
+    Busy {
+        table: String,
+        branch: String,
+        writer: String,
+    },
+    #[error(
+        "write {write_id} could not renew its lease in time and stopped before publishing; heal finishes or undoes it — retry the write"
+    )]
+    LeaseLost { write_id: String },
     #[error("query error:\n{rendered}")]
     Query { rendered: String },
     #[error("parameter `${name}`: {reason}")]
@@ -72,6 +88,8 @@ pub enum EngineError {
     MergeConflicts {
         conflicts: Vec<super::merge::MergeConflict>,
     },
+    #[error("the graph's worker crashed ({reason}); it is being restarted — retry")]
+    Crashed { reason: String },
     #[error("injected fault at `{point}`")]
     Fault { point: String },
     #[error("I/O error on {path}: {source}")]

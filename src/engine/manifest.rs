@@ -6,9 +6,10 @@
 //! - `manifest/v{N:020}.json` — immutable manifest version `N`. Publishing is
 //!   one create-if-absent PUT of version `N+1`: exactly one writer wins; the
 //!   loser re-reads and retries.
-//! - `manifest/_latest` — a hint (`{"version": N}`) overwritten after each
+//! - `manifest/_latest` — a hint (`{"version": N}`) overwritten every eighth
 //!   publish; readers start there and probe forward, so a stale hint costs a
-//!   few HEAD requests, never a full listing.
+//!   few requests, never a full listing. A warm handle (the GraphActor's)
+//!   remembers the newest manifest it saw and probes only the version after.
 //! - `commits/{ULID}.json` — one immutable record per commit: parents, branch,
 //!   actor, time, message and the branch's table versions at that commit
 //!   (which is what time travel reads).
@@ -94,6 +95,10 @@ fn manifest_path(v: u64) -> String {
 
 const LATEST_HINT: &str = "manifest/_latest";
 
+/// Publishes between two updates of the hint: a reader starting from the
+/// hint probes at most this many versions forward.
+const HINT_EVERY: u64 = 8;
+
 fn commit_path(id: &str) -> String {
     format!("commits/{id}.json")
 }
@@ -157,6 +162,16 @@ impl ManifestStore {
         Ok(current)
     }
 
+    /// The newest manifest, knowing `known` is published: probes the
+    /// versions after it (one request when nothing newer exists).
+    pub async fn newer_than(&self, known: Manifest) -> Result<Manifest, EngineError> {
+        let mut current = known;
+        while let Some(next) = self.read(current.version + 1).await? {
+            current = next;
+        }
+        Ok(current)
+    }
+
     async fn highest_listed(&self) -> Result<u64, EngineError> {
         let names = self.control.list("manifest").await?;
         Ok(names
@@ -194,17 +209,37 @@ impl ManifestStore {
     /// published head always resolves. Returns what was published.
     pub async fn publish<F>(
         &self,
-        mut base: Manifest,
+        base: Manifest,
         mut change: F,
     ) -> Result<(Manifest, Option<Commit>), EngineError>
     where
         F: FnMut(&Manifest) -> Result<(Manifest, Option<Commit>), EngineError>,
     {
+        let (m, mut commits) = self
+            .publish_many(base, |cur| {
+                let (next, c) = change(cur)?;
+                Ok((next, c.into_iter().collect()))
+            })
+            .await?;
+        Ok((m, commits.pop()))
+    }
+
+    /// [`ManifestStore::publish`] recording several commits in one manifest
+    /// version (a group commit: a chain of commits on one branch). Every
+    /// commit record is stored before the manifest.
+    pub async fn publish_many<F>(
+        &self,
+        mut base: Manifest,
+        mut change: F,
+    ) -> Result<(Manifest, Vec<Commit>), EngineError>
+    where
+        F: FnMut(&Manifest) -> Result<(Manifest, Vec<Commit>), EngineError>,
+    {
         const MAX_RETRIES: usize = 64;
         for _ in 0..MAX_RETRIES {
-            let (mut next, commit) = change(&base)?;
+            let (mut next, commits) = change(&base)?;
             next.version = base.version + 1;
-            if let Some(c) = &commit {
+            for c in &commits {
                 self.write_commit(c).await?;
             }
             let data = serde_json::to_vec_pretty(&next).map_err(|e| corrupt("manifest", e))?;
@@ -214,15 +249,20 @@ impl ManifestStore {
                 .await
             {
                 Ok(()) => {
-                    // Best effort: a stale hint only costs readers a probe.
-                    let hint = serde_json::to_vec(&serde_json::json!({"version": next.version}))
-                        .unwrap_or_default();
-                    let _ = self.control.put(LATEST_HINT, hint).await;
-                    return Ok((next, commit));
+                    // Best effort, and only every HINT_EVERY versions: a
+                    // stale hint costs a cold reader a few probes, a fresh
+                    // one would cost every write a request.
+                    if next.version % HINT_EVERY == 0 {
+                        let hint =
+                            serde_json::to_vec(&serde_json::json!({"version": next.version}))
+                                .unwrap_or_default();
+                        let _ = self.control.put(LATEST_HINT, hint).await;
+                    }
+                    return Ok((next, commits));
                 }
                 Err(ControlError::AlreadyExists { .. }) => {
-                    // Lost the race. The orphaned commit record is never
-                    // reachable from a head; the retry records a new one.
+                    // Lost the race. The orphaned commit records are never
+                    // reachable from a head; the retry records new ones.
                     base = self.latest().await?;
                 }
                 Err(e) => return Err(e.into()),
@@ -256,7 +296,9 @@ impl ManifestStore {
         }
     }
 
-    /// The history reachable from `head`, newest first (first parents and
+    /// The history reachable from `head`, newest first: every commit
+    /// before its parents (ids alone cannot order commits made in the same
+    /// millisecond by different writers), ties broken by the larger id (first parents and
     /// merge parents alike), each commit once.
     pub async fn history(&self, head: &str) -> Result<Vec<Commit>, EngineError> {
         let mut out: Vec<Commit> = Vec::new();
@@ -272,7 +314,46 @@ impl ManifestStore {
             frontier.extend(c.parents.iter().cloned());
             out.push(c);
         }
-        out.sort_by(|a, b| b.id.cmp(&a.id));
-        Ok(out)
+        Ok(newest_first(out))
     }
+}
+
+/// Orders commits so each comes before its parents, preferring the larger
+/// (later) id among those that may come next.
+fn newest_first(commits: Vec<Commit>) -> Vec<Commit> {
+    use std::collections::{BinaryHeap, HashMap};
+    let mut children: HashMap<String, usize> = commits.iter().map(|c| (c.id.clone(), 0)).collect();
+    for c in &commits {
+        for p in &c.parents {
+            if let Some(n) = children.get_mut(p) {
+                *n += 1;
+            }
+        }
+    }
+    let mut by_id: HashMap<String, Commit> =
+        commits.into_iter().map(|c| (c.id.clone(), c)).collect();
+    let mut ready: BinaryHeap<String> = children
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let mut out = Vec::with_capacity(by_id.len());
+    while let Some(id) = ready.pop() {
+        let Some(c) = by_id.remove(&id) else { continue };
+        for p in &c.parents {
+            if let Some(n) = children.get_mut(p) {
+                *n -= 1;
+                if *n == 0 {
+                    ready.push(p.clone());
+                }
+            }
+        }
+        out.push(c);
+    }
+    // A cycle cannot happen (a parent exists before its child); keep
+    // anything left rather than lose it.
+    let mut rest: Vec<Commit> = by_id.into_values().collect();
+    rest.sort_by(|a, b| b.id.cmp(&a.id));
+    out.extend(rest);
+    out
 }

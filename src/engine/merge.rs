@@ -176,7 +176,7 @@ fn classify(
 
 impl Graph {
     /// Merges branch `source` into `target` (reference:
-    /// `omnigraph branch merge SRC --into DST`). Takes the write lock and
+    /// `omnigraph branch merge SRC --into DST`). Takes the commit turn and
     /// heals first, like every writer. On conflicts returns
     /// [`EngineError::MergeConflicts`] with every conflict found and
     /// publishes nothing. With `delete_branch`, deletes the source after a

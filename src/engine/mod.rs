@@ -15,6 +15,8 @@
 pub mod error;
 pub mod exec;
 pub mod export;
+pub mod group;
+pub mod lease;
 pub mod load;
 pub mod manifest;
 pub mod merge;
@@ -23,7 +25,7 @@ pub mod recovery;
 pub mod schema_apply;
 pub mod values;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -133,6 +135,151 @@ pub(crate) enum TableWrite {
     Reindex,
 }
 
+impl TableWrite {
+    /// Whether the change does not depend on which rows the table holds
+    /// (an append, an overwrite): staged against an older version, it may
+    /// be committed over newer ones as it is.
+    fn is_blind(&self) -> bool {
+        matches!(self, TableWrite::Append(_) | TableWrite::Overwrite(_))
+    }
+
+    /// The single staged change this write is, if it is one (a merge's two
+    /// steps and a reindex are committed step by step instead).
+    fn change_op(&self) -> Option<table::ChangeOp> {
+        Some(match self {
+            TableWrite::Append(b) => table::ChangeOp::Append(b.clone()),
+            TableWrite::Upsert(b) => table::ChangeOp::Upsert(b.clone()),
+            TableWrite::Overwrite(b) => table::ChangeOp::Overwrite(b.clone()),
+            TableWrite::Delete(ids) => table::ChangeOp::Delete(ids.clone()),
+            TableWrite::Merge { .. } | TableWrite::Reindex => return None,
+        })
+    }
+}
+
+/// How long a write waits, backing off, for a table that another process
+/// is writing before it answers [`EngineError::Busy`].
+pub const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A write validated against one branch head, its table changes staged
+/// (where they can be) but not committed: nothing is visible yet. Made by
+/// [`Graph::prepare_load`] or [`Graph::prepare_mutation`], committed by
+/// [`Graph::commit_prepared`].
+#[derive(Debug)]
+pub struct PreparedWrite {
+    branch: String,
+    actor: String,
+    message: String,
+    /// The Lance branch the graph branch writes, as of the view.
+    target: Option<String>,
+    /// The branch head it was prepared against.
+    view: View,
+    /// Tables whose rows validation read: the commit refuses when one of
+    /// them was published again since ([`EngineError::Stale`]).
+    reads: BTreeSet<TableKey>,
+    writes: BTreeMap<TableKey, TableWrite>,
+    /// Changes staged while preparing, by table.
+    staged: BTreeMap<TableKey, table::StagedChange>,
+    written: BTreeMap<TableKey, usize>,
+    deleted: BTreeMap<TableKey, usize>,
+    /// Prepares the write again against the newest head; the commit step
+    /// calls it (once) when what the write read has moved, so the redo
+    /// runs while nothing in this process can move it again.
+    redo: Option<Redo>,
+}
+
+/// A write's preparation, kept to run again in the commit step
+/// ([`PreparedWrite::with_redo`]).
+#[derive(Clone)]
+pub struct Redo(
+    Arc<
+        dyn Fn(Graph) -> futures::future::BoxFuture<'static, Result<Prepared, EngineError>>
+            + Send
+            + Sync,
+    >,
+);
+
+impl std::fmt::Debug for Redo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Redo")
+    }
+}
+
+impl Redo {
+    /// Wraps a preparation that owns what it needs.
+    pub fn new<F>(f: F) -> Redo
+    where
+        F: Fn(Graph) -> futures::future::BoxFuture<'static, Result<Prepared, EngineError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        Redo(Arc::new(f))
+    }
+}
+
+impl PreparedWrite {
+    /// The same write, able to prepare itself again in the commit step.
+    pub fn with_redo(mut self, redo: Redo) -> PreparedWrite {
+        self.redo = Some(redo);
+        self
+    }
+
+    /// The caller who asked for the write.
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    /// The graph branch it writes.
+    pub fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    /// The tables it writes.
+    pub fn tables(&self) -> impl Iterator<Item = &TableKey> {
+        self.writes.keys()
+    }
+}
+
+/// What preparing a write produced.
+#[derive(Debug)]
+pub enum Prepared {
+    /// Nothing to commit (a mutation that matched no rows): the report.
+    Nothing(WriteReport),
+    /// A write for the commit step.
+    Write(PreparedWrite),
+}
+
+/// Everything one commit step needs.
+struct CommitInput<'a> {
+    /// The newest manifest, when the caller just read it.
+    head: Option<Manifest>,
+    branch: &'a str,
+    view: &'a View,
+    reads: &'a BTreeSet<TableKey>,
+    writes: BTreeMap<TableKey, TableWrite>,
+    staged: BTreeMap<TableKey, table::StagedChange>,
+    actor: &'a str,
+    message: &'a str,
+    extra: Extra<'a>,
+}
+
+/// Aborts a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The error for a write whose table `key` moved since it was prepared.
+pub(crate) fn stale(key: &str, why: &str) -> EngineError {
+    EngineError::Stale {
+        table: key.to_string(),
+        reason: why.to_string(),
+    }
+}
+
 /// What a write publishes besides its tables.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Extra<'a> {
@@ -205,6 +352,47 @@ pub struct Graph {
     /// The policy gate every write asks first, with the graph id it names
     /// as the resource; `None` (embedded and CLI default) allows all.
     gate: Option<(String, crate::policy::Gate)>,
+    /// Turns at the commit step, shared by every handle on this root in
+    /// this process ([`Graph::commit_turn`]).
+    commit_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Where prepared writes go for their commit step; `None`: committed
+    /// by the caller's task after taking the commit turn.
+    commit_path: Option<Arc<dyn CommitPath>>,
+    /// Set when the next commit step must heal first. A cold handle (the
+    /// CLI, embedded use) heals at every commit step; a warm one (the
+    /// GraphActor's) heals when it opens and when a commit met something
+    /// it did not expect (a failed write, a lost fence).
+    heal_due: Arc<std::sync::atomic::AtomicBool>,
+    warm: bool,
+    /// The newest manifest a warm handle has seen: its next read probes
+    /// only the version after it (one request) instead of the hint.
+    head: Arc<std::sync::Mutex<Option<Manifest>>>,
+}
+
+/// Where a handle's prepared writes go for their commit step. The
+/// GraphActor installs one that sends them to its mailbox, which commits
+/// them one turn at a time; [`Graph::commit_prepared_here`] is the step
+/// itself.
+pub trait CommitPath: Send + Sync + std::fmt::Debug {
+    /// Commits `w` (eventually by calling [`Graph::commit_prepared_here`]
+    /// on the owning handle) and answers with its report.
+    fn submit(
+        &self,
+        w: PreparedWrite,
+    ) -> futures::future::BoxFuture<'static, Result<WriteReport, EngineError>>;
+}
+
+/// The commit turns of the graph roots this process has open, by root.
+static COMMIT_TURNS: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+> = std::sync::LazyLock::new(Default::default);
+
+fn commit_lock_for(root: &Path) -> Arc<tokio::sync::Mutex<()>> {
+    let key = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    match COMMIT_TURNS.lock() {
+        Ok(mut m) => m.entry(key).or_default().clone(),
+        Err(_) => Arc::default(),
+    }
 }
 
 const GRAPH_DIR: &str = "_graph";
@@ -305,6 +493,11 @@ impl Graph {
             schema_pinned: false,
             cache: exec::TableCache::default(),
             gate: None,
+            commit_lock: commit_lock_for(root),
+            commit_path: None,
+            heal_due: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            warm: false,
+            head: Arc::default(),
         };
         let mut tables = BTreeMap::new();
         for key in graph.table_keys() {
@@ -373,12 +566,17 @@ impl Graph {
         let schema_source = String::from_utf8_lossy(&control.get("schema.pg").await?).into_owned();
         let g = Graph {
             uri: uri.to_string(),
+            commit_lock: commit_lock_for(&root),
             root,
             manifests: ManifestStore::new(control),
             schema: SchemaState::cell(None, catalog, schema_source),
             schema_pinned: false,
             cache: exec::TableCache::default(),
             gate: None,
+            commit_path: None,
+            heal_due: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            warm: false,
+            head: Arc::default(),
         };
         // Loads the schema the newest manifest names, if it was changed.
         g.manifest().await?;
@@ -394,6 +592,33 @@ impl Graph {
     pub fn with_gate(mut self, graph_id: &str, gate: crate::policy::Gate) -> Graph {
         self.gate = Some((graph_id.to_string(), gate));
         self
+    }
+
+    /// Sends this handle's prepared writes to `path` for their commit step,
+    /// and makes the handle warm: its commit steps heal only when due
+    /// (after it opened, after a commit met something unexpected), not at
+    /// every write.
+    pub fn with_commit_path(mut self, path: Arc<dyn CommitPath>) -> Graph {
+        self.commit_path = Some(path);
+        self.warm = true;
+        self
+    }
+
+    /// The same graph without a commit path: writes through it take the
+    /// commit turn themselves (what the GraphActor's commit step uses).
+    pub fn committing_here(&self) -> Graph {
+        Graph {
+            commit_path: None,
+            ..self.clone()
+        }
+    }
+
+    /// Waits for this process's turn at the graph's commit step (shared by
+    /// every handle on the same root). Only one commit step of a graph
+    /// runs at a time in a process, so this process's writers never fence
+    /// each other out; across processes the fences decide.
+    pub async fn commit_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.commit_lock.clone().lock_owned().await
     }
 
     /// Asks the installed gate, if any.
@@ -567,11 +792,35 @@ impl Graph {
     /// The newest manifest. When it names another schema than this
     /// handle holds, that schema is loaded first.
     pub async fn manifest(&self) -> Result<Manifest, EngineError> {
-        let m = self.manifests.latest().await?;
+        let known = if self.warm {
+            self.head.lock().ok().and_then(|h| h.clone())
+        } else {
+            None
+        };
+        let m = match known {
+            Some(k) => self.manifests.newer_than(k).await?,
+            None => self.manifests.latest().await?,
+        };
+        if self.warm {
+            self.remember(&m);
+        }
         if m.schema != self.schema_state().id {
             self.load_schema(m.schema.as_deref()).await?;
         }
         Ok(m)
+    }
+
+    /// Remembers `m` as the newest manifest seen, unless a newer one is
+    /// already remembered (warm handles).
+    pub(crate) fn remember(&self, m: &Manifest) {
+        if !self.warm {
+            return;
+        }
+        if let Ok(mut h) = self.head.lock()
+            && h.as_ref().is_none_or(|k| k.version < m.version)
+        {
+            *h = Some(m.clone());
+        }
     }
 
     fn unknown_branch(m: &Manifest, name: &str) -> EngineError {
@@ -829,7 +1078,10 @@ impl Graph {
     /// Loads JSONL into `branch` as one commit. With `from`, a missing
     /// branch is first created from `from`; without it, a missing branch is
     /// an error. Validation runs before any table is touched; a failed load
-    /// leaves the graph exactly as it was.
+    /// leaves the graph exactly as it was. The load is parsed once, then
+    /// prepared ([`Graph::prepare_load`]) and committed
+    /// ([`Graph::commit_prepared`]), prepared again when the commit finds
+    /// what it read has changed ([`Graph::write_with_retry`]).
     pub async fn load(
         &self,
         input: impl std::io::BufRead,
@@ -841,22 +1093,125 @@ impl Graph {
         self.authorize(actor, crate::policy::Action::Change, branch)?;
         let catalog = self.catalog();
         let started = std::time::Instant::now();
-        let staged = load::parse(&catalog, input).map_err(|errors| EngineError::Load { errors })?;
-        let parsed = started.elapsed();
-        let _lock = self.begin_write(actor).await?;
-        self.same_schema(&catalog)?;
-        let m = self.manifest().await?;
+        let rows = load::parse(&catalog, input).map_err(|errors| EngineError::Load { errors })?;
+        tracing::debug!(
+            rows = rows.row_count(),
+            parse_ms = started.elapsed().as_millis() as u64,
+            "load parsed"
+        );
+        let rows = Arc::new(rows);
+        let (b, f, a) = (
+            branch.to_string(),
+            from.map(str::to_string),
+            actor.to_string(),
+        );
+        let redo = {
+            let (rows, catalog) = (rows.clone(), catalog.clone());
+            Redo::new(move |g: Graph| {
+                let (rows, catalog, b, f, a) = (
+                    rows.clone(),
+                    catalog.clone(),
+                    b.clone(),
+                    f.clone(),
+                    a.clone(),
+                );
+                Box::pin(async move {
+                    g.prepare_load(&catalog, &rows, mode, &b, f.as_deref(), &a)
+                        .await
+                })
+            })
+        };
+        let report = self
+            .write_with_retry(|| {
+                let rows = rows.clone();
+                let catalog = catalog.clone();
+                let redo = redo.clone();
+                async move {
+                    Ok(
+                        match self
+                            .prepare_load(&catalog, &rows, mode, branch, from, actor)
+                            .await?
+                        {
+                            Prepared::Write(w) => Prepared::Write(w.with_redo(redo)),
+                            nothing => nothing,
+                        },
+                    )
+                }
+            })
+            .await?;
+        tracing::debug!(
+            rows = rows.row_count(),
+            total_ms = started.elapsed().as_millis() as u64,
+            "load done"
+        );
+        Ok(report)
+    }
+
+    /// Runs `prepare` then [`Graph::commit_prepared`]; a commit that finds
+    /// what the write read has changed ([`EngineError::Stale`]) prepares
+    /// it once more, and a table another process is writing
+    /// ([`EngineError::Busy`]) is waited for (backing off, at most
+    /// [`BUSY_WAIT`]), prepared again each time.
+    pub async fn write_with_retry<F, Fut>(&self, mut prepare: F) -> Result<WriteReport, EngineError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Prepared, EngineError>>,
+    {
+        let started = std::time::Instant::now();
+        let mut stale_retried = false;
+        let mut pause = std::time::Duration::from_millis(5);
+        loop {
+            let w = match prepare().await? {
+                Prepared::Nothing(report) => return Ok(report),
+                Prepared::Write(w) => w,
+            };
+            let committed = match &self.commit_path {
+                Some(path) => path.submit(w).await,
+                None => self.commit_prepared(w).await,
+            };
+            match committed {
+                Err(EngineError::Stale { .. }) if !stale_retried => {
+                    stale_retried = true;
+                }
+                Err(EngineError::Busy { .. }) if started.elapsed() < BUSY_WAIT => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Validates a parsed load against `branch`'s head and stages its
+    /// tables without committing them. Nothing becomes visible; the
+    /// returned write goes to [`Graph::commit_prepared`]. Creates a missing
+    /// branch from `from` first (its own commit).
+    pub async fn prepare_load(
+        &self,
+        catalog: &Arc<Catalog>,
+        staged: &Staged,
+        mode: LoadMode,
+        branch: &str,
+        from: Option<&str>,
+        actor: &str,
+    ) -> Result<Prepared, EngineError> {
+        self.same_schema(catalog)?;
+        let mut m = self.manifest().await?;
         if !m.branches.contains_key(branch) {
             match from {
                 Some(base) => {
-                    self.create_branch(branch, base, actor).await?;
+                    match self.create_branch(branch, base, actor).await {
+                        Ok(_) | Err(EngineError::BranchExists { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                    m = self.manifest().await?;
                 }
                 None => {
                     return Err(Self::unknown_branch(&m, branch));
                 }
             }
         }
-        let view = self.view(&ReadAt::Branch(branch.to_string())).await?;
+        let (view, target) = self.branch_view(&m, branch)?;
         // Types whose stored rows validation must see.
         let mut node_types: HashSet<String> = staged.nodes.keys().cloned().collect();
         let mut edge_types: HashSet<String> = staged.edges.keys().cloned().collect();
@@ -869,27 +1224,27 @@ impl Graph {
                 edge_types.insert(e.name.clone());
             }
         }
+        let mut reads = BTreeSet::new();
         let existing = if mode == LoadMode::Overwrite {
             Existing::default()
         } else {
+            reads.extend(node_types.iter().map(|t| node_key(t)));
+            reads.extend(edge_types.iter().map(|t| edge_key(t)));
             self.existing(&view, &node_types, &edge_types).await?
         };
-        let validate_started = std::time::Instant::now();
-        let errors = load::validate_graph(&catalog, &staged, &existing, mode);
+        let errors = load::validate_graph(catalog, staged, &existing, mode);
         if !errors.is_empty() {
             return Err(EngineError::Load { errors });
         }
-        let validated = validate_started.elapsed();
-        let batch_started = std::time::Instant::now();
         let mut writes = BTreeMap::new();
         let mut written = BTreeMap::new();
         let keys: Vec<TableKey> = if mode == LoadMode::Overwrite {
             self.table_keys()
         } else {
-            staged_keys(&staged)
+            staged_keys(staged)
         };
         for key in keys {
-            let rows = staged_rows(&staged, &key);
+            let rows = staged_rows(staged, &key);
             let batch = self.batch(&key, rows)?;
             written.insert(key.clone(), rows.len());
             let w = match mode {
@@ -900,25 +1255,138 @@ impl Graph {
             writes.insert(key, w);
         }
         let message = format!("load ({}, {} rows)", mode_name(mode), staged.row_count());
-        let batched = batch_started.elapsed();
-        let commit_started = std::time::Instant::now();
+        self.prepared(PreparedWrite {
+            branch: branch.to_string(),
+            actor: actor.to_string(),
+            message,
+            target,
+            view,
+            reads,
+            writes,
+            staged: BTreeMap::new(),
+            written,
+            deleted: BTreeMap::new(),
+            redo: None,
+        })
+        .await
+    }
+
+    /// The head of `branch` in `m` as a read sees it, and the Lance branch
+    /// the graph branch writes.
+    pub(crate) fn branch_view(
+        &self,
+        m: &Manifest,
+        branch: &str,
+    ) -> Result<(View, Option<String>), EngineError> {
+        let bs = m
+            .branches
+            .get(branch)
+            .ok_or_else(|| Self::unknown_branch(m, branch))?;
+        Ok((
+            View {
+                branch: Some(branch.to_string()),
+                commit: bs.head.clone(),
+                tables: bs.tables.clone(),
+                catalog: self.catalog(),
+            },
+            bs.lance_branch.clone(),
+        ))
+    }
+
+    /// Stages every table change of `w` that can be staged before its
+    /// commit step (the table's published version is on the Lance branch
+    /// the write targets; a first write on a branch forks the table in the
+    /// commit step and stages there). Stages run concurrently.
+    pub(crate) async fn prepared(&self, mut w: PreparedWrite) -> Result<Prepared, EngineError> {
+        let mut jobs = Vec::new();
+        for (key, tw) in &w.writes {
+            let Some(op) = tw.change_op() else { continue };
+            let Some(base) = w.view.tables.get(key) else {
+                continue;
+            };
+            if base.lance_branch != w.target {
+                continue;
+            }
+            let at = self.at(key, base);
+            let key = key.clone();
+            jobs.push(async move {
+                let ds = table::open(&at).await?;
+                let change = table::stage(Arc::new(ds), op).await?;
+                Ok::<_, EngineError>((key, change))
+            });
+        }
+        for (key, change) in futures::future::try_join_all(jobs).await? {
+            w.staged.insert(key, change);
+        }
+        Ok(Prepared::Write(w))
+    }
+
+    /// A prepared write's commit step: waits for this process's turn and
+    /// heals dead sidecars, then commits it ([`Graph::commit_writes_with`]).
+    /// Errors: [`EngineError::Stale`] when a table it read or writes moved
+    /// since it was prepared (prepare it again); [`EngineError::Busy`] when
+    /// another process is writing one of its tables; the commit protocol's
+    /// errors.
+    pub async fn commit_prepared(&self, w: PreparedWrite) -> Result<WriteReport, EngineError> {
+        let _turn = self.begin_write(&w.actor).await?;
+        self.commit_prepared_here(w).await
+    }
+
+    /// The commit step of one prepared write, for a caller that holds the
+    /// commit turn and has healed ([`Graph::begin_write`]): the GraphActor's
+    /// commit queue calls it for each write of a turn. Errors as
+    /// [`Graph::commit_prepared`]'s.
+    pub async fn commit_prepared_here(&self, w: PreparedWrite) -> Result<WriteReport, EngineError> {
+        let mut w = w;
+        let mut head = None;
+        if let Some(redo) = w.redo.take() {
+            let m = self.manifest().await?;
+            let moved = match m.branches.get(&w.branch) {
+                Some(bs) => w
+                    .reads
+                    .iter()
+                    .any(|k| bs.tables.get(k) != w.view.tables.get(k)),
+                None => false,
+            };
+            if moved {
+                w = match (redo.0)(self.clone()).await? {
+                    Prepared::Write(again) => again,
+                    Prepared::Nothing(report) => return Ok(report),
+                };
+            } else {
+                head = Some(m);
+            }
+        }
+        let PreparedWrite {
+            branch,
+            actor,
+            message,
+            view,
+            reads,
+            writes,
+            staged,
+            written,
+            deleted,
+            ..
+        } = w;
         let (manifest, commit) = self
-            .commit_writes(branch, &view, writes, actor, &message)
+            .commit_core(CommitInput {
+                head,
+                branch: &branch,
+                view: &view,
+                reads: &reads,
+                writes,
+                staged,
+                actor: &actor,
+                message: &message,
+                extra: Extra::default(),
+            })
             .await?;
-        tracing::debug!(
-            rows = staged.row_count(),
-            parse_ms = parsed.as_millis() as u64,
-            validate_ms = validated.as_millis() as u64,
-            batch_ms = batched.as_millis() as u64,
-            commit_ms = commit_started.elapsed().as_millis() as u64,
-            total_ms = started.elapsed().as_millis() as u64,
-            "load phases"
-        );
         Ok(WriteReport {
             commit: Some(commit),
             manifest_version: Some(manifest.version),
             written,
-            deleted: BTreeMap::new(),
+            deleted,
             message,
         })
     }
@@ -926,26 +1394,10 @@ impl Graph {
     /// Commits one Lance transaction per table (plus its upkeep: compaction
     /// of small fragments and index extension, [`table::upkeep`]), then
     /// publishes them together as one graph commit on `branch`, fenced by a
-    /// recovery sidecar (docs/architecture.md, "Recovery protocol"):
-    /// A. the sidecar names every table and its base version; B. each table
-    /// commits and the sidecar records the version; C. one manifest publish
-    /// makes them visible; D. the sidecar is deleted. The caller holds the
-    /// write lock and has healed.
-    pub(crate) async fn commit_writes(
-        &self,
-        branch: &str,
-        view: &View,
-        writes: BTreeMap<TableKey, TableWrite>,
-        actor: &str,
-        message: &str,
-    ) -> Result<(Manifest, Commit), EngineError> {
-        self.commit_writes_with(branch, view, writes, actor, message, Extra::default())
-            .await
-    }
-
-    /// [`Graph::commit_writes`] with a second parent (a merge's source
-    /// head) and/or a schema switch (a schema apply), both recorded in the
-    /// sidecar so a roll forward publishes them too.
+    /// recovery sidecar (docs/architecture.md, "Recovery protocol"). The
+    /// caller holds the commit turn and has healed; every table of `view`
+    /// counts as read (a merge, a schema apply): the commit refuses with
+    /// [`EngineError::Stale`] when any moved.
     pub(crate) async fn commit_writes_with(
         &self,
         branch: &str,
@@ -955,31 +1407,76 @@ impl Graph {
         message: &str,
         extra: Extra<'_>,
     ) -> Result<(Manifest, Commit), EngineError> {
-        let m = self.manifest().await?;
-        let target = m
+        let reads: BTreeSet<TableKey> = view.tables.keys().cloned().collect();
+        self.commit_core(CommitInput {
+            head: None,
+            branch,
+            view,
+            reads: &reads,
+            writes,
+            staged: BTreeMap::new(),
+            actor,
+            message,
+            extra,
+        })
+        .await
+    }
+
+    /// The commit protocol: A. the sidecar names every table, its base
+    /// (the version published now) and this process as owner, with a
+    /// lease renewed while the write runs; B. each table's staged change
+    /// commits through the fence (exactly the version after the published
+    /// one, [`table::commit_staged`]) and the sidecar records it; C. one
+    /// manifest publish (create-if-absent) makes them visible, refused if
+    /// anything the write read or writes was published meanwhile; D. the
+    /// sidecar is deleted. A write that fails after A leaves its sidecar
+    /// for heal; one that lost a fence or a read check is healed at once
+    /// so that preparing it again can commit.
+    async fn commit_core(&self, input: CommitInput<'_>) -> Result<(Manifest, Commit), EngineError> {
+        let CommitInput {
+            head,
+            branch,
+            view,
+            reads,
+            writes,
+            mut staged,
+            actor,
+            message,
+            extra,
+        } = input;
+        let m = match head {
+            Some(m) => m,
+            None => self.manifest().await?,
+        };
+        let bs = m
             .branches
             .get(branch)
-            .ok_or_else(|| Self::unknown_branch(&m, branch))?
-            .lance_branch
-            .clone();
+            .ok_or_else(|| Self::unknown_branch(&m, branch))?;
+        for key in reads {
+            if bs.tables.get(key) != view.tables.get(key) {
+                return Err(stale(key, "it was read at an older version"));
+            }
+        }
+        let target = bs.lance_branch.clone();
+        let now = now_ms();
         let mut sidecar = recovery::Sidecar {
             id: ulid::Ulid::new().to_string(),
             branch: branch.to_string(),
             lance_branch: target.clone(),
             actor: actor.to_string(),
             message: message.to_string(),
-            started_ms: now_ms(),
+            started_ms: now,
             tables: BTreeMap::new(),
             merge_parent: extra.merge_parent.map(str::to_string),
             schema: extra.schema.cloned(),
+            owner: Some(lease::me().clone()),
+            lease_until_ms: Some(now + lease::LEASE_MS),
         };
         for key in writes.keys() {
-            let base = view.tables.get(key).ok_or_else(|| EngineError::Corrupt {
+            let base = bs.tables.get(key).ok_or_else(|| EngineError::Corrupt {
                 path: "manifest".into(),
                 reason: format!("branch `{branch}` has no table `{key}`"),
             })?;
-            self.drift_guard(key, branch, base, target.as_deref())
-                .await?;
             sidecar.tables.insert(
                 key.clone(),
                 recovery::SidecarTable {
@@ -988,88 +1485,269 @@ impl Graph {
                 },
             );
         }
+        let live = lease::running(&sidecar.id);
         // Phase A.
         self.write_sidecar(&sidecar).await?;
-        // Phase B.
-        let mut new_refs: BTreeMap<TableKey, TableRef> = BTreeMap::new();
-        for (key, w) in writes {
-            fail::fail_point!("table.commit", |_| Err(fault("table.commit")));
-            let base = &sidecar.tables[&key].base;
-            let ds = table::open_for_write(&self.at(&key, base), target.as_deref()).await?;
-            let version = match w {
-                TableWrite::Append(b) => table::append(ds, b).await?,
-                TableWrite::Upsert(b) => table::upsert(ds, b).await?,
-                TableWrite::Overwrite(b) => table::overwrite(ds, b).await?,
-                TableWrite::Delete(ids) => table::delete_where_in(ds, "id", &ids).await?,
-                TableWrite::Reindex => ds.version().version,
-                TableWrite::Merge { upsert, delete } => {
-                    let mut ds = ds;
-                    let mut version = ds.version().version;
-                    if !delete.is_empty() {
-                        version = table::delete_where_in(ds, "id", &delete).await?;
-                        ds = table::open(&TableAt {
-                            uri: self.table_uri(&key),
-                            branch: target.clone(),
+        let shared = Arc::new(tokio::sync::Mutex::new(sidecar.clone()));
+        let _renewer = self.renew_lease(shared.clone());
+        // Set once any table of this write has a committed version.
+        let moved = std::sync::atomic::AtomicBool::new(false);
+        let result = async {
+            // Phase B.
+            let mut new_refs: BTreeMap<TableKey, TableRef> = BTreeMap::new();
+            for (key, w) in writes {
+                fail::fail_point!("table.commit", |_| Err(fault("table.commit")));
+                let base = sidecar.tables[&key].base.clone();
+                let version = self
+                    .commit_table(
+                        &key,
+                        branch,
+                        &base,
+                        target.as_deref(),
+                        w,
+                        staged.remove(&key),
+                        &sidecar.id,
+                        &moved,
+                    )
+                    .await?;
+                // Indexes are derived state: a failure to build one leaves the
+                // data version in place, and reads fall back to scanning.
+                let written = TableAt {
+                    uri: self.table_uri(&key),
+                    branch: target.clone(),
+                    version,
+                };
+                let version = match table::open(&written).await {
+                    Ok(ds) => match table::upkeep(ds, &self.index_specs(&key)).await {
+                        Ok(v) => v,
+                        Err(e) => {
+                            tracing::warn!(table = %key, error = %e, "index maintenance failed");
+                            version
+                        }
+                    },
+                    Err(_) => version,
+                };
+                {
+                    let mut sc = shared.lock().await;
+                    if let Some(t) = sc.tables.get_mut(&key) {
+                        t.committed = Some(version);
+                    }
+                    self.write_sidecar(&sc).await?;
+                }
+                new_refs.insert(
+                    key,
+                    TableRef {
+                        version,
+                        lance_branch: target.clone(),
+                    },
+                );
+            }
+            // Phase C.
+            fail::fail_point!("publish.before", |_| Err(fault("publish.before")));
+            let lease_until = shared.lock().await.lease_until_ms.unwrap_or(0);
+            if now_ms() > lease_until - lease::LEASE_MS / 3 {
+                return Err(EngineError::LeaseLost {
+                    write_id: sidecar.id.clone(),
+                });
+            }
+            let mut expect: BTreeMap<TableKey, Option<TableRef>> = reads
+                .iter()
+                .map(|k| (k.clone(), view.tables.get(k).cloned()))
+                .collect();
+            for (k, t) in &sidecar.tables {
+                expect.insert(k.clone(), Some(t.base.clone()));
+            }
+            let (m, commit) = self
+                .publish_tables(
+                    &m,
+                    branch,
+                    &new_refs,
+                    (actor, message, &sidecar.id),
+                    extra,
+                    None,
+                    Some(&expect),
+                )
+                .await?;
+            fail::fail_point!("publish.after", |_| Err(fault("publish.after")));
+            Ok((m, commit))
+        }
+        .await;
+        drop(_renewer);
+        drop(live);
+        let moved = moved.load(std::sync::atomic::Ordering::SeqCst);
+        match result {
+            Ok((m, commit)) => {
+                self.remember(&m);
+                // Phase D.
+                self.delete_sidecar(&sidecar.id).await?;
+                Ok((m, commit))
+            }
+            Err(
+                e @ (EngineError::Stale { .. }
+                | EngineError::Busy { .. }
+                | EngineError::Drift { .. }),
+            ) if !moved => {
+                // Refused before any table moved: nothing to heal.
+                if let Err(d) = self.delete_sidecar(&sidecar.id).await {
+                    tracing::warn!(error = %d, "removing the sidecar of a refused write failed");
+                    self.release_lease(&shared).await;
+                    self.heal_due
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                Err(e)
+            }
+            Err(e @ (EngineError::Stale { .. } | EngineError::Busy { .. })) => {
+                // Undo this write's table commits now, so that preparing it
+                // again meets the published versions.
+                if let Err(h) = self.heal(actor).await {
+                    tracing::warn!(error = %h, "heal after a lost commit failed");
+                    self.heal_due
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                Err(e)
+            }
+            Err(e) => {
+                // Left for heal; other processes may heal it at once.
+                self.release_lease(&shared).await;
+                self.heal_due
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
+    /// Marks a failed write's sidecar as no longer held (lease end 0), so
+    /// other processes' heal need not wait for the lease. Best effort.
+    pub(crate) async fn release_lease(&self, shared: &tokio::sync::Mutex<recovery::Sidecar>) {
+        let mut sc = shared.lock().await;
+        sc.lease_until_ms = Some(0);
+        if let Err(e) = self.write_sidecar(&sc).await {
+            tracing::debug!(write = %sc.id, error = %e, "releasing the lease failed");
+        }
+    }
+
+    /// Keeps a running write's lease: rewrites its sidecar with a later
+    /// lease end every [`lease::RENEW_EVERY_MS`] until the returned guard
+    /// drops.
+    fn renew_lease(&self, shared: Arc<tokio::sync::Mutex<recovery::Sidecar>>) -> AbortOnDrop {
+        let g = self.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(lease::RENEW_EVERY_MS)).await;
+                let mut sc = shared.lock().await;
+                sc.lease_until_ms = Some(now_ms() + lease::LEASE_MS);
+                if let Err(e) = g.write_sidecar(&sc).await {
+                    tracing::warn!(write = %sc.id, error = %e, "lease renewal failed");
+                }
+            }
+        }))
+    }
+
+    /// Commits one table's change on Lance branch `target` as the version
+    /// after `base` (forking the table onto `target` first when `base` is
+    /// on another Lance branch). A lost fence is explained
+    /// ([`Graph::moved_head`]).
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_table(
+        &self,
+        key: &str,
+        branch: &str,
+        base: &TableRef,
+        target: Option<&str>,
+        w: TableWrite,
+        staged: Option<table::StagedChange>,
+        write_id: &str,
+        moved: &std::sync::atomic::AtomicBool,
+    ) -> Result<u64, EngineError> {
+        let done = |v: u64| {
+            moved.store(true, std::sync::atomic::Ordering::SeqCst);
+            v
+        };
+        let forked = base.lance_branch.as_deref() != target;
+        if forked {
+            // Forking replaces a Lance branch of the same name left by a
+            // dead write; never one a running write (another process's)
+            // is committing to.
+            if let Some(writer) = self.live_writer(key, target, write_id).await? {
+                return Err(EngineError::Busy {
+                    table: key.to_string(),
+                    branch: branch.to_string(),
+                    writer,
+                });
+            }
+        }
+        let ds = Arc::new(table::open_for_write(&self.at(key, base), target).await?);
+        let lost = |e: table::TableError| async move {
+            if e.conflict {
+                self.moved_head(key, branch, base, target, write_id).await
+            } else {
+                EngineError::from(e)
+            }
+        };
+        // A staged upsert or delete decided which rows match against its
+        // read version; when another write published the table since, it
+        // is staged again here so it matches what is there now (an insert
+        // of the same key must become an update, not a second row).
+        let staged = match staged {
+            Some(c) if !forked && (c.read_version == base.version || w.is_blind()) => Some(c),
+            _ => None,
+        };
+        match w {
+            TableWrite::Reindex => Ok(ds.version().version),
+            TableWrite::Merge { upsert, delete } => {
+                let mut ds = ds;
+                let mut version = base.version;
+                if !delete.is_empty() {
+                    let change = table::stage(ds.clone(), table::ChangeOp::Delete(delete)).await?;
+                    version = match table::commit_staged(ds, change, version + 1, write_id).await {
+                        Ok(d) => done(d.version().version),
+                        Err(e) => return Err(lost(e).await),
+                    };
+                    ds = Arc::new(
+                        table::open(&TableAt {
+                            uri: self.table_uri(key),
+                            branch: target.map(str::to_string),
                             version,
                         })
-                        .await?;
-                    }
-                    if let Some(b) = upsert {
-                        version = table::upsert(ds, b).await?;
-                    }
-                    version
+                        .await?,
+                    );
                 }
-            };
-            // Indexes are derived state: a failure to build one leaves the
-            // data version in place, and reads fall back to scanning.
-            let written = TableAt {
-                uri: self.table_uri(&key),
-                branch: target.clone(),
-                version,
-            };
-            let version = match table::open(&written).await {
-                Ok(ds) => match table::upkeep(ds, &self.index_specs(&key)).await {
-                    Ok(v) => v,
-                    Err(e) => {
-                        tracing::warn!(table = %key, error = %e, "index maintenance failed");
-                        version
-                    }
-                },
-                Err(_) => version,
-            };
-            if let Some(t) = sidecar.tables.get_mut(&key) {
-                t.committed = Some(version);
+                if let Some(b) = upsert {
+                    let change = table::stage(ds.clone(), table::ChangeOp::Upsert(b)).await?;
+                    version = match table::commit_staged(ds, change, version + 1, write_id).await {
+                        Ok(d) => done(d.version().version),
+                        Err(e) => return Err(lost(e).await),
+                    };
+                }
+                Ok(version)
             }
-            self.write_sidecar(&sidecar).await?;
-            new_refs.insert(
-                key,
-                TableRef {
-                    version,
-                    lance_branch: target.clone(),
-                },
-            );
+            other => {
+                let change = match staged {
+                    Some(c) => c,
+                    None => {
+                        let op = other.change_op().ok_or_else(|| EngineError::Corrupt {
+                            path: key.to_string(),
+                            reason: "a table write without a change".into(),
+                        })?;
+                        table::stage(ds.clone(), op).await?
+                    }
+                };
+                match table::commit_staged(ds, change, base.version + 1, write_id).await {
+                    Ok(d) => Ok(done(d.version().version)),
+                    Err(e) => Err(lost(e).await),
+                }
+            }
         }
-        // Phase C.
-        fail::fail_point!("publish.before", |_| Err(fault("publish.before")));
-        let (m, commit) = self
-            .publish_tables(
-                &m,
-                branch,
-                &new_refs,
-                (actor, message, &sidecar.id),
-                extra,
-                None,
-            )
-            .await?;
-        fail::fail_point!("publish.after", |_| Err(fault("publish.after")));
-        // Phase D.
-        self.delete_sidecar(&sidecar.id).await?;
-        Ok((m, commit))
     }
 
     /// Publishes `new_refs` on `branch` as one commit; `who` is (actor,
     /// message, write id); `extra` adds a second parent and/or switches the
-    /// schema (dropping and adding tables on every branch).
+    /// schema (dropping and adding tables on every branch). With `expect`,
+    /// the publish refuses ([`EngineError::Stale`]) when the branch's
+    /// version of any of those tables is not the expected one (`None`: the
+    /// table must be absent) in the manifest it publishes over, which a
+    /// lost race re-reads.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn publish_tables(
         &self,
         base: &Manifest,
@@ -1078,6 +1756,7 @@ impl Graph {
         who: (&str, &str, &str),
         extra: Extra<'_>,
         recovery: Option<&str>,
+        expect: Option<&BTreeMap<TableKey, Option<TableRef>>>,
     ) -> Result<(Manifest, Commit), EngineError> {
         let (actor, message, write_id) = who;
         let merge_parent = extra.merge_parent;
@@ -1094,6 +1773,13 @@ impl Graph {
                             }
                             for (k, r) in &sw.created {
                                 b.tables.insert(k.clone(), r.clone());
+                            }
+                        }
+                    }
+                    if let (Some(expect), Some(now)) = (expect, cur.branches.get(&branch_s)) {
+                        for (k, want) in expect {
+                            if now.tables.get(k) != want.as_ref() {
+                                return Err(stale(k, "another write published it first"));
                             }
                         }
                     }

@@ -9,7 +9,9 @@ use serde_json::Value as Json;
 
 use super::load::{self, Existing, Row, Staged};
 use super::values::{Cell, format_datetime, from_json, key_string, to_json};
-use super::{EngineError, Graph, ReadAt, TableWrite, View, WriteReport, edge_key, node_key};
+use super::{
+    EngineError, Graph, Prepared, PreparedWrite, TableWrite, View, WriteReport, edge_key, node_key,
+};
 use crate::query::ast::CmpOp;
 use crate::query::ir::{
     CheckedQuery, Expr, LiteralValue, MutationOp, Predicate, QueryKind, TargetKind,
@@ -240,7 +242,9 @@ fn row_value(props: &[Property], row: &Row, name: &str) -> Cell {
 impl Graph {
     /// Runs a checked mutation query on `branch` as one commit. A query whose
     /// updates and deletes match nothing (and inserts nothing) publishes
-    /// nothing and says so.
+    /// nothing and says so. Prepared ([`Graph::prepare_mutation`]) and
+    /// committed ([`Graph::commit_prepared`]), prepared again when the
+    /// commit finds what it read has changed.
     pub async fn mutate(
         &self,
         q: &CheckedQuery,
@@ -248,6 +252,43 @@ impl Graph {
         branch: &str,
         actor: &str,
     ) -> Result<WriteReport, EngineError> {
+        let redo = {
+            let (q, params, b, a) = (
+                q.clone(),
+                params.clone(),
+                branch.to_string(),
+                actor.to_string(),
+            );
+            super::Redo::new(move |g: Graph| {
+                let (q, params, b, a) = (q.clone(), params.clone(), b.clone(), a.clone());
+                Box::pin(async move { g.prepare_mutation(&q, &params, &b, &a).await })
+            })
+        };
+        self.write_with_retry(|| {
+            let redo = redo.clone();
+            async move {
+                Ok(
+                    match self.prepare_mutation(q, params, branch, actor).await? {
+                        Prepared::Write(w) => Prepared::Write(w.with_redo(redo)),
+                        nothing => nothing,
+                    },
+                )
+            }
+        })
+        .await
+    }
+
+    /// Evaluates a mutation against `branch`'s head and stages its table
+    /// changes without committing them: nothing becomes visible. Errors:
+    /// a read query, bad parameters, rows that break the schema's
+    /// constraints, policy.
+    pub async fn prepare_mutation(
+        &self,
+        q: &CheckedQuery,
+        params: &Json,
+        branch: &str,
+        actor: &str,
+    ) -> Result<Prepared, EngineError> {
         let QueryKind::Mutation(plan) = &q.body else {
             return Err(EngineError::Param {
                 name: q.name.clone(),
@@ -256,10 +297,10 @@ impl Graph {
         };
         self.authorize(actor, crate::policy::Action::Change, branch)?;
         let params = bind_params(q, params)?;
-        let _lock = self.begin_write(actor).await?;
         let catalog = self.catalog();
         let now = super::now_ms();
-        let view = self.view(&ReadAt::Branch(branch.to_string())).await?;
+        let m = self.manifest().await?;
+        let (view, target) = self.branch_view(&m, branch)?;
         let mut st = Pending {
             graph: self,
             view: view.clone(),
@@ -427,13 +468,13 @@ impl Graph {
         }
         st.deletes.retain(|_, v| !v.is_empty());
         if st.upserts.is_empty() && st.deletes.is_empty() {
-            return Ok(WriteReport {
+            return Ok(Prepared::Nothing(WriteReport {
                 commit: None,
                 manifest_version: None,
                 written: BTreeMap::new(),
                 deleted: BTreeMap::new(),
                 message: format!("`{}` matched no rows; nothing was published", q.name),
-            });
+            }));
         }
         // Graph-level checks on the rows this query writes.
         let mut staged = Staged::default();
@@ -506,16 +547,21 @@ impl Graph {
             );
         }
         let message = format!("mutate {}", q.name);
-        let (manifest, commit) = self
-            .commit_writes(branch, &view, writes, actor, &message)
-            .await?;
-        Ok(WriteReport {
-            commit: Some(commit),
-            manifest_version: Some(manifest.version),
+        let reads = st.stored.keys().cloned().collect();
+        self.prepared(PreparedWrite {
+            branch: branch.to_string(),
+            actor: actor.to_string(),
+            message,
+            target,
+            view,
+            reads,
+            writes,
+            staged: BTreeMap::new(),
             written,
             deleted,
-            message,
+            redo: None,
         })
+        .await
     }
 
     fn target(&self, kind: TargetKind, name: &str) -> (String, Vec<Property>) {

@@ -1,12 +1,15 @@
-//! Crash safety: the write lock, recovery sidecars, heal, the drift guard
-//! and repair (docs/architecture.md, "Recovery protocol").
+//! Crash safety: recovery sidecars, heal, the drift guard and repair
+//! (docs/architecture.md, "Recovery protocol").
 //!
-//! Every write holds the graph's write lock (an OS file lock on
-//! `_graph/write.lock`, released by the kernel when the process dies), so a
-//! sidecar found by a lock holder belongs to a write that is no longer
-//! running: heal may act on it without racing a live writer.
+//! No lock decides who may write: the fences do (a table commit lands only
+//! as the version after the published one, a manifest version is created
+//! only if absent). A sidecar names its owner and a lease
+//! ([`super::lease`]), and heal acts only on sidecars whose writer cannot
+//! still be running. Within one process, the commit steps of a graph's
+//! handles take turns ([`Graph::commit_turn`]) so they do not fence each
+//! other out; that is an optimisation, never what makes a write safe.
 //!
-//! Heal classifies each sidecar `__recovery/<write id>.json`:
+//! Heal classifies each dead sidecar `__recovery/<write id>.json`:
 //!
 //! | state | action |
 //! |---|---|
@@ -19,7 +22,6 @@
 //! (create-if-absent, so a heal interrupted and retried still leaves one).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +53,21 @@ pub struct Sidecar {
     /// A schema apply's switch, published with the tables.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<super::schema_apply::SchemaSwitch>,
+    /// The process running the write (`None` in sidecars written before
+    /// owners existed: treated as dead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<super::lease::Owner>,
+    /// Milliseconds since the epoch until which the owner holds the write;
+    /// renewed while it runs ([`super::lease`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until_ms: Option<i64>,
+}
+
+impl Sidecar {
+    /// Whether the write may still be running ([`super::lease::may_be_live`]).
+    pub fn may_be_live(&self, now_ms: i64) -> bool {
+        super::lease::may_be_live(self.owner.as_ref(), self.lease_until_ms, &self.id, now_ms)
+    }
 }
 
 /// One table of a sidecar: the version the write builds on, and the
@@ -103,54 +120,41 @@ pub struct RepairReport {
     pub published: Vec<String>,
 }
 
-/// The graph's write lock; dropping it releases the lock.
-#[derive(Debug)]
-pub struct WriteLock {
-    _file: std::fs::File,
-}
-
 fn sidecar_path(id: &str) -> String {
     format!("{SIDECAR_DIR}{id}.json")
+}
+
+/// `actor (pid P on HOST)` for a sidecar's writer.
+fn describe_writer(sc: &Sidecar) -> String {
+    sc.owner
+        .as_ref()
+        .map(|o| format!("{} (pid {} on {})", sc.actor, o.pid, o.host))
+        .unwrap_or_else(|| sc.actor.clone())
 }
 
 const REPAIR_ADVICE: &str = "it was written outside a recorded write; run `omnigraph repair URI` to preview, then `omnigraph repair --confirm URI` to publish it";
 
 impl Graph {
-    fn lock_path(&self) -> PathBuf {
-        self.root.join(super::GRAPH_DIR).join("write.lock")
-    }
-
-    /// Takes the graph's write lock, waiting for another writer in this
-    /// process or another; the kernel releases it if the process dies.
-    pub async fn lock(&self) -> Result<WriteLock, EngineError> {
-        let path = self.lock_path();
-        tokio::task::spawn_blocking(move || {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| EngineError::Io {
-                    path: path.display().to_string(),
-                    source: e,
-                })?;
-            file.lock().map_err(|e| EngineError::Io {
-                path: path.display().to_string(),
-                source: e,
-            })?;
-            Ok::<_, EngineError>(WriteLock { _file: file })
-        })
-        .await
-        .map_err(|e| EngineError::Conflict {
-            reason: format!("the write lock task failed: {e}"),
-        })?
-    }
-
-    /// Takes the write lock, then heals. Every write entry calls this.
-    pub async fn begin_write(&self, actor: &str) -> Result<WriteLock, EngineError> {
-        let lock = self.lock().await?;
-        self.heal(actor).await?;
-        Ok(lock)
+    /// Waits for this process's turn at the graph's commit step, then
+    /// heals every dead sidecar (a warm handle only when due, see
+    /// [`Graph::with_commit_path`]). Every write's commit step starts
+    /// here; the turn is held until the returned guard drops.
+    pub async fn begin_write(
+        &self,
+        actor: &str,
+    ) -> Result<tokio::sync::OwnedMutexGuard<()>, EngineError> {
+        let turn = self.commit_turn().await;
+        let due = self
+            .heal_due
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        if !self.warm || due {
+            if let Err(e) = self.heal(actor).await {
+                self.heal_due
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                return Err(e);
+            }
+        }
+        Ok(turn)
     }
 
     pub(crate) async fn write_sidecar(&self, sc: &Sidecar) -> Result<(), EngineError> {
@@ -209,41 +213,89 @@ impl Graph {
             .map_err(EngineError::from)
     }
 
-    /// Refuses to write a table whose Lance head on `target` is ahead of the
-    /// version the branch publishes (after heal, nothing covers it).
-    pub(crate) async fn drift_guard(
+    /// The writer (actor, pid, host) of a running write other than `own`
+    /// whose sidecar covers table `key` on Lance branch `target`.
+    pub(crate) async fn live_writer(
+        &self,
+        key: &str,
+        target: Option<&str>,
+        own: &str,
+    ) -> Result<Option<String>, EngineError> {
+        let now = now_ms();
+        Ok(self
+            .sidecars()
+            .await?
+            .into_iter()
+            .find(|sc| {
+                sc.id != own
+                    && sc.lance_branch.as_deref() == target
+                    && sc.tables.contains_key(key)
+                    && sc.may_be_live(now)
+            })
+            .map(|sc| describe_writer(&sc)))
+    }
+
+    /// Explains a table commit that lost its fence (another version was
+    /// committed after the published `published` on `target`):
+    /// [`EngineError::Busy`] when a write that may still be running covers
+    /// the table, [`EngineError::Stale`] when a dead one does (heal undoes
+    /// it; prepare again) or when the head is not ahead after all (a
+    /// publish in between), else [`EngineError::Drift`] with the remedy.
+    /// `own` is the asking write's id.
+    pub(crate) async fn moved_head(
         &self,
         key: &str,
         branch: &str,
         published: &TableRef,
         target: Option<&str>,
-    ) -> Result<(), EngineError> {
-        if published.lance_branch.as_deref() != target {
-            // The write forks a fresh Lance branch; any stale one is replaced.
-            return Ok(());
+        own: &str,
+    ) -> EngineError {
+        let covering = match self.sidecars().await {
+            Ok(all) => all
+                .into_iter()
+                .filter(|sc| {
+                    sc.id != own
+                        && sc.lance_branch.as_deref() == target
+                        && sc.tables.contains_key(key)
+                })
+                .collect::<Vec<_>>(),
+            Err(e) => return e,
+        };
+        let now = now_ms();
+        if let Some(sc) = covering.iter().find(|sc| sc.may_be_live(now)) {
+            return EngineError::Busy {
+                table: key.to_string(),
+                branch: branch.to_string(),
+                writer: describe_writer(sc),
+            };
         }
-        // The common case answers with one manifest probe; only a table
-        // that is ahead pays for finding its head.
+        if !covering.is_empty() {
+            return super::stale(key, "an interrupted write covers it; heal undoes it");
+        }
         let at = TableAt {
             uri: self.table_uri(key),
             branch: target.map(str::to_string),
             version: published.version,
         };
-        if !table::has_newer_version(&at).await? {
-            return Ok(());
+        match table::has_newer_version(&at).await {
+            Ok(false) => super::stale(key, "it was published again meanwhile"),
+            Ok(true) => {
+                let head = self
+                    .lance_head(key, target)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(published.version + 1);
+                EngineError::Drift {
+                    table: key.to_string(),
+                    branch: branch.to_string(),
+                    head,
+                    published: published.version,
+                    advice: REPAIR_ADVICE.into(),
+                }
+            }
+            Err(e) => e.into(),
         }
-        if let Some(head) = self.lance_head(key, target).await?
-            && head > published.version
-        {
-            return Err(EngineError::Drift {
-                table: key.to_string(),
-                branch: branch.to_string(),
-                head,
-                published: published.version,
-                advice: REPAIR_ADVICE.into(),
-            });
-        }
-        Ok(())
     }
 
     /// Finds the commit on `head`'s history that published `write_id`,
@@ -271,18 +323,35 @@ impl Graph {
         Ok(None)
     }
 
-    /// Takes the write lock and heals every interrupted write now (what
-    /// every write does at entry). Returns what it did, per write id.
+    /// Heals every interrupted write whose writer is gone, now (what a
+    /// write's commit step does first). Returns what it did, per write id;
+    /// sidecars of writes that may still be running are left alone.
     pub async fn recover(&self, actor: &str) -> Result<Vec<(String, HealAction)>, EngineError> {
-        let _lock = self.lock().await?;
+        let _turn = self.commit_turn().await;
         self.heal(actor).await
     }
 
-    /// Heals every sidecar; the caller holds the write lock.
+    /// Heals every dead sidecar; the caller holds the commit turn.
     pub(crate) async fn heal(&self, actor: &str) -> Result<Vec<(String, HealAction)>, EngineError> {
         let mut done = Vec::new();
-        for sc in self.sidecars().await? {
-            let (action, commit) = self.heal_one(&sc).await?;
+        let all = self.sidecars().await?;
+        let now = now_ms();
+        // What running writes (of other processes) hold: their unpublished
+        // versions are theirs, never undone by heal.
+        let busy: Vec<(Option<String>, TableKey)> = all
+            .iter()
+            .filter(|sc| sc.may_be_live(now))
+            .flat_map(|sc| {
+                sc.tables
+                    .keys()
+                    .map(|k| (sc.lance_branch.clone(), k.clone()))
+            })
+            .collect();
+        for sc in all {
+            if sc.may_be_live(now) {
+                continue;
+            }
+            let (action, commit) = self.heal_one(&sc, &busy).await?;
             self.audit(&sc, action, actor, commit).await?;
             self.delete_sidecar(&sc.id).await?;
             done.push((sc.id.clone(), action));
@@ -297,7 +366,15 @@ impl Graph {
         Ok(done)
     }
 
-    async fn heal_one(&self, sc: &Sidecar) -> Result<(HealAction, Option<String>), EngineError> {
+    /// Heals one dead sidecar. `busy` lists the (Lance branch, table) pairs
+    /// that running writes cover: a table there moved because of that
+    /// write (the fence lets only one write have unpublished versions on a
+    /// table), so a roll back leaves it alone.
+    async fn heal_one(
+        &self,
+        sc: &Sidecar,
+        busy: &[(Option<String>, TableKey)],
+    ) -> Result<(HealAction, Option<String>), EngineError> {
         let m = self.manifest().await?;
         let Some(bs) = m.branches.get(&sc.branch) else {
             return Ok((HealAction::Discarded, None));
@@ -353,6 +430,7 @@ impl Graph {
                         schema: sc.schema.as_ref(),
                     },
                     Some("rolled_forward"),
+                    None,
                 )
                 .await?;
             return Ok((HealAction::RolledForward, Some(c.id)));
@@ -366,6 +444,32 @@ impl Graph {
                 // The write forked a new Lance branch, which the next write
                 // replaces; the published lineage never moved.
                 continue;
+            }
+            if busy.contains(&(sc.lance_branch.clone(), key.clone())) {
+                // A running write's versions, not this one's.
+                continue;
+            }
+            if t.committed.is_none()
+                && heads
+                    .get(key)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|h| h > t.base.version)
+            {
+                // The write may have died before recording its commit: the
+                // version after the base says who made it. Another write's
+                // (a dead one without a sidecar) is drift for repair, never
+                // undone here.
+                let next = TableAt {
+                    uri: self.table_uri(key),
+                    branch: t.base.lance_branch.clone(),
+                    version: t.base.version + 1,
+                };
+                if let Some(other) = table::written_by(&next).await?
+                    && other != sc.id
+                {
+                    continue;
+                }
             }
             if heads
                 .get(key)
@@ -400,6 +504,7 @@ impl Graph {
                 (&sc.actor, &message, &sc.id),
                 super::Extra::default(),
                 Some("rolled_back"),
+                None,
             )
             .await?;
         Ok((HealAction::RolledBack, Some(c.id)))
@@ -456,13 +561,27 @@ impl Graph {
     /// branch publishes; with `confirm`, verifies each head is readable and
     /// publishes them (one commit per branch, audited).
     pub async fn repair(&self, confirm: bool, actor: &str) -> Result<RepairReport, EngineError> {
-        let _lock = self.lock().await?;
+        let _turn = self.commit_turn().await;
         let healed = self.heal(actor).await?;
+        // Tables a running write (another process's) has moved are not drift.
+        let now = now_ms();
+        let busy: Vec<(Option<String>, TableKey)> = self
+            .sidecars()
+            .await?
+            .into_iter()
+            .filter(|sc| sc.may_be_live(now))
+            .flat_map(|sc| {
+                let lb = sc.lance_branch.clone();
+                sc.tables.into_keys().map(move |k| (lb.clone(), k))
+            })
+            .collect();
         let m = self.manifest().await?;
         let mut drift = Vec::new();
         for (branch, bs) in &m.branches {
             for (key, r) in &bs.tables {
-                if r.lance_branch != bs.lance_branch {
+                if r.lance_branch != bs.lance_branch
+                    || busy.contains(&(r.lance_branch.clone(), key.clone()))
+                {
                     continue;
                 }
                 if let Some(head) = self.lance_head(key, r.lance_branch.as_deref()).await?
@@ -511,6 +630,7 @@ impl Graph {
                         (actor, &message, &id),
                         super::Extra::default(),
                         Some("repair"),
+                        None,
                     )
                     .await?;
                 let sc = Sidecar {
@@ -526,6 +646,8 @@ impl Graph {
                     tables: BTreeMap::new(),
                     merge_parent: None,
                     schema: None,
+                    owner: Some(super::lease::me().clone()),
+                    lease_until_ms: None,
                 };
                 self.audit(&sc, HealAction::RolledForward, actor, Some(c.id.clone()))
                     .await?;

@@ -132,6 +132,9 @@ impl From<EngineError> for ApiError {
             E::UnknownBranch { .. } | E::UnknownCommit { .. } => StatusCode::NOT_FOUND,
             E::BranchExists { .. }
             | E::Conflict { .. }
+            | E::Stale { .. }
+            | E::Busy { .. }
+            | E::LeaseLost { .. }
             | E::Drift { .. }
             | E::MergeConflicts { .. } => StatusCode::CONFLICT,
             E::Forbidden { .. } => StatusCode::FORBIDDEN,

@@ -298,13 +298,6 @@ async fn current_graph(entry: &GraphEntry) -> Result<Arc<Graph>, ApiError> {
     .await
 }
 
-fn write_keys(q: &CheckedQuery, branch: &str) -> Vec<(String, String)> {
-    q.writes
-        .iter()
-        .map(|t| (format!("{}:{}", t.kind, t.type_name), branch.to_string()))
-        .collect()
-}
-
 fn all_table_keys(g: &Graph, branch: &str) -> Vec<(String, String)> {
     g.table_keys()
         .into_iter()
@@ -864,7 +857,9 @@ async fn run_mutation(
 ) -> Res {
     authorize(entry, actor, Action::Change, on_branch(&branch))?;
     let _permit = admit(state, actor, bytes).await?;
-    let keys = write_keys(&q, &branch);
+    // A mutation is prepared concurrently with other writes and committed
+    // in the GraphActor's commit queue: it holds no (table, branch) key.
+    let keys = Vec::new();
     let name = q.name.clone();
     let (b2, a2) = (branch.clone(), actor.to_string());
     let r = write(entry, actor, keys, move |g| {
@@ -933,7 +928,6 @@ async fn run_load(
 ) -> Res {
     let branch = params.branch.unwrap_or_else(|| MAIN.to_string());
     let mode = params.mode.unwrap_or(LoadModeWire::Merge);
-    let g = open_graph(entry).await?;
     let existing = read(entry, |g| async move { g.branches().await }.boxed()).await?;
     let creates = !existing.iter().any(|b| b.name == branch);
     if creates {
@@ -958,7 +952,9 @@ async fn run_load(
         LoadModeWire::Append => LoadMode::Append,
         LoadModeWire::Merge => LoadMode::Merge,
     };
-    let keys = all_table_keys(&g, &branch);
+    // Like a mutation, a load is prepared concurrently and committed in
+    // the GraphActor's commit queue.
+    let keys = Vec::new();
     let (b2, a2, from) = (branch.clone(), actor.to_string(), params.from.clone());
     let r = write(entry, actor, keys, move |g| {
         async move {

@@ -185,16 +185,299 @@ pub async fn delete_where_in(
     values: &[String],
 ) -> Result<u64, TableError> {
     let uri = ds.uri().to_string();
+    let out = DeleteBuilder::new(Arc::new(ds), in_list(column, values))
+        .execute()
+        .await
+        .map_err(|e| terr(&uri, e))?;
+    Ok(out.new_dataset.version().version)
+}
+
+/// One table change staged without committing (Lance `execute_uncommitted`
+/// on the insert, merge-insert and delete builders): its data files are
+/// written, nothing is visible until [`commit_staged`] lands the
+/// transaction.
+pub struct StagedChange {
+    /// The version the change was staged against (the transaction's read
+    /// version).
+    pub read_version: u64,
+    transaction: lance::dataset::transaction::Transaction,
+    affected_rows: Option<lance::dataset::scanner::RowAddrTreeMap>,
+}
+
+impl std::fmt::Debug for StagedChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedChange")
+            .field("read_version", &self.read_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to stage on one table.
+#[derive(Debug, Clone)]
+pub enum ChangeOp {
+    /// Add rows.
+    Append(RecordBatch),
+    /// Replace every row.
+    Overwrite(RecordBatch),
+    /// Insert or replace rows by `id`.
+    Upsert(RecordBatch),
+    /// Delete rows whose `id` is one of these.
+    Delete(Vec<String>),
+}
+
+/// Stages `op` against `ds` (the pinned version it reads) without
+/// committing it: data files are written, the returned change holds the
+/// Lance transaction. Errors: Lance refusing the rows or the write.
+pub async fn stage(ds: Arc<Dataset>, op: ChangeOp) -> Result<StagedChange, TableError> {
+    let uri = ds.uri().to_string();
+    let read_version = ds.version().version;
+    let (transaction, affected_rows) = match op {
+        ChangeOp::Append(b) => {
+            let p = params(WriteMode::Append);
+            let t = InsertBuilder::new(ds)
+                .with_params(&p)
+                .execute_uncommitted(vec![b])
+                .await
+                .map_err(|e| terr(&uri, e))?;
+            (t, None)
+        }
+        ChangeOp::Overwrite(b) => {
+            let p = params(WriteMode::Overwrite);
+            let t = InsertBuilder::new(ds)
+                .with_params(&p)
+                .execute_uncommitted(vec![b])
+                .await
+                .map_err(|e| terr(&uri, e))?;
+            (t, None)
+        }
+        ChangeOp::Upsert(b) => {
+            let mut mb = MergeInsertBuilder::try_new(ds, vec!["id".to_string()])
+                .map_err(|e| terr(&uri, e))?;
+            mb.when_matched(WhenMatched::UpdateAll)
+                .when_not_matched(WhenNotMatched::InsertAll);
+            let job = mb.try_build().map_err(|e| terr(&uri, e))?;
+            let u = job
+                .execute_uncommitted_batches(vec![b])
+                .await
+                .map_err(|e| terr(&uri, e))?;
+            (u.transaction, u.affected_rows)
+        }
+        ChangeOp::Delete(ids) => {
+            let u = DeleteBuilder::new(ds, in_list("id", &ids))
+                .execute_uncommitted()
+                .await
+                .map_err(|e| terr(&uri, e))?;
+            (u.transaction, u.affected_rows)
+        }
+    };
+    Ok(StagedChange {
+        read_version,
+        transaction,
+        affected_rows,
+    })
+}
+
+/// Commits a staged change on `ds`'s Lance branch so that it lands exactly
+/// as version `expected`, or not at all: a version committed there by
+/// anyone else first (another process, an unpublished write) makes this a
+/// conflict ([`TableError::conflict`]) instead of Lance rebasing on top of
+/// it. Versions between the change's read version and `expected - 1` are
+/// ones the caller knows are published; Lance rebases over them. Returns
+/// the dataset at the committed version (`expected`).
+pub async fn commit_staged(
+    ds: Arc<Dataset>,
+    change: StagedChange,
+    expected: u64,
+    write_id: &str,
+) -> Result<Dataset, TableError> {
+    let uri = ds.uri().to_string();
+    let mut change = change;
+    // The version names the write that made it, so heal can tell its own
+    // unpublished versions from another writer's ([`written_by`]).
+    let props: std::collections::HashMap<String, String> =
+        [(WRITE_ID_PROPERTY.to_string(), write_id.to_string())].into();
+    change.transaction.transaction_properties = Some(Arc::new(props));
+    let inner = lance_table::io::commit::commit_handler_from_url(&uri, &None)
+        .await
+        .map_err(|e| terr(&uri, e))?;
+    let fence = Arc::new(fence::FencedCommit { inner, expected });
+    let mut b = lance::dataset::CommitBuilder::new(ds)
+        .with_commit_handler(fence)
+        .with_max_retries(1)
+        .with_skip_auto_cleanup(true);
+    if let Some(rows) = change.affected_rows {
+        b = b.with_affected_rows(rows);
+    }
+    b.execute(change.transaction)
+        .await
+        .map_err(|e| terr(&uri, e))
+}
+
+/// The Lance transaction property naming the graph write (its sidecar id)
+/// that committed a version.
+pub const WRITE_ID_PROPERTY: &str = "omnigraph.write_id";
+
+/// The graph write that committed version `at` (its
+/// [`WRITE_ID_PROPERTY`]); `None` for a version committed otherwise (index
+/// upkeep, older builds).
+pub async fn written_by(at: &TableAt) -> Result<Option<String>, TableError> {
+    let ds = open(at).await?;
+    let t = ds.read_transaction().await.map_err(|e| terr(&at.uri, e))?;
+    Ok(t.and_then(|t| {
+        t.transaction_properties
+            .and_then(|p| p.get(WRITE_ID_PROPERTY).cloned())
+    }))
+}
+
+/// A `CommitHandler` that lets a commit land only as one given version
+/// (the fence of docs/architecture.md, "Fencing"): Lance writes version
+/// `N + 1` with create-if-absent, so exactly one writer gets a version
+/// number, and this handler refuses every number but the expected one.
+mod fence {
+    use std::sync::Arc;
+
+    use lance::io::ObjectStore;
+    use lance_table::format::{IndexMetadata, Manifest, Transaction};
+    use lance_table::io::commit::{
+        CommitError, CommitHandler, ManifestLocation, ManifestNamingScheme, ManifestWriter,
+    };
+    use object_store::path::Path;
+
+    #[derive(Debug)]
+    pub(super) struct FencedCommit {
+        pub inner: Arc<dyn CommitHandler>,
+        pub expected: u64,
+    }
+
+    #[async_trait::async_trait]
+    impl CommitHandler for FencedCommit {
+        fn is_version_not_found_definitive(&self) -> bool {
+            self.inner.is_version_not_found_definitive()
+        }
+
+        fn propagate_commit_error_after_success(&self) -> bool {
+            self.inner.propagate_commit_error_after_success()
+        }
+
+        async fn resolve_latest_location(
+            &self,
+            base_path: &Path,
+            object_store: &ObjectStore,
+        ) -> lance::Result<ManifestLocation> {
+            self.inner
+                .resolve_latest_location(base_path, object_store)
+                .await
+        }
+
+        async fn resolve_version_location(
+            &self,
+            base_path: &Path,
+            version: u64,
+            object_store: &dyn object_store::ObjectStore,
+        ) -> lance::Result<ManifestLocation> {
+            self.inner
+                .resolve_version_location(base_path, version, object_store)
+                .await
+        }
+
+        async fn version_exists(
+            &self,
+            base_path: &Path,
+            version: u64,
+            object_store: &dyn object_store::ObjectStore,
+            naming_scheme: ManifestNamingScheme,
+        ) -> lance::Result<bool> {
+            self.inner
+                .version_exists(base_path, version, object_store, naming_scheme)
+                .await
+        }
+
+        fn list_detached_manifest_locations<'a>(
+            &self,
+            base_path: &Path,
+            object_store: &'a ObjectStore,
+        ) -> futures::stream::BoxStream<'a, lance::Result<ManifestLocation>> {
+            self.inner
+                .list_detached_manifest_locations(base_path, object_store)
+        }
+
+        fn list_manifest_locations<'a>(
+            &self,
+            base_path: &Path,
+            object_store: &'a ObjectStore,
+            sorted_descending: bool,
+        ) -> futures::stream::BoxStream<'a, lance::Result<ManifestLocation>> {
+            self.inner
+                .list_manifest_locations(base_path, object_store, sorted_descending)
+        }
+
+        fn list_manifest_locations_since<'a>(
+            &self,
+            base_path: &Path,
+            object_store: &'a ObjectStore,
+            since_version: u64,
+        ) -> futures::stream::BoxStream<'a, lance::Result<ManifestLocation>> {
+            self.inner
+                .list_manifest_locations_since(base_path, object_store, since_version)
+        }
+
+        async fn commit(
+            &self,
+            manifest: &mut Manifest,
+            indices: Option<Vec<IndexMetadata>>,
+            base_path: &Path,
+            object_store: &ObjectStore,
+            manifest_writer: ManifestWriter,
+            naming_scheme: ManifestNamingScheme,
+            transaction: Option<Transaction>,
+        ) -> Result<ManifestLocation, CommitError> {
+            if manifest.version != self.expected {
+                return Err(CommitError::CommitConflict);
+            }
+            self.inner
+                .commit(
+                    manifest,
+                    indices,
+                    base_path,
+                    object_store,
+                    manifest_writer,
+                    naming_scheme,
+                    transaction,
+                )
+                .await
+        }
+
+        // No predecessor-conditioned commits: Lance then always calls
+        // `commit`, where the fence is.
+        fn supports_predecessor_condition(&self) -> bool {
+            false
+        }
+
+        async fn forget_version(
+            &self,
+            base_path: &Path,
+            version: u64,
+            identity: &str,
+        ) -> lance::Result<()> {
+            self.inner
+                .forget_version(base_path, version, identity)
+                .await
+        }
+
+        async fn delete(&self, base_path: &Path) -> lance::Result<()> {
+            self.inner.delete(base_path).await
+        }
+    }
+}
+
+/// `column IN ('a', 'b')` with quotes escaped.
+fn in_list(column: &str, values: &[String]) -> String {
     let list = values
         .iter()
         .map(|v| format!("'{}'", v.replace('\'', "''")))
         .collect::<Vec<_>>()
         .join(", ");
-    let out = DeleteBuilder::new(Arc::new(ds), format!("{column} IN ({list})"))
-        .execute()
-        .await
-        .map_err(|e| terr(&uri, e))?;
-    Ok(out.new_dataset.version().version)
+    format!("{column} IN ({list})")
 }
 
 /// Streams a dataset's rows, optionally projected.

@@ -6,6 +6,7 @@ mod concurrency;
 mod cookbook_oracle;
 mod cookbooks;
 mod crash;
+mod group;
 mod merge;
 mod mutations;
 mod oracle;

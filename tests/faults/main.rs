@@ -572,3 +572,137 @@ fn cluster_apply_interrupted_before_the_ledger_converges_on_rerun() {
     assert!(!ca::apply(dir, "ops").expect("noop").state_written);
     scenario.teardown();
 }
+
+/// Group commit under faults: two prepared mutations, each inserting an
+/// `Item` and a `Tag` (two tables, nothing read, so they share a group),
+/// committed as one group. A failure between the group's table commits or
+/// around its publish leaves neither write visible or both (never one,
+/// never half of one), and the next write heals the group in one step.
+#[test]
+fn a_group_commit_interrupted_anywhere_stays_whole() {
+    use omnigraph::engine::Prepared;
+    const TWO: &str = "node Item {\n  key: String @key\n}\nnode Tag {\n  key: String @key\n}\n";
+    const QUERIES: &str = "
+        query m($k: String) { insert Item { key: $k } insert Tag { key: $k } }
+        query items() { match { $a: Item } return { $a.key } }
+        query tags() { match { $t: Tag } return { $t.key } }";
+    let scenario = fail::FailScenario::setup();
+    let rt = runtime();
+    // Per key: (items, tags) visible on main.
+    async fn seen(g: &Graph) -> BTreeMap<String, (usize, usize)> {
+        let compiled = compile_queries(&g.catalog(), QUERIES);
+        let mut out: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+        for (name, tag) in [("items", false), ("tags", true)] {
+            let r = g
+                .query(
+                    compiled.query(name).expect("q"),
+                    &serde_json::Value::Null,
+                    &ReadAt::Branch("main".into()),
+                )
+                .await
+                .expect("read");
+            for row in r.rows {
+                let k = row["key"].as_str().expect("key").to_string();
+                let e = out.entry(k).or_default();
+                if tag {
+                    e.1 += 1;
+                } else {
+                    e.0 += 1;
+                }
+            }
+        }
+        out
+    }
+    // (failpoint, action, both visible after heal, the heal recorded)
+    let cases = [
+        // The group's second table commit (the first member's `Tag`).
+        (
+            "table.commit",
+            "1*off->return",
+            false,
+            HealAction::RolledBack,
+        ),
+        // Its last table commit (the second member's `Tag`).
+        (
+            "table.commit",
+            "3*off->return",
+            false,
+            HealAction::RolledBack,
+        ),
+        ("publish.before", "return", true, HealAction::RolledForward),
+        ("publish.after", "return", true, HealAction::Retired),
+    ];
+    for (point, action, after, heal) in cases {
+        let label = format!("group × {point} ({action})");
+        let tmp = tempfile::tempdir().expect("tmp");
+        let uri = tmp.path().join("g").to_str().expect("utf8").to_string();
+        rt.block_on(async {
+            let g = Graph::init(&uri, "two.pg", TWO).await.expect("init");
+            let compiled = compile_queries(&g.catalog(), QUERIES);
+            let q = compiled.query("m").expect("m");
+            g.mutate(q, &json!({"k": "ok0"}), "main", "faults")
+                .await
+                .expect("first write");
+            let mut writes = Vec::new();
+            for k in ["g1", "g2"] {
+                match g
+                    .prepare_mutation(q, &json!({"k": k}), "main", k)
+                    .await
+                    .expect("prepare")
+                {
+                    Prepared::Write(w) => writes.push(w),
+                    Prepared::Nothing(_) => panic!("{label}: nothing to write"),
+                }
+            }
+            fail::cfg(point, action).expect("cfg");
+            let turn = g.begin_write("faults").await.expect("turn");
+            let answers = g.commit_group_here(writes).await;
+            drop(turn);
+            fail::remove(point);
+            assert!(answers.iter().all(|a| a.is_err()), "{label}: {answers:?}");
+            let now = seen(&g).await;
+            assert!(
+                now.values().all(|c| *c == (1, 1)),
+                "{label}: half a write: {now:?}"
+            );
+            assert_eq!(
+                now.contains_key("g1"),
+                now.contains_key("g2"),
+                "{label}: {now:?}"
+            );
+            assert!(
+                now.contains_key("ok0"),
+                "{label}: acknowledged write missing"
+            );
+            // The next write heals the group as one.
+            g.mutate(q, &json!({"k": "ok1"}), "main", "faults")
+                .await
+                .expect("next write");
+            let now = seen(&g).await;
+            assert!(
+                now.values().all(|c| *c == (1, 1)),
+                "{label}: after heal: {now:?}"
+            );
+            assert_eq!(now.contains_key("g1"), after, "{label}: {now:?}");
+            assert_eq!(now.contains_key("g2"), after, "{label}: {now:?}");
+            assert!(
+                now.contains_key("ok1") && now.contains_key("ok0"),
+                "{label}"
+            );
+            let audits = g.audit_records().await.expect("audit");
+            let got: Vec<HealAction> = audits.iter().map(|a| a.action).collect();
+            assert_eq!(got, vec![heal], "{label}: {audits:#?}");
+            if heal == HealAction::Retired {
+                // Published before the fault: each write kept its commit.
+                let commits = g.commits("main").await.expect("commits");
+                assert!(commits.iter().any(|c| c.actor == "g1"), "{label}");
+                assert!(commits.iter().any(|c| c.actor == "g2"), "{label}");
+            }
+            assert!(
+                g.recover("check").await.expect("heal").is_empty(),
+                "{label}"
+            );
+        });
+    }
+    scenario.teardown();
+}

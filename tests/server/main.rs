@@ -11,3 +11,4 @@ mod example;
 mod ops;
 mod states;
 mod support;
+mod two_writers;

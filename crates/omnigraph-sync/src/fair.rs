@@ -7,6 +7,10 @@
 //! queued writes delays another caller by at most one of its own writes per
 //! conflicting key, because after a caller's write starts the caller goes to
 //! the back of the round.
+//!
+//! Limits bound the work in flight: at most `max_running` writes started
+//! and not yet [`FairQueues::finished`], at most `max_per_caller` of them
+//! one caller's, so one caller's flood leaves slots for the others.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -24,15 +28,48 @@ pub struct FairQueues<K: Eq + Hash, J> {
     queues: HashMap<String, VecDeque<Queued<K, J>>>,
     /// Callers with queued writes, in service order.
     round: VecDeque<String>,
+    /// Started and not finished, per caller.
+    running: HashMap<String, usize>,
+    total: usize,
+    max_running: usize,
+    max_per_caller: usize,
 }
 
 impl<K: Eq + Hash + Clone, J> FairQueues<K, J> {
+    /// Queues without limits on the writes in flight.
     pub fn new(locks: KeyLocks<K>) -> Self {
+        Self::with_limits(locks, usize::MAX, usize::MAX)
+    }
+
+    /// Queues that start at most `max_running` writes at once, at most
+    /// `max_per_caller` of one caller (each at least 1).
+    pub fn with_limits(locks: KeyLocks<K>, max_running: usize, max_per_caller: usize) -> Self {
         Self {
             locks,
             queues: HashMap::new(),
             round: VecDeque::new(),
+            running: HashMap::new(),
+            total: 0,
+            max_running: max_running.max(1),
+            max_per_caller: max_per_caller.max(1),
         }
+    }
+
+    /// Records that one started write of `caller` finished, freeing its
+    /// slot (its keys free when its guard drops).
+    pub fn finished(&mut self, caller: &str) {
+        if let Some(n) = self.running.get_mut(caller) {
+            *n -= 1;
+            self.total = self.total.saturating_sub(1);
+            if *n == 0 {
+                self.running.remove(caller);
+            }
+        }
+    }
+
+    /// Writes started and not finished.
+    pub fn running(&self) -> usize {
+        self.total
     }
 
     /// Queues `job` for `caller`, needing `keys`.
@@ -57,8 +94,12 @@ impl<K: Eq + Hash + Clone, J> FairQueues<K, J> {
     pub fn start(&mut self) -> Vec<(J, KeyGuard<K>)> {
         let mut out = Vec::new();
         let mut i = 0;
-        while i < self.round.len() {
+        while i < self.round.len() && self.total < self.max_running {
             let caller = self.round[i].clone();
+            if self.running.get(&caller).copied().unwrap_or(0) >= self.max_per_caller {
+                i += 1;
+                continue;
+            }
             let Some(q) = self.queues.get_mut(&caller) else {
                 self.round.remove(i);
                 continue;
@@ -75,6 +116,7 @@ impl<K: Eq + Hash + Clone, J> FairQueues<K, J> {
                 continue;
             };
             self.round.remove(i);
+            *self.running.entry(caller.clone()).or_default() += 1;
             if q.is_empty() {
                 self.queues.remove(&caller);
             } else {
@@ -82,6 +124,7 @@ impl<K: Eq + Hash + Clone, J> FairQueues<K, J> {
             }
             // Position `i` now holds the next caller; keys only got taken,
             // so no caller before it can have become startable.
+            self.total += 1;
             out.push((w.job, guard));
         }
         out
@@ -132,6 +175,32 @@ mod tests {
         drop(started);
         assert_eq!(names(&q.start()), vec!["a1"]);
         assert_eq!(q.waiting(), 0);
+    }
+
+    #[test]
+    fn limits_bound_writes_in_flight_in_total_and_per_caller() {
+        let mut q: Q = FairQueues::with_limits(KeyLocks::new(), 3, 2);
+        for i in 0..5 {
+            q.push("heavy", vec![], format!("heavy{i}"));
+        }
+        // Two of heavy's, then nothing more of it: its share is full.
+        assert_eq!(names(&q.start()), vec!["heavy0", "heavy1"]);
+        assert!(q.start().is_empty());
+        // Another caller takes the slot left.
+        q.push("light", vec![], "light0".into());
+        q.push("light", vec![], "light1".into());
+        assert_eq!(names(&q.start()), vec!["light0"]);
+        assert_eq!(q.running(), 3);
+        // A finished write frees its slot, served in round order: heavy
+        // kept its place while it waited at its share.
+        q.finished("heavy");
+        assert_eq!(names(&q.start()), vec!["heavy2"]);
+        q.finished("light");
+        assert_eq!(names(&q.start()), vec!["light1"]);
+        assert_eq!(q.running(), 3);
+        // Finishing more than started is ignored.
+        q.finished("nobody");
+        assert_eq!(q.running(), 3);
     }
 
     #[test]

@@ -562,6 +562,161 @@ mod isolation {
     }
 }
 
+/// Concurrent single-row writers through the server (the GraphActor's
+/// group commit): one caller alone, 16 callers into one node type, 8
+/// callers each into its own node type. Each caller has its own token and
+/// sends one mutation at a time.
+mod group_commit {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use omnigraph::engine::Graph;
+    use omnigraph::engine::load::LoadMode;
+    use omnigraph::http::client::request;
+
+    const TYPES: usize = 8;
+    const CALLERS: usize = 16;
+    /// Rows each node type holds before the writers start.
+    const SEED: usize = 10_000;
+    const POLICY: &str = "version: 1\nrules:\n  - id: all\n    allow:\n      actors: \"*\"\n      actions: [read, change]\n";
+
+    fn schema() -> String {
+        (0..TYPES)
+            .map(|t| format!("node W{t} {{\n  key: String @key\n  n: I64\n}}\n"))
+            .collect()
+    }
+
+    /// One scenario's figures.
+    #[derive(Debug, Clone, serde::Serialize)]
+    pub struct Figures {
+        pub callers: usize,
+        pub node_types: usize,
+        pub commits: u64,
+        pub failed: u64,
+        pub commits_per_s: f64,
+        pub p50_ms: f64,
+        pub p99_ms: f64,
+    }
+
+    /// The three scenarios.
+    #[derive(Debug, Clone, serde::Serialize)]
+    pub struct GroupCommit {
+        pub one_caller: Figures,
+        pub same_type: Figures,
+        pub own_type: Figures,
+        pub same_type_speedup: f64,
+        pub own_type_speedup: f64,
+    }
+
+    /// `callers` callers for `secs` seconds; caller `i` inserts into node
+    /// type `W{i % types}`.
+    fn scenario(addr: &str, secs: u64, callers: usize, types: usize, tag: &str) -> Figures {
+        let stop = Instant::now() + Duration::from_secs(secs);
+        let failed = Arc::new(AtomicU64::new(0));
+        let t = Instant::now();
+        let threads: Vec<_> = (0..callers)
+            .map(|i| {
+                let (addr, tag, failed) = (addr.to_string(), tag.to_string(), failed.clone());
+                std::thread::spawn(move || {
+                    let tok = format!("tok-c{i}");
+                    let ty = i % types;
+                    let mut lat = Vec::new();
+                    let mut n = 0u64;
+                    while Instant::now() < stop {
+                        let body = format!(
+                            "{{\"query\":\"query m($k: String, $n: I64) {{ insert W{ty} {{ key: $k, n: $n }} }}\",\"params\":{{\"k\":\"{tag}-{i}-{n}\",\"n\":{n}}}}}"
+                        );
+                        let t = Instant::now();
+                        let r = request(&addr, "POST", "/graphs/g/mutate", Some(&tok), Some(body.as_bytes()));
+                        if r.status == 200 {
+                            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                        } else {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("caller {i} got {}: {}", r.status, r.body);
+                        }
+                        n += 1;
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let mut all: Vec<f64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap_or_default())
+            .collect();
+        let elapsed = t.elapsed().as_secs_f64();
+        all.sort_by(|a, b| a.total_cmp(b));
+        let f = Figures {
+            callers,
+            node_types: types,
+            commits: all.len() as u64,
+            failed: failed.load(Ordering::Relaxed),
+            commits_per_s: all.len() as f64 / elapsed,
+            p50_ms: super::percentile(&all, 0.5),
+            p99_ms: super::percentile(&all, 0.99),
+        };
+        println!(
+            "{:>2} callers into {} node type(s): {:>6} commits in {elapsed:.1} s = {:>7.1} commits/s  p50 {:>7.2} ms  p99 {:>7.2} ms  failed {}",
+            f.callers, f.node_types, f.commits, f.commits_per_s, f.p50_ms, f.p99_ms, f.failed
+        );
+        f
+    }
+
+    pub async fn run(secs: u64) -> Result<GroupCommit, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let uri = dir.path().join("g").display().to_string();
+        let g = Graph::init(&uri, "group.pg", &schema())
+            .await
+            .map_err(|e| e.to_string())?;
+        let seed: String = (0..TYPES)
+            .flat_map(|t| {
+                (0..SEED).map(move |i| {
+                    format!("{{\"type\":\"W{t}\",\"data\":{{\"key\":\"seed-{i}\",\"n\":{i}}}}}\n")
+                })
+            })
+            .collect();
+        g.load(
+            std::io::Cursor::new(seed),
+            LoadMode::Append,
+            "main",
+            None,
+            "bench",
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        drop(g);
+        let policy = dir.path().join("policy.yaml");
+        std::fs::write(&policy, POLICY).map_err(|e| e.to_string())?;
+        let tokens: serde_json::Map<String, serde_json::Value> = (0..CALLERS)
+            .map(|i| (format!("c{i}"), format!("tok-c{i}").into()))
+            .collect();
+        let (child, addr) = super::isolation::start_server(
+            &[
+                "--graph".into(),
+                format!("g={uri}"),
+                "--policy".into(),
+                format!("g={}", policy.display()),
+            ],
+            &serde_json::Value::Object(tokens).to_string(),
+        )?;
+        println!(
+            "group commit: single-row inserts through the server, one caller per connection, {secs} s each ({SEED} rows per node type before)"
+        );
+        let one = scenario(&addr, secs, 1, 1, "one");
+        let same = scenario(&addr, secs, CALLERS, 1, "same");
+        let own = scenario(&addr, secs, TYPES, TYPES, "own");
+        super::isolation::stop_server(child);
+        Ok(GroupCommit {
+            same_type_speedup: same.commits_per_s / one.commits_per_s.max(f64::MIN_POSITIVE),
+            own_type_speedup: own.commits_per_s / one.commits_per_s.max(f64::MIN_POSITIVE),
+            one_caller: one,
+            same_type: same,
+            own_type: own,
+        })
+    }
+}
+
 /// `example-seed [NODES]`: writes a deterministic seed for the example
 /// cluster (`examples/research`) to stdout as load JSONL: 50 topics, a
 /// fifth of the nodes authors, the rest papers; each paper has 1–4

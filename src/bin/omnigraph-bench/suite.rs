@@ -473,6 +473,11 @@ pub async fn run(a: &SuiteArgs) -> Result<(), String> {
             "isolation".into(),
             serde_json::to_value(iso).map_err(|e| e.to_string())?,
         );
+        let group = super::group_commit::run(a.isolation_secs).await?;
+        out.insert(
+            "group_commit".into(),
+            serde_json::to_value(group).map_err(|e| e.to_string())?,
+        );
     }
     out.insert(
         "profile".into(),

@@ -1,0 +1,466 @@
+//! Group commit: the prepared writes that queued while a commit step ran
+//! are committed together (docs/architecture.md, "Group commit").
+//!
+//! One sidecar covers the whole group; each write's staged changes commit
+//! in queue order through the table fence (each its own Lance version, so
+//! time travel to any member still works); each touched table runs its
+//! upkeep once, after the group's last change to it; one manifest publish
+//! records one commit per write, chained on the branch (own id, actor,
+//! parent, message) and answers each write with its own report.
+//!
+//! A group holds only writes that can share it: the same branch, tables
+//! already on the branch's Lance branch (no fork), and nothing read that
+//! an earlier member writes. Others are committed one by one after it. When
+//! a member's table commit is refused (a Lance conflict with an earlier
+//! member, a lost fence), the group's table commits are undone by heal and
+//! its writes are committed one by one instead, each re-staged.
+
+use std::collections::{BTreeMap, HashSet};
+
+use arrow_array::{Array, StringArray};
+use std::sync::Arc;
+
+use super::manifest::{Commit, TableKey, TableRef};
+use super::{
+    EngineError, Graph, PreparedWrite, TableWrite, WriteReport, fault, lease, now_ms, recovery,
+    stale,
+};
+use crate::storage::table::{self, TableAt};
+
+/// The row ids an insert or upsert writes; `None` for a delete or an
+/// overwrite (they take the whole table within a group).
+fn row_ids(w: &TableWrite) -> Option<HashSet<String>> {
+    let batch = match w {
+        TableWrite::Append(b) | TableWrite::Upsert(b) => b,
+        _ => return None,
+    };
+    let ids = batch
+        .column_by_name("id")?
+        .as_any()
+        .downcast_ref::<StringArray>()?;
+    Some(
+        (0..ids.len())
+            .filter(|i| ids.is_valid(*i))
+            .map(|i| ids.value(i).to_string())
+            .collect(),
+    )
+}
+
+/// What one member of a published group gets back.
+type Answers = Vec<Result<WriteReport, EngineError>>;
+
+impl Graph {
+    /// Commits `writes` (in order) for a caller that holds the commit turn
+    /// and has healed: as one group where they can share it, one by one
+    /// otherwise. Answers one result per write, in order.
+    pub async fn commit_group_here(&self, writes: Vec<PreparedWrite>) -> Answers {
+        if writes.len() < 2 {
+            let mut out = Vec::new();
+            for w in writes {
+                out.push(self.commit_prepared_here(w).await);
+            }
+            return out;
+        }
+        let m = match self.manifest().await {
+            Ok(m) => m,
+            Err(e) => {
+                let why = e.to_string();
+                return writes
+                    .iter()
+                    .map(|_| {
+                        Err(EngineError::Conflict {
+                            reason: format!("reading the manifest failed: {why}"),
+                        })
+                    })
+                    .collect();
+            }
+        };
+        // Choose the members: index into `writes`.
+        let branch = writes[0].branch.clone();
+        let mut members: Vec<usize> = Vec::new();
+        // Per table the group writes: the row ids its members write, or
+        // `None` when a member deletes or replaces rows there (no other
+        // member may then touch the table).
+        let mut written: BTreeMap<TableKey, Option<HashSet<String>>> = BTreeMap::new();
+        if let Some(bs) = m.branches.get(&branch) {
+            for (i, w) in writes.iter().enumerate() {
+                let mut fits = w.branch == branch
+                    && w.reads.iter().all(|k| {
+                        !written.contains_key(k) && bs.tables.get(k) == w.view.tables.get(k)
+                    })
+                    && w.writes.iter().all(|(k, tw)| {
+                        tw.change_op().is_some()
+                            && bs
+                                .tables
+                                .get(k)
+                                .is_some_and(|r| r.lance_branch == bs.lance_branch)
+                    });
+                let mut claims: Vec<(TableKey, Option<HashSet<String>>)> = Vec::new();
+                for (k, tw) in &w.writes {
+                    let ids = row_ids(tw);
+                    let free = match (written.get(k), &ids) {
+                        (None, _) => true,
+                        (Some(Some(taken)), Some(mine)) => taken.is_disjoint(mine),
+                        _ => false,
+                    };
+                    fits &= free;
+                    claims.push((k.clone(), ids));
+                }
+                if fits {
+                    members.push(i);
+                    for (k, ids) in claims {
+                        match (written.get_mut(&k), ids) {
+                            (Some(Some(taken)), Some(mine)) => taken.extend(mine),
+                            (Some(slot), _) => *slot = None,
+                            (None, ids) => {
+                                written.insert(k, ids);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut slots: Vec<Option<PreparedWrite>> = writes.into_iter().map(Some).collect();
+        let mut answers: Vec<Option<Result<WriteReport, EngineError>>> =
+            slots.iter().map(|_| None).collect();
+        if members.len() >= 2 {
+            let mut group: Vec<PreparedWrite> =
+                members.iter().filter_map(|i| slots[*i].take()).collect();
+            match self.group_core(&m, &branch, &mut group).await {
+                Ok(reports) => {
+                    for (i, r) in members.iter().zip(reports) {
+                        answers[*i] = Some(Ok(r));
+                    }
+                }
+                Err((e, true)) => {
+                    tracing::debug!(error = %e, members = group.len(), "group commit falls back to one by one");
+                    // Undo what the group committed, then commit each
+                    // member alone (re-staged against the published head).
+                    match self.heal("group-commit").await {
+                        Ok(_) => {
+                            for (i, w) in members.iter().zip(group) {
+                                slots[*i] = Some(w);
+                            }
+                        }
+                        Err(h) => {
+                            let why = format!("a group commit failed ({e}) and heal failed: {h}");
+                            for i in &members {
+                                answers[*i] = Some(Err(EngineError::Conflict {
+                                    reason: why.clone(),
+                                }));
+                            }
+                        }
+                    }
+                }
+                Err((e, false)) => {
+                    // Like a single write's failure: the sidecar stays for
+                    // heal, every member hears why.
+                    let why = e.to_string();
+                    let mut first = Some(e);
+                    for i in &members {
+                        answers[*i] =
+                            Some(Err(first.take().unwrap_or_else(|| EngineError::Conflict {
+                                reason: format!(
+                                    "the group this write was committed in failed: {why}"
+                                ),
+                            })));
+                    }
+                }
+            }
+        }
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if let Some(w) = slot.take() {
+                answers[i] = Some(self.commit_prepared_here(w).await);
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| {
+                    Err(EngineError::Conflict {
+                        reason: "the write was not committed; retry it".into(),
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// The group's commit protocol (A, B per member in order, upkeep per
+    /// table, C one publish with a commit per member, D). On error after A
+    /// the sidecar stays for heal. The flag beside an error says whether
+    /// the members may be committed again one by one: only when a table
+    /// commit was refused in B (nothing was published); the members keep
+    /// their writes (staged changes consumed, re-staged then).
+    async fn group_core(
+        &self,
+        m: &super::manifest::Manifest,
+        branch: &str,
+        group: &mut [PreparedWrite],
+    ) -> Result<Vec<WriteReport>, (EngineError, bool)> {
+        let bs = m
+            .branches
+            .get(branch)
+            .ok_or_else(|| (Self::unknown_branch(m, branch), false))?;
+        let target = bs.lance_branch.clone();
+        let now = now_ms();
+        let messages: Vec<&str> = group.iter().map(|w| w.message.as_str()).collect();
+        let mut sidecar = recovery::Sidecar {
+            id: ulid::Ulid::new().to_string(),
+            branch: branch.to_string(),
+            lance_branch: target.clone(),
+            actor: group[0].actor.clone(),
+            message: format!("group of {} writes: {}", group.len(), messages.join("; ")),
+            started_ms: now,
+            tables: BTreeMap::new(),
+            merge_parent: None,
+            schema: None,
+            owner: Some(lease::me().clone()),
+            lease_until_ms: Some(now + lease::LEASE_MS),
+        };
+        for w in group.iter() {
+            for key in w.writes.keys() {
+                let base = bs.tables.get(key).ok_or_else(|| {
+                    (
+                        EngineError::Corrupt {
+                            path: "manifest".into(),
+                            reason: format!("branch `{branch}` has no table `{key}`"),
+                        },
+                        false,
+                    )
+                })?;
+                sidecar
+                    .tables
+                    .entry(key.clone())
+                    .or_insert_with(|| recovery::SidecarTable {
+                        base: base.clone(),
+                        committed: None,
+                    });
+            }
+        }
+        let live = lease::running(&sidecar.id);
+        // Phase A.
+        self.write_sidecar(&sidecar).await.map_err(|e| (e, false))?;
+        let shared = Arc::new(tokio::sync::Mutex::new(sidecar.clone()));
+        let renewer = self.renew_lease(shared.clone());
+        let result = async {
+            // Phase B: member by member, table by table.
+            let mut heads: BTreeMap<TableKey, (u64, Arc<lance::Dataset>)> = BTreeMap::new();
+            let mut versions: Vec<BTreeMap<TableKey, u64>> = Vec::new();
+            for w in group.iter_mut() {
+                let mut mine = BTreeMap::new();
+                let keys: Vec<TableKey> = w.writes.keys().cloned().collect();
+                for key in keys {
+                    fail::fail_point!("table.commit", |_| Err((fault("table.commit"), false)));
+                    let (current, ds) = match heads.get(&key) {
+                        Some((v, ds)) => (*v, ds.clone()),
+                        None => {
+                            let base = &sidecar.tables[&key].base;
+                            let ds = table::open(&TableAt {
+                                uri: self.table_uri(&key),
+                                branch: target.clone(),
+                                version: base.version,
+                            })
+                            .await
+                            .map_err(|e| (e.into(), false))?;
+                            (base.version, Arc::new(ds))
+                        }
+                    };
+                    // Staged against an older version than the group's
+                    // base: staged again (see `Graph::commit_table`).
+                    let blind = w.writes.get(&key).is_some_and(TableWrite::is_blind);
+                    let staged = w
+                        .staged
+                        .remove(&key)
+                        .filter(|c| blind || c.read_version == sidecar.tables[&key].base.version);
+                    let change = match staged {
+                        Some(c) => c,
+                        None => {
+                            let op = w
+                                .writes
+                                .get(&key)
+                                .and_then(TableWrite::change_op)
+                                .ok_or_else(|| {
+                                    (
+                                        EngineError::Corrupt {
+                                            path: key.clone(),
+                                            reason: "a grouped write without a change".into(),
+                                        },
+                                        false,
+                                    )
+                                })?;
+                            table::stage(ds.clone(), op)
+                                .await
+                                .map_err(|e| (e.into(), false))?
+                        }
+                    };
+                    let next = table::commit_staged(ds, change, current + 1, &sidecar.id)
+                        .await
+                        .map_err(|e| {
+                            if e.conflict {
+                                // Commit the members one by one instead.
+                                let why = format!("a grouped commit was refused: {}", e.message);
+                                (stale(&key, &why), true)
+                            } else {
+                                (e.into(), false)
+                            }
+                        })?;
+                    let v = next.version().version;
+                    heads.insert(key.clone(), (v, Arc::new(next)));
+                    mine.insert(key, v);
+                }
+                versions.push(mine);
+            }
+            // Upkeep once per table, after its last change.
+            let mut finals: BTreeMap<TableKey, u64> = BTreeMap::new();
+            for (key, (v, ds)) in heads {
+                let ds = Arc::try_unwrap(ds).unwrap_or_else(|a| (*a).clone());
+                let done = match table::upkeep(ds, &self.index_specs(&key)).await {
+                    Ok(u) => u,
+                    Err(e) => {
+                        tracing::warn!(table = %key, error = %e, "index maintenance failed");
+                        v
+                    }
+                };
+                finals.insert(key, done);
+            }
+            {
+                let mut sc = shared.lock().await;
+                for (k, v) in &finals {
+                    if let Some(t) = sc.tables.get_mut(k) {
+                        t.committed = Some(*v);
+                    }
+                }
+                self.write_sidecar(&sc).await.map_err(|e| (e, false))?;
+            }
+            // The last member to change a table records its upkept version.
+            let mut last_toucher: BTreeMap<&TableKey, usize> = BTreeMap::new();
+            for (i, mine) in versions.iter().enumerate() {
+                for k in mine.keys() {
+                    last_toucher.insert(k, i);
+                }
+            }
+            let steps: Vec<BTreeMap<TableKey, TableRef>> = versions
+                .iter()
+                .enumerate()
+                .map(|(i, mine)| {
+                    mine.iter()
+                        .map(|(k, v)| {
+                            let v = if last_toucher.get(k) == Some(&i) {
+                                finals.get(k).copied().unwrap_or(*v)
+                            } else {
+                                *v
+                            };
+                            (
+                                k.clone(),
+                                TableRef {
+                                    version: v,
+                                    lance_branch: target.clone(),
+                                },
+                            )
+                        })
+                        .collect()
+                })
+                .collect();
+            // Phase C.
+            fail::fail_point!("publish.before", |_| Err((fault("publish.before"), false)));
+            let lease_until = shared.lock().await.lease_until_ms.unwrap_or(0);
+            if now_ms() > lease_until - lease::LEASE_MS / 3 {
+                return Err((
+                    EngineError::LeaseLost {
+                        write_id: sidecar.id.clone(),
+                    },
+                    false,
+                ));
+            }
+            let mut expect: BTreeMap<TableKey, Option<TableRef>> = BTreeMap::new();
+            for w in group.iter() {
+                for k in &w.reads {
+                    expect.insert(k.clone(), w.view.tables.get(k).cloned());
+                }
+            }
+            for (k, t) in &sidecar.tables {
+                expect.insert(k.clone(), Some(t.base.clone()));
+            }
+            let who: Vec<(String, String)> = group
+                .iter()
+                .map(|w| (w.actor.clone(), w.message.clone()))
+                .collect();
+            let group_id = sidecar.id.clone();
+            let (published, commits) = self
+                .manifests
+                .publish_many(m.clone(), |cur| {
+                    let now = cur
+                        .branches
+                        .get(branch)
+                        .ok_or_else(|| Self::unknown_branch(cur, branch))?;
+                    for (k, want) in &expect {
+                        if now.tables.get(k) != want.as_ref() {
+                            return Err(stale(k, "another write published it first"));
+                        }
+                    }
+                    let mut next = cur.clone();
+                    let bs = next
+                        .branches
+                        .get_mut(branch)
+                        .ok_or_else(|| Self::unknown_branch(cur, branch))?;
+                    let mut commits = Vec::new();
+                    // Monotonic within the group: ids sort in chain order.
+                    let mut ids = ulid::Generator::new();
+                    for ((actor, message), refs) in who.iter().zip(&steps) {
+                        for (k, r) in refs {
+                            bs.tables.insert(k.clone(), r.clone());
+                        }
+                        let id = ids.generate().unwrap_or_else(|_| ulid::Ulid::new());
+                        let c = Commit {
+                            id: id.to_string(),
+                            parents: vec![bs.head.clone()],
+                            branch: branch.to_string(),
+                            actor: actor.clone(),
+                            timestamp_ms: now_ms(),
+                            message: message.clone(),
+                            tables: bs.tables.clone(),
+                            write_id: Some(group_id.clone()),
+                            recovery: None,
+                            schema: next.schema.clone(),
+                        };
+                        bs.head = c.id.clone();
+                        commits.push(c);
+                    }
+                    Ok((next, commits))
+                })
+                .await
+                .map_err(|e| (e, false))?;
+            fail::fail_point!("publish.after", |_| Err((fault("publish.after"), false)));
+            Ok((published, commits))
+        }
+        .await;
+        drop(renewer);
+        drop(live);
+        let (published, commits) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                // Left for heal; other processes may heal it at once.
+                self.release_lease(&shared).await;
+                self.heal_due
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                return Err(e);
+            }
+        };
+        self.remember(&published);
+        // Phase D.
+        self.delete_sidecar(&sidecar.id)
+            .await
+            .map_err(|e| (e, false))?;
+        Ok(group
+            .iter_mut()
+            .zip(commits)
+            .map(|(w, c)| WriteReport {
+                commit: Some(c),
+                manifest_version: Some(published.version),
+                written: std::mem::take(&mut w.written),
+                deleted: std::mem::take(&mut w.deleted),
+                message: w.message.clone(),
+            })
+            .collect())
+    }
+}
