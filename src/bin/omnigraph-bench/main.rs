@@ -59,6 +59,12 @@ enum Cmd {
         #[arg(default_value_t = 24)]
         heavy_conns: usize,
     },
+    /// Concurrent single-row writers through the server: one caller, 16
+    /// callers into one node type, 8 callers each into its own.
+    GroupCommit {
+        #[arg(default_value_t = 10)]
+        seconds: u64,
+    },
     /// The example cluster's seed (load JSONL) on stdout.
     ExampleSeed {
         #[arg(default_value_t = 100_000)]
@@ -98,6 +104,7 @@ fn main() -> std::process::ExitCode {
         } => rt
             .block_on(isolation::run(seconds, heavy_conns))
             .map(|_| ()),
+        Cmd::GroupCommit { seconds } => rt.block_on(group_commit::run(seconds)).map(|_| ()),
         Cmd::Gen(a) => suite::generate(&a).map(|_| ()),
         Cmd::Suite(a) => rt.block_on(suite::run(&a)),
     };
