@@ -231,25 +231,17 @@ pub enum ChangeOp {
 pub async fn stage(ds: Arc<Dataset>, op: ChangeOp) -> Result<StagedChange, TableError> {
     let uri = ds.uri().to_string();
     let read_version = ds.version().version;
+    let insert = async |ds: Arc<Dataset>, b: RecordBatch, mode: WriteMode| {
+        let p = params(mode);
+        InsertBuilder::new(ds)
+            .with_params(&p)
+            .execute_uncommitted(vec![b])
+            .await
+            .map_err(|e| terr(&uri, e))
+    };
     let (transaction, affected_rows) = match op {
-        ChangeOp::Append(b) => {
-            let p = params(WriteMode::Append);
-            let t = InsertBuilder::new(ds)
-                .with_params(&p)
-                .execute_uncommitted(vec![b])
-                .await
-                .map_err(|e| terr(&uri, e))?;
-            (t, None)
-        }
-        ChangeOp::Overwrite(b) => {
-            let p = params(WriteMode::Overwrite);
-            let t = InsertBuilder::new(ds)
-                .with_params(&p)
-                .execute_uncommitted(vec![b])
-                .await
-                .map_err(|e| terr(&uri, e))?;
-            (t, None)
-        }
+        ChangeOp::Append(b) => (insert(ds, b, WriteMode::Append).await?, None),
+        ChangeOp::Overwrite(b) => (insert(ds, b, WriteMode::Overwrite).await?, None),
         ChangeOp::Upsert(b) => {
             let mut mb = MergeInsertBuilder::try_new(ds, vec!["id".to_string()])
                 .map_err(|e| terr(&uri, e))?;

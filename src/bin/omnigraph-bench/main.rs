@@ -378,27 +378,46 @@ mod isolation {
         format!("tok-{name}")
     }
 
-    /// Light callers' latencies (ms) over `secs` seconds, each sending one
-    /// single-row mutation at a time.
-    fn light_round(addr: &str, secs: u64, tag: &str) -> Vec<f64> {
+    /// `callers` threads for `secs` seconds, caller `i` sending
+    /// `body(i, n)` (its n-th request) to `POST /graphs/g/mutate` with
+    /// bearer `token(i)`, one request at a time. Returns the successful
+    /// requests' latencies (ms, sorted) and the number refused.
+    pub fn mutate_callers(
+        addr: &str,
+        secs: u64,
+        callers: usize,
+        token: Arc<dyn Fn(usize) -> String + Send + Sync>,
+        body: Arc<dyn Fn(usize, u64) -> String + Send + Sync>,
+    ) -> (Vec<f64>, u64) {
         let stop = Instant::now() + Duration::from_secs(secs);
-        let threads: Vec<_> = (0..LIGHT)
+        let failed = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..callers)
             .map(|i| {
-                let (addr, tag) = (addr.to_string(), tag.to_string());
+                let (addr, token, body, failed) = (
+                    addr.to_string(),
+                    token.clone(),
+                    body.clone(),
+                    failed.clone(),
+                );
                 std::thread::spawn(move || {
-                    let tok = token(&format!("light{i}"));
+                    let tok = token(i);
                     let mut lat = Vec::new();
                     let mut n = 0u64;
                     while Instant::now() < stop {
-                        let body = format!(
-                            "{{\"query\":\"query m($n: String) {{ insert Person {{ name: $n }} }}\",\"params\":{{\"n\":\"{tag}-{i}-{n}\"}}}}"
-                        );
+                        let b = body(i, n);
                         let t = Instant::now();
-                        let r = request(&addr, "POST", "/graphs/g/mutate", Some(&tok), Some(body.as_bytes()));
+                        let r = request(
+                            &addr,
+                            "POST",
+                            "/graphs/g/mutate",
+                            Some(&tok),
+                            Some(b.as_bytes()),
+                        );
                         if r.status == 200 {
                             lat.push(t.elapsed().as_secs_f64() * 1000.0);
                         } else {
-                            eprintln!("light caller got {}: {}", r.status, r.body);
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            eprintln!("caller {i} got {}: {}", r.status, r.body);
                         }
                         n += 1;
                     }
@@ -411,7 +430,25 @@ mod isolation {
             .flat_map(|t| t.join().unwrap_or_default())
             .collect();
         all.sort_by(|a, b| a.total_cmp(b));
-        all
+        (all, failed.load(Ordering::Relaxed))
+    }
+
+    /// Light callers' latencies (ms) over `secs` seconds, each sending one
+    /// single-row mutation at a time.
+    fn light_round(addr: &str, secs: u64, tag: &str) -> Vec<f64> {
+        let tag = tag.to_string();
+        mutate_callers(
+            addr,
+            secs,
+            LIGHT,
+            Arc::new(|i| token(&format!("light{i}"))),
+            Arc::new(move |i, n| {
+                format!(
+                    "{{\"query\":\"query m($n: String) {{ insert Person {{ name: $n }} }}\",\"params\":{{\"n\":\"{tag}-{i}-{n}\"}}}}"
+                )
+            }),
+        )
+        .0
     }
 
     fn print_light(label: &str, lat: &[f64]) {
@@ -575,12 +612,10 @@ mod isolation {
 /// sends one mutation at a time.
 mod group_commit {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     use omnigraph::engine::Graph;
     use omnigraph::engine::load::LoadMode;
-    use omnigraph::http::client::request;
 
     const TYPES: usize = 8;
     const CALLERS: usize = 16;
@@ -619,46 +654,26 @@ mod group_commit {
     /// `callers` callers for `secs` seconds; caller `i` inserts into node
     /// type `W{i % types}`.
     fn scenario(addr: &str, secs: u64, callers: usize, types: usize, tag: &str) -> Figures {
-        let stop = Instant::now() + Duration::from_secs(secs);
-        let failed = Arc::new(AtomicU64::new(0));
+        let tag = tag.to_string();
         let t = Instant::now();
-        let threads: Vec<_> = (0..callers)
-            .map(|i| {
-                let (addr, tag, failed) = (addr.to_string(), tag.to_string(), failed.clone());
-                std::thread::spawn(move || {
-                    let tok = format!("tok-c{i}");
-                    let ty = i % types;
-                    let mut lat = Vec::new();
-                    let mut n = 0u64;
-                    while Instant::now() < stop {
-                        let body = format!(
-                            "{{\"query\":\"query m($k: String, $n: I64) {{ insert W{ty} {{ key: $k, n: $n }} }}\",\"params\":{{\"k\":\"{tag}-{i}-{n}\",\"n\":{n}}}}}"
-                        );
-                        let t = Instant::now();
-                        let r = request(&addr, "POST", "/graphs/g/mutate", Some(&tok), Some(body.as_bytes()));
-                        if r.status == 200 {
-                            lat.push(t.elapsed().as_secs_f64() * 1000.0);
-                        } else {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            eprintln!("caller {i} got {}: {}", r.status, r.body);
-                        }
-                        n += 1;
-                    }
-                    lat
-                })
-            })
-            .collect();
-        let mut all: Vec<f64> = threads
-            .into_iter()
-            .flat_map(|t| t.join().unwrap_or_default())
-            .collect();
+        let (all, failed) = super::isolation::mutate_callers(
+            addr,
+            secs,
+            callers,
+            Arc::new(|i| format!("tok-c{i}")),
+            Arc::new(move |i, n| {
+                let ty = i % types;
+                format!(
+                    "{{\"query\":\"query m($k: String, $n: I64) {{ insert W{ty} {{ key: $k, n: $n }} }}\",\"params\":{{\"k\":\"{tag}-{i}-{n}\",\"n\":{n}}}}}"
+                )
+            }),
+        );
         let elapsed = t.elapsed().as_secs_f64();
-        all.sort_by(|a, b| a.total_cmp(b));
         let f = Figures {
             callers,
             node_types: types,
             commits: all.len() as u64,
-            failed: failed.load(Ordering::Relaxed),
+            failed,
             commits_per_s: all.len() as f64 / elapsed,
             p50_ms: super::percentile(&all, 0.5),
             p99_ms: super::percentile(&all, 0.99),
