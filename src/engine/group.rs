@@ -314,7 +314,7 @@ impl Graph {
             let mut finals: BTreeMap<TableKey, u64> = BTreeMap::new();
             for (key, (v, ds)) in heads {
                 let ds = Arc::try_unwrap(ds).unwrap_or_else(|a| (*a).clone());
-                let done = match table::upkeep(ds, &self.index_specs(&key)).await {
+                let done = match table::upkeep_if_due(ds, &self.index_specs(&key)).await {
                     Ok(u) => u,
                     Err(e) => {
                         tracing::warn!(table = %key, error = %e, "index maintenance failed");
@@ -447,10 +447,13 @@ impl Graph {
             }
         };
         self.remember(&published);
-        // Phase D.
-        self.delete_sidecar(&sidecar.id)
-            .await
-            .map_err(|e| (e, false))?;
+        // Phase D. A sidecar left behind is retired by the next commit
+        // step's heal.
+        if let Err(e) = self.delete_sidecar(&sidecar.id).await {
+            self.heal_due
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            return Err((e, false));
+        }
         Ok(group
             .iter_mut()
             .zip(commits)

@@ -8,8 +8,8 @@
 //!   loser re-reads and retries.
 //! - `manifest/_latest` — a hint (`{"version": N}`) overwritten every eighth
 //!   publish; readers start there and probe forward, so a stale hint costs a
-//!   few requests, never a full listing. A warm handle (the GraphActor's)
-//!   remembers the newest manifest it saw and probes only the version after.
+//!   few requests, never a full listing. A [`ManifestStore`] remembers the
+//!   newest manifest it read or published and probes only the version after.
 //! - `commits/{ULID}.json` — one immutable record per commit: parents, branch,
 //!   actor, time, message and the branch's table versions at that commit
 //!   (which is what time travel reads).
@@ -114,6 +114,9 @@ fn corrupt(path: &str, e: impl std::fmt::Display) -> EngineError {
 #[derive(Debug, Clone)]
 pub struct ManifestStore {
     control: ControlStore,
+    /// The newest manifest this store (or a clone) read as the latest or
+    /// published: what a warm read probes forward from.
+    head: std::sync::Arc<std::sync::Mutex<Option<Manifest>>>,
 }
 
 impl ManifestStore {
@@ -123,7 +126,25 @@ impl ManifestStore {
     }
 
     pub fn new(control: ControlStore) -> Self {
-        Self { control }
+        Self {
+            control,
+            head: Default::default(),
+        }
+    }
+
+    /// The newest manifest this store has seen (read as the latest, or
+    /// published), without a request; `None` before the first.
+    pub fn known(&self) -> Option<Manifest> {
+        self.head.lock().ok().and_then(|h| h.clone())
+    }
+
+    /// Remembers `m` as seen, unless a newer one already is.
+    pub fn remember(&self, m: &Manifest) {
+        if let Ok(mut h) = self.head.lock()
+            && h.as_ref().is_none_or(|k| k.version < m.version)
+        {
+            *h = Some(m.clone());
+        }
     }
 
     /// Reads manifest version `v`, `None` when it does not exist.
@@ -159,6 +180,7 @@ impl ManifestStore {
         while let Some(next) = self.read(current.version + 1).await? {
             current = next;
         }
+        self.remember(&current);
         Ok(current)
     }
 
@@ -169,6 +191,7 @@ impl ManifestStore {
         while let Some(next) = self.read(current.version + 1).await? {
             current = next;
         }
+        self.remember(&current);
         Ok(current)
     }
 
@@ -258,12 +281,13 @@ impl ManifestStore {
                                 .unwrap_or_default();
                         let _ = self.control.put(LATEST_HINT, hint).await;
                     }
+                    self.remember(&next);
                     return Ok((next, commits));
                 }
                 Err(ControlError::AlreadyExists { .. }) => {
                     // Lost the race. The orphaned commit records are never
                     // reachable from a head; the retry records new ones.
-                    base = self.latest().await?;
+                    base = self.newer_than(base).await?;
                 }
                 Err(e) => return Err(e.into()),
             }

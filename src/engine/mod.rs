@@ -358,15 +358,11 @@ pub struct Graph {
     /// Where prepared writes go for their commit step; `None`: committed
     /// by the caller's task after taking the commit turn.
     commit_path: Option<Arc<dyn CommitPath>>,
-    /// Set when the next commit step must heal first. A cold handle (the
-    /// CLI, embedded use) heals at every commit step; a warm one (the
-    /// GraphActor's) heals when it opens and when a commit met something
-    /// it did not expect (a failed write, a lost fence).
+    /// Set when the next commit step must heal first: when the handle
+    /// opens, and when a commit met something it did not expect (a failed
+    /// write, a lost fence, a refused publish). Other processes' crashed
+    /// writes are met that way: their unpublished version holds the fence.
     heal_due: Arc<std::sync::atomic::AtomicBool>,
-    warm: bool,
-    /// The newest manifest a warm handle has seen: its next read probes
-    /// only the version after it (one request) instead of the hint.
-    head: Arc<std::sync::Mutex<Option<Manifest>>>,
 }
 
 /// Where a handle's prepared writes go for their commit step. The
@@ -496,8 +492,6 @@ impl Graph {
             commit_lock: commit_lock_for(root),
             commit_path: None,
             heal_due: Arc::new(std::sync::atomic::AtomicBool::new(true)),
-            warm: false,
-            head: Arc::default(),
         };
         let mut tables = BTreeMap::new();
         for key in graph.table_keys() {
@@ -575,8 +569,6 @@ impl Graph {
             gate: None,
             commit_path: None,
             heal_due: Arc::new(std::sync::atomic::AtomicBool::new(true)),
-            warm: false,
-            head: Arc::default(),
         };
         // Loads the schema the newest manifest names, if it was changed.
         g.manifest().await?;
@@ -594,13 +586,10 @@ impl Graph {
         self
     }
 
-    /// Sends this handle's prepared writes to `path` for their commit step,
-    /// and makes the handle warm: its commit steps heal only when due
-    /// (after it opened, after a commit met something unexpected), not at
-    /// every write.
+    /// Sends this handle's prepared writes to `path` for their commit step
+    /// (the GraphActor's mailbox).
     pub fn with_commit_path(mut self, path: Arc<dyn CommitPath>) -> Graph {
         self.commit_path = Some(path);
-        self.warm = true;
         self
     }
 
@@ -792,35 +781,27 @@ impl Graph {
     /// The newest manifest. When it names another schema than this
     /// handle holds, that schema is loaded first.
     pub async fn manifest(&self) -> Result<Manifest, EngineError> {
-        let known = if self.warm {
-            self.head.lock().ok().and_then(|h| h.clone())
-        } else {
-            None
-        };
+        let known = self.known_head();
         let m = match known {
             Some(k) => self.manifests.newer_than(k).await?,
             None => self.manifests.latest().await?,
         };
-        if self.warm {
-            self.remember(&m);
-        }
+        self.remember(&m);
         if m.schema != self.schema_state().id {
             self.load_schema(m.schema.as_deref()).await?;
         }
         Ok(m)
     }
 
+    /// The newest manifest this handle has seen, without a request.
+    fn known_head(&self) -> Option<Manifest> {
+        self.manifests.known()
+    }
+
     /// Remembers `m` as the newest manifest seen, unless a newer one is
-    /// already remembered (warm handles).
+    /// already remembered.
     pub(crate) fn remember(&self, m: &Manifest) {
-        if !self.warm {
-            return;
-        }
-        if let Ok(mut h) = self.head.lock()
-            && h.as_ref().is_none_or(|k| k.version < m.version)
-        {
-            *h = Some(m.clone());
-        }
+        self.manifests.remember(m);
     }
 
     fn unknown_branch(m: &Manifest, name: &str) -> EngineError {
@@ -1340,7 +1321,12 @@ impl Graph {
         let mut w = w;
         let mut head = None;
         if let Some(redo) = w.redo.take() {
-            let m = self.manifest().await?;
+            // The head this handle last saw (its own publishes included);
+            // one another process published since is met by the fences.
+            let m = match self.known_head() {
+                Some(m) => m,
+                None => self.manifest().await?,
+            };
             let moved = match m.branches.get(&w.branch) {
                 Some(bs) => w
                     .reads
@@ -1391,8 +1377,9 @@ impl Graph {
         })
     }
 
-    /// Commits one Lance transaction per table (plus its upkeep: compaction
-    /// of small fragments and index extension, [`table::upkeep`]), then
+    /// Commits one Lance transaction per table (plus its upkeep when due:
+    /// compaction of small fragments and index extension,
+    /// [`table::upkeep_if_due`]), then
     /// publishes them together as one graph commit on `branch`, fenced by a
     /// recovery sidecar (docs/architecture.md, "Recovery protocol"). The
     /// caller holds the commit turn and has healed; every table of `view`
@@ -1518,7 +1505,7 @@ impl Graph {
                     version,
                 };
                 let version = match table::open(&written).await {
-                    Ok(ds) => match table::upkeep(ds, &self.index_specs(&key)).await {
+                    Ok(ds) => match table::upkeep_if_due(ds, &self.index_specs(&key)).await {
                         Ok(v) => v,
                         Err(e) => {
                             tracing::warn!(table = %key, error = %e, "index maintenance failed");
@@ -1578,8 +1565,13 @@ impl Graph {
         match result {
             Ok((m, commit)) => {
                 self.remember(&m);
-                // Phase D.
-                self.delete_sidecar(&sidecar.id).await?;
+                // Phase D. A sidecar left behind is retired by the next
+                // commit step's heal.
+                if let Err(e) = self.delete_sidecar(&sidecar.id).await {
+                    self.heal_due
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                    return Err(e);
+                }
                 Ok((m, commit))
             }
             Err(
@@ -1587,13 +1579,15 @@ impl Graph {
                 | EngineError::Busy { .. }
                 | EngineError::Drift { .. }),
             ) if !moved => {
-                // Refused before any table moved: nothing to heal.
+                // Refused before any table moved: nothing of this write to
+                // heal, but what refused it may be another's dead write,
+                // which the next commit step heals.
                 if let Err(d) = self.delete_sidecar(&sidecar.id).await {
                     tracing::warn!(error = %d, "removing the sidecar of a refused write failed");
                     self.release_lease(&shared).await;
-                    self.heal_due
-                        .store(true, std::sync::atomic::Ordering::SeqCst);
                 }
+                self.heal_due
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 Err(e)
             }
             Err(e @ (EngineError::Stale { .. } | EngineError::Busy { .. })) => {

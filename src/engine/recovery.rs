@@ -136,8 +136,8 @@ const REPAIR_ADVICE: &str = "it was written outside a recorded write; run `omnig
 
 impl Graph {
     /// Waits for this process's turn at the graph's commit step, then
-    /// heals every dead sidecar (a warm handle only when due, see
-    /// [`Graph::with_commit_path`]). Every write's commit step starts
+    /// heals every dead sidecar when a heal is due (the handle is new, or
+    /// a commit met something it did not expect). Every write's commit step starts
     /// here; the turn is held until the returned guard drops.
     pub async fn begin_write(
         &self,
@@ -147,7 +147,7 @@ impl Graph {
         let due = self
             .heal_due
             .swap(false, std::sync::atomic::Ordering::SeqCst);
-        if !self.warm || due {
+        if due {
             if let Err(e) = self.heal(actor).await {
                 self.heal_due
                     .store(true, std::sync::atomic::Ordering::SeqCst);

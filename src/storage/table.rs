@@ -53,9 +53,37 @@ pub struct TableAt {
     pub version: u64,
 }
 
+/// Bytes of index pages the process-wide Lance session keeps cached
+/// ([`session`]).
+pub const INDEX_CACHE_BYTES: usize = 512 * 1024 * 1024;
+
+/// Bytes of manifest and file metadata the process-wide Lance session keeps
+/// cached ([`session`]).
+pub const METADATA_CACHE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The Lance session every dataset this process opens or writes shares
+/// (Lance `Session`): its caches hold index pages (keyed by index UUID),
+/// file metadata (keyed by data file path; data files are never rewritten
+/// in place) and manifests (keyed by version and e-tag), so a warm write's
+/// key lookup or a repeated read does not fetch again what an earlier one
+/// fetched. Sizes: [`INDEX_CACHE_BYTES`], [`METADATA_CACHE_BYTES`].
+pub fn session() -> Arc<lance::session::Session> {
+    static SESSION: std::sync::OnceLock<Arc<lance::session::Session>> = std::sync::OnceLock::new();
+    SESSION
+        .get_or_init(|| {
+            Arc::new(lance::session::Session::new(
+                INDEX_CACHE_BYTES,
+                METADATA_CACHE_BYTES,
+                Arc::default(),
+            ))
+        })
+        .clone()
+}
+
 fn params(mode: WriteMode) -> WriteParams {
     WriteParams {
         mode,
+        session: Some(session()),
         enable_stable_row_ids: true,
         store_params: super::metered::lance_store_params(),
         ..WriteParams::default()
@@ -65,7 +93,7 @@ fn params(mode: WriteMode) -> WriteParams {
 /// A dataset builder for `uri`, metered when storage counting is on
 /// ([`super::metered`]).
 fn builder(uri: &str) -> DatasetBuilder {
-    let b = DatasetBuilder::from_uri(uri);
+    let b = DatasetBuilder::from_uri(uri).with_session(session());
     match super::metered::lance_store_params() {
         Some(p) => b.with_store_params(p),
         None => b,
@@ -100,9 +128,58 @@ pub async fn create_or_replace(uri: &str, batch: RecordBatch) -> Result<u64, Tab
     }
 }
 
+/// Main-line dataset handles this process opened, per (URI, version): a
+/// version is immutable, so a handle opened once serves every later open
+/// of it without the request that resolves its manifest. Branch versions
+/// are not kept: a Lance branch of a deleted graph branch can be replaced
+/// by one of the same name whose versions reuse the numbers.
+const OPEN_HANDLES: usize = 256;
+
+fn handles() -> &'static quick_cache::sync::Cache<(String, u64), Dataset> {
+    static HANDLES: std::sync::OnceLock<quick_cache::sync::Cache<(String, u64), Dataset>> =
+        std::sync::OnceLock::new();
+    HANDLES.get_or_init(|| quick_cache::sync::Cache::new(OPEN_HANDLES))
+}
+
+/// Keeps `ds` for later [`open`]s of its version (main line only).
+fn keep(ds: &Dataset) {
+    if ds.manifest().branch.is_none() {
+        handles().insert((ds.uri().to_string(), ds.version().version), ds.clone());
+    }
+}
+
 /// Opens a pinned version.
 pub async fn open(at: &TableAt) -> Result<Dataset, TableError> {
+    if at.branch.is_none()
+        && let Some(ds) = handles().get(&(at.uri.clone(), at.version))
+    {
+        return Ok(ds);
+    }
     let mut b = builder(&at.uri);
+    b = match &at.branch {
+        Some(br) => b.with_branch(br, Some(at.version)),
+        None => b.with_version(at.version),
+    };
+    let ds = b.load().await.map_err(|e| terr(&at.uri, e))?;
+    keep(&ds);
+    Ok(ds)
+}
+
+/// Opens a pinned version that is the newest one of its Lance branch as
+/// far as the graph knows (the published version a write commits after):
+/// a commit through the handle does not look for versions after it (Lance
+/// reads the version hint and probes for them, three requests), since a
+/// version committed there by anyone else makes the fenced commit refuse
+/// anyway ([`commit_staged`]).
+async fn open_at_head(at: &TableAt) -> Result<Dataset, TableError> {
+    let inner = lance_table::io::commit::commit_handler_from_url(&at.uri, &None)
+        .await
+        .map_err(|e| terr(&at.uri, e))?;
+    let handler = Arc::new(fence::KnownHead {
+        inner,
+        head: at.version,
+    });
+    let mut b = builder(&at.uri).with_commit_handler(handler);
     b = match &at.branch {
         Some(br) => b.with_branch(br, Some(at.version)),
         None => b.with_version(at.version),
@@ -115,9 +192,8 @@ pub async fn open(at: &TableAt) -> Result<Dataset, TableError> {
 /// branch. A stale Lance branch of the same name (left by a deleted graph
 /// branch) is replaced.
 pub async fn open_for_write(base: &TableAt, target: Option<&str>) -> Result<Dataset, TableError> {
-    let ds = open(base).await?;
     if base.branch.as_deref() == target {
-        return Ok(ds);
+        return open_at_head(base).await;
     }
     let Some(target) = target else {
         return Err(TableError {
@@ -300,9 +376,12 @@ pub async fn commit_staged(
     if let Some(rows) = change.affected_rows {
         b = b.with_affected_rows(rows);
     }
-    b.execute(change.transaction)
+    let ds = b
+        .execute(change.transaction)
         .await
-        .map_err(|e| terr(&uri, e))
+        .map_err(|e| terr(&uri, e))?;
+    keep(&ds);
+    Ok(ds)
 }
 
 /// The Lance transaction property naming the graph write (its sidecar id)
@@ -328,12 +407,143 @@ pub async fn written_by(at: &TableAt) -> Result<Option<String>, TableError> {
 mod fence {
     use std::sync::Arc;
 
+    use futures::StreamExt;
+
     use lance::io::ObjectStore;
     use lance_table::format::{IndexMetadata, Manifest, Transaction};
     use lance_table::io::commit::{
         CommitError, CommitHandler, ManifestLocation, ManifestNamingScheme, ManifestWriter,
     };
     use object_store::path::Path;
+
+    /// Delegates everything to `inner` except the listing of versions after
+    /// `head`, which it answers empty: the caller knows `head` is the newest
+    /// published version, and a commit after it is fenced
+    /// ([`FencedCommit`]), so a version someone else wrote meanwhile makes
+    /// that commit refuse instead of being missed.
+    #[derive(Debug)]
+    pub(super) struct KnownHead {
+        pub inner: Arc<dyn CommitHandler>,
+        pub head: u64,
+    }
+
+    #[async_trait::async_trait]
+    impl CommitHandler for KnownHead {
+        fn is_version_not_found_definitive(&self) -> bool {
+            self.inner.is_version_not_found_definitive()
+        }
+
+        fn propagate_commit_error_after_success(&self) -> bool {
+            self.inner.propagate_commit_error_after_success()
+        }
+
+        async fn resolve_latest_location(
+            &self,
+            base_path: &Path,
+            object_store: &ObjectStore,
+        ) -> lance::Result<ManifestLocation> {
+            self.inner
+                .resolve_latest_location(base_path, object_store)
+                .await
+        }
+
+        async fn resolve_version_location(
+            &self,
+            base_path: &Path,
+            version: u64,
+            object_store: &dyn object_store::ObjectStore,
+        ) -> lance::Result<ManifestLocation> {
+            self.inner
+                .resolve_version_location(base_path, version, object_store)
+                .await
+        }
+
+        async fn version_exists(
+            &self,
+            base_path: &Path,
+            version: u64,
+            object_store: &dyn object_store::ObjectStore,
+            naming_scheme: ManifestNamingScheme,
+        ) -> lance::Result<bool> {
+            self.inner
+                .version_exists(base_path, version, object_store, naming_scheme)
+                .await
+        }
+
+        fn list_detached_manifest_locations<'a>(
+            &self,
+            base_path: &Path,
+            object_store: &'a ObjectStore,
+        ) -> futures::stream::BoxStream<'a, lance::Result<ManifestLocation>> {
+            self.inner
+                .list_detached_manifest_locations(base_path, object_store)
+        }
+
+        fn list_manifest_locations<'a>(
+            &self,
+            base_path: &Path,
+            object_store: &'a ObjectStore,
+            sorted_descending: bool,
+        ) -> futures::stream::BoxStream<'a, lance::Result<ManifestLocation>> {
+            self.inner
+                .list_manifest_locations(base_path, object_store, sorted_descending)
+        }
+
+        fn list_manifest_locations_since<'a>(
+            &self,
+            base_path: &Path,
+            object_store: &'a ObjectStore,
+            since_version: u64,
+        ) -> futures::stream::BoxStream<'a, lance::Result<ManifestLocation>> {
+            if since_version == self.head {
+                return futures::stream::empty().boxed();
+            }
+            self.inner
+                .list_manifest_locations_since(base_path, object_store, since_version)
+        }
+
+        async fn commit(
+            &self,
+            manifest: &mut Manifest,
+            indices: Option<Vec<IndexMetadata>>,
+            base_path: &Path,
+            object_store: &ObjectStore,
+            manifest_writer: ManifestWriter,
+            naming_scheme: ManifestNamingScheme,
+            transaction: Option<Transaction>,
+        ) -> Result<ManifestLocation, CommitError> {
+            self.inner
+                .commit(
+                    manifest,
+                    indices,
+                    base_path,
+                    object_store,
+                    manifest_writer,
+                    naming_scheme,
+                    transaction,
+                )
+                .await
+        }
+
+        fn supports_predecessor_condition(&self) -> bool {
+            self.inner.supports_predecessor_condition()
+        }
+
+        async fn forget_version(
+            &self,
+            base_path: &Path,
+            version: u64,
+            identity: &str,
+        ) -> lance::Result<()> {
+            self.inner
+                .forget_version(base_path, version, identity)
+                .await
+        }
+
+        async fn delete(&self, base_path: &Path) -> lance::Result<()> {
+            self.inner.delete(base_path).await
+        }
+    }
 
     #[derive(Debug)]
     pub(super) struct FencedCommit {
@@ -552,6 +762,63 @@ pub const MAX_SMALL_FRAGMENTS: usize = 10;
 /// `target_rows_per_fragment`), so the big fragments a bulk load writes are
 /// never rewritten by it.
 pub const SMALL_FRAGMENT_ROWS: usize = 10_000;
+
+/// Unindexed fragments a table may hold before the commit step extends
+/// its indexes ([`upkeep_due`]). Reads stay correct meanwhile: Lance
+/// searches the fragments an index does not cover with a scan
+/// (`Scanner`, "unindexed fragments"), which costs a request or two per
+/// such fragment, so this bounds that cost while sparing most small
+/// writes the index extension (a read of every segment of every index).
+pub const MAX_UNINDEXED_FRAGMENTS: usize = 4;
+
+/// Whether `ds` (a branch head just written) needs its [`upkeep`] now:
+/// more than [`MAX_SMALL_FRAGMENTS`] small fragments, an index of `specs`
+/// missing on a table with rows, or one whose unindexed fragments number
+/// more than [`MAX_UNINDEXED_FRAGMENTS`] or hold [`SMALL_FRAGMENT_ROWS`]
+/// rows or more (a load). Reads only the manifest's index section, which
+/// the shared [`session`] caches. Errors: Lance failing to read it.
+pub async fn upkeep_due(ds: &Dataset, specs: &[IndexSpec]) -> Result<bool, TableError> {
+    use lance::index::DatasetIndexInternalExt;
+    let frags = ds.get_fragments();
+    if frags.is_empty() {
+        return Ok(false);
+    }
+    let small = frags
+        .iter()
+        .filter(|f| {
+            f.metadata()
+                .physical_rows
+                .is_some_and(|r| r < SMALL_FRAGMENT_ROWS)
+        })
+        .count();
+    if small > MAX_SMALL_FRAGMENTS {
+        return Ok(true);
+    }
+    for spec in specs {
+        let unindexed = ds
+            .unindexed_fragments(&spec.name())
+            .await
+            .map_err(|e| terr(ds.uri(), e))?;
+        let rows: usize = unindexed.iter().filter_map(|f| f.physical_rows).sum();
+        if unindexed.len() == frags.len()
+            || unindexed.len() > MAX_UNINDEXED_FRAGMENTS
+            || rows >= SMALL_FRAGMENT_ROWS
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// [`upkeep`] when [`upkeep_due`] says so; otherwise `ds`'s version
+/// unchanged. What a write's commit step runs after its table commit.
+pub async fn upkeep_if_due(ds: Dataset, specs: &[IndexSpec]) -> Result<u64, TableError> {
+    if upkeep_due(&ds, specs).await? {
+        upkeep(ds, specs).await
+    } else {
+        Ok(ds.version().version)
+    }
+}
 
 /// The upkeep after a write on a table's branch head: compacts small
 /// fragments once there are more than [`MAX_SMALL_FRAGMENTS`] (Lance

@@ -86,11 +86,29 @@ fn the_suite_measures_every_figure_and_write_cost_stays_flat() {
     let reqs = |w: &Value| w["requests_per_write"].as_f64().expect("requests");
     assert!(reqs(&small) > 0.0, "the metering store saw the writes: {o}");
     // Before index segments were folded and small fragments compacted,
-    // each earlier commit added about 7 GETs to every write; a window of
-    // 10 writes spans whole fold and compaction cycles.
+    // each earlier commit added about 7 GETs to every write (some 400
+    // more at 60 commits). Upkeep now runs every few writes, so a window
+    // of 10 may or may not hold the costliest one: the typical write (the
+    // median) must not grow, and no write may cost more than a bound that
+    // does not depend on history.
+    let each = |w: &Value| {
+        let mut v: Vec<u64> = w["requests_each"]
+            .as_array()
+            .expect("requests_each")
+            .iter()
+            .filter_map(Value::as_u64)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let (s, l) = (each(&small), each(&large));
     assert!(
-        reqs(&large) <= reqs(&small) * 1.05,
-        "storage requests per warm write grew with history: {o}"
+        l[l.len() / 2] <= s[s.len() / 2] + 2,
+        "the typical warm write's storage requests grew with history: {o}"
+    );
+    assert!(
+        l.last().is_some_and(|&m| m <= 120),
+        "a warm write (with its upkeep) cost more than 120 requests: {o}"
     );
     assert!(o["writes_http"]["p50_ms"].as_f64().is_some(), "{o}");
     assert!(
