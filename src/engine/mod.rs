@@ -439,6 +439,9 @@ impl Graph {
             }
         }
         let created_root = !root.exists();
+        // A root made again where one was deleted reuses table URIs and
+        // version numbers: nothing cached about the old one may serve it.
+        table::forget_cached();
         let mut created: Vec<PathBuf> = Vec::new();
         let result = Self::init_inner(uri, &root, catalog, schema_source, &mut created).await;
         if result.is_err() {
@@ -1102,30 +1105,30 @@ impl Graph {
                 })
             })
         };
-        let report = self
-            .write_with_retry(|| {
-                let rows = rows.clone();
-                let catalog = catalog.clone();
-                let redo = redo.clone();
-                async move {
-                    Ok(
-                        match self
-                            .prepare_load(&catalog, &rows, mode, branch, from, actor)
-                            .await?
-                        {
-                            Prepared::Write(w) => Prepared::Write(w.with_redo(redo)),
-                            nothing => nothing,
-                        },
-                    )
-                }
-            })
-            .await?;
+        let report = self.write_prepared_by(redo).await?;
         tracing::debug!(
             rows = rows.row_count(),
             total_ms = started.elapsed().as_millis() as u64,
             "load done"
         );
         Ok(report)
+    }
+
+    /// Prepares the write with `redo` and commits it
+    /// ([`Graph::write_with_retry`]); the commit step runs `redo` again
+    /// when what the write read has moved since.
+    pub(crate) async fn write_prepared_by(&self, redo: Redo) -> Result<WriteReport, EngineError> {
+        self.write_with_retry(|| {
+            let redo = redo.clone();
+            let g = self.clone();
+            async move {
+                Ok(match (redo.0)(g).await? {
+                    Prepared::Write(w) => Prepared::Write(w.with_redo(redo)),
+                    nothing => nothing,
+                })
+            }
+        })
+        .await
     }
 
     /// Runs `prepare` then [`Graph::commit_prepared`]; a commit that finds

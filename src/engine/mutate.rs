@@ -264,18 +264,7 @@ impl Graph {
                 Box::pin(async move { g.prepare_mutation(&q, &params, &b, &a).await })
             })
         };
-        self.write_with_retry(|| {
-            let redo = redo.clone();
-            async move {
-                Ok(
-                    match self.prepare_mutation(q, params, branch, actor).await? {
-                        Prepared::Write(w) => Prepared::Write(w.with_redo(redo)),
-                        nothing => nothing,
-                    },
-                )
-            }
-        })
-        .await
+        self.write_prepared_by(redo).await
     }
 
     /// Evaluates a mutation against `branch`'s head and stages its table

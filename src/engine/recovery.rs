@@ -279,6 +279,17 @@ impl Graph {
         };
         match table::has_newer_version(&at).await {
             Ok(false) => super::stale(key, "it was published again meanwhile"),
+            // The commit step checks against the head this handle
+            // remembers; another process may have published the table since.
+            Ok(true)
+                if self.manifest().await.is_ok_and(|m| {
+                    m.branches
+                        .get(branch)
+                        .is_some_and(|bs| bs.tables.get(key) != Some(published))
+                }) =>
+            {
+                super::stale(key, "it was published again meanwhile")
+            }
             Ok(true) => {
                 let head = self
                     .lance_head(key, target)

@@ -61,39 +61,80 @@ pub const INDEX_CACHE_BYTES: usize = 512 * 1024 * 1024;
 /// cached ([`session`]).
 pub const METADATA_CACHE_BYTES: usize = 256 * 1024 * 1024;
 
-/// The Lance session every dataset this process opens or writes shares
+/// The Lance session the main-line datasets this process opens share
 /// (Lance `Session`): its caches hold index pages (keyed by index UUID),
 /// file metadata (keyed by data file path; data files are never rewritten
-/// in place) and manifests (keyed by version and e-tag), so a warm write's
-/// key lookup or a repeated read does not fetch again what an earlier one
-/// fetched. Sizes: [`INDEX_CACHE_BYTES`], [`METADATA_CACHE_BYTES`].
+/// in place), manifests (keyed by version and e-tag) and per-version state
+/// (transactions, row masks) keyed by dataset URI and version, so a warm
+/// write's key lookup or a repeated read does not fetch again what an
+/// earlier one fetched. Main-line version numbers of a table are never
+/// reused (heal restores by writing a new version), except when a graph
+/// root is created again ([`forget_cached`]); a Lance branch's are (a
+/// deleted graph branch's Lance branch is replaced by one of the same
+/// name), so datasets on branches get a session of their own
+/// ([`branch_builder`]). Sizes: [`INDEX_CACHE_BYTES`],
+/// [`METADATA_CACHE_BYTES`].
 pub fn session() -> Arc<lance::session::Session> {
-    static SESSION: std::sync::OnceLock<Arc<lance::session::Session>> = std::sync::OnceLock::new();
-    SESSION
-        .get_or_init(|| {
-            Arc::new(lance::session::Session::new(
-                INDEX_CACHE_BYTES,
-                METADATA_CACHE_BYTES,
-                Arc::default(),
-            ))
-        })
-        .clone()
+    let cell = shared_session();
+    if let Ok(s) = cell.read()
+        && let Some(s) = s.as_ref()
+    {
+        return s.clone();
+    }
+    let mut w = match cell.write() {
+        Ok(w) => w,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    w.get_or_insert_with(new_session).clone()
+}
+
+fn shared_session() -> &'static std::sync::RwLock<Option<Arc<lance::session::Session>>> {
+    static SESSION: std::sync::OnceLock<std::sync::RwLock<Option<Arc<lance::session::Session>>>> =
+        std::sync::OnceLock::new();
+    SESSION.get_or_init(Default::default)
+}
+
+fn new_session() -> Arc<lance::session::Session> {
+    Arc::new(lance::session::Session::new(
+        INDEX_CACHE_BYTES,
+        METADATA_CACHE_BYTES,
+        Arc::default(),
+    ))
+}
+
+/// Drops what this process caches about main-line tables (the shared
+/// [`session`] and the kept dataset handles): a graph root created again
+/// at the same place reuses table URIs and version numbers. `Graph::init`
+/// calls it. Handles already open keep the session they have.
+pub fn forget_cached() {
+    if let Ok(mut w) = shared_session().write() {
+        *w = None;
+    }
+    handles().clear();
 }
 
 fn params(mode: WriteMode) -> WriteParams {
     WriteParams {
         mode,
-        session: Some(session()),
         enable_stable_row_ids: true,
         store_params: super::metered::lance_store_params(),
         ..WriteParams::default()
     }
 }
 
-/// A dataset builder for `uri`, metered when storage counting is on
-/// ([`super::metered`]).
+/// A dataset builder for `uri` on the main line (the shared [`session`]),
+/// metered when storage counting is on ([`super::metered`]).
 fn builder(uri: &str) -> DatasetBuilder {
-    let b = DatasetBuilder::from_uri(uri).with_session(session());
+    metered(DatasetBuilder::from_uri(uri).with_session(session()))
+}
+
+/// A dataset builder for `uri` to open a Lance branch with: a session of
+/// its own (see [`session`]), metered when storage counting is on.
+fn branch_builder(uri: &str) -> DatasetBuilder {
+    metered(DatasetBuilder::from_uri(uri))
+}
+
+fn metered(b: DatasetBuilder) -> DatasetBuilder {
     match super::metered::lance_store_params() {
         Some(p) => b.with_store_params(p),
         None => b,
@@ -155,10 +196,9 @@ pub async fn open(at: &TableAt) -> Result<Dataset, TableError> {
     {
         return Ok(ds);
     }
-    let mut b = builder(&at.uri);
-    b = match &at.branch {
-        Some(br) => b.with_branch(br, Some(at.version)),
-        None => b.with_version(at.version),
+    let b = match &at.branch {
+        Some(br) => branch_builder(&at.uri).with_branch(br, Some(at.version)),
+        None => builder(&at.uri).with_version(at.version),
     };
     let ds = b.load().await.map_err(|e| terr(&at.uri, e))?;
     keep(&ds);
@@ -175,14 +215,19 @@ async fn open_at_head(at: &TableAt) -> Result<Dataset, TableError> {
     let inner = lance_table::io::commit::commit_handler_from_url(&at.uri, &None)
         .await
         .map_err(|e| terr(&at.uri, e))?;
-    let handler = Arc::new(fence::KnownHead {
+    let handler = Arc::new(fence::Fence {
         inner,
-        head: at.version,
+        expected: None,
+        head: Some(at.version),
+        head_used: Default::default(),
     });
-    let mut b = builder(&at.uri).with_commit_handler(handler);
-    b = match &at.branch {
-        Some(br) => b.with_branch(br, Some(at.version)),
-        None => b.with_version(at.version),
+    let b = match &at.branch {
+        Some(br) => branch_builder(&at.uri)
+            .with_commit_handler(handler)
+            .with_branch(br, Some(at.version)),
+        None => builder(&at.uri)
+            .with_commit_handler(handler)
+            .with_version(at.version),
     };
     b.load().await.map_err(|e| terr(&at.uri, e))
 }
@@ -202,7 +247,8 @@ pub async fn open_for_write(base: &TableAt, target: Option<&str>) -> Result<Data
             conflict: false,
         });
     };
-    let mut root = builder(&base.uri)
+    // The branch made from this handle inherits its session: its own.
+    let mut root = branch_builder(&base.uri)
         .load()
         .await
         .map_err(|e| terr(&base.uri, e))?;
@@ -368,7 +414,12 @@ pub async fn commit_staged(
     let inner = lance_table::io::commit::commit_handler_from_url(&uri, &None)
         .await
         .map_err(|e| terr(&uri, e))?;
-    let fence = Arc::new(fence::FencedCommit { inner, expected });
+    let fence = Arc::new(fence::Fence {
+        inner,
+        expected: Some(expected),
+        head: None,
+        head_used: Default::default(),
+    });
     let mut b = lance::dataset::CommitBuilder::new(ds)
         .with_commit_handler(fence)
         .with_max_retries(1)
@@ -416,19 +467,26 @@ mod fence {
     };
     use object_store::path::Path;
 
-    /// Delegates everything to `inner` except the listing of versions after
-    /// `head`, which it answers empty: the caller knows `head` is the newest
-    /// published version, and a commit after it is fenced
-    /// ([`FencedCommit`]), so a version someone else wrote meanwhile makes
-    /// that commit refuse instead of being missed.
+    /// Delegates to `inner` (Lance's handler for the URI) with two
+    /// changes, each optional: with `expected`, a commit lands only as that
+    /// version (the fence); with `head`, the first listing of versions
+    /// after `head` answers empty, because the caller knows `head` is the
+    /// newest published version and a version someone else wrote after it
+    /// makes the fenced commit refuse instead of being missed (this spares
+    /// a commit Lance's read of the version hint and its probes). Only the
+    /// first: Lance hands a dataset's handler on to the datasets a commit
+    /// or checkout derives from it, which may be kept and used later, when
+    /// `head` is no longer the newest.
     #[derive(Debug)]
-    pub(super) struct KnownHead {
+    pub(super) struct Fence {
         pub inner: Arc<dyn CommitHandler>,
-        pub head: u64,
+        pub expected: Option<u64>,
+        pub head: Option<u64>,
+        pub head_used: std::sync::atomic::AtomicBool,
     }
 
     #[async_trait::async_trait]
-    impl CommitHandler for KnownHead {
+    impl CommitHandler for Fence {
         fn is_version_not_found_definitive(&self) -> bool {
             self.inner.is_version_not_found_definitive()
         }
@@ -495,7 +553,11 @@ mod fence {
             object_store: &'a ObjectStore,
             since_version: u64,
         ) -> futures::stream::BoxStream<'a, lance::Result<ManifestLocation>> {
-            if since_version == self.head {
+            // Whatever it asks for, the first listing uses up the shortcut.
+            let first = !self
+                .head_used
+                .swap(true, std::sync::atomic::Ordering::SeqCst);
+            if first && self.head == Some(since_version) {
                 return futures::stream::empty().boxed();
             }
             self.inner
@@ -512,128 +574,7 @@ mod fence {
             naming_scheme: ManifestNamingScheme,
             transaction: Option<Transaction>,
         ) -> Result<ManifestLocation, CommitError> {
-            self.inner
-                .commit(
-                    manifest,
-                    indices,
-                    base_path,
-                    object_store,
-                    manifest_writer,
-                    naming_scheme,
-                    transaction,
-                )
-                .await
-        }
-
-        fn supports_predecessor_condition(&self) -> bool {
-            self.inner.supports_predecessor_condition()
-        }
-
-        async fn forget_version(
-            &self,
-            base_path: &Path,
-            version: u64,
-            identity: &str,
-        ) -> lance::Result<()> {
-            self.inner
-                .forget_version(base_path, version, identity)
-                .await
-        }
-
-        async fn delete(&self, base_path: &Path) -> lance::Result<()> {
-            self.inner.delete(base_path).await
-        }
-    }
-
-    #[derive(Debug)]
-    pub(super) struct FencedCommit {
-        pub inner: Arc<dyn CommitHandler>,
-        pub expected: u64,
-    }
-
-    #[async_trait::async_trait]
-    impl CommitHandler for FencedCommit {
-        fn is_version_not_found_definitive(&self) -> bool {
-            self.inner.is_version_not_found_definitive()
-        }
-
-        fn propagate_commit_error_after_success(&self) -> bool {
-            self.inner.propagate_commit_error_after_success()
-        }
-
-        async fn resolve_latest_location(
-            &self,
-            base_path: &Path,
-            object_store: &ObjectStore,
-        ) -> lance::Result<ManifestLocation> {
-            self.inner
-                .resolve_latest_location(base_path, object_store)
-                .await
-        }
-
-        async fn resolve_version_location(
-            &self,
-            base_path: &Path,
-            version: u64,
-            object_store: &dyn object_store::ObjectStore,
-        ) -> lance::Result<ManifestLocation> {
-            self.inner
-                .resolve_version_location(base_path, version, object_store)
-                .await
-        }
-
-        async fn version_exists(
-            &self,
-            base_path: &Path,
-            version: u64,
-            object_store: &dyn object_store::ObjectStore,
-            naming_scheme: ManifestNamingScheme,
-        ) -> lance::Result<bool> {
-            self.inner
-                .version_exists(base_path, version, object_store, naming_scheme)
-                .await
-        }
-
-        fn list_detached_manifest_locations<'a>(
-            &self,
-            base_path: &Path,
-            object_store: &'a ObjectStore,
-        ) -> futures::stream::BoxStream<'a, lance::Result<ManifestLocation>> {
-            self.inner
-                .list_detached_manifest_locations(base_path, object_store)
-        }
-
-        fn list_manifest_locations<'a>(
-            &self,
-            base_path: &Path,
-            object_store: &'a ObjectStore,
-            sorted_descending: bool,
-        ) -> futures::stream::BoxStream<'a, lance::Result<ManifestLocation>> {
-            self.inner
-                .list_manifest_locations(base_path, object_store, sorted_descending)
-        }
-
-        fn list_manifest_locations_since<'a>(
-            &self,
-            base_path: &Path,
-            object_store: &'a ObjectStore,
-            since_version: u64,
-        ) -> futures::stream::BoxStream<'a, lance::Result<ManifestLocation>> {
-            self.inner
-                .list_manifest_locations_since(base_path, object_store, since_version)
-        }
-
-        async fn commit(
-            &self,
-            manifest: &mut Manifest,
-            indices: Option<Vec<IndexMetadata>>,
-            base_path: &Path,
-            object_store: &ObjectStore,
-            manifest_writer: ManifestWriter,
-            naming_scheme: ManifestNamingScheme,
-            transaction: Option<Transaction>,
-        ) -> Result<ManifestLocation, CommitError> {
-            if manifest.version != self.expected {
+            if self.expected.is_some_and(|v| v != manifest.version) {
                 return Err(CommitError::CommitConflict);
             }
             self.inner
@@ -649,10 +590,10 @@ mod fence {
                 .await
         }
 
-        // No predecessor-conditioned commits: Lance then always calls
-        // `commit`, where the fence is.
+        // A fenced handler takes no predecessor-conditioned commits: Lance
+        // then always calls `commit`, where the fence is.
         fn supports_predecessor_condition(&self) -> bool {
-            false
+            self.expected.is_none() && self.inner.supports_predecessor_condition()
         }
 
         async fn forget_version(
@@ -763,61 +704,76 @@ pub const MAX_SMALL_FRAGMENTS: usize = 10;
 /// never rewritten by it.
 pub const SMALL_FRAGMENT_ROWS: usize = 10_000;
 
-/// Unindexed fragments a table may hold before the commit step extends
-/// its indexes ([`upkeep_due`]). Reads stay correct meanwhile: Lance
-/// searches the fragments an index does not cover with a scan
-/// (`Scanner`, "unindexed fragments"), which costs a request or two per
-/// such fragment, so this bounds that cost while sparing most small
-/// writes the index extension (a read of every segment of every index).
+/// Fragments a BTREE index may leave uncovered before the commit step
+/// extends it ([`upkeep_if_due`]). Lookups stay exact meanwhile: Lance
+/// answers an indexed filter from the index plus a scan of the fragments it
+/// does not cover (`Scanner`, "unindexed fragments"), a request or two per
+/// such fragment, so this bounds that cost while sparing most small writes
+/// the index extension. A full-text index is extended at every write that
+/// adds rows: Lance's flat search of uncovered fragments knows no
+/// fuzziness (`fuzzy` would miss their rows) and scores them with the
+/// index's statistics.
 pub const MAX_UNINDEXED_FRAGMENTS: usize = 4;
 
-/// Whether `ds` (a branch head just written) needs its [`upkeep`] now:
-/// more than [`MAX_SMALL_FRAGMENTS`] small fragments, an index of `specs`
-/// missing on a table with rows, or one whose unindexed fragments number
-/// more than [`MAX_UNINDEXED_FRAGMENTS`] or hold [`SMALL_FRAGMENT_ROWS`]
-/// rows or more (a load). Reads only the manifest's index section, which
-/// the shared [`session`] caches. Errors: Lance failing to read it.
-pub async fn upkeep_due(ds: &Dataset, specs: &[IndexSpec]) -> Result<bool, TableError> {
+/// The indexes of `specs` that `ds` (a branch head just written) must
+/// extend or build now: one missing on a table with rows, a full-text index
+/// not covering every fragment, or a BTREE index leaving more than
+/// [`MAX_UNINDEXED_FRAGMENTS`] fragments, or [`SMALL_FRAGMENT_ROWS`] rows or
+/// more (a load), uncovered. Reads only the manifest's index section,
+/// which the shared [`session`] caches. Errors: Lance failing to read it.
+pub async fn indexes_due(ds: &Dataset, specs: &[IndexSpec]) -> Result<Vec<IndexSpec>, TableError> {
     use lance::index::DatasetIndexInternalExt;
     let frags = ds.get_fragments();
+    let mut due = Vec::new();
     if frags.is_empty() {
-        return Ok(false);
-    }
-    let small = frags
-        .iter()
-        .filter(|f| {
-            f.metadata()
-                .physical_rows
-                .is_some_and(|r| r < SMALL_FRAGMENT_ROWS)
-        })
-        .count();
-    if small > MAX_SMALL_FRAGMENTS {
-        return Ok(true);
+        return Ok(due);
     }
     for spec in specs {
         let unindexed = ds
             .unindexed_fragments(&spec.name())
             .await
             .map_err(|e| terr(ds.uri(), e))?;
+        if unindexed.is_empty() {
+            continue;
+        }
         let rows: usize = unindexed.iter().filter_map(|f| f.physical_rows).sum();
-        if unindexed.len() == frags.len()
+        if matches!(spec, IndexSpec::FullText(_))
+            || unindexed.len() == frags.len()
             || unindexed.len() > MAX_UNINDEXED_FRAGMENTS
             || rows >= SMALL_FRAGMENT_ROWS
         {
-            return Ok(true);
+            due.push(spec.clone());
         }
     }
-    Ok(false)
+    Ok(due)
 }
 
-/// [`upkeep`] when [`upkeep_due`] says so; otherwise `ds`'s version
-/// unchanged. What a write's commit step runs after its table commit.
+/// Small fragments (fewer than [`SMALL_FRAGMENT_ROWS`] rows) of `ds`.
+fn small_fragments(ds: &Dataset) -> usize {
+    ds.get_fragments()
+        .iter()
+        .filter(|f| {
+            f.metadata()
+                .physical_rows
+                .is_some_and(|r| r < SMALL_FRAGMENT_ROWS)
+        })
+        .count()
+}
+
+/// The upkeep a write's commit step runs after its table commit, when due:
+/// with more than [`MAX_SMALL_FRAGMENTS`] small fragments the whole
+/// [`upkeep`] (compaction, then every index); otherwise only the indexes
+/// [`indexes_due`] names ([`ensure_indexes`]); otherwise nothing, and
+/// `ds`'s version comes back unchanged.
 pub async fn upkeep_if_due(ds: Dataset, specs: &[IndexSpec]) -> Result<u64, TableError> {
-    if upkeep_due(&ds, specs).await? {
-        upkeep(ds, specs).await
-    } else {
-        Ok(ds.version().version)
+    if small_fragments(&ds) > MAX_SMALL_FRAGMENTS {
+        return upkeep(ds, specs).await;
     }
+    let due = indexes_due(&ds, specs).await?;
+    if due.is_empty() {
+        return Ok(ds.version().version);
+    }
+    ensure_indexes(ds, &due).await
 }
 
 /// The upkeep after a write on a table's branch head: compacts small
@@ -827,16 +783,7 @@ pub async fn upkeep_if_due(ds: Dataset, specs: &[IndexSpec]) -> Result<u64, Tabl
 /// warm write's storage requests the same whatever the history
 /// (`scripts/bench` measures it).
 pub async fn upkeep(mut ds: Dataset, specs: &[IndexSpec]) -> Result<u64, TableError> {
-    let small = ds
-        .get_fragments()
-        .iter()
-        .filter(|f| {
-            f.metadata()
-                .physical_rows
-                .is_some_and(|r| r < SMALL_FRAGMENT_ROWS)
-        })
-        .count();
-    if small > MAX_SMALL_FRAGMENTS {
+    if small_fragments(&ds) > MAX_SMALL_FRAGMENTS {
         let uri = ds.uri().to_string();
         let options = lance::dataset::optimize::CompactionOptions {
             target_rows_per_fragment: SMALL_FRAGMENT_ROWS,
@@ -1013,10 +960,9 @@ pub async fn full_text(
 /// branch head is ahead of `at`".
 pub async fn has_newer_version(at: &TableAt) -> Result<bool, TableError> {
     let next = at.version + 1;
-    let b = builder(&at.uri);
     let b = match &at.branch {
-        Some(br) => b.with_branch(br, Some(next)),
-        None => b.with_version(next),
+        Some(br) => branch_builder(&at.uri).with_branch(br, Some(next)),
+        None => builder(&at.uri).with_version(next),
     };
     match b.load().await {
         Ok(_) => Ok(true),
@@ -1040,7 +986,7 @@ pub async fn head_version(uri: &str, branch: Option<&str>) -> Result<Option<u64>
     if !branches.contains_key(br) {
         return Ok(None);
     }
-    let ds = builder(uri)
+    let ds = branch_builder(uri)
         .with_branch(br, None)
         .load()
         .await

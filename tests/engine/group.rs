@@ -3,7 +3,9 @@
 //! members conflict, and concurrent writers on one handle whose reads move
 //! under them (prepared again in the commit step).
 
-use omnigraph::engine::{Graph, Prepared, PreparedWrite, ReadAt};
+use omnigraph::engine::{Graph, PreparedWrite, ReadAt};
+
+use super::support::runtime;
 use omnigraph::query::compile_queries;
 use serde_json::json;
 
@@ -16,25 +18,8 @@ query item($k: String) { match { $a: Item { key: $k } } return { $a.n } }
 query count_links() { match { $a: Item  $a link $b } return { count($b) as n } }
 ";
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("rt")
-}
-
 async fn prepare(g: &Graph, name: &str, params: serde_json::Value, actor: &str) -> PreparedWrite {
-    let compiled = compile_queries(&g.catalog(), QUERIES);
-    let q = compiled.query(name).expect("query");
-    match g
-        .prepare_mutation(q, &params, "main", actor)
-        .await
-        .expect("prepare")
-    {
-        Prepared::Write(w) => w,
-        Prepared::Nothing(r) => panic!("nothing to write: {}", r.message),
-    }
+    super::support::prepare(g, QUERIES, name, params, actor).await
 }
 
 async fn count(g: &Graph, name: &str, at: &ReadAt) -> i64 {

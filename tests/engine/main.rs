@@ -13,3 +13,4 @@ mod oracle;
 mod queries;
 mod schema_apply;
 mod support;
+mod warm;

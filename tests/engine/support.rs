@@ -173,3 +173,33 @@ pub fn cli_small_graph(dir: &Path) -> String {
     );
     uri
 }
+
+/// A two-worker runtime for tests that drive the engine with `block_on`.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("rt")
+}
+
+/// Prepares mutation `name` of `queries` on main as `actor`; panics when
+/// it fails or has nothing to write.
+pub async fn prepare(
+    g: &Graph,
+    queries: &str,
+    name: &str,
+    params: serde_json::Value,
+    actor: &str,
+) -> omnigraph::engine::PreparedWrite {
+    let compiled = omnigraph::query::compile_queries(&g.catalog(), queries);
+    let q = compiled.query(name).expect("query");
+    match g
+        .prepare_mutation(q, &params, "main", actor)
+        .await
+        .expect("prepare")
+    {
+        omnigraph::engine::Prepared::Write(w) => w,
+        omnigraph::engine::Prepared::Nothing(r) => panic!("nothing to write: {}", r.message),
+    }
+}
