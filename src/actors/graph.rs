@@ -18,6 +18,10 @@
 //!   queued while the previous turn ran (heal when due, then per write:
 //!   sidecar, fenced table commits, manifest publish; each write keeps its
 //!   own commit and reply).
+//! - Upkeep (index extension and folding, compaction) is not part of a
+//!   commit turn: the actor runs one step at a time between turns
+//!   ([`Graph::upkeep_once`]), yielding to queued commits for at most
+//!   [`UPKEEP_MAX_YIELD`]; only the step's short commit takes a turn.
 //! - A task that panics is reported to the supervisor as a crash; the
 //!   supervisor restarts the actor with backoff.
 
@@ -160,7 +164,23 @@ pub struct GraphActor {
     committing: bool,
     /// The handle commit turns use (commits here, not through the actor).
     committer: Arc<Graph>,
+    /// An upkeep step ([`Graph::upkeep_once`]) is running.
+    upkeeping: bool,
+    /// Since when upkeep has waited for a quiet moment.
+    upkeep_waiting_since: Option<Instant>,
 }
+
+/// How long upkeep yields to queued commits before it runs anyway: under a
+/// steady stream of writes it still keeps up, one step at a time.
+pub const UPKEEP_MAX_YIELD: std::time::Duration = std::time::Duration::from_millis(500);
+/// The pause between two upkeep steps, and before looking again when
+/// upkeep yields to queued commits.
+pub const UPKEEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Sent when an upkeep step ends.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct UpkeepStepDone;
 
 impl GraphActor {
     pub fn new(
@@ -186,7 +206,42 @@ impl GraphActor {
             ),
             commits: VecDeque::new(),
             committing: false,
+            upkeeping: false,
+            upkeep_waiting_since: None,
         }
+    }
+
+    /// Starts one upkeep step when one is wanted and none runs. It yields
+    /// to queued commits (looks again after [`UPKEEP_PAUSE`]) for at most
+    /// [`UPKEEP_MAX_YIELD`]; its dear part runs outside the commit turn,
+    /// and only its short commit takes a turn.
+    fn run_upkeep(&mut self, ctx: &mut Context<Self>) {
+        if self.upkeeping || self.committer.upkeep_pending() == 0 {
+            self.upkeep_waiting_since = None;
+            return;
+        }
+        if self.committing || !self.commits.is_empty() {
+            let since = *self.upkeep_waiting_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < UPKEEP_MAX_YIELD {
+                ctx.run_later(UPKEEP_PAUSE, |act, ctx| act.run_upkeep(ctx));
+                return;
+            }
+        }
+        self.upkeep_waiting_since = None;
+        self.upkeeping = true;
+        let graph = self.committer.clone();
+        let me = ctx.address();
+        let crash = self.crash_reporter();
+        let id = self.id.clone();
+        let rt = self.rt.clone();
+        self.rt.spawn(async move {
+            match rt.spawn(async move { graph.upkeep_once().await }).await {
+                Ok(Ok(done)) => tracing::debug!(graph = %id, ?done, "upkeep step"),
+                Ok(Err(e)) => tracing::warn!(graph = %id, error = %e, "upkeep step failed"),
+                Err(e) => crash(join_error(e)).await,
+            }
+            me.do_send(UpkeepStepDone);
+        });
     }
 
     /// Starts every queued write that can start now ([`FairQueues::start`]).
@@ -254,7 +309,7 @@ impl Actor for GraphActor {
         // Big writes (loads up to 32 MiB) queue here; keep the mailbox deep.
         ctx.set_mailbox_capacity(4096);
         // The graph's prepared writes come back here for their commit step.
-        let base = self.graph.committing_here();
+        let base = self.graph.committing_here().with_background_upkeep();
         self.committer = Arc::new(base.clone());
         self.graph = Arc::new(base.with_commit_path(Arc::new(ToActor(ctx.address().downgrade()))));
         tracing::info!(graph = %self.id, generation = self.generation, "graph actor started");
@@ -359,6 +414,16 @@ impl Handler<TurnDone> for GraphActor {
     fn handle(&mut self, _: TurnDone, ctx: &mut Context<Self>) {
         self.committing = false;
         self.run_commits(ctx);
+        self.run_upkeep(ctx);
+    }
+}
+
+impl Handler<UpkeepStepDone> for GraphActor {
+    type Result = ();
+
+    fn handle(&mut self, _: UpkeepStepDone, ctx: &mut Context<Self>) {
+        self.upkeeping = false;
+        ctx.run_later(UPKEEP_PAUSE, |act, ctx| act.run_upkeep(ctx));
     }
 }
 

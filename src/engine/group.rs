@@ -86,7 +86,8 @@ impl Graph {
             for (i, w) in writes.iter().enumerate() {
                 let mut fits = w.branch == branch
                     && w.reads.iter().all(|k| {
-                        !written.contains_key(k) && bs.tables.get(k) == w.view.tables.get(k)
+                        !written.contains_key(k)
+                            && TableRef::same_rows(bs.tables.get(k), w.view.tables.get(k))
                     })
                     && w.writes.iter().all(|(k, tw)| {
                         tw.change_op().is_some()
@@ -313,6 +314,10 @@ impl Graph {
             // Upkeep once per table, after its last change.
             let mut finals: BTreeMap<TableKey, u64> = BTreeMap::new();
             for (key, (v, ds)) in heads {
+                if self.upkeep_after(branch, &key) {
+                    finals.insert(key, v);
+                    continue;
+                }
                 let ds = Arc::try_unwrap(ds).unwrap_or_else(|a| (*a).clone());
                 let done = match table::upkeep_if_due(ds, &self.index_specs(&key)).await {
                     Ok(u) => u,
@@ -355,6 +360,7 @@ impl Graph {
                                 TableRef {
                                     version: v,
                                     lance_branch: target.clone(),
+                                    rows_of: None,
                                 },
                             )
                         })
@@ -394,7 +400,7 @@ impl Graph {
                         .get(branch)
                         .ok_or_else(|| Self::unknown_branch(cur, branch))?;
                     for (k, want) in &expect {
-                        if now.tables.get(k) != want.as_ref() {
+                        if !TableRef::same_rows(now.tables.get(k), want.as_ref()) {
                             return Err(stale(k, "another write published it first"));
                         }
                     }

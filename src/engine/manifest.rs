@@ -36,6 +36,32 @@ pub struct TableRef {
     /// The Lance branch holding that version; `None` is the dataset's main line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lance_branch: Option<String>,
+    /// Set on a version upkeep made (compaction, index segments: no row
+    /// changed): the version whose rows it holds (docs/architecture.md,
+    /// "Upkeep"). `None`: the version's own rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_of: Option<u64>,
+}
+
+impl TableRef {
+    /// The version whose rows this one holds: itself, or the version an
+    /// upkeep rewrote.
+    pub fn rows_version(&self) -> u64 {
+        self.rows_of.unwrap_or(self.version)
+    }
+
+    /// Whether `a` and `b` hold the same rows: the same Lance branch and
+    /// rows version, or both absent. What a write read is still what is
+    /// there when only upkeep moved the table since.
+    pub fn same_rows(a: Option<&TableRef>, b: Option<&TableRef>) -> bool {
+        match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a.lance_branch == b.lance_branch && a.rows_version() == b.rows_version()
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A graph branch's state in one manifest version.

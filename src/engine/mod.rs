@@ -23,6 +23,7 @@ pub mod merge;
 pub mod mutate;
 pub mod recovery;
 pub mod schema_apply;
+pub mod upkeep;
 pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -363,6 +364,13 @@ pub struct Graph {
     /// write, a lost fence, a refused publish). Other processes' crashed
     /// writes are met that way: their unpublished version holds the fence.
     heal_due: Arc<std::sync::atomic::AtomicBool>,
+    /// Commits through this handle leave index upkeep and compaction to
+    /// [`Graph::upkeep_once`] (the GraphActor runs it between commits)
+    /// instead of running it in the commit step.
+    upkeep_background: bool,
+    /// The (branch, table) pairs written since their last upkeep, shared
+    /// by clones ([`Graph::upkeep_once`]).
+    upkeep_wanted: upkeep::Wanted,
 }
 
 /// Where a handle's prepared writes go for their commit step. The
@@ -495,6 +503,8 @@ impl Graph {
             commit_lock: commit_lock_for(root),
             commit_path: None,
             heal_due: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            upkeep_background: false,
+            upkeep_wanted: Default::default(),
         };
         let mut tables = BTreeMap::new();
         for key in graph.table_keys() {
@@ -505,6 +515,7 @@ impl Graph {
                 TableRef {
                     version,
                     lance_branch: None,
+                    rows_of: None,
                 },
             );
         }
@@ -572,6 +583,8 @@ impl Graph {
             gate: None,
             commit_path: None,
             heal_due: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            upkeep_background: false,
+            upkeep_wanted: Default::default(),
         };
         // Loads the schema the newest manifest names, if it was changed.
         g.manifest().await?;
@@ -1334,7 +1347,7 @@ impl Graph {
                 Some(bs) => w
                     .reads
                     .iter()
-                    .any(|k| bs.tables.get(k) != w.view.tables.get(k)),
+                    .any(|k| !TableRef::same_rows(bs.tables.get(k), w.view.tables.get(k))),
                 None => false,
             };
             if moved {
@@ -1443,7 +1456,7 @@ impl Graph {
             .get(branch)
             .ok_or_else(|| Self::unknown_branch(&m, branch))?;
         for key in reads {
-            if bs.tables.get(key) != view.tables.get(key) {
+            if !TableRef::same_rows(bs.tables.get(key), view.tables.get(key)) {
                 return Err(stale(key, "it was read at an older version"));
             }
         }
@@ -1507,7 +1520,10 @@ impl Graph {
                     branch: target.clone(),
                     version,
                 };
-                let version = match table::open(&written).await {
+                let version = if self.upkeep_after(branch, &key) {
+                    version
+                } else {
+                    match table::open(&written).await {
                     Ok(ds) => match table::upkeep_if_due(ds, &self.index_specs(&key)).await {
                         Ok(v) => v,
                         Err(e) => {
@@ -1516,6 +1532,7 @@ impl Graph {
                         }
                     },
                     Err(_) => version,
+                    }
                 };
                 {
                     let mut sc = shared.lock().await;
@@ -1529,6 +1546,7 @@ impl Graph {
                     TableRef {
                         version,
                         lance_branch: target.clone(),
+                        rows_of: None,
                     },
                 );
             }
@@ -1775,7 +1793,7 @@ impl Graph {
                     }
                     if let (Some(expect), Some(now)) = (expect, cur.branches.get(&branch_s)) {
                         for (k, want) in expect {
-                            if now.tables.get(k) != want.as_ref() {
+                            if !TableRef::same_rows(now.tables.get(k), want.as_ref()) {
                                 return Err(stale(k, "another write published it first"));
                             }
                         }

@@ -424,6 +424,7 @@ impl Graph {
                             TableRef {
                                 version: v,
                                 lance_branch: sc.lance_branch.clone(),
+                                rows_of: None,
                             },
                         )
                     })
@@ -499,6 +500,7 @@ impl Graph {
                     TableRef {
                         version: v,
                         lance_branch: t.base.lance_branch.clone(),
+                        rows_of: None,
                     },
                 );
             }
@@ -625,6 +627,7 @@ impl Graph {
                     TableRef {
                         version: d.head,
                         lance_branch,
+                        rows_of: None,
                     },
                 );
             }

@@ -374,6 +374,7 @@ impl Graph {
                         TableRef {
                             version,
                             lance_branch: None,
+                            rows_of: None,
                         },
                     );
                     report.created.push(key.clone());
@@ -396,6 +397,7 @@ impl Graph {
                         TableRef {
                             version,
                             lance_branch: None,
+                            rows_of: None,
                         },
                     );
                     switch.drop.push(ok.clone());

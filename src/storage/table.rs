@@ -416,7 +416,7 @@ pub async fn commit_staged(
         .map_err(|e| terr(&uri, e))?;
     let fence = Arc::new(fence::Fence {
         inner,
-        expected: Some(expected),
+        expected: Some(std::sync::atomic::AtomicU64::new(expected)),
         head: None,
         head_used: Default::default(),
     });
@@ -469,7 +469,8 @@ mod fence {
 
     /// Delegates to `inner` (Lance's handler for the URI) with two
     /// changes, each optional: with `expected`, a commit lands only as that
-    /// version (the fence); with `head`, the first listing of versions
+    /// version (the fence), and a further commit through the same handler
+    /// only as the version after its own last one; with `head`, the first listing of versions
     /// after `head` answers empty, because the caller knows `head` is the
     /// newest published version and a version someone else wrote after it
     /// makes the fenced commit refuse instead of being missed (this spares
@@ -480,7 +481,7 @@ mod fence {
     #[derive(Debug)]
     pub(super) struct Fence {
         pub inner: Arc<dyn CommitHandler>,
-        pub expected: Option<u64>,
+        pub expected: Option<std::sync::atomic::AtomicU64>,
         pub head: Option<u64>,
         pub head_used: std::sync::atomic::AtomicBool,
     }
@@ -574,10 +575,13 @@ mod fence {
             naming_scheme: ManifestNamingScheme,
             transaction: Option<Transaction>,
         ) -> Result<ManifestLocation, CommitError> {
-            if self.expected.is_some_and(|v| v != manifest.version) {
+            use std::sync::atomic::Ordering::SeqCst;
+            let want = self.expected.as_ref().map(|e| e.load(SeqCst));
+            if want.is_some_and(|v| v != manifest.version) {
                 return Err(CommitError::CommitConflict);
             }
-            self.inner
+            let r = self
+                .inner
                 .commit(
                     manifest,
                     indices,
@@ -587,7 +591,16 @@ mod fence {
                     naming_scheme,
                     transaction,
                 )
-                .await
+                .await;
+            // The fence moves with its own commits: an operation that
+            // commits twice (a compaction reserves its fragment ids first)
+            // lands both, in order, and nothing of anyone else's between.
+            if r.is_ok()
+                && let (Some(e), Some(v)) = (&self.expected, want)
+            {
+                e.store(v + 1, SeqCst);
+            }
+            r
         }
 
         // A fenced handler takes no predecessor-conditioned commits: Lance
@@ -709,15 +722,15 @@ pub const SMALL_FRAGMENT_ROWS: usize = 10_000;
 /// answers an indexed filter from the index plus a scan of the fragments it
 /// does not cover (`Scanner`, "unindexed fragments"), a request or two per
 /// such fragment, so this bounds that cost while sparing most small writes
-/// the index extension. A full-text index is extended at every write that
-/// adds rows: Lance's flat search of uncovered fragments knows no
-/// fuzziness (`fuzzy` would miss their rows) and scores them with the
-/// index's statistics.
+/// the index extension. The same holds for a full-text index: Lance
+/// searches uncovered fragments flat, scoring them with the index's
+/// statistics; its flat search knows no fuzziness, which [`full_text`]
+/// completes for `fuzzy` itself.
 pub const MAX_UNINDEXED_FRAGMENTS: usize = 4;
 
 /// The indexes of `specs` that `ds` (a branch head just written) must
-/// extend or build now: one missing on a table with rows, a full-text index
-/// not covering every fragment, or a BTREE index leaving more than
+/// extend or build now: one missing on a table with rows, or one leaving
+/// more than
 /// [`MAX_UNINDEXED_FRAGMENTS`] fragments, or [`SMALL_FRAGMENT_ROWS`] rows or
 /// more (a load), uncovered. Reads only the manifest's index section,
 /// which the shared [`session`] caches. Errors: Lance failing to read it.
@@ -737,8 +750,7 @@ pub async fn indexes_due(ds: &Dataset, specs: &[IndexSpec]) -> Result<Vec<IndexS
             continue;
         }
         let rows: usize = unindexed.iter().filter_map(|f| f.physical_rows).sum();
-        if matches!(spec, IndexSpec::FullText(_))
-            || unindexed.len() == frags.len()
+        if unindexed.len() == frags.len()
             || unindexed.len() > MAX_UNINDEXED_FRAGMENTS
             || rows >= SMALL_FRAGMENT_ROWS
         {
@@ -746,6 +758,12 @@ pub async fn indexes_due(ds: &Dataset, specs: &[IndexSpec]) -> Result<Vec<IndexS
         }
     }
     Ok(due)
+}
+
+/// Whether `ds` holds more than [`MAX_SMALL_FRAGMENTS`] small fragments,
+/// which upkeep compacts.
+pub fn compaction_due(ds: &Dataset) -> bool {
+    small_fragments(ds) > MAX_SMALL_FRAGMENTS
 }
 
 /// Small fragments (fewer than [`SMALL_FRAGMENT_ROWS`] rows) of `ds`.
@@ -794,6 +812,189 @@ pub async fn upkeep(mut ds: Dataset, specs: &[IndexSpec]) -> Result<u64, TableEr
             .map_err(|e| terr(&uri, e))?;
     }
     ensure_indexes(ds, specs).await
+}
+
+/// Index upkeep or compaction made ready outside the commit step
+/// ([`prepare_upkeep`]): the new files are written, nothing is committed;
+/// [`commit_upkeep`] commits it in one Lance transaction, which Lance
+/// rebases over the writes committed since the plan (an append commutes
+/// with both; a delete or update of a rewritten fragment refuses the
+/// compaction, which is planned again later). The GraphActor runs these
+/// between commits (docs/architecture.md, "Upkeep").
+pub enum PreparedUpkeep {
+    /// More than [`MAX_SMALL_FRAGMENTS`] small fragments rewritten into
+    /// fewer (Lance `plan_compaction`, `CompactionTask::execute`).
+    Compaction {
+        results: Vec<lance::dataset::optimize::RewriteResult>,
+        options: lance::dataset::optimize::CompactionOptions,
+    },
+    /// Segments of the due indexes built over uncovered fragments, or a
+    /// fold of an index's deltas (Lance `plan_optimize_indices`, its tasks
+    /// and merges), all planned at one version.
+    Indexes {
+        results: Vec<lance::index::optimize::IndexSegmentResult>,
+        names: Vec<String>,
+    },
+    /// An index is missing altogether (a table's first rows): built whole
+    /// at commit ([`ensure_indexes`]); rare.
+    Build(Vec<IndexSpec>),
+}
+
+impl PreparedUpkeep {
+    /// What it does, for logs and the sidecar: `compaction` or `indexes a, b`.
+    pub fn describe(&self) -> String {
+        match self {
+            PreparedUpkeep::Compaction { .. } => "compaction".to_string(),
+            PreparedUpkeep::Indexes { names, .. } => {
+                format!("index upkeep of {}", names.join(", "))
+            }
+            PreparedUpkeep::Build(specs) => format!(
+                "index build of {}",
+                specs
+                    .iter()
+                    .map(IndexSpec::name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// The upkeep `ds` is due for, done as far as it can be without
+/// committing: compaction first when more than [`MAX_SMALL_FRAGMENTS`]
+/// small fragments (its indexes follow in the next round), else every
+/// index [`indexes_due`] names, each extended by a delta segment or, at
+/// [`MAX_INDEX_SEGMENTS`] segments, folded. `None` when nothing is due.
+/// Errors: Lance failing to read `ds` or write the new files.
+pub async fn prepare_upkeep(
+    ds: &Dataset,
+    specs: &[IndexSpec],
+) -> Result<Option<PreparedUpkeep>, TableError> {
+    use lance::index::DatasetIndexExt;
+    use lance_index::optimize::OptimizeOptions;
+    let uri = ds.uri().to_string();
+    if small_fragments(ds) > MAX_SMALL_FRAGMENTS {
+        let options = lance::dataset::optimize::CompactionOptions {
+            target_rows_per_fragment: SMALL_FRAGMENT_ROWS,
+            ..Default::default()
+        };
+        let plan = lance::dataset::optimize::plan_compaction(ds, &options)
+            .await
+            .map_err(|e| terr(&uri, e))?;
+        let mut results = Vec::new();
+        for task in plan.compaction_tasks() {
+            results.push(task.execute(ds).await.map_err(|e| terr(&uri, e))?);
+        }
+        if !results.is_empty() {
+            return Ok(Some(PreparedUpkeep::Compaction { results, options }));
+        }
+    }
+    let due = indexes_due(ds, specs).await?;
+    if due.is_empty() {
+        return Ok(None);
+    }
+    let existing: Vec<String> = ds
+        .load_indices()
+        .await
+        .map_err(|e| terr(&uri, e))?
+        .iter()
+        .map(|i| i.name.clone())
+        .collect();
+    let missing: Vec<IndexSpec> = due
+        .iter()
+        .filter(|s| !existing.contains(&s.name()))
+        .cloned()
+        .collect();
+    if let Some(first) = missing.into_iter().next() {
+        // One per round: its build is one commit, which the fence allows.
+        return Ok(Some(PreparedUpkeep::Build(vec![first])));
+    }
+    let mut results = Vec::new();
+    let mut names = Vec::new();
+    for spec in &due {
+        let name = spec.name();
+        let segments = existing.iter().filter(|n| **n == name).count();
+        let options = if segments >= MAX_INDEX_SEGMENTS {
+            OptimizeOptions::merge(segments - 1)
+        } else {
+            OptimizeOptions::append()
+        }
+        .index_names(vec![name.clone()]);
+        let plan = lance::index::optimize::plan_optimize_indices(ds, &options)
+            .await
+            .map_err(|e| terr(&uri, e))?;
+        let mut built = Vec::new();
+        for task in &plan.tasks {
+            built.extend(task.execute(ds).await.map_err(|e| terr(&uri, e))?);
+        }
+        for merge in &plan.merges {
+            results.extend(merge.execute(ds, &built).await.map_err(|e| terr(&uri, e))?);
+        }
+        names.push(name);
+    }
+    if results.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(PreparedUpkeep::Indexes { results, names }))
+}
+
+/// Commits `upkeep` (made ready by [`prepare_upkeep`] at an older or the
+/// same version) on `at`, the table's published head, as exactly the next
+/// version (the fence, as [`commit_staged`]). Returns the new version.
+/// Errors: the fence lost (another writer committed there), or Lance
+/// refusing the rebase (`conflict` set: a write deleted or updated what a
+/// compaction rewrote), or storage.
+pub async fn commit_upkeep(
+    at: &TableAt,
+    upkeep: PreparedUpkeep,
+    specs: &[IndexSpec],
+) -> Result<u64, TableError> {
+    let inner = lance_table::io::commit::commit_handler_from_url(&at.uri, &None)
+        .await
+        .map_err(|e| terr(&at.uri, e))?;
+    let handler = Arc::new(fence::Fence {
+        inner,
+        expected: Some(std::sync::atomic::AtomicU64::new(at.version + 1)),
+        head: Some(at.version),
+        head_used: Default::default(),
+    });
+    let b = match &at.branch {
+        Some(br) => branch_builder(&at.uri)
+            .with_commit_handler(handler)
+            .with_branch(br, Some(at.version)),
+        None => builder(&at.uri)
+            .with_commit_handler(handler)
+            .with_version(at.version),
+    };
+    let mut ds = b.load().await.map_err(|e| terr(&at.uri, e))?;
+    match upkeep {
+        PreparedUpkeep::Compaction { results, options } => {
+            lance::dataset::optimize::commit_compaction(
+                &mut ds,
+                results,
+                Arc::new(lance::dataset::index::DatasetIndexRemapperOptions::default()),
+                &options,
+            )
+            .await
+            .map_err(|e| terr(&at.uri, e))?;
+        }
+        PreparedUpkeep::Indexes { results, names } => {
+            let options = lance_index::optimize::OptimizeOptions::append().index_names(names);
+            lance::index::optimize::commit_optimize_indices(&mut ds, results, &options)
+                .await
+                .map_err(|e| terr(&at.uri, e))?;
+        }
+        PreparedUpkeep::Build(missing) => {
+            let wanted: Vec<IndexSpec> = specs
+                .iter()
+                .filter(|s| missing.iter().any(|m| m.name() == s.name()))
+                .cloned()
+                .collect();
+            return ensure_indexes(ds, &wanted).await;
+        }
+    }
+    keep(&ds);
+    Ok(ds.version().version)
 }
 
 /// The most segments one index may have before the next write folds its
@@ -908,7 +1109,6 @@ pub async fn full_text(
     query: &str,
     mode: TextMode,
 ) -> Result<Vec<(String, f32)>, TableError> {
-    use arrow_array::{Array, Float32Array, StringArray};
     use lance_index::scalar::FullTextSearchQuery;
     use lance_index::scalar::inverted::query::{MatchQuery, Operator};
     let uri = ds.uri().to_string();
@@ -929,6 +1129,16 @@ pub async fn full_text(
     sc.project(&["id"]).map_err(|e| terr(&uri, e))?;
     let stream = sc.try_into_stream().await.map_err(|e| terr(&uri, e))?;
     let batches: Vec<RecordBatch> = stream.map_err(|e| terr(&uri, e)).try_collect().await?;
+    let mut out = scored_ids(&uri, batches)?;
+    if let TextMode::Fuzzy(k) = mode {
+        fuzzy_unindexed(ds, column, query, k, &mut out).await?;
+    }
+    Ok(out)
+}
+
+/// The `(id, _score)` pairs of a full-text search's batches.
+fn scored_ids(uri: &str, batches: Vec<RecordBatch>) -> Result<Vec<(String, f32)>, TableError> {
+    use arrow_array::{Array, Float32Array, StringArray};
     let mut out = Vec::new();
     for b in batches {
         let ids = b
@@ -939,7 +1149,7 @@ pub async fn full_text(
             .and_then(|c| c.as_any().downcast_ref::<Float32Array>());
         let (Some(ids), Some(scores)) = (ids, scores) else {
             return Err(TableError {
-                uri,
+                uri: uri.to_string(),
                 message: "full-text search returned no id/_score columns".into(),
                 conflict: false,
             });
@@ -951,6 +1161,109 @@ pub async fn full_text(
         }
     }
     Ok(out)
+}
+
+/// The tokens of `text` as every full-text index here splits them
+/// ([`fts_params`]: runs of alphanumeric characters, lowercased).
+pub fn fts_tokens(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|t| !t.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// Completes a `fuzzy` search over the fragments the full-text index does
+/// not cover yet (index upkeep is deferred, [`indexes_due`]): Lance expands
+/// a fuzzy term against the index's vocabulary only and searches uncovered
+/// fragments for the exact terms. This reads those fragments' `column`,
+/// finds their terms within `k` edits (Levenshtein, as Lance's automaton)
+/// of a query term but not equal to one, searches them exactly and adds
+/// each uncovered row's scores to what `out` already holds for it, so a
+/// row scores the sum over its matching terms, as an index covering it
+/// would give. Nothing is read when the index covers every fragment.
+async fn fuzzy_unindexed(
+    ds: &Dataset,
+    column: &str,
+    query: &str,
+    k: u32,
+    out: &mut Vec<(String, f32)>,
+) -> Result<(), TableError> {
+    use arrow_array::{Array, StringArray};
+    use lance::index::DatasetIndexInternalExt;
+    use lance_index::scalar::FullTextSearchQuery;
+    use lance_index::scalar::inverted::query::{MatchQuery, Operator};
+    let uri = ds.uri().to_string();
+    let unindexed = ds
+        .unindexed_fragments(&IndexSpec::FullText(column.to_string()).name())
+        .await
+        .map_err(|e| terr(&uri, e))?;
+    if unindexed.is_empty() {
+        return Ok(());
+    }
+    let wanted: Vec<String> = fts_tokens(query).collect();
+    let mut sc = ds.scan();
+    sc.with_fragments(unindexed);
+    sc.project(&["id", column]).map_err(|e| terr(&uri, e))?;
+    let stream = sc.try_into_stream().await.map_err(|e| terr(&uri, e))?;
+    let batches: Vec<RecordBatch> = stream.map_err(|e| terr(&uri, e)).try_collect().await?;
+    let mut extra: std::collections::BTreeSet<String> = Default::default();
+    let mut rows: std::collections::HashSet<String> = Default::default();
+    for b in &batches {
+        let ids = b
+            .column_by_name("id")
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+        let texts = b
+            .column_by_name(column)
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
+        let (Some(ids), Some(texts)) = (ids, texts) else {
+            continue;
+        };
+        for i in 0..b.num_rows() {
+            if !ids.is_valid(i) || !texts.is_valid(i) {
+                continue;
+            }
+            let mut near = false;
+            for t in fts_tokens(texts.value(i)) {
+                if wanted.contains(&t) {
+                    continue;
+                }
+                if wanted
+                    .iter()
+                    .any(|w| strsim::levenshtein(w, &t) <= k as usize)
+                {
+                    near = true;
+                    extra.insert(t);
+                }
+            }
+            if near {
+                rows.insert(ids.value(i).to_string());
+            }
+        }
+    }
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let terms = extra.into_iter().collect::<Vec<_>>().join(" ");
+    let m = MatchQuery::new(terms)
+        .with_column(Some(column.to_string()))
+        .with_operator(Operator::Or)
+        .with_fuzziness(Some(0));
+    let mut sc = ds.scan();
+    sc.full_text_search(FullTextSearchQuery::new_query(m.into()))
+        .map_err(|e| terr(&uri, e))?;
+    sc.project(&["id"]).map_err(|e| terr(&uri, e))?;
+    let stream = sc.try_into_stream().await.map_err(|e| terr(&uri, e))?;
+    let found: Vec<RecordBatch> = stream.map_err(|e| terr(&uri, e)).try_collect().await?;
+    let mut add: std::collections::HashMap<String, f32> = scored_ids(&uri, found)?
+        .into_iter()
+        .filter(|(id, _)| rows.contains(id))
+        .collect();
+    for (id, score) in out.iter_mut() {
+        if let Some(s) = add.remove(id) {
+            *score += s;
+        }
+    }
+    out.extend(add);
+    Ok(())
 }
 
 /// Whether the version after `at` exists on `at`'s Lance branch: one

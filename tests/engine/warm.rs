@@ -74,9 +74,9 @@ fn lookups_see_rows_the_deferred_index_does_not_cover() {
     });
 }
 
-/// `fuzzy` finds a row the moment it is written: Lance's flat search of
-/// fragments a full-text index does not cover knows no fuzziness, so the
-/// full-text index is extended at every write.
+/// `fuzzy` finds a row the moment it is written, while the full-text index
+/// does not cover its fragment yet (Lance's flat search of uncovered
+/// fragments knows no fuzziness; `table::full_text` completes it).
 #[test]
 fn fuzzy_search_finds_a_row_written_just_before() {
     let rt = runtime();
@@ -94,5 +94,86 @@ fn fuzzy_search_finds_a_row_written_just_before() {
             keys(&g, "fz", json!({"q": "graph"})).await,
             vec!["d0", "d3"]
         );
+    });
+}
+
+/// Upkeep left to the background (what the GraphActor's handle does):
+/// writes commit without it and reads stay exact meanwhile; `upkeep_once`
+/// compacts and extends the indexes outside the commit step, moves the
+/// table's published version without recording a commit, and time travel
+/// to the earlier commits reads what it read before.
+#[test]
+fn background_upkeep_catches_up_without_commits() {
+    use omnigraph::engine::upkeep::UpkeepDone;
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = tmp.path().join("g").to_str().expect("utf8").to_string();
+    rt.block_on(async {
+        let g = Graph::init(&uri, "s.pg", SCHEMA)
+            .await
+            .expect("init")
+            .with_background_upkeep();
+        let all: Vec<String> = (0..14).map(|i| format!("k{i:02}")).collect();
+        for (i, k) in all.iter().enumerate() {
+            mutate(&g, "doc", json!({"k": k, "b": format!("graph w{i}")})).await;
+        }
+        let item = "node:Item".to_string();
+        assert_eq!(g.upkeep_pending(), 1, "the one table written wants upkeep");
+        let due = g.upkeep_due("main", &item).await.expect("due");
+        assert!(due.contains(&"compaction".to_string()), "{due:?}");
+        // Exact before any upkeep: keys through the uncovered fragments,
+        // fuzzy through its own search of them.
+        for k in &all {
+            assert_eq!(keys(&g, "item", json!({"k": k})).await, vec![k.clone()]);
+        }
+        assert_eq!(keys(&g, "fz", json!({"q": "grapf"})).await, all);
+        let history = g.commits("main").await.expect("history");
+        // Newest first: the 14th newest made the first row.
+        let first = history[all.len() - 1].clone();
+        let before = g.manifest().await.expect("m").branches["main"].tables[&item].clone();
+
+        let mut done = Vec::new();
+        for _ in 0..10 {
+            match g.upkeep_once().await.expect("upkeep") {
+                UpkeepDone::Idle => break,
+                UpkeepDone::NothingDue { .. } => {}
+                UpkeepDone::Published { what, .. } => done.push(what),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(g.upkeep_pending(), 0);
+        assert_eq!(
+            done.first().map(String::as_str),
+            Some("compaction"),
+            "{done:?}"
+        );
+        assert!(done.iter().any(|w| w.contains("body_fts")), "{done:?}");
+        assert!(g.upkeep_due("main", &item).await.expect("due").is_empty());
+        let after = g.manifest().await.expect("m").branches["main"].tables[&item].clone();
+        assert!(after.version > before.version, "{before:?} -> {after:?}");
+        assert_eq!(
+            g.commits("main").await.expect("history").len(),
+            history.len(),
+            "upkeep records no commit"
+        );
+        for k in &all {
+            assert_eq!(keys(&g, "item", json!({"k": k})).await, vec![k.clone()]);
+        }
+        assert_eq!(keys(&g, "fz", json!({"q": "grapf"})).await, all);
+        // The first commit still reads its one row.
+        let compiled = compile_queries(&g.catalog(), QUERIES);
+        let then = g
+            .query(
+                compiled.query("fz").expect("query"),
+                &json!({"q": "graph"}),
+                &ReadAt::Commit(first.id.clone()),
+            )
+            .await
+            .expect("time travel");
+        assert_eq!(then.rows.len(), 1, "{:?}", then.rows);
+        // A write after upkeep commits on the upkept version.
+        mutate(&g, "doc", json!({"k": "k99", "b": "graph late"})).await;
+        assert_eq!(keys(&g, "item", json!({"k": "k99"})).await, vec!["k99"]);
+        assert_eq!(g.upkeep_pending(), 1);
     });
 }

@@ -1,0 +1,303 @@
+//! Upkeep between commits (docs/architecture.md, "Upkeep"): index
+//! extension, index folding and compaction of small fragments, off the
+//! commit step.
+//!
+//! A handle made with [`Graph::with_background_upkeep`] (the GraphActor's)
+//! commits a write's tables without their upkeep and records the (branch,
+//! table) pair as wanting it. [`Graph::upkeep_once`] then takes one pair:
+//! it writes the new index segments or compacted fragments *outside* the
+//! commit turn, against the published version ([`table::prepare_upkeep`]),
+//! and takes the commit turn only to commit them as the table's next
+//! Lance version ([`table::commit_upkeep`]: one transaction that Lance
+//! rebases over the writes committed meanwhile) and to publish that
+//! version in the manifest. Upkeep changes no row, so it records no commit
+//! in the branch's history: the branch's table reference moves, its head
+//! commit stays, and time travel to any commit reads what it read before.
+//! The step is fenced like a write (sidecar, fenced table commit, publish
+//! refused if the table moved), so heal treats an interrupted one as an
+//! interrupted write and rolls it back.
+//!
+//! Reads stay exact while upkeep lags: Lance answers an indexed filter
+//! from the index plus a scan of the fragments it does not cover, and
+//! `fuzzy` completes its search of uncovered fragments itself
+//! ([`table::full_text`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use super::manifest::{TableKey, TableRef};
+use super::{EngineError, Graph, lease, now_ms, recovery, stale};
+use crate::storage::table::{self, TableAt};
+
+/// The (branch, table) pairs written since their last upkeep.
+pub type Wanted = Arc<Mutex<BTreeSet<(String, TableKey)>>>;
+
+/// The actor named in an upkeep's sidecar and in heal's audit of it.
+pub const UPKEEP_ACTOR: &str = "omnigraph-upkeep";
+
+/// What one [`Graph::upkeep_once`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpkeepDone {
+    /// Nothing was wanted.
+    Idle,
+    /// The table needed nothing (yet): its uncovered fragments are within
+    /// the bounds of [`table::indexes_due`].
+    NothingDue { branch: String, table: TableKey },
+    /// Committed and published: the table's new version and what was done.
+    Published {
+        branch: String,
+        table: TableKey,
+        version: u64,
+        what: String,
+    },
+    /// A write changed what the upkeep rewrote, or another process holds
+    /// the table: wanted again, tried in a later round. `reason`: Lance's
+    /// refusal.
+    Deferred {
+        branch: String,
+        table: TableKey,
+        reason: String,
+    },
+}
+
+impl Graph {
+    /// This handle with upkeep left to [`Graph::upkeep_once`]: its commits
+    /// record the tables they wrote instead of extending indexes and
+    /// compacting in the commit step. Clones share the record.
+    pub fn with_background_upkeep(mut self) -> Graph {
+        self.upkeep_background = true;
+        self
+    }
+
+    /// Records that `key` on `branch` was written and wants upkeep, when
+    /// this handle leaves upkeep to the background; `false` (record
+    /// nothing) when the commit step runs it itself.
+    pub(crate) fn upkeep_after(&self, branch: &str, key: &TableKey) -> bool {
+        if !self.upkeep_background {
+            return false;
+        }
+        if let Ok(mut w) = self.upkeep_wanted.lock() {
+            w.insert((branch.to_string(), key.clone()));
+        }
+        true
+    }
+
+    /// How many (branch, table) pairs want upkeep.
+    pub fn upkeep_pending(&self) -> usize {
+        self.upkeep_wanted.lock().map(|w| w.len()).unwrap_or(0)
+    }
+
+    /// What upkeep `key` on `branch` is due for at its published version:
+    /// `compaction` when it holds more than
+    /// [`table::MAX_SMALL_FRAGMENTS`] small fragments, then the name of
+    /// every index [`table::indexes_due`] names. Empty when none; errors:
+    /// an unknown branch or table, storage.
+    pub async fn upkeep_due(
+        &self,
+        branch: &str,
+        key: &TableKey,
+    ) -> Result<Vec<String>, EngineError> {
+        let m = self.manifest().await?;
+        let bs = m
+            .branches
+            .get(branch)
+            .ok_or_else(|| Self::unknown_branch(&m, branch))?;
+        let r = bs.tables.get(key).ok_or_else(|| EngineError::Corrupt {
+            path: "manifest".into(),
+            reason: format!("branch `{branch}` has no table `{key}`"),
+        })?;
+        let ds = table::open(&TableAt {
+            uri: self.table_uri(key),
+            branch: r.lance_branch.clone(),
+            version: r.version,
+        })
+        .await?;
+        let mut due = Vec::new();
+        if table::compaction_due(&ds) {
+            due.push("compaction".to_string());
+        }
+        for spec in table::indexes_due(&ds, &self.index_specs(key)).await? {
+            due.push(spec.name());
+        }
+        Ok(due)
+    }
+
+    fn want_again(&self, branch: &str, key: &TableKey) {
+        if let Ok(mut w) = self.upkeep_wanted.lock() {
+            w.insert((branch.to_string(), key.clone()));
+        }
+    }
+
+    /// Runs the upkeep one wanted table is due for, if any: prepares it
+    /// outside the commit turn, then commits and publishes it in a short
+    /// turn (module docs). A table with more due (indexes after a
+    /// compaction, the next missing index) stays wanted. Errors: storage or Lance failing; the
+    /// table is wanted again and an interrupted step is left to heal.
+    pub async fn upkeep_once(&self) -> Result<UpkeepDone, EngineError> {
+        let next = self
+            .upkeep_wanted
+            .lock()
+            .ok()
+            .and_then(|mut w| w.pop_first());
+        let Some((branch, key)) = next else {
+            return Ok(UpkeepDone::Idle);
+        };
+        let r = self.upkeep_table(&branch, &key).await;
+        if r.is_err() {
+            self.want_again(&branch, &key);
+        }
+        r
+    }
+
+    async fn upkeep_table(&self, branch: &str, key: &TableKey) -> Result<UpkeepDone, EngineError> {
+        let idle = || UpkeepDone::NothingDue {
+            branch: branch.to_string(),
+            table: key.clone(),
+        };
+        let m = self.manifest().await?;
+        let Some(bs) = m.branches.get(branch) else {
+            return Ok(idle());
+        };
+        let Some(planned) = bs.tables.get(key).cloned() else {
+            return Ok(idle());
+        };
+        if planned.lance_branch != bs.lance_branch {
+            // Still the parent's lineage: the branch's first write forks it.
+            return Ok(idle());
+        }
+        let specs = self.index_specs(key);
+        let ds = table::open(&TableAt {
+            uri: self.table_uri(key),
+            branch: planned.lance_branch.clone(),
+            version: planned.version,
+        })
+        .await?;
+        // The dear part, outside the commit turn.
+        let Some(work) = table::prepare_upkeep(&ds, &specs).await? else {
+            return Ok(idle());
+        };
+        let what = work.describe();
+        let _turn = self.begin_write(UPKEEP_ACTOR).await?;
+        let m = self.manifest().await?;
+        let Some(bs) = m.branches.get(branch) else {
+            return Ok(idle());
+        };
+        let Some(base) = bs.tables.get(key).cloned() else {
+            return Ok(idle());
+        };
+        if base.lance_branch != planned.lance_branch || bs.lance_branch != base.lance_branch {
+            return Ok(idle());
+        }
+        let now = now_ms();
+        let sidecar = recovery::Sidecar {
+            id: ulid::Ulid::new().to_string(),
+            branch: branch.to_string(),
+            lance_branch: bs.lance_branch.clone(),
+            actor: UPKEEP_ACTOR.to_string(),
+            message: format!("{what} of {key}"),
+            started_ms: now,
+            tables: BTreeMap::from([(
+                key.clone(),
+                recovery::SidecarTable {
+                    base: base.clone(),
+                    committed: None,
+                },
+            )]),
+            merge_parent: None,
+            schema: None,
+            owner: Some(lease::me().clone()),
+            lease_until_ms: Some(now + lease::LEASE_MS),
+        };
+        let live = lease::running(&sidecar.id);
+        self.write_sidecar(&sidecar).await?;
+        let at = TableAt {
+            uri: self.table_uri(key),
+            branch: base.lance_branch.clone(),
+            version: base.version,
+        };
+        let version = match table::commit_upkeep(&at, work, &specs).await {
+            Ok(v) => v,
+            Err(e) => {
+                drop(live);
+                // Refused before anything landed (a rebase conflict, a lost
+                // fence: the table is as published): nothing to heal here,
+                // but a lost fence may be another process's dead write,
+                // which heal retires. When something landed (a compaction
+                // commits twice), heal rolls it back.
+                let landed = table::has_newer_version(&at).await.unwrap_or(true);
+                self.heal_due
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                self.want_again(branch, key);
+                if !landed {
+                    self.delete_sidecar(&sidecar.id).await?;
+                    return Ok(UpkeepDone::Deferred {
+                        branch: branch.to_string(),
+                        table: key.clone(),
+                        reason: e.message,
+                    });
+                }
+                self.release_lease(&tokio::sync::Mutex::new(sidecar)).await;
+                return Err(e.into());
+            }
+        };
+        if version == base.version {
+            drop(live);
+            self.delete_sidecar(&sidecar.id).await?;
+            return Ok(idle());
+        }
+        fail::fail_point!("upkeep.publish", |_| {
+            self.heal_due
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            Err(super::fault("upkeep.publish"))
+        });
+        let moved = TableRef {
+            version,
+            lance_branch: base.lance_branch.clone(),
+            rows_of: Some(base.rows_version()),
+        };
+        let published = self
+            .manifests
+            .publish(m.clone(), |cur| {
+                let now = cur
+                    .branches
+                    .get(branch)
+                    .ok_or_else(|| Self::unknown_branch(cur, branch))?;
+                if now.tables.get(key) != Some(&base) {
+                    return Err(stale(key, "a write published it during upkeep"));
+                }
+                let mut next = cur.clone();
+                if let Some(bs) = next.branches.get_mut(branch) {
+                    bs.tables.insert(key.clone(), moved.clone());
+                }
+                Ok((next, None))
+            })
+            .await;
+        drop(live);
+        let (published, _) = match published {
+            Ok(p) => p,
+            Err(e) => {
+                // Left for heal, which rolls the table back.
+                self.release_lease(&tokio::sync::Mutex::new(sidecar)).await;
+                self.heal_due
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                return Err(e);
+            }
+        };
+        self.remember(&published);
+        if let Err(e) = self.delete_sidecar(&sidecar.id).await {
+            self.heal_due
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            return Err(e);
+        }
+        // More may be due: the indexes after a compaction, the next
+        // missing index after a build. The next round looks.
+        self.want_again(branch, key);
+        tracing::debug!(table = %key, branch, version, what = %what, "upkeep published");
+        Ok(UpkeepDone::Published {
+            branch: branch.to_string(),
+            table: key.clone(),
+            version,
+            what,
+        })
+    }
+}
