@@ -182,7 +182,27 @@ impl Graph {
     /// publishes nothing. With `delete_branch`, deletes the source after a
     /// successful merge (under its own `branch_delete` decision); a refused
     /// or failed deletion is reported in the result, never as an error.
+    ///
+    /// A table another process published while the merge ran refuses its
+    /// commit ([`EngineError::Stale`]); the merge then runs again against
+    /// the new heads, at most [`super::STALE_ATTEMPTS`] times.
     pub async fn merge(
+        &self,
+        source: &str,
+        target: &str,
+        actor: &str,
+        delete_branch: bool,
+    ) -> Result<MergeReport, EngineError> {
+        let mut attempt = 1;
+        loop {
+            match self.merge_once(source, target, actor, delete_branch).await {
+                Err(EngineError::Stale { .. }) if attempt < super::STALE_ATTEMPTS => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn merge_once(
         &self,
         source: &str,
         target: &str,

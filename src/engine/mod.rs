@@ -386,6 +386,11 @@ pub trait CommitPath: Send + Sync + std::fmt::Debug {
     ) -> futures::future::BoxFuture<'static, Result<WriteReport, EngineError>>;
 }
 
+/// How many times a write, a schema apply or a merge runs when another
+/// process's upkeep (or, for an apply or a merge, any other process's
+/// write) published a table it commits meanwhile ([`EngineError::Stale`]).
+pub const STALE_ATTEMPTS: usize = 4;
+
 /// The commit turns of the graph roots this process has open, by root.
 static COMMIT_TURNS: std::sync::LazyLock<
     std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
@@ -1146,7 +1151,8 @@ impl Graph {
 
     /// Runs `prepare` then [`Graph::commit_prepared`]; a commit that finds
     /// what the write read has changed ([`EngineError::Stale`]) prepares
-    /// it once more, and a table another process is writing
+    /// it once more (a table only another process's upkeep moved is no
+    /// change: prepared again, at most [`STALE_ATTEMPTS`] times), and a table another process is writing
     /// ([`EngineError::Busy`]) is waited for (backing off, at most
     /// [`BUSY_WAIT`]), prepared again each time.
     pub async fn write_with_retry<F, Fut>(&self, mut prepare: F) -> Result<WriteReport, EngineError>
@@ -1156,17 +1162,32 @@ impl Graph {
     {
         let started = std::time::Instant::now();
         let mut stale_retried = false;
+        let mut upkeep_moves = 1;
         let mut pause = std::time::Duration::from_millis(5);
         loop {
             let w = match prepare().await? {
                 Prepared::Nothing(report) => return Ok(report),
                 Prepared::Write(w) => w,
             };
+            let (branch, read) = (w.branch.clone(), w.view.tables.clone());
             let committed = match &self.commit_path {
                 Some(path) => path.submit(w).await,
                 None => self.commit_prepared(w).await,
             };
             match committed {
+                Err(EngineError::Stale { ref table, .. })
+                    if upkeep_moves < STALE_ATTEMPTS
+                        && self.manifest().await.is_ok_and(|m| {
+                            TableRef::same_rows(
+                                read.get(table),
+                                m.branches.get(&branch).and_then(|b| b.tables.get(table)),
+                            )
+                        }) =>
+                {
+                    // Only upkeep moved the table (another process's): what
+                    // the write read still holds; not a conflict.
+                    upkeep_moves += 1;
+                }
                 Err(EngineError::Stale { .. }) if !stale_retried => {
                     stale_retried = true;
                 }

@@ -206,7 +206,31 @@ impl Graph {
     /// an unsupported plan, data loss without `allow_data_loss`, branches
     /// the plan cannot apply to, or existing rows that break a new
     /// constraint. Nothing is written in those cases.
+    ///
+    /// A table another process published while the apply ran (its write
+    /// or its upkeep; in this process the apply holds the commit turn)
+    /// refuses the commit ([`EngineError::Stale`]); the apply then runs
+    /// again against the new head, at most [`super::STALE_ATTEMPTS`] times.
     pub async fn apply_schema(
+        &self,
+        file: &str,
+        source: &str,
+        allow_data_loss: bool,
+        actor: &str,
+    ) -> Result<ApplyReport, EngineError> {
+        let mut attempt = 1;
+        loop {
+            match self
+                .apply_schema_once(file, source, allow_data_loss, actor)
+                .await
+            {
+                Err(EngineError::Stale { .. }) if attempt < super::STALE_ATTEMPTS => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn apply_schema_once(
         &self,
         file: &str,
         source: &str,

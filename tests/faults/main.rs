@@ -708,3 +708,64 @@ fn a_group_commit_interrupted_anywhere_stays_whole() {
     }
     scenario.teardown();
 }
+
+/// An upkeep step interrupted after its table commit (failpoint
+/// `upkeep.publish`, docs/architecture.md "Upkeep") leaves its sidecar:
+/// heal rolls the table back to the published version, no row changes,
+/// writes go on, and the next upkeep step catches up.
+#[test]
+fn an_interrupted_upkeep_is_rolled_back_and_done_again() {
+    use omnigraph::engine::upkeep::UpkeepDone;
+    let scenario = fail::FailScenario::setup();
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let g = rt
+        .block_on(Graph::init(
+            tmp.path().join("g").to_str().expect("utf8"),
+            "f.pg",
+            SCHEMA,
+        ))
+        .expect("init")
+        .with_background_upkeep();
+    for i in 0..12 {
+        rt.block_on(load_triple(&g, &format!("w{i:02}"), "main"))
+            .expect("write");
+    }
+    let before = rt.block_on(visible(&g));
+    assert_eq!(before.len(), 12);
+    assert!(g.upkeep_pending() >= 2, "both tables want upkeep");
+    fail::cfg("upkeep.publish", "return").expect("cfg");
+    let r = rt.block_on(g.upkeep_once());
+    assert!(r.is_err(), "{r:?}");
+    fail::remove("upkeep.publish");
+    let history = rt.block_on(g.commits("main")).expect("history").len();
+    let healed = rt.block_on(g.recover("ops")).expect("recover");
+    assert_eq!(
+        healed.iter().map(|(_, a)| *a).collect::<Vec<_>>(),
+        [HealAction::RolledBack]
+    );
+    assert_eq!(rt.block_on(visible(&g)), before, "upkeep changes no row");
+    rt.block_on(write(&g, Writer::Mutate, "after"))
+        .expect("a write after heal");
+    let mut published = 0;
+    for _ in 0..20 {
+        match rt.block_on(g.upkeep_once()).expect("upkeep") {
+            UpkeepDone::Idle => break,
+            UpkeepDone::Published { .. } => published += 1,
+            _ => {}
+        }
+    }
+    assert!(published >= 2, "compaction and indexes: {published}");
+    assert_eq!(g.upkeep_pending(), 0);
+    // Heal's roll back and the write are the only new commits.
+    assert_eq!(
+        rt.block_on(g.commits("main")).expect("history").len(),
+        history + 2
+    );
+    let now = rt.block_on(visible(&g));
+    assert_eq!(now.get("after"), Some(&(2, 1)));
+    for (tag, counts) in &before {
+        assert_eq!(now.get(tag), Some(counts), "{tag}");
+    }
+    scenario.teardown();
+}
