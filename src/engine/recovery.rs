@@ -190,7 +190,11 @@ impl Graph {
         })?;
         let mut out = Vec::new();
         for p in paths.iter().filter(|p| p.ends_with(".json")) {
-            let bytes = self.manifests.control().get(p).await?;
+            // Deleted since the listing (its write finished, or another
+            // process healed it): nothing left to heal.
+            let Some(bytes) = self.manifests.control().get_opt(p).await? else {
+                continue;
+            };
             let sc: Sidecar =
                 serde_json::from_slice(&bytes).map_err(|e| EngineError::CorruptSidecar {
                     path: format!("{}/{p}", super::GRAPH_DIR),

@@ -219,24 +219,22 @@ impl Graph {
             Ok(v) => v,
             Err(e) => {
                 drop(live);
-                // Refused before anything landed (a rebase conflict, a lost
-                // fence: the table is as published): nothing to heal here,
-                // but a lost fence may be another process's dead write,
-                // which heal retires. When something landed (a compaction
-                // commits twice), heal rolls it back.
-                let landed = table::has_newer_version(&at).await.unwrap_or(true);
+                // Left to heal, which rolls back whatever landed (a
+                // compaction commits twice) and finds nothing to undo when
+                // Lance refused before anything landed (a rebase conflict,
+                // a lost fence). The lease is released so that any process
+                // may heal it at once.
+                self.release_lease(&tokio::sync::Mutex::new(sidecar)).await;
                 self.heal_due
                     .store(true, std::sync::atomic::Ordering::SeqCst);
                 self.want_again(branch, key);
-                if !landed {
-                    self.delete_sidecar(&sidecar.id).await?;
+                if e.conflict {
                     return Ok(UpkeepDone::Deferred {
                         branch: branch.to_string(),
                         table: key.clone(),
                         reason: e.message,
                     });
                 }
-                self.release_lease(&tokio::sync::Mutex::new(sidecar)).await;
                 return Err(e.into());
             }
         };

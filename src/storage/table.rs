@@ -212,12 +212,20 @@ pub async fn open(at: &TableAt) -> Result<Dataset, TableError> {
 /// version committed there by anyone else makes the fenced commit refuse
 /// anyway ([`commit_staged`]).
 async fn open_at_head(at: &TableAt) -> Result<Dataset, TableError> {
+    open_fenced(at, None).await
+}
+
+/// Opens `at`, the newest version of its Lance branch as far as the graph
+/// knows, with a [`fence::Fence`] that knows that head; with `expected`,
+/// commits through the handle land only as that version and the ones
+/// after it in turn.
+async fn open_fenced(at: &TableAt, expected: Option<u64>) -> Result<Dataset, TableError> {
     let inner = lance_table::io::commit::commit_handler_from_url(&at.uri, &None)
         .await
         .map_err(|e| terr(&at.uri, e))?;
     let handler = Arc::new(fence::Fence {
         inner,
-        expected: None,
+        expected: expected.map(std::sync::atomic::AtomicU64::new),
         head: Some(at.version),
         head_used: Default::default(),
     });
@@ -949,24 +957,7 @@ pub async fn commit_upkeep(
     upkeep: PreparedUpkeep,
     specs: &[IndexSpec],
 ) -> Result<u64, TableError> {
-    let inner = lance_table::io::commit::commit_handler_from_url(&at.uri, &None)
-        .await
-        .map_err(|e| terr(&at.uri, e))?;
-    let handler = Arc::new(fence::Fence {
-        inner,
-        expected: Some(std::sync::atomic::AtomicU64::new(at.version + 1)),
-        head: Some(at.version),
-        head_used: Default::default(),
-    });
-    let b = match &at.branch {
-        Some(br) => branch_builder(&at.uri)
-            .with_commit_handler(handler)
-            .with_branch(br, Some(at.version)),
-        None => builder(&at.uri)
-            .with_commit_handler(handler)
-            .with_version(at.version),
-    };
-    let mut ds = b.load().await.map_err(|e| terr(&at.uri, e))?;
+    let mut ds = open_fenced(at, Some(at.version + 1)).await?;
     match upkeep {
         PreparedUpkeep::Compaction { results, options } => {
             lance::dataset::optimize::commit_compaction(
