@@ -39,7 +39,7 @@ pub enum EngineError {
     #[error("write conflict: {reason}")]
     Conflict { reason: String },
     #[error(
-        "write conflict on table {table}: {reason}; the write was prepared again once and still conflicts — retry it"
+        "write conflict on table {table}: {reason}; the write was prepared again and still conflicts — retry it"
     )]
     Stale { table: String, reason: String },
     #[error(

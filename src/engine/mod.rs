@@ -387,9 +387,9 @@ pub trait CommitPath: Send + Sync + std::fmt::Debug {
 }
 
 /// How many times a write, a schema apply or a merge runs when another
-/// process's upkeep (or, for an apply or a merge, any other process's
-/// write) published a table it commits meanwhile ([`EngineError::Stale`]).
-pub const STALE_ATTEMPTS: usize = 4;
+/// process published a table it read or commits meanwhile
+/// ([`EngineError::Stale`]).
+pub const STALE_ATTEMPTS: usize = 8;
 
 /// The commit turns of the graph roots this process has open, by root.
 static COMMIT_TURNS: std::sync::LazyLock<
@@ -1149,47 +1149,40 @@ impl Graph {
         .await
     }
 
-    /// Runs `prepare` then [`Graph::commit_prepared`]; a commit that finds
-    /// what the write read has changed ([`EngineError::Stale`]) prepares
-    /// it once more (a table only another process's upkeep moved is no
-    /// change: prepared again, at most [`STALE_ATTEMPTS`] times), and a table another process is writing
-    /// ([`EngineError::Busy`]) is waited for (backing off, at most
-    /// [`BUSY_WAIT`]), prepared again each time.
+    /// Runs `prepare` then [`Graph::commit_prepared`]. A commit that finds
+    /// what the write read has changed ([`EngineError::Stale`]: another
+    /// process published meanwhile; conflicts within this process are
+    /// prepared again in the commit step) is prepared again, at most
+    /// [`STALE_ATTEMPTS`] times, after a short random pause that grows with
+    /// each attempt (so two processes writing the same tables do not keep
+    /// meeting); a table another process is writing ([`EngineError::Busy`])
+    /// is waited for (backing off). Both stop at [`BUSY_WAIT`] from the
+    /// start.
     pub async fn write_with_retry<F, Fut>(&self, mut prepare: F) -> Result<WriteReport, EngineError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Prepared, EngineError>>,
     {
         let started = std::time::Instant::now();
-        let mut stale_retried = false;
-        let mut upkeep_moves = 1;
+        let mut attempts = 1;
         let mut pause = std::time::Duration::from_millis(5);
         loop {
             let w = match prepare().await? {
                 Prepared::Nothing(report) => return Ok(report),
                 Prepared::Write(w) => w,
             };
-            let (branch, read) = (w.branch.clone(), w.view.tables.clone());
             let committed = match &self.commit_path {
                 Some(path) => path.submit(w).await,
                 None => self.commit_prepared(w).await,
             };
             match committed {
-                Err(EngineError::Stale { ref table, .. })
-                    if upkeep_moves < STALE_ATTEMPTS
-                        && self.manifest().await.is_ok_and(|m| {
-                            TableRef::same_rows(
-                                read.get(table),
-                                m.branches.get(&branch).and_then(|b| b.tables.get(table)),
-                            )
-                        }) =>
+                Err(EngineError::Stale { .. })
+                    if attempts < STALE_ATTEMPTS && started.elapsed() < BUSY_WAIT =>
                 {
-                    // Only upkeep moved the table (another process's): what
-                    // the write read still holds; not a conflict.
-                    upkeep_moves += 1;
-                }
-                Err(EngineError::Stale { .. }) if !stale_retried => {
-                    stale_retried = true;
+                    // Up to 20 ms per attempt so far, at random.
+                    let ms = (ulid::Ulid::new().random() % 20) as u64 * attempts as u64;
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    attempts += 1;
                 }
                 Err(EngineError::Busy { .. }) if started.elapsed() < BUSY_WAIT => {
                     tokio::time::sleep(pause).await;

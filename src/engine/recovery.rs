@@ -381,10 +381,11 @@ impl Graph {
         Ok(done)
     }
 
-    /// Heals one dead sidecar. `busy` lists the (Lance branch, table) pairs
-    /// that running writes cover: a table there moved because of that
-    /// write (the fence lets only one write have unpublished versions on a
-    /// table), so a roll back leaves it alone.
+    /// Heals one dead sidecar. A table is rolled back only when the version
+    /// after its base is this write's (tagged with its id,
+    /// [`table::written_by`]); `busy` lists the (Lance branch, table) pairs
+    /// that running writes cover, which decides only for an untagged
+    /// version of an old build's write.
     async fn heal_one(
         &self,
         sc: &Sidecar,
@@ -461,53 +462,52 @@ impl Graph {
                 // replaces; the published lineage never moved.
                 continue;
             }
-            if busy.contains(&(sc.lance_branch.clone(), key.clone())) {
-                // A running write's versions, not this one's.
-                continue;
-            }
-            if t.committed.is_none()
-                && heads
-                    .get(key)
-                    .copied()
-                    .flatten()
-                    .is_some_and(|h| h > t.base.version)
-            {
-                // The write may have died before recording its commit: the
-                // version after the base says who made it. Another write's
-                // (a dead one without a sidecar) is drift for repair, never
-                // undone here.
-                let next = TableAt {
-                    uri: self.table_uri(key),
-                    branch: t.base.lance_branch.clone(),
-                    version: t.base.version + 1,
-                };
-                if let Some(other) = table::written_by(&next).await?
-                    && other != sc.id
-                {
-                    continue;
-                }
-            }
-            if heads
+            let moved = heads
                 .get(key)
                 .copied()
                 .flatten()
-                .is_some_and(|h| h > t.base.version)
-            {
-                let at = TableAt {
-                    uri: self.table_uri(key),
-                    branch: t.base.lance_branch.clone(),
-                    version: t.base.version,
-                };
-                let v = table::restore(&at).await?;
-                restored.insert(
-                    key.clone(),
-                    TableRef {
-                        version: v,
-                        lance_branch: t.base.lance_branch.clone(),
-                        rows_of: None,
-                    },
-                );
+                .is_some_and(|h| h > t.base.version);
+            if !moved {
+                continue;
             }
+            // The fence lets only the write that made the version after the
+            // base have unpublished versions on the table: that version's
+            // tag says whose they are. Another writer's (a running one's,
+            // or a dead one's without a sidecar: drift for repair) are never
+            // undone here.
+            let next = TableAt {
+                uri: self.table_uri(key),
+                branch: t.base.lance_branch.clone(),
+                version: t.base.version + 1,
+            };
+            let ours = match table::written_by(&next).await? {
+                Some(id) => id == sc.id,
+                // Untagged: an upkeep's (a compaction reserves its fragment
+                // ids untagged, an index build is untagged) or, for a
+                // write, an old build's that recorded its commit.
+                None => {
+                    sc.actor == super::upkeep::UPKEEP_ACTOR
+                        || (t.committed.is_some()
+                            && !busy.contains(&(sc.lance_branch.clone(), key.clone())))
+                }
+            };
+            if !ours {
+                continue;
+            }
+            let at = TableAt {
+                uri: self.table_uri(key),
+                branch: t.base.lance_branch.clone(),
+                version: t.base.version,
+            };
+            let v = table::restore(&at).await?;
+            restored.insert(
+                key.clone(),
+                TableRef {
+                    version: v,
+                    lance_branch: t.base.lance_branch.clone(),
+                    rows_of: None,
+                },
+            );
         }
         if restored.is_empty() {
             return Ok((HealAction::RolledBack, None));

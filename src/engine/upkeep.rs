@@ -215,7 +215,7 @@ impl Graph {
             branch: base.lance_branch.clone(),
             version: base.version,
         };
-        let version = match table::commit_upkeep(&at, work, &specs).await {
+        let version = match table::commit_upkeep(&at, work, &specs, &sidecar.id).await {
             Ok(v) => v,
             Err(e) => {
                 drop(live);

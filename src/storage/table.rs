@@ -447,9 +447,10 @@ pub async fn commit_staged(
 /// that committed a version.
 pub const WRITE_ID_PROPERTY: &str = "omnigraph.write_id";
 
-/// The graph write that committed version `at` (its
-/// [`WRITE_ID_PROPERTY`]); `None` for a version committed otherwise (index
-/// upkeep, older builds).
+/// The graph write or upkeep step that committed version `at` (its
+/// [`WRITE_ID_PROPERTY`]); `None` for a version committed untagged (a
+/// compaction's reservation, an index build or extension in a write's
+/// commit step, older builds).
 pub async fn written_by(at: &TableAt) -> Result<Option<String>, TableError> {
     let ds = open(at).await?;
     let t = ds.read_transaction().await.map_err(|e| terr(&at.uri, e))?;
@@ -951,15 +952,25 @@ pub async fn prepare_upkeep(
 /// version (the fence, as [`commit_staged`]). Returns the new version.
 /// Errors: the fence lost (another writer committed there), or Lance
 /// refusing the rebase (`conflict` set: a write deleted or updated what a
-/// compaction rewrote), or storage.
+/// compaction rewrote), or storage. The compaction's rewrite and an index
+/// extension carry `write_id` ([`WRITE_ID_PROPERTY`]); a compaction's
+/// reservation of fragment ids and an index build are untagged (Lance
+/// takes no properties for them).
 pub async fn commit_upkeep(
     at: &TableAt,
     upkeep: PreparedUpkeep,
     specs: &[IndexSpec],
+    write_id: &str,
 ) -> Result<u64, TableError> {
     let mut ds = open_fenced(at, Some(at.version + 1)).await?;
+    let props: std::collections::HashMap<String, String> =
+        [(WRITE_ID_PROPERTY.to_string(), write_id.to_string())].into();
     match upkeep {
-        PreparedUpkeep::Compaction { results, options } => {
+        PreparedUpkeep::Compaction {
+            results,
+            mut options,
+        } => {
+            options.transaction_properties = Some(Arc::new(props));
             lance::dataset::optimize::commit_compaction(
                 &mut ds,
                 results,
@@ -970,7 +981,8 @@ pub async fn commit_upkeep(
             .map_err(|e| terr(&at.uri, e))?;
         }
         PreparedUpkeep::Indexes { results, names } => {
-            let options = lance_index::optimize::OptimizeOptions::append().index_names(names);
+            let mut options = lance_index::optimize::OptimizeOptions::append().index_names(names);
+            options.transaction_properties = Some(Arc::new(props));
             lance::index::optimize::commit_optimize_indices(&mut ds, results, &options)
                 .await
                 .map_err(|e| terr(&at.uri, e))?;

@@ -769,3 +769,58 @@ fn an_interrupted_upkeep_is_rolled_back_and_done_again() {
     }
     scenario.teardown();
 }
+
+/// An interrupted upkeep is rolled back even while another process's live
+/// write covers the same table (the version after the base is the
+/// upkeep's, not that writer's): no drift is left behind once that writer
+/// is gone, and heal never touches the live writer's sidecar.
+#[test]
+fn an_interrupted_upkeep_is_rolled_back_beside_a_live_foreign_writer() {
+    let scenario = fail::FailScenario::setup();
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("g");
+    let g = rt
+        .block_on(Graph::init(root.to_str().expect("utf8"), "f.pg", SCHEMA))
+        .expect("init")
+        .with_background_upkeep();
+    for i in 0..12 {
+        rt.block_on(load_triple(&g, &format!("w{i:02}"), "main"))
+            .expect("write");
+    }
+    let before = rt.block_on(visible(&g));
+    fail::cfg("upkeep.publish", "return").expect("cfg");
+    assert!(rt.block_on(g.upkeep_once()).is_err());
+    fail::remove("upkeep.publish");
+    // The upkeep's sidecar, copied as a live write of a process on another
+    // host that covers the same table and has committed nothing yet.
+    let upkept = sidecar_files(&root);
+    assert_eq!(upkept.len(), 1, "{upkept:?}");
+    let mut foreign: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&upkept[0]).expect("sidecar")).expect("json");
+    let id = "01JFOREIGNWRITER0000000000";
+    foreign["id"] = json!(id);
+    foreign["actor"] = json!("someone");
+    foreign["owner"] = json!({"instance": "other", "host": "elsewhere.invalid", "pid": 1});
+    foreign["lease_until_ms"] = json!(i64::MAX / 4);
+    let foreign_path = root.join(format!("_graph/__recovery/{id}.json"));
+    std::fs::write(&foreign_path, serde_json::to_vec(&foreign).expect("json")).expect("write");
+
+    let healed = rt.block_on(g.recover("ops")).expect("recover");
+    assert_eq!(
+        healed.iter().map(|(_, a)| *a).collect::<Vec<_>>(),
+        [HealAction::RolledBack]
+    );
+    assert!(
+        foreign_path.exists(),
+        "a live writer's sidecar is left alone"
+    );
+    // That writer goes away without committing: nothing has drifted.
+    std::fs::remove_file(&foreign_path).expect("remove");
+    let report = rt.block_on(g.repair(false, "ops")).expect("repair");
+    assert!(report.drift.is_empty(), "{:?}", report.drift);
+    assert_eq!(rt.block_on(visible(&g)), before, "upkeep changes no row");
+    rt.block_on(write(&g, Writer::Mutate, "after"))
+        .expect("a write after heal");
+    scenario.teardown();
+}

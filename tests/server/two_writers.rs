@@ -165,6 +165,9 @@ fn a_server_and_the_cli_write_one_root_without_losing_or_splitting_a_commit() {
         "two writers for {secs} s: {by_server} server loads and {by_cli} CLI loads acknowledged, {} failed, {reads} reads",
         failures.len()
     );
+    for f in &failures {
+        eprintln!("  refused: {}", f.trim_end());
+    }
     assert!(
         by_server > 0 && by_cli > 0,
         "both writers must land writes: {failures:?}"
