@@ -21,6 +21,7 @@ use arrow_array::{Array, StringArray};
 use std::sync::Arc;
 
 use super::manifest::{Commit, TableKey, TableRef};
+#[cfg_attr(not(feature = "failpoints"), allow(unused_imports))]
 use super::{
     EngineError, Graph, PreparedWrite, TableWrite, WriteReport, fault, lease, now_ms, recovery,
     stale,
@@ -121,6 +122,11 @@ impl Graph {
                 }
             }
         }
+        tracing::debug!(
+            writes = writes.len(),
+            members = members.len(),
+            "commit turn: group chosen"
+        );
         let mut slots: Vec<Option<PreparedWrite>> = writes.into_iter().map(Some).collect();
         let mut answers: Vec<Option<Result<WriteReport, EngineError>>> =
             slots.iter().map(|_| None).collect();

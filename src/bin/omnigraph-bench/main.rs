@@ -474,7 +474,11 @@ mod isolation {
             .args(args)
             .args(["--bind", "127.0.0.1:0"])
             .env("OMNIGRAPH_SERVER_BEARER_TOKENS_JSON", tokens_json)
-            .env("OMNIGRAPH_LOG", "error")
+            // `OMNIGRAPH_BENCH_SERVER_LOG` (a tracing filter) to profile.
+            .env(
+                "OMNIGRAPH_LOG",
+                std::env::var("OMNIGRAPH_BENCH_SERVER_LOG").unwrap_or_else(|_| "error".into()),
+            )
             .stdout(Stdio::piped())
             .spawn()
             .map_err(|e| {
