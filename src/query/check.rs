@@ -231,9 +231,15 @@ impl<'c> Checker<'c> {
         let mut scope: HashMap<String, VarInfo> = HashMap::new();
         let clauses = self.block(&r.clauses, &mut scope);
 
-        // Projections.
+        // Projections. Unaliased property projections that would share a
+        // name (`$s.slug`, `$c.slug`) are each named by variable and
+        // property (`s.slug`, `c.slug`); any other clash is T25.
         let mut projections = Vec::new();
         let mut names: HashMap<String, Range<usize>> = HashMap::new();
+        let mut defaults: HashMap<String, usize> = HashMap::new();
+        for item in r.returns.iter().filter(|i| i.alias.is_none()) {
+            *defaults.entry(default_column_name(&item.expr)).or_default() += 1;
+        }
         for item in &r.returns {
             let Some((expr, ty)) = self.expr(&item.expr, Ctx::Return, &scope) else {
                 continue;
@@ -255,9 +261,14 @@ impl<'c> Checker<'c> {
                 self.err(blob_read_error(item.expr.span()));
                 continue;
             }
-            let name = match &item.alias {
-                Some(a) => a.name.clone(),
-                None => default_column_name(&item.expr),
+            let name = match (&item.alias, &item.expr) {
+                (Some(a), _) => a.name.clone(),
+                (None, ExprAst::Prop { var, prop, .. })
+                    if defaults.get(&prop.name).is_some_and(|n| *n > 1) =>
+                {
+                    format!("{}.{}", var.name, prop.name)
+                }
+                (None, e) => default_column_name(e),
             };
             if let Some(prev) = names.get(&name) {
                 let _ = prev;

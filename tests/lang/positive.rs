@@ -409,3 +409,60 @@ fn traversal_from_an_unbound_source_walks_backwards_from_the_bound_side() {
     );
     assert!(matches!(&r.pipeline[1], Op::Expand { reverse: true, to_var, .. } if to_var == "p"));
 }
+
+/// Separators as the reference's fixtures write them: return, order,
+/// property-match and assignment items one per line without commas; two
+/// unaliased projections of one property name are each named by variable
+/// (`p.slug`, `q.slug`) instead of refused.
+#[test]
+fn items_separated_by_newlines_and_same_named_projections() {
+    let cat = catalog(FULL_SCHEMA);
+    let src = r#"
+query friend_counts() {
+    match {
+        $p: Person { slug: "a" age: 3 }
+        $p knows $q
+    }
+    return {
+        $p.slug
+        $q.slug
+        count($q) as friends
+    }
+    order { friends desc $p.slug }
+    limit 20
+}
+query add($s: String) {
+    insert Person {
+        slug: $s
+        name: "n"
+        createdAt: now()
+        status: "a"
+    }
+}
+"#;
+    let compiled = compile_queries(&cat, src);
+    let errors: Vec<_> = compiled
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == omnigraph::diag::Severity::Error)
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    let q = compiled.query("friend_counts").expect("friend_counts");
+    let QueryKind::Read(r) = &q.body else {
+        panic!("read")
+    };
+    let names: Vec<&str> = r.projections.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["p.slug", "q.slug", "friends"]);
+    assert_eq!(r.order.len(), 2);
+    assert!(compiled.query("add").is_some());
+    // An alias that clashes is still refused.
+    let clash = compile_queries(
+        &cat,
+        "query c() { match { $p: Person } return { $p.slug as s $p.age as s } }",
+    );
+    assert!(
+        clash.diagnostics.iter().any(|d| d.code == "T25"),
+        "{:?}",
+        clash.diagnostics
+    );
+}

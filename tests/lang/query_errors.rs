@@ -214,7 +214,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "T25",
-        "query q() { match { $p: Person\n $p worksAt $c } return { $p.slug, «$c.slug } }",
+        "query q() { match { $p: Person\n $p worksAt $c } return { $p.slug as s, «$c.slug as s } }",
     ),
     (
         "T25",
