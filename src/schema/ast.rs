@@ -119,12 +119,16 @@ fn build_decl(kind: DeclKind, p: Pair<'_>, src: &str) -> DeclAst {
     decl
 }
 
-/// Annotations written on the property's own line belong to it; one that
-/// starts on a later line is a body-level constraint that follows the
-/// property (`slug: String @key` then `@unique(a, b)` on the next line).
+/// Annotations written on the line where the property's type ends belong
+/// to it (a type may span lines: a long `enum(…)` closed on a later line,
+/// then `@index`); one that starts on a later line is a body-level
+/// constraint that follows the property (`slug: String @key` then
+/// `@unique(a, b)` on the next line). `@key`, `@unique` or `@index` with
+/// arguments names its properties, so it is a body-level constraint
+/// wherever it is written (`b: String @unique(a, b)`).
 fn build_property(p: Pair<'_>, src: &str, decl: &mut DeclAst) {
     let sp = span(&p);
-    let line = line_col(src, sp.start).line;
+    let mut line = line_col(src, sp.start).line;
     let mut name = None;
     let mut ty = None;
     let mut annotations = Vec::new();
@@ -132,10 +136,22 @@ fn build_property(p: Pair<'_>, src: &str, decl: &mut DeclAst) {
     for inner in p.into_inner() {
         match inner.as_rule() {
             Rule::ident => name = Some(Ident::from_pair(&inner)),
-            Rule::type_ref => ty = Some(TypeAst::from_pair(inner)),
+            Rule::type_ref => {
+                let t = TypeAst::from_pair(inner);
+                // The span runs on over the whitespace after the type.
+                let end = src
+                    .get(..t.span.end)
+                    .map_or(t.span.end, |s| s.trim_end().len());
+                line = line_col(src, end).line;
+                ty = Some(t);
+            }
             Rule::annotation => {
                 let a = AnnotationAst::from_pair(inner);
-                if trailing.is_empty() && line_col(src, a.span.start).line == line {
+                let names_properties = matches!(a.name.name.as_str(), "key" | "unique" | "index")
+                    && a.args.as_ref().is_some_and(|v| !v.is_empty());
+                if names_properties {
+                    decl.constraints.push(a);
+                } else if trailing.is_empty() && line_col(src, a.span.start).line == line {
                     annotations.push(a);
                 } else {
                     trailing.push(a);

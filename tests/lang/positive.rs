@@ -466,3 +466,26 @@ query add($s: String) {
         clash.diagnostics
     );
 }
+
+/// Annotation placement as the reference's schemas write it: `@index` after
+/// an `enum(…)` that spans lines belongs to the property; `@unique(a, b)`
+/// on a property's line names its properties (a body constraint).
+#[test]
+fn annotations_after_a_multi_line_type_and_named_constraints_on_a_property_line() {
+    let cat = catalog(
+        "node A {\n  a: String\n  status: enum(\n    open,\n    closed\n  ) @index\n  b: String @key @unique(a, b)\n}",
+    );
+    let a = cat.node("A").expect("A");
+    assert_eq!(a.key.as_deref(), Some(&["b".to_string()][..]));
+    assert_eq!(a.unique, vec![vec!["a".to_string(), "b".to_string()]]);
+    let status = a
+        .properties
+        .iter()
+        .find(|p| p.name == "status")
+        .expect("status");
+    assert!(
+        status.annotations.iter().any(|x| x.name == "index"),
+        "{:?}",
+        status.annotations
+    );
+}

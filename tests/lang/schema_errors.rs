@@ -85,7 +85,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     ("S123", "node A {\n  x: String\n  «@card(0..1)\n}"),
     ("S123", "interface I {\n  x: String\n  «@unique(x)\n}"),
-    ("S124", "node A { x: String «@key(x) }"),
+    ("S124", "node A {\n  x: String\n  «@unique\n}"),
     ("S124", "node A {\n  x: String\n  «@index\n}"),
     ("S124", "node A {\n  x: String «@description(5)\n}"),
     ("S125", "node A { x: String @index «@index }"),
