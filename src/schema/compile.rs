@@ -395,6 +395,9 @@ impl Compiler {
         for arg in a.arg_list() {
             match arg {
                 ArgAst::Str { value, .. } if source.is_none() => source = Some(value.clone()),
+                // `@embed(title)`: the property named bare, as the
+                // reference's schemas also write it.
+                ArgAst::Ident(id) if source.is_none() => source = Some(id.name.clone()),
                 ArgAst::Kwarg { key, value } if key.name == "model" => match value.as_ref() {
                     ArgAst::Str { value, .. } => model = Some(value.clone()),
                     other => {

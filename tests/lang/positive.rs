@@ -489,3 +489,25 @@ fn annotations_after_a_multi_line_type_and_named_constraints_on_a_property_line(
         status.annotations
     );
 }
+
+/// `node X @ann implements Y` (annotations before `implements`) and
+/// `@embed(bio)` with the source property named bare.
+#[test]
+fn annotations_before_implements_and_a_bare_embed_source() {
+    let cat = catalog(
+        "interface Named { name: String }\nnode P @description(\"a person\") implements Named {\n  bio: String?\n  v: Vector(3)? @embed(bio)\n}",
+    );
+    let p = cat.node("P").expect("P");
+    assert_eq!(p.description.as_deref(), Some("a person"));
+    assert!(
+        p.properties.iter().any(|x| x.name == "name"),
+        "implements Named"
+    );
+    let v = p.properties.iter().find(|x| x.name == "v").expect("v");
+    assert_eq!(
+        v.embed.as_ref().map(|e| e.source.as_str()),
+        Some("bio"),
+        "{:?}",
+        v.embed
+    );
+}
