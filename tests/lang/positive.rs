@@ -511,3 +511,11 @@ fn annotations_before_implements_and_a_bare_embed_source() {
         v.embed
     );
 }
+
+/// A string may span lines; the line break is part of its value.
+#[test]
+fn a_string_spanning_lines_keeps_its_line_break() {
+    let cat = catalog("node P @description(\"first line\nsecond line\") {\n  name: String\n}");
+    let p = cat.node("P").expect("P");
+    assert_eq!(p.description.as_deref(), Some("first line\nsecond line"));
+}
