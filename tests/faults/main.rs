@@ -713,18 +713,15 @@ fn a_group_commit_interrupted_anywhere_stays_whole() {
 /// `upkeep.publish`, docs/architecture.md "Upkeep") leaves its sidecar:
 /// heal rolls the table back to the published version, no row changes,
 /// writes go on, and the next upkeep step catches up.
-#[test]
-fn an_interrupted_upkeep_is_rolled_back_and_done_again() {
-    use omnigraph::engine::upkeep::UpkeepDone;
-    let scenario = fail::FailScenario::setup();
-    let rt = runtime();
-    let tmp = tempfile::tempdir().expect("tmp");
+/// A graph at `root` with background upkeep, twelve writes whose tables
+/// want upkeep, and one upkeep step that failed after its table commit
+/// (failpoint `upkeep.publish`); with what was visible before it.
+fn upkeep_interrupted_at_publish(
+    rt: &tokio::runtime::Runtime,
+    root: &std::path::Path,
+) -> (Graph, BTreeMap<String, (usize, usize)>) {
     let g = rt
-        .block_on(Graph::init(
-            tmp.path().join("g").to_str().expect("utf8"),
-            "f.pg",
-            SCHEMA,
-        ))
+        .block_on(Graph::init(root.to_str().expect("utf8"), "f.pg", SCHEMA))
         .expect("init")
         .with_background_upkeep();
     for i in 0..12 {
@@ -738,6 +735,16 @@ fn an_interrupted_upkeep_is_rolled_back_and_done_again() {
     let r = rt.block_on(g.upkeep_once());
     assert!(r.is_err(), "{r:?}");
     fail::remove("upkeep.publish");
+    (g, before)
+}
+
+#[test]
+fn an_interrupted_upkeep_is_rolled_back_and_done_again() {
+    use omnigraph::engine::upkeep::UpkeepDone;
+    let scenario = fail::FailScenario::setup();
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (g, before) = upkeep_interrupted_at_publish(&rt, &tmp.path().join("g"));
     let history = rt.block_on(g.commits("main")).expect("history").len();
     let healed = rt.block_on(g.recover("ops")).expect("recover");
     assert_eq!(
@@ -780,18 +787,7 @@ fn an_interrupted_upkeep_is_rolled_back_beside_a_live_foreign_writer() {
     let rt = runtime();
     let tmp = tempfile::tempdir().expect("tmp");
     let root = tmp.path().join("g");
-    let g = rt
-        .block_on(Graph::init(root.to_str().expect("utf8"), "f.pg", SCHEMA))
-        .expect("init")
-        .with_background_upkeep();
-    for i in 0..12 {
-        rt.block_on(load_triple(&g, &format!("w{i:02}"), "main"))
-            .expect("write");
-    }
-    let before = rt.block_on(visible(&g));
-    fail::cfg("upkeep.publish", "return").expect("cfg");
-    assert!(rt.block_on(g.upkeep_once()).is_err());
-    fail::remove("upkeep.publish");
+    let (g, before) = upkeep_interrupted_at_publish(&rt, &root);
     // The upkeep's sidecar, copied as a live write of a process on another
     // host that covers the same table and has committed nothing yet.
     let upkept = sidecar_files(&root);
