@@ -7,5 +7,6 @@ mod damage;
 mod fuzz;
 mod positive;
 mod query_errors;
+mod reference;
 mod schema_errors;
 mod support;

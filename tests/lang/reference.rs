@@ -1,0 +1,131 @@
+//! Conformance with the reference's own fixtures (`tests/lang/reference/`,
+//! copied as data, see its NOTICE.md): every `.pg` compiles, every `.gq`
+//! checks clean against the schema beside it, and `test.gq` runs over
+//! `test.jsonl` with the answers its data implies.
+
+use std::path::PathBuf;
+
+use omnigraph::engine::load::LoadMode;
+use omnigraph::engine::{Graph, ReadAt};
+use omnigraph::query::compile_queries;
+use omnigraph::schema::compile_schema_file;
+use serde_json::json;
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/lang/reference")
+}
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn every_reference_schema_and_query_file_is_accepted() {
+    let mut schemas = 0;
+    let mut queries = 0;
+    for entry in std::fs::read_dir(dir()).expect("reference dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("pg") {
+            continue;
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+        let cat = compile_schema_file(name, &read(name))
+            .unwrap_or_else(|d| panic!("{}", d.render(false)));
+        schemas += 1;
+        let gq = path.with_extension("gq");
+        if !gq.exists() {
+            continue;
+        }
+        let src = std::fs::read_to_string(&gq).expect("read gq");
+        let compiled = compile_queries(&cat, &src);
+        let errors: Vec<_> = compiled
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == omnigraph::diag::Severity::Error)
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", gq.display());
+        assert_eq!(compiled.queries.len(), compiled.declared.len());
+        queries += compiled.queries.len();
+    }
+    assert_eq!(schemas, 4, "test, search, signals, context");
+    assert_eq!(queries, 19, "test.gq 11, search.gq 8");
+}
+
+#[test]
+fn the_reference_test_queries_run_over_its_data() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = tmp.path().join("g").display().to_string();
+    let g = rt
+        .block_on(Graph::init(&uri, "test.pg", &read("test.pg")))
+        .expect("init");
+    rt.block_on(g.load(
+        std::io::Cursor::new(read("test.jsonl")),
+        LoadMode::Overwrite,
+        "main",
+        None,
+        "conformance",
+    ))
+    .expect("load");
+    let compiled = compile_queries(&g.catalog(), &read("test.gq"));
+    let run = |name: &str, params: serde_json::Value| {
+        let q = compiled.query(name).unwrap_or_else(|| panic!("{name}"));
+        rt.block_on(g.query(q, &params, &ReadAt::Branch("main".into())))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let cell = |r: &omnigraph::engine::exec::QueryResult, row: usize, col: &str| {
+        r.rows[row].get(col).cloned().unwrap_or_default()
+    };
+
+    let r = run("get_person", json!({"name": "Alice"}));
+    assert_eq!(r.rows.len(), 1);
+    assert_eq!(cell(&r, 0, "age"), json!(30));
+    let r = run("adults", json!({}));
+    assert_eq!(r.rows.len(), 1, "only Charlie is over 30");
+    assert_eq!(cell(&r, 0, "name"), json!("Charlie"));
+    assert_eq!(run("friends_of", json!({"name": "Alice"})).rows.len(), 2);
+    assert_eq!(
+        cell(&run("employees_of", json!({"company": "Acme"})), 0, "name"),
+        json!("Alice")
+    );
+    let r = run("friends_of_friends", json!({"name": "Alice"}));
+    assert_eq!(cell(&r, 0, "name"), json!("Diana"));
+    let r = run("unemployed", json!({}));
+    let mut names: Vec<String> = r
+        .rows
+        .iter()
+        .filter_map(|row| row.get("name").and_then(|v| v.as_str()).map(String::from))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Charlie", "Diana"]);
+    let r = run("friend_counts", json!({}));
+    assert_eq!(r.columns, ["name", "friends"]);
+    assert_eq!(
+        (cell(&r, 0, "name"), cell(&r, 0, "friends")),
+        (json!("Alice"), json!(2))
+    );
+    let r = run("top_by_age", json!({}));
+    assert_eq!(r.rows.len(), 2);
+    assert_eq!(cell(&r, 0, "name"), json!("Charlie"));
+    assert_eq!(cell(&run("total_people", json!({})), 0, "total"), json!(4));
+    let r = run("age_stats", json!({}));
+    assert_eq!(r.rows.len(), 2, "one row per company");
+    assert_eq!(
+        r.columns,
+        [
+            "name",
+            "total_age",
+            "avg_age",
+            "youngest",
+            "oldest",
+            "headcount"
+        ]
+    );
+    let r = run("top_connected", json!({}));
+    assert_eq!(r.rows.len(), 1);
+    assert_eq!(cell(&r, 0, "name"), json!("Alice"));
+}
