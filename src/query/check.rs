@@ -270,8 +270,7 @@ impl<'c> Checker<'c> {
                 }
                 (None, e) => default_column_name(e),
             };
-            if let Some(prev) = names.get(&name) {
-                let _ = prev;
+            if names.contains_key(&name) {
                 self.err(
                     Diagnostic::error(
                         "T25",

@@ -316,18 +316,9 @@ impl Compiler {
                 args: a.arg_list().iter().map(ArgAst::text).collect(),
             });
             match an {
-                "key" | "unique" | "index" if a.args.as_ref().is_some_and(|v| !v.is_empty()) => {
-                    self.err(
-                            Diagnostic::error(
-                                "S124",
-                                a.span.clone(),
-                                format!("`@{an}` on a property takes no arguments"),
-                            )
-                            .with_help(format!(
-                                "write `@{an}` after the property's type, or `@{an}(a, b)` in the type body for several properties"
-                            )),
-                        );
-                }
+                // `@key(a, b)` and the like with arguments never reach
+                // here: the parser makes them body constraints
+                // (`schema::ast`, `build_property`).
                 "description" => match a.single_string() {
                     Some(s) => prop.description = Some(s.to_string()),
                     None => self.err(string_arg_error(a)),

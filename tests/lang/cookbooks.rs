@@ -24,11 +24,7 @@ fn every_cookbook_schema_and_query_checks_clean() {
         for f in files {
             let q = std::fs::read_to_string(&f).expect("read query");
             let compiled = compile_queries(&cat, &q);
-            let errors: Vec<_> = compiled
-                .diagnostics
-                .iter()
-                .filter(|d| d.severity == omnigraph::diag::Severity::Error)
-                .collect();
+            let errors = crate::support::errors(&compiled);
             assert!(errors.is_empty(), "{}: {errors:#?}", f.display());
             assert_eq!(
                 compiled.queries.len(),

@@ -245,11 +245,7 @@ query remove($slug: String) {
 fn every_query_construct_checks_and_lowers() {
     let cat = catalog(FULL_SCHEMA);
     let compiled = compile_queries(&cat, QUERIES);
-    let errors: Vec<_> = compiled
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == omnigraph::diag::Severity::Error)
-        .collect();
+    let errors = crate::support::errors(&compiled);
     assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(compiled.queries.len(), 5);
 
@@ -441,11 +437,7 @@ query add($s: String) {
 }
 "#;
     let compiled = compile_queries(&cat, src);
-    let errors: Vec<_> = compiled
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == omnigraph::diag::Severity::Error)
-        .collect();
+    let errors = crate::support::errors(&compiled);
     assert!(errors.is_empty(), "{errors:#?}");
     let q = compiled.query("friend_counts").expect("friend_counts");
     let QueryKind::Read(r) = &q.body else {

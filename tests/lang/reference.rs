@@ -38,11 +38,7 @@ fn every_reference_schema_and_query_file_is_accepted() {
         }
         let src = std::fs::read_to_string(&gq).expect("read gq");
         let compiled = compile_queries(&cat, &src);
-        let errors: Vec<_> = compiled
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == omnigraph::diag::Severity::Error)
-            .collect();
+        let errors = crate::support::errors(&compiled);
         assert!(errors.is_empty(), "{}: {errors:#?}", gq.display());
         assert_eq!(compiled.queries.len(), compiled.declared.len());
         queries += compiled.queries.len();

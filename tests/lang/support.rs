@@ -95,3 +95,12 @@ pub fn check_has(
 pub fn catalog(src: &str) -> Catalog {
     compile_schema(src).unwrap_or_else(|d| panic!("schema should compile: {d:#?}"))
 }
+
+/// The error-severity diagnostics of a compiled query file.
+pub fn errors(compiled: &omnigraph::query::CompiledFile) -> Vec<&Diagnostic> {
+    compiled
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == omnigraph::diag::Severity::Error)
+        .collect()
+}
