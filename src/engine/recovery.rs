@@ -366,7 +366,14 @@ impl Graph {
             if sc.may_be_live(now) {
                 continue;
             }
-            let (action, commit) = self.heal_one(&sc, &busy).await?;
+            let Some((action, commit)) = self.heal_one(&sc, &busy).await? else {
+                // Another process is healing it (its restore or publish came
+                // first): look again at the next commit step.
+                tracing::debug!(write = %sc.id, "heal: another process heals this write");
+                self.heal_due
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                continue;
+            };
             self.audit(&sc, action, actor, commit).await?;
             self.delete_sidecar(&sc.id).await?;
             done.push((sc.id.clone(), action));
@@ -386,17 +393,36 @@ impl Graph {
     /// [`table::written_by`]); `busy` lists the (Lance branch, table) pairs
     /// that running writes cover, which decides only for an untagged
     /// version of an old build's write.
+    ///
+    /// Several processes may heal the same sidecar at once, so every step
+    /// is conditional: the table heads are read before the manifest (a
+    /// table published since the write's base was published by a heal of
+    /// this write, since nothing else can commit past the write's
+    /// unpublished version), a restore lands only right after the head
+    /// decided on ([`table::restore`]), a head that already restores the
+    /// base is published rather than restored again, and the publish
+    /// expects every table still at the write's base. `Ok(None)`: another
+    /// process got there first; the sidecar is left for it (or for the
+    /// next look).
     async fn heal_one(
         &self,
         sc: &Sidecar,
         busy: &[(Option<String>, TableKey)],
-    ) -> Result<(HealAction, Option<String>), EngineError> {
+    ) -> Result<Option<(HealAction, Option<String>)>, EngineError> {
+        let mut heads = BTreeMap::new();
+        for key in sc.tables.keys() {
+            let head = self.lance_head(key, sc.lance_branch.as_deref()).await?;
+            heads.insert(key.clone(), head);
+        }
         let m = self.manifest().await?;
+        // Between what heal decided on and what it does (a test stalls a
+        // heal here while another process heals the same write).
+        fail::fail_point!("heal.decided");
         let Some(bs) = m.branches.get(&sc.branch) else {
-            return Ok((HealAction::Discarded, None));
+            return Ok(Some((HealAction::Discarded, None)));
         };
         if bs.lance_branch != sc.lance_branch {
-            return Ok((HealAction::Discarded, None));
+            return Ok(Some((HealAction::Discarded, None)));
         }
         if let Some(c) = self.published_by(&bs.head, &sc.id, sc.started_ms).await? {
             // A roll forward interrupted before its audit record is still a
@@ -406,18 +432,13 @@ impl Graph {
                 Some("rolled_back") => HealAction::RolledBack,
                 _ => HealAction::Retired,
             };
-            return Ok((action, Some(c.id)));
+            return Ok(Some((action, Some(c.id))));
         }
-        let mut forward = true;
-        let mut heads = BTreeMap::new();
-        for (key, t) in &sc.tables {
-            let head = self.lance_head(key, sc.lance_branch.as_deref()).await?;
-            heads.insert(key.clone(), head);
-            let unchanged = bs.tables.get(key) == Some(&t.base);
-            if !(unchanged && t.committed.is_some() && head == t.committed) {
-                forward = false;
-            }
-        }
+        let forward = sc.tables.iter().all(|(key, t)| {
+            bs.tables.get(key) == Some(&t.base)
+                && t.committed.is_some()
+                && heads.get(key).copied().flatten() == t.committed
+        });
         if forward {
             let refs: BTreeMap<TableKey, TableRef> = sc
                 .tables
@@ -435,8 +456,13 @@ impl Graph {
                     })
                 })
                 .collect();
+            let expect: BTreeMap<TableKey, Option<TableRef>> = sc
+                .tables
+                .iter()
+                .map(|(k, t)| (k.clone(), Some(t.base.clone())))
+                .collect();
             let message = format!("{} (recovered)", sc.message);
-            let (_, c) = self
+            let published = self
                 .publish_tables(
                     &m,
                     &sc.branch,
@@ -447,10 +473,14 @@ impl Graph {
                         schema: sc.schema.as_ref(),
                     },
                     Some("rolled_forward"),
-                    None,
+                    Some(&expect),
                 )
-                .await?;
-            return Ok((HealAction::RolledForward, Some(c.id)));
+                .await;
+            return match published {
+                Ok((_, c)) => Ok(Some((HealAction::RolledForward, Some(c.id)))),
+                Err(EngineError::Stale { .. }) => Ok(None),
+                Err(e) => Err(e),
+            };
         }
         // Roll back: put every moved table of this lineage back to its base.
         // A restore is a new Lance version with the base's content; one
@@ -462,12 +492,17 @@ impl Graph {
                 // replaces; the published lineage never moved.
                 continue;
             }
-            let moved = heads
+            let Some(head) = heads
                 .get(key)
                 .copied()
                 .flatten()
-                .is_some_and(|h| h > t.base.version);
-            if !moved {
+                .filter(|h| *h > t.base.version)
+            else {
+                continue;
+            };
+            if bs.tables.get(key) != Some(&t.base) {
+                // Published since the write's base: by a heal of this write
+                // (its versions block everyone else), so nothing is left here.
                 continue;
             }
             // The fence lets only the write that made the version after the
@@ -499,7 +534,21 @@ impl Graph {
                 branch: t.base.lance_branch.clone(),
                 version: t.base.version,
             };
-            let v = table::restore(&at).await?;
+            let head_at = TableAt {
+                version: head,
+                ..at.clone()
+            };
+            // Another heal of this write restored it and has not published
+            // (or died before it could): publish that version.
+            let v = if table::restored_from(&head_at).await? == Some(t.base.version) {
+                head
+            } else {
+                match table::restore(&at, head).await {
+                    Ok(v) => v,
+                    Err(e) if e.conflict => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                }
+            };
             restored.insert(
                 key.clone(),
                 TableRef {
@@ -510,10 +559,14 @@ impl Graph {
             );
         }
         if restored.is_empty() {
-            return Ok((HealAction::RolledBack, None));
+            return Ok(Some((HealAction::RolledBack, None)));
         }
+        let expect: BTreeMap<TableKey, Option<TableRef>> = restored
+            .keys()
+            .filter_map(|k| sc.tables.get(k).map(|t| (k.clone(), Some(t.base.clone()))))
+            .collect();
         let message = format!("roll back interrupted write: {}", sc.message);
-        let (_, c) = self
+        match self
             .publish_tables(
                 &m,
                 &sc.branch,
@@ -521,10 +574,14 @@ impl Graph {
                 (&sc.actor, &message, &sc.id),
                 super::Extra::default(),
                 Some("rolled_back"),
-                None,
+                Some(&expect),
             )
-            .await?;
-        Ok((HealAction::RolledBack, Some(c.id)))
+            .await
+        {
+            Ok((_, c)) => Ok(Some((HealAction::RolledBack, Some(c.id)))),
+            Err(EngineError::Stale { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn audit(

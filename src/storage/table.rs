@@ -1310,10 +1310,54 @@ pub async fn head_version(uri: &str, branch: Option<&str>) -> Result<Option<u64>
     Ok(Some(ds.version().version))
 }
 
-/// Makes the content of `at` the newest version of its branch again (a
-/// new version; Lance `restore`). Used to roll back an unpublished write.
-pub async fn restore(at: &TableAt) -> Result<u64, TableError> {
-    let mut ds = open(at).await?;
-    ds.restore().await.map_err(|e| terr(&at.uri, e))?;
+/// Makes the content of `at` the newest version of its branch again, as
+/// version `head + 1` exactly (Lance `Operation::Restore`, committed through
+/// the fence of [`commit_staged`]): `head` is the branch head the caller
+/// decided on, so a version anyone committed after it (another process
+/// healing the same write, a write published meanwhile) makes this refuse
+/// with [`TableError::conflict`] instead of undoing that version. Used to
+/// roll back an unpublished write. Returns the new version.
+pub async fn restore(at: &TableAt, head: u64) -> Result<u64, TableError> {
+    use lance::dataset::transaction::{Operation, Transaction};
+    let ds = open(&TableAt {
+        version: head,
+        ..at.clone()
+    })
+    .await?;
+    let inner = lance_table::io::commit::commit_handler_from_url(&at.uri, &None)
+        .await
+        .map_err(|e| terr(&at.uri, e))?;
+    let fence = Arc::new(fence::Fence {
+        inner,
+        expected: Some(std::sync::atomic::AtomicU64::new(head + 1)),
+        head: None,
+        head_used: Default::default(),
+    });
+    let tx = Transaction::new(
+        head,
+        Operation::Restore {
+            version: at.version,
+        },
+        None,
+    );
+    let ds = lance::dataset::CommitBuilder::new(Arc::new(ds))
+        .with_commit_handler(fence)
+        .with_max_retries(1)
+        .with_skip_auto_cleanup(true)
+        .execute(tx)
+        .await
+        .map_err(|e| terr(&at.uri, e))?;
     Ok(ds.version().version)
+}
+
+/// The version whose content version `at` restored (a roll back by heal,
+/// [`restore`]); `None` when `at` was committed by anything but a restore.
+pub async fn restored_from(at: &TableAt) -> Result<Option<u64>, TableError> {
+    use lance::dataset::transaction::Operation;
+    let ds = open(at).await?;
+    let t = ds.read_transaction().await.map_err(|e| terr(&at.uri, e))?;
+    Ok(t.and_then(|t| match t.operation {
+        Operation::Restore { version } => Some(version),
+        _ => None,
+    }))
 }

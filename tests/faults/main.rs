@@ -820,3 +820,89 @@ fn an_interrupted_upkeep_is_rolled_back_beside_a_live_foreign_writer() {
         .expect("a write after heal");
     scenario.teardown();
 }
+
+/// Two processes heal the same interrupted write at once (the server's
+/// heal and a CLI's, say): this process's heal decides on the tables'
+/// heads and the manifest, then stalls (failpoint `heal.decided`) while
+/// another process (`omnigraph repair`) rolls the write back and a new
+/// write (`omnigraph load`) is published on top. The stalled heal must not
+/// undo that new write (its restore is fenced at the head it decided on,
+/// its publish expects the write's bases): it finds the work done by
+/// another, every write stays whole, and no table is left ahead of the
+/// manifest.
+#[test]
+fn two_heals_of_one_write_at_once_leave_the_write_between_them_whole() {
+    let scenario = fail::FailScenario::setup();
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("g");
+    let uri = root.to_str().expect("utf8").to_string();
+    let g = std::sync::Arc::new(graph_with_one_write(&rt, tmp.path(), Writer::Load));
+    // `bad` commits its first table, then fails: heal must roll it back.
+    fail::cfg("table.commit", "1*off->return").expect("cfg");
+    assert!(rt.block_on(write(&g, Writer::Load, "bad")).is_err());
+    fail::remove("table.commit");
+    assert_eq!(sidecar_files(&root).len(), 1);
+
+    let (reached_tx, reached) = std::sync::mpsc::channel::<()>();
+    let (go, go_rx) = std::sync::mpsc::channel::<()>();
+    let go_rx = std::sync::Mutex::new(go_rx);
+    fail::cfg_callback("heal.decided", move || {
+        let _ = reached_tx.send(());
+        if let Ok(rx) = go_rx.lock() {
+            let _ = rx.recv_timeout(std::time::Duration::from_secs(60));
+        }
+    })
+    .expect("cfg");
+    let stalled = {
+        let g = g.clone();
+        let handle = rt.handle().clone();
+        std::thread::spawn(move || handle.block_on(g.recover("stalled")))
+    };
+    reached
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the heal decided");
+    // Another process heals the write and writes on top.
+    let (code, out, err) = cli(&["repair", &uri]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("RolledBack"), "{out}");
+    let data = tmp.path().join("between.jsonl");
+    std::fs::write(
+        &data,
+        "{\"type\":\"Item\",\"data\":{\"key\":\"between-a\",\"n\":1}}\n{\"type\":\"Item\",\"data\":{\"key\":\"between-b\",\"n\":2}}\n{\"edge\":\"Link\",\"from\":\"between-a\",\"to\":\"between-b\"}\n",
+    )
+    .expect("data");
+    let (code, out, err) = cli(&[
+        "load",
+        "--mode",
+        "append",
+        "--data",
+        data.to_str().expect("utf8"),
+        &uri,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    go.send(()).expect("go");
+    let stalled = stalled.join().expect("join").expect("the stalled heal");
+    fail::remove("heal.decided");
+    let seen = rt.block_on(visible(&g));
+    assert_whole(&seen, "after both heals");
+    assert_eq!(seen.get("between"), Some(&(2, 1)), "{seen:?}");
+    assert_eq!(seen.get("ok0"), Some(&(2, 1)), "{seen:?}");
+    assert!(!seen.contains_key("bad"), "{seen:?}");
+    assert!(
+        stalled.is_empty(),
+        "the stalled heal found the write healed by another: {stalled:?}"
+    );
+    let report = rt.block_on(g.repair(false, "ops")).expect("repair");
+    assert!(report.drift.is_empty(), "{:?}", report.drift);
+    assert!(report.healed.is_empty(), "{:?}", report.healed);
+    let audits = rt.block_on(g.audit_records()).expect("audit");
+    assert_eq!(
+        audits.iter().map(|a| a.action).collect::<Vec<_>>(),
+        [HealAction::RolledBack]
+    );
+    rt.block_on(write(&g, Writer::Load, "later"))
+        .expect("writes go on");
+    assert_whole(&rt.block_on(visible(&g)), "after more writes");
+    scenario.teardown();
+}

@@ -47,6 +47,49 @@ fn every_reference_schema_and_query_file_is_accepted() {
     assert_eq!(queries, 19, "test.gq 11, search.gq 8");
 }
 
+/// The schema and query examples of the reference's user docs
+/// (`tests/lang/reference/docs/`, each query marked with its page and
+/// line; fragments shown inline in the prose are wrapped into whole
+/// queries and marked so): every schema compiles and every query checks
+/// clean against the schema beside it.
+#[test]
+fn every_reference_doc_example_is_accepted() {
+    let docs = dir().join("docs");
+    let mut schemas = 0;
+    let mut queries = 0;
+    let mut names: Vec<String> = std::fs::read_dir(&docs)
+        .expect("docs dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("pg"))
+        .map(|p| p.display().to_string())
+        .collect();
+    names.sort();
+    for pg in &names {
+        let text = std::fs::read_to_string(pg).expect("read pg");
+        let cat = compile_schema_file(pg, &text).unwrap_or_else(|d| panic!("{}", d.render(false)));
+        schemas += 1;
+        let gq = PathBuf::from(pg).with_extension("gq");
+        if !gq.exists() {
+            continue;
+        }
+        let src = std::fs::read_to_string(&gq).expect("read gq");
+        let compiled = compile_queries(&cat, &src);
+        let errors = crate::support::errors(&compiled);
+        assert!(errors.is_empty(), "{}: {errors:#?}", gq.display());
+        assert_eq!(compiled.queries.len(), compiled.declared.len());
+        // Every query names its source.
+        assert_eq!(
+            src.matches("// docs/user/").count(),
+            compiled.queries.len(),
+            "{}",
+            gq.display()
+        );
+        queries += compiled.queries.len();
+    }
+    assert_eq!(schemas, 9, "{names:?}");
+    assert_eq!(queries, 14);
+}
+
 #[test]
 fn the_reference_test_queries_run_over_its_data() {
     let rt = tokio::runtime::Builder::new_multi_thread()
