@@ -682,19 +682,51 @@ impl<'c> Checker<'c> {
             }
         };
         let multi = min != 1 || max != Some(1);
+        let (mut min, mut max) = (min, max);
         if multi && !e.is_homogeneous() {
-            self.err(
-                Diagnostic::error(
-                    "T21",
-                    bounds.map_or(edge.span.clone(), |b| b.span.clone()),
+            let span = bounds.map_or(edge.span.clone(), |b| b.span.clone());
+            if min == 0 {
+                // Zero hops would bind the source node (a `from` type) to
+                // the destination variable (a `to` type): unsafe, refused.
+                self.err(
+                    Diagnostic::error(
+                        "T21",
+                        span,
+                        format!(
+                            "`{}` goes `{}` -> `{}`: zero hops would make a `{}` the destination",
+                            e.name, e.from, e.to, e.from
+                        ),
+                    )
+                    .with_help("start the bounds at 1, or traverse an edge whose endpoints are the same node type"),
+                );
+                return None;
+            }
+            // A path over this edge cannot go on past its first hop (the
+            // next hop would start at a `to` node): the reference accepts
+            // the bounds, so this is a warning and the traversal is the
+            // single hop it can be (or nothing, from two hops on).
+            let one = min == 1;
+            self.diags.push(
+                Diagnostic::warning(
+                    "W02",
+                    span,
                     format!(
-                        "`{}` goes `{}` -> `{}`: a path of other than one hop cannot match both endpoint types",
-                        e.name, e.from, e.to
+                        "`{}` goes `{}` -> `{}`: a path over it has exactly one hop, so {}",
+                        e.name,
+                        e.from,
+                        e.to,
+                        if one {
+                            "the bounds match what one hop matches"
+                        } else {
+                            "these bounds match nothing"
+                        }
                     ),
                 )
-                .with_help("variable-length traversal needs an edge whose endpoints are the same node type"),
+                .with_help(
+                    "drop the bounds, or traverse an edge whose endpoints are the same node type",
+                ),
             );
-            return None;
+            (min, max) = if one { (1, Some(1)) } else { (1, Some(0)) };
         }
         let mut edge_var_name = None;
         if let Some(ev) = edge_var {

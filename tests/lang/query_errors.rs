@@ -190,7 +190,7 @@ const CASES: &[(&str, &str)] = &[
     ),
     (
         "T21",
-        "query q() { match { $p: Person\n $p worksAt«{1,2} $c } return { $c } }",
+        "query q() { match { $p: Person\n $p worksAt«{0,2} $c } return { $c } }",
     ),
     (
         "T22",
@@ -327,4 +327,76 @@ fn unused_parameter_is_a_warning_not_an_error() {
     assert!(!compiled.has_errors());
     assert_eq!(compiled.queries.len(), 1);
     assert!(compiled.diagnostics.iter().any(|d| d.code == "W01"));
+}
+
+/// Bounds on an edge between two node types (the reference accepts them):
+/// warning W02, and the traversal is the one hop a path over such an edge
+/// can have (nothing from two hops on), even where a `Person` and an `Org`
+/// share a key. Zero hops stay T21 (the case list above).
+#[test]
+fn bounds_on_an_edge_between_two_types_warn_and_run_as_one_hop() {
+    use omnigraph::engine::load::LoadMode;
+    use omnigraph::engine::{Graph, ReadAt};
+    let schema = "node Person { name: String @key }\nnode Org { name: String @key }\nedge WorksAt: Person -> Org\n";
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let g = rt
+        .block_on(Graph::init(
+            tmp.path().join("g").to_str().expect("utf8"),
+            "s.pg",
+            schema,
+        ))
+        .expect("init");
+    // `x` is both a person and an org: a path must not go on from the org.
+    let data = [
+        r#"{"type":"Person","data":{"name":"ann"}}"#,
+        r#"{"type":"Person","data":{"name":"x"}}"#,
+        r#"{"type":"Org","data":{"name":"x"}}"#,
+        r#"{"type":"Org","data":{"name":"acme"}}"#,
+        r#"{"edge":"WorksAt","from":"ann","to":"x"}"#,
+        r#"{"edge":"WorksAt","from":"x","to":"acme"}"#,
+    ]
+    .join("\n");
+    rt.block_on(g.load(
+        std::io::Cursor::new(data.into_bytes()),
+        LoadMode::Append,
+        "main",
+        None,
+        "t",
+    ))
+    .expect("load");
+    let src =
+        "query one() { match { $p: Person { name: \"ann\" }\n $p worksAt $o } return { $o.name } }
+query upto3() { match { $p: Person { name: \"ann\" }\n $p worksAt{1,3} $o } return { $o.name } }
+query from2() { match { $p: Person\n $p worksAt{2,3} $o } return { $o.name } }";
+    let compiled = compile_queries(&g.catalog(), src);
+    assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
+    let w02: Vec<_> = compiled
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "W02")
+        .map(|d| d.message.clone())
+        .collect();
+    assert_eq!(w02.len(), 2, "{w02:?}");
+    assert!(w02[1].contains("match nothing"), "{w02:?}");
+    let run = |name: &str| {
+        let r = rt
+            .block_on(g.query(
+                compiled.query(name).expect("query"),
+                &serde_json::Value::Null,
+                &ReadAt::Branch("main".into()),
+            ))
+            .expect("run");
+        r.rows
+            .iter()
+            .map(|row| row["name"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run("one"), ["x"]);
+    assert_eq!(run("upto3"), ["x"], "no second hop from org `x` to `acme`");
+    assert!(run("from2").is_empty());
 }
