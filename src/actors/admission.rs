@@ -50,9 +50,11 @@ impl AdmissionConfig {
         let per_sec: Option<u32> = var("OMNIGRAPH_PER_ACTOR_RATE_PER_SEC")?;
         let burst: Option<u32> = var("OMNIGRAPH_PER_ACTOR_RATE_BURST")?;
         let rate = match per_sec {
-            None | Some(0) => None,
+            None => None,
             Some(r) => {
-                let r = NonZeroU32::new(r).ok_or("rate must be positive")?;
+                let r = NonZeroU32::new(r).ok_or(
+                    "OMNIGRAPH_PER_ACTOR_RATE_PER_SEC=0 would admit no request; give a positive rate, or unset it to turn rate limiting off",
+                )?;
                 let b = NonZeroU32::new(burst.unwrap_or(r.get())).ok_or_else(|| {
                     "OMNIGRAPH_PER_ACTOR_RATE_BURST must be at least 1".to_string()
                 })?;

@@ -304,6 +304,10 @@ pub struct LoadRequest {
     pub from: Option<String>,
     #[serde(default)]
     pub mode: Option<LoadModeWire>,
+    /// Let an `overwrite` with no rows empty the branch (refused with 400
+    /// otherwise).
+    #[serde(default)]
+    pub allow_empty: Option<bool>,
 }
 
 /// Query parameters of `POST /graphs/{id}/load/ndjson`.
@@ -312,6 +316,9 @@ pub struct LoadParams {
     pub branch: Option<String>,
     pub from: Option<String>,
     pub mode: Option<LoadModeWire>,
+    /// Let an `overwrite` with no rows empty the branch (refused with 400
+    /// otherwise).
+    pub allow_empty: Option<bool>,
 }
 
 /// Entities loaded into one type.

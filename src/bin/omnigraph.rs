@@ -1,5 +1,14 @@
 //! The `omnigraph` command. All logic lives in `omnigraph::cli`.
 
 fn main() -> std::process::ExitCode {
+    // A closed stdout (`omnigraph commit list | head -1`) ends the process
+    // quietly, as it does for Unix tools, instead of a panic in `println!`
+    // (Rust ignores SIGPIPE by default; this restores the default action).
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists;
+    // SIG_DFL is a valid handler for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     omnigraph::cli::main()
 }

@@ -78,6 +78,9 @@ pub struct LoadArgs {
     /// merge (upsert by key).
     #[arg(long)]
     pub mode: LoadMode,
+    /// Let an overwrite with no rows empty the branch (refused otherwise).
+    #[arg(long)]
+    pub allow_empty: bool,
     /// The branch to load into.
     #[arg(long, default_value = "main")]
     pub branch: String,
@@ -379,9 +382,10 @@ pub fn load(a: LoadArgs) -> Result<ExitCode, CliError> {
     let pb = spinner("loading");
     let result = if a.data.as_os_str() == "-" {
         let stdin = std::io::stdin();
-        rt.block_on(g.load(
+        rt.block_on(g.load_with(
             stdin.lock(),
             a.mode,
+            a.allow_empty,
             &a.branch,
             a.from.as_deref(),
             &actor(&a.actor),
@@ -391,9 +395,10 @@ pub fn load(a: LoadArgs) -> Result<ExitCode, CliError> {
             path: a.data.display().to_string(),
             source,
         })?;
-        rt.block_on(g.load(
+        rt.block_on(g.load_with(
             BufReader::new(f),
             a.mode,
+            a.allow_empty,
             &a.branch,
             a.from.as_deref(),
             &actor(&a.actor),

@@ -59,6 +59,10 @@ pub enum EngineError {
     #[error("parameter `${name}`: {reason}")]
     Param { name: String, reason: String },
     #[error(
+        "an overwrite with no rows would delete every node and edge on branch `{branch}`; to do that, pass --allow-empty (HTTP: allow_empty=true)"
+    )]
+    EmptyOverwrite { branch: String },
+    #[error(
         "recovery sidecar {path} is unreadable ({reason}); it is kept for inspection and writes are refused until it is removed or repaired — reads still work"
     )]
     CorruptSidecar { path: String, reason: String },

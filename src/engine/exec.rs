@@ -371,6 +371,7 @@ impl Graph {
         };
         let params = bind_params(q, params)?;
         needs_no_embedder(q, plan)?;
+        limit_param_is_positive(plan, &params)?;
         let view = self.view(at).await?;
         let mut ctx = Ctx {
             tables: Vec::new(),
@@ -1236,6 +1237,32 @@ fn cell_json(c: &Cell) -> Json {
     match c {
         Cell::DateTime(ms) => Json::from(format_datetime(*ms)),
         other => to_json(other),
+    }
+}
+
+/// `limit $n` takes a positive `$n`, as a literal limit must be (`T34`):
+/// a zero or negative value is [`EngineError::Param`] naming the parameter
+/// (a 400 on the server), never an empty answer.
+fn limit_param_is_positive(
+    plan: &ReadPlan,
+    params: &HashMap<String, Cell>,
+) -> Result<(), EngineError> {
+    let Some(Expr::Param { name }) = &plan.limit else {
+        return Ok(());
+    };
+    let n: Option<i128> = match params.get(name) {
+        Some(Cell::I64(n)) => Some(i128::from(*n)),
+        Some(Cell::I32(n)) => Some(i128::from(*n)),
+        Some(Cell::U32(n)) => Some(i128::from(*n)),
+        Some(Cell::U64(n)) => Some(i128::from(*n)),
+        _ => None,
+    };
+    match n {
+        Some(n) if n < 1 => Err(EngineError::Param {
+            name: name.clone(),
+            reason: format!("is used as the limit and must be at least 1, got {n}"),
+        }),
+        _ => Ok(()),
     }
 }
 

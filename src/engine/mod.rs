@@ -872,6 +872,16 @@ impl Graph {
         }
     }
 
+    /// The rows table `key` holds in `view` (0 when the view has no such
+    /// table).
+    async fn row_count_at(&self, view: &View, key: &TableKey) -> Result<usize, EngineError> {
+        let Some(r) = view.tables.get(key) else {
+            return Ok(0);
+        };
+        let ds = table::open(&self.at(key, r)).await?;
+        Ok(table::count(&ds).await?)
+    }
+
     /// Each table's version and row count.
     pub async fn snapshot(&self, at: &ReadAt) -> Result<Snapshot, EngineError> {
         let m = self.manifest().await?;
@@ -1092,10 +1102,46 @@ impl Graph {
         from: Option<&str>,
         actor: &str,
     ) -> Result<WriteReport, EngineError> {
+        // Boxed: keeps callers' future types shallow (the bench's suite
+        // otherwise overflows the compiler's layout depth limit).
+        Box::pin(self.load_with(input, mode, false, branch, from, actor)).await
+    }
+
+    /// [`Graph::load`], where `allow_empty` lets an overwrite with no rows
+    /// empty the branch (refused otherwise: [`EngineError::EmptyOverwrite`]).
+    /// An append or merge with no rows publishes nothing and says so
+    /// (`commit: None`), like a mutation that matched nothing.
+    pub async fn load_with(
+        &self,
+        input: impl std::io::BufRead,
+        mode: LoadMode,
+        allow_empty: bool,
+        branch: &str,
+        from: Option<&str>,
+        actor: &str,
+    ) -> Result<WriteReport, EngineError> {
         self.authorize(actor, crate::policy::Action::Change, branch)?;
         let catalog = self.catalog();
         let started = std::time::Instant::now();
         let rows = load::parse(&catalog, input).map_err(|errors| EngineError::Load { errors })?;
+        if rows.row_count() == 0 {
+            if mode == LoadMode::Overwrite && !allow_empty {
+                return Err(EngineError::EmptyOverwrite {
+                    branch: branch.to_string(),
+                });
+            }
+            // (A missing branch goes the usual way: created from `from`, or
+            // refused.)
+            if mode != LoadMode::Overwrite && self.manifest().await?.branches.contains_key(branch) {
+                return Ok(WriteReport {
+                    commit: None,
+                    manifest_version: None,
+                    written: BTreeMap::new(),
+                    deleted: BTreeMap::new(),
+                    message: "the input has no rows; nothing was published".into(),
+                });
+            }
+        }
         tracing::debug!(
             rows = rows.row_count(),
             parse_ms = started.elapsed().as_millis() as u64,
@@ -1249,11 +1295,21 @@ impl Graph {
         }
         let mut writes = BTreeMap::new();
         let mut written = BTreeMap::new();
+        let mut deleted = BTreeMap::new();
         let keys: Vec<TableKey> = if mode == LoadMode::Overwrite {
             self.table_keys()
         } else {
             staged_keys(staged)
         };
+        if mode == LoadMode::Overwrite {
+            // An overwrite replaces every row the branch held: report them.
+            for key in &keys {
+                let held = self.row_count_at(&view, key).await?;
+                if held > 0 {
+                    deleted.insert(key.clone(), held);
+                }
+            }
+        }
         for key in keys {
             let rows = staged_rows(staged, &key);
             let batch = self.batch(&key, rows)?;
@@ -1276,7 +1332,7 @@ impl Graph {
             writes,
             staged: BTreeMap::new(),
             written,
-            deleted: BTreeMap::new(),
+            deleted,
             redo: None,
         })
         .await

@@ -124,6 +124,7 @@ impl From<EngineError> for ApiError {
             E::Load { .. }
             | E::Query { .. }
             | E::Param { .. }
+            | E::EmptyOverwrite { .. }
             | E::BadBranchName { .. }
             | E::Schema { .. }
             | E::MergeRefused { .. }

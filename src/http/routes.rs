@@ -27,6 +27,7 @@ const MAIN: &str = "main";
 /// Mounts every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
+        .route("/healthz", web::head().to(healthz))
         .route("/openapi.json", web::get().to(openapi))
         .route("/metrics", web::get().to(metrics))
         .route("/graphs", web::get().to(list_graphs))
@@ -956,11 +957,13 @@ async fn run_load(
     // the GraphActor's commit queue.
     let keys = Vec::new();
     let (b2, a2, from) = (branch.clone(), actor.to_string(), params.from.clone());
+    let allow_empty = params.allow_empty.unwrap_or(false);
     let r = write(entry, actor, keys, move |g| {
         async move {
-            g.load(
+            g.load_with(
                 std::io::Cursor::new(data),
                 engine_mode,
+                allow_empty,
                 &b2,
                 from.as_deref(),
                 &a2,
@@ -1045,6 +1048,7 @@ async fn load_envelope(
         branch: body.branch,
         from: body.from,
         mode: body.mode,
+        allow_empty: body.allow_empty,
     };
     run_load(
         &req,

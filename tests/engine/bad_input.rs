@@ -277,3 +277,71 @@ fn cli_reports_the_line_and_exits_1() {
         "{err}"
     );
 }
+
+/// Honest loads from the CLI: an overwrite reports the rows it replaced as
+/// deleted; an overwrite with no rows is refused (exit 1, naming
+/// `--allow-empty`) and leaves the branch as it was; an append with no rows
+/// publishes nothing and says so; `--allow-empty` empties the branch.
+#[test]
+fn loads_report_what_they_replace_and_refuse_an_empty_overwrite() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = crate::support::cli_small_graph(tmp.path());
+    let uri = uri.as_str();
+    let run = |args: &[&str]| {
+        let out = crate::support::omnigraph(args);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let data = tmp.path().join("two.jsonl");
+    let b = OK_A.replace("\"a\"", "\"b\"");
+    std::fs::write(&data, format!("{OK_A}\n{b}\n")).expect("write");
+    let data = data.to_str().expect("utf8");
+    let empty = tmp.path().join("empty.jsonl");
+    std::fs::write(&empty, "\n").expect("write");
+    let empty = empty.to_str().expect("utf8");
+    let load = |mode: &str, file: &str, extra: &[&str]| {
+        let mut args = vec!["load", "--data", file, "--mode", mode, "--json"];
+        args.extend_from_slice(extra);
+        args.push(uri);
+        run(&args)
+    };
+    let (code, _, err) = load("overwrite", data, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = load("overwrite", data, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(r["deleted"]["node:Person"], 2, "{r}");
+    assert_eq!(r["written"]["node:Person"], 2, "{r}");
+    let (code, _, err) = load("overwrite", empty, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--allow-empty"), "{err}");
+    let (code, out, err) = load("append", empty, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(r["commit"], serde_json::Value::Null, "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nothing was published"),
+        "{r}"
+    );
+    let (code, out, err) = load("overwrite", empty, &["--allow-empty"]);
+    assert_eq!(code, Some(0), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(r["deleted"]["node:Person"], 2, "{r}");
+    let (code, out, err) = run(&[
+        "query",
+        "--store",
+        uri,
+        "-e",
+        "query n() { match { $p: Person } return { count($p) as n } }",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("\"n\": 0") || out.contains("\"n\":0"), "{out}");
+}

@@ -16,6 +16,7 @@ const QUERIES: &str = r#"
 query people() { match { $p: Person } return { $p.slug, $p.name, $p.age } order { $p.slug } }
 query reach($s: String) { match { $p: Person { slug: $s }  $p knows{1,3} $q } return { $q.slug } order { $q.slug } }
 query by_age($min: I32) { match { $p: Person  $p.age >= $min } return { $p.slug } order { $p.slug } }
+query first($n: I64) { match { $p: Person } return { $p.slug } order { $p.slug } limit $n }
 "#;
 
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -143,6 +144,15 @@ fn bad_query_inputs_exit_1_with_a_clear_message() {
             "no such parameter",
         ),
         (&["reach", "--params", "{bad"], "not valid JSON"),
+        // A limit parameter below 1 once answered no rows.
+        (
+            &["first", "--params", r#"{"n":-1}"#],
+            "must be at least 1, got -1",
+        ),
+        (
+            &["first", "--params", r#"{"n":0}"#],
+            "must be at least 1, got 0",
+        ),
         (&["nope"], "no query named `nope`"),
         (
             &["people", "--branch", "nope"],
@@ -167,6 +177,19 @@ fn bad_query_inputs_exit_1_with_a_clear_message() {
         );
         assert!(!err.contains("panicked"), "{extra:?}: {err}");
     }
+    assert_eq!(rows(&uri, &["first", "--params", r#"{"n":2}"#]).len(), 2);
+    // A closed stdout (`omnigraph commit list | head -1`) ends the command
+    // without a panic.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_omnigraph"))
+        .args(["commit", "list", &uri])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
     // A query that does not type-check against the graph's schema.
     let (code, _, err) = run(&[
         "query",

@@ -437,7 +437,20 @@ fn drift_is_refused_until_repair_and_a_corrupt_sidecar_is_kept() {
         rt.block_on(visible(&g)).contains_key("next"),
         "reads still work"
     );
-    let (code, _, stderr) = cli(&["load", "--mode", "append", "--data", "/dev/null", &uri]);
+    let one = root.with_file_name("one.jsonl");
+    std::fs::write(
+        &one,
+        "{\"type\":\"Item\",\"data\":{\"key\":\"cli-a\",\"n\":1}}\n",
+    )
+    .expect("data");
+    let (code, _, stderr) = cli(&[
+        "load",
+        "--mode",
+        "append",
+        "--data",
+        one.to_str().expect("utf8"),
+        &uri,
+    ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("unreadable"), "{stderr}");
     std::fs::remove_file(&bad).expect("remove");

@@ -107,6 +107,48 @@ fn open_mode_serves_everything_but_server_actions() {
     server
         .post("/graphs/g/load/ndjson?branch=nope", None, &people(9, 1))
         .expect(404);
+    // Honest loads: an empty overwrite is refused unless allowed; an empty
+    // merge publishes nothing and says so.
+    server
+        .post("/graphs/g/branches", None, r#"{"name":"scratch"}"#)
+        .expect(200);
+    let refused = server
+        .post(
+            "/graphs/g/load/ndjson?branch=scratch&mode=overwrite",
+            None,
+            "",
+        )
+        .expect(400);
+    assert!(
+        refused.body.contains("allow_empty=true"),
+        "{}",
+        refused.body
+    );
+    let nothing = server
+        .post("/graphs/g/load/ndjson?branch=scratch&mode=merge", None, "")
+        .expect(200)
+        .json();
+    assert_eq!(nothing["commit"], json!(null), "{nothing}");
+    assert_eq!(nothing["total_entities"], 0);
+    server
+        .post(
+            "/graphs/g/load/ndjson?branch=scratch&mode=overwrite&allow_empty=true",
+            None,
+            "",
+        )
+        .expect(200);
+    let dev = server
+        .post(
+            "/graphs/g/query",
+            None,
+            &COUNT.replace("}\"}", "}\",\"branch\":\"scratch\"}"),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(dev["rows"], json!([{ "n": 0 }]), "emptied on request");
+    server
+        .delete("/graphs/g/branches/scratch", None)
+        .expect(200);
     let created = server
         .post(
             "/graphs/g/load/ndjson?branch=fresh&from=main&mode=append",
@@ -267,8 +309,11 @@ fn open_mode_serves_everything_but_server_actions() {
     // Over the 1 MiB default body limit: 413.
     let big = format!("{{\"query\":\"{}\"}}", "x".repeat(1 << 20));
     server.post("/graphs/g/query", None, &big).expect(413);
-    // The server still answers.
+    // The server still answers, to load balancers' HEAD probes too.
     server.get("/healthz", None).expect(200);
+    let head = omnigraph::http::client::request(&server.addr, "HEAD", "/healthz", None, None);
+    assert_eq!(head.status, 200, "{}", head.body);
+    assert!(head.body.is_empty(), "HEAD has no body: {:?}", head.body);
 }
 
 #[test]
@@ -343,6 +388,15 @@ fn refuses_to_start_with_a_reason() {
                 ("OMNIGRAPH_PER_ACTOR_INFLIGHT_MAX", "lots"),
             ],
             "OMNIGRAPH_PER_ACTOR_INFLIGHT_MAX",
+        ),
+        // A rate of 0 once silently turned rate limiting off.
+        (
+            vec!["--graph", &g],
+            vec![
+                ("OMNIGRAPH_SERVER_BEARER_TOKEN", "s"),
+                ("OMNIGRAPH_PER_ACTOR_RATE_PER_SEC", "0"),
+            ],
+            "unset it to turn rate limiting off",
         ),
     ];
     for (args, env, want) in cases {
