@@ -59,6 +59,17 @@ pub enum EngineError {
     #[error("parameter `${name}`: {reason}")]
     Param { name: String, reason: String },
     #[error(
+        "query budget exceeded: the query would build more than {value} intermediate rows ({limit}); connect its variables with traversals or filter them, or raise the limit with {raise}"
+    )]
+    Budget {
+        /// The limit's name.
+        limit: String,
+        /// The limit's value.
+        value: u64,
+        /// How to raise it.
+        raise: String,
+    },
+    #[error(
         "an overwrite with no rows would delete every node and edge on branch `{branch}`; to do that, pass --allow-empty (HTTP: allow_empty=true)"
     )]
     EmptyOverwrite { branch: String },

@@ -316,6 +316,27 @@ struct Ctx<'a> {
     /// pipeline level as its scan: the scan reads only their hits.
     var_fts: HashMap<String, Vec<FtsKey>>,
     now: i64,
+    /// The most intermediate rows an operator may produce.
+    max_rows: usize,
+}
+
+impl Ctx<'_> {
+    /// [`EngineError::Budget`] for the intermediate-row limit.
+    fn over_budget(&self) -> EngineError {
+        EngineError::Budget {
+            limit: "intermediate rows".into(),
+            value: self.max_rows as u64,
+            raise: "OMNIGRAPH_QUERY_MAX_ROWS (or Graph::with_query_max_rows)".into(),
+        }
+    }
+
+    /// Refuses once `n` rows exceed the budget.
+    fn check_rows(&self, n: usize) -> Result<(), EngineError> {
+        if n > self.max_rows {
+            return Err(self.over_budget());
+        }
+        Ok(())
+    }
 }
 
 type Binding = Vec<Option<Bound>>;
@@ -383,6 +404,7 @@ impl Graph {
             fts: HashMap::new(),
             var_fts: HashMap::new(),
             now: super::now_ms(),
+            max_rows: self.query_max_rows,
         };
         for r in &q.reads {
             let key = if r.kind == "edge" {
@@ -672,6 +694,7 @@ fn run_ops<'a>(
                     out
                 }
             };
+            ctx.check_rows(rows.len())?;
         }
         Ok(rows)
     })
@@ -733,6 +756,11 @@ async fn scan(
             &full.rows
         }
     };
+    // Without equalities every input row pairs with every candidate (an
+    // unconnected binding: a cross product): refuse before building it.
+    if equals.is_empty() {
+        ctx.check_rows(rows.len().saturating_mul(candidates.len()))?;
+    }
     let mut out = Vec::new();
     for b in rows {
         for r in candidates {
@@ -747,6 +775,7 @@ async fn scan(
                     row: r.clone(),
                 });
                 out.push(nb);
+                ctx.check_rows(out.len())?;
             }
         }
     }
@@ -782,6 +811,8 @@ async fn expand(
     let csr = ctx.tables[ei].csr().await?;
     // Per input row: the ids reached.
     let mut reached_per_row: Vec<Vec<String>> = Vec::with_capacity(rows.len());
+    // Pairs reached so far, over every input row (the budget's count).
+    let mut total = 0usize;
     let mut wanted: HashSet<String> = HashSet::new();
     let mut buf = Vec::new();
     for b in &rows {
@@ -823,6 +854,8 @@ async fn expand(
                 frontier = next;
             }
         }
+        total += reached.len();
+        ctx.check_rows(total)?;
         wanted.extend(reached.iter().cloned());
         reached_per_row.push(reached);
     }
@@ -907,6 +940,7 @@ async fn expand_edges(
                 hits.push((i, e.clone(), src.clone()));
             }
         }
+        ctx.check_rows(hits.len())?;
     }
     let targets = ctx.tables[ti].rows_by_id(&wanted).await?;
     let mut out = Vec::new();
@@ -926,6 +960,7 @@ async fn expand_edges(
         nb[s.to] = Some(bound);
         nb[eslot] = Some(Bound { table: ei, row: e });
         out.push(nb);
+        ctx.check_rows(out.len())?;
     }
     Ok(out)
 }

@@ -371,6 +371,21 @@ pub struct Graph {
     /// The (branch, table) pairs written since their last upkeep, shared
     /// by clones ([`Graph::upkeep_once`]).
     upkeep_wanted: upkeep::Wanted,
+    /// The most intermediate rows (bindings) one read query may build
+    /// ([`EngineError::Budget`]; [`Graph::with_query_max_rows`]).
+    query_max_rows: usize,
+}
+
+/// The default of [`Graph::with_query_max_rows`]: `OMNIGRAPH_QUERY_MAX_ROWS`
+/// when set to a positive integer, else this.
+pub const QUERY_MAX_ROWS: usize = 1_000_000;
+
+fn query_max_rows_default() -> usize {
+    std::env::var("OMNIGRAPH_QUERY_MAX_ROWS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(QUERY_MAX_ROWS)
 }
 
 /// Where a handle's prepared writes go for their commit step. The
@@ -510,6 +525,7 @@ impl Graph {
             heal_due: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             upkeep_background: false,
             upkeep_wanted: Default::default(),
+            query_max_rows: query_max_rows_default(),
         };
         let mut tables = BTreeMap::new();
         for key in graph.table_keys() {
@@ -590,6 +606,7 @@ impl Graph {
             heal_due: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             upkeep_background: false,
             upkeep_wanted: Default::default(),
+            query_max_rows: query_max_rows_default(),
         };
         // Loads the schema the newest manifest names, if it was changed.
         g.manifest().await?;

@@ -69,6 +69,16 @@ impl Graph {
         self
     }
 
+    /// Caps the intermediate rows (bindings) one read query through this
+    /// handle may build at `rows` (at least 1); a query that would build
+    /// more fails with [`EngineError::Budget`] as soon as it gets there,
+    /// before its memory grows further. Default: [`super::QUERY_MAX_ROWS`]
+    /// or `OMNIGRAPH_QUERY_MAX_ROWS`.
+    pub fn with_query_max_rows(mut self, rows: usize) -> Graph {
+        self.query_max_rows = rows.max(1);
+        self
+    }
+
     /// Records that `key` on `branch` was written and wants upkeep, when
     /// this handle leaves upkeep to the background; `false` (record
     /// nothing) when the commit step runs it itself.

@@ -125,6 +125,7 @@ impl From<EngineError> for ApiError {
             | E::Query { .. }
             | E::Param { .. }
             | E::EmptyOverwrite { .. }
+            | E::Budget { .. }
             | E::BadBranchName { .. }
             | E::Schema { .. }
             | E::MergeRefused { .. }

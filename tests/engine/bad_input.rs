@@ -345,3 +345,50 @@ fn loads_report_what_they_replace_and_refuse_an_empty_overwrite() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("\"n\": 0") || out.contains("\"n\":0"), "{out}");
 }
+
+/// A read query that would build more intermediate rows than the handle's
+/// budget (an unconnected cross product) fails at once with
+/// `EngineError::Budget` naming the limit, its value and how to raise it;
+/// one within the budget answers, and the handle keeps serving.
+#[test]
+fn a_query_over_its_row_budget_is_refused_and_the_handle_keeps_serving() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let g = rt
+        .block_on(crate::support::small(tmp.path()))
+        .with_query_max_rows(10_000);
+    let people: String = (0..30)
+        .map(|i| {
+            format!("{{\"type\":\"Person\",\"data\":{{\"slug\":\"p{i}\",\"name\":\"P{i}\"}}}}\n")
+        })
+        .collect();
+    rt.block_on(load_str(&g, &people, LoadMode::Append, "main"))
+        .expect("load");
+    let src = "query four() { match { $a: Person $b: Person $c: Person $d: Person } return { $a.slug } limit 1 }
+query two() { match { $a: Person $b: Person } return { $a.slug, $b.slug } }";
+    let compiled = omnigraph::query::compile_queries(&g.catalog(), src);
+    assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
+    let run = |name: &str| {
+        rt.block_on(g.query(
+            compiled.query(name).expect("query"),
+            &serde_json::Value::Null,
+            &ReadAt::Branch("main".into()),
+        ))
+    };
+    // 30^4 = 810,000 bindings: over 10,000, refused before building them.
+    let err = run("four").expect_err("over budget");
+    assert!(
+        matches!(err, EngineError::Budget { value: 10_000, .. }),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("intermediate rows") && msg.contains("OMNIGRAPH_QUERY_MAX_ROWS"),
+        "{msg}"
+    );
+    assert_eq!(run("two").expect("within budget").rows.len(), 900);
+}

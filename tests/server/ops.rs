@@ -395,3 +395,50 @@ fn sigterm_lets_a_write_in_flight_finish() {
         .json();
     assert_eq!(n["rows"], json!([{ "n": 500_000 }]));
 }
+
+/// The hostile read of issue 20 (six unconnected bindings: a cross product)
+/// on a server with a 100,000-row query budget: a 400 naming the limit
+/// and how to raise it, no abort; another graph and the same graph keep
+/// answering.
+#[test]
+fn a_cross_product_query_gets_400_and_the_server_keeps_serving() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let a = people_graph(tmp.path(), "a");
+    let b = people_graph(tmp.path(), "b");
+    let (ga, gb) = (format!("a={a}"), format!("b={b}"));
+    let server = Server::start(
+        tmp.path(),
+        &["--graph", &ga, "--graph", &gb, "--unauthenticated"],
+        &[("OMNIGRAPH_QUERY_MAX_ROWS", "100000")],
+    );
+    server
+        .post("/graphs/a/load/ndjson", None, &people(0, 40))
+        .expect(200);
+    let hostile = r#"{"query":"query q() { match { $v0: Person $v1: Person $v2: Person $v3: Person $v4: Person $v5: Person } return { $v0.name } limit 1 }"}"#;
+    let started = std::time::Instant::now();
+    let r = server.post("/graphs/a/query", None, hostile).expect(400);
+    println!(
+        "cross product of 40^6 bindings refused in {} ms",
+        started.elapsed().as_millis()
+    );
+    assert!(
+        r.body.contains("query budget exceeded") && r.body.contains("OMNIGRAPH_QUERY_MAX_ROWS"),
+        "{}",
+        r.body
+    );
+    let count = r#"{"query":"query c() { match { $p: Person } return { count($p) as n } }"}"#;
+    assert_eq!(
+        server
+            .post("/graphs/a/query", None, count)
+            .expect(200)
+            .json()["rows"],
+        json!([{ "n": 40 }])
+    );
+    assert_eq!(
+        server
+            .post("/graphs/b/query", None, count)
+            .expect(200)
+            .json()["rows"],
+        json!([{ "n": 0 }])
+    );
+}

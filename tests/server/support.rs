@@ -11,7 +11,7 @@ pub use omnigraph::http::client::{Response, request};
 
 /// The environment variables the server reads; cleared for every start so
 /// the caller's shell cannot leak into a test.
-const SERVER_ENV: [&str; 10] = [
+const SERVER_ENV: [&str; 11] = [
     "FAILPOINTS",
     "OMNIGRAPH_SERVER_BEARER_TOKEN",
     "OMNIGRAPH_SERVER_BEARER_TOKENS_JSON",
@@ -22,6 +22,7 @@ const SERVER_ENV: [&str; 10] = [
     "OMNIGRAPH_PER_ACTOR_BYTES_MAX",
     "OMNIGRAPH_PER_ACTOR_RATE_PER_SEC",
     "OMNIGRAPH_PER_ACTOR_RATE_BURST",
+    "OMNIGRAPH_QUERY_MAX_ROWS",
 ];
 
 fn command(args: &[&str], env: &[(&str, &str)], stderr: &Path) -> Command {
