@@ -338,11 +338,7 @@ fn bounds_on_an_edge_between_two_types_warn_and_run_as_one_hop() {
     use omnigraph::engine::load::LoadMode;
     use omnigraph::engine::{Graph, ReadAt};
     let schema = "node Person { name: String @key }\nnode Org { name: String @key }\nedge WorksAt: Person -> Org\n";
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = crate::support::runtime();
     let tmp = tempfile::tempdir().expect("tmp");
     let g = rt
         .block_on(Graph::init(

@@ -19,46 +19,14 @@ fn read(name: &str) -> String {
     std::fs::read_to_string(dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-#[test]
-fn every_reference_schema_and_query_file_is_accepted() {
-    let mut schemas = 0;
-    let mut queries = 0;
-    for entry in std::fs::read_dir(dir()).expect("reference dir") {
-        let path = entry.expect("entry").path();
-        if path.extension().and_then(|e| e.to_str()) != Some("pg") {
-            continue;
-        }
-        let name = path.file_name().and_then(|n| n.to_str()).expect("name");
-        let cat = compile_schema_file(name, &read(name))
-            .unwrap_or_else(|d| panic!("{}", d.render(false)));
-        schemas += 1;
-        let gq = path.with_extension("gq");
-        if !gq.exists() {
-            continue;
-        }
-        let src = std::fs::read_to_string(&gq).expect("read gq");
-        let compiled = compile_queries(&cat, &src);
-        let errors = crate::support::errors(&compiled);
-        assert!(errors.is_empty(), "{}: {errors:#?}", gq.display());
-        assert_eq!(compiled.queries.len(), compiled.declared.len());
-        queries += compiled.queries.len();
-    }
-    assert_eq!(schemas, 4, "test, search, signals, context");
-    assert_eq!(queries, 19, "test.gq 11, search.gq 8");
-}
-
-/// The schema and query examples of the reference's user docs
-/// (`tests/lang/reference/docs/`, each query marked with its page and
-/// line; fragments shown inline in the prose are wrapped into whole
-/// queries and marked so): every schema compiles and every query checks
-/// clean against the schema beside it.
-#[test]
-fn every_reference_doc_example_is_accepted() {
-    let docs = dir().join("docs");
-    let mut schemas = 0;
-    let mut queries = 0;
-    let mut names: Vec<String> = std::fs::read_dir(&docs)
-        .expect("docs dir")
+/// Compiles every `.pg` in `dir` and checks the `.gq` beside it, if any,
+/// clean against it; with `cite`, every query is preceded by a comment
+/// starting with it (its source). Returns (schemas, queries, the schema
+/// files by name).
+fn check_dir(dir: &std::path::Path, cite: Option<&str>) -> (usize, usize, Vec<String>) {
+    let (mut schemas, mut queries) = (0, 0);
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("pg"))
         .map(|p| p.display().to_string())
@@ -77,26 +45,41 @@ fn every_reference_doc_example_is_accepted() {
         let errors = crate::support::errors(&compiled);
         assert!(errors.is_empty(), "{}: {errors:#?}", gq.display());
         assert_eq!(compiled.queries.len(), compiled.declared.len());
-        // Every query names its source.
-        assert_eq!(
-            src.matches("// docs/user/").count(),
-            compiled.queries.len(),
-            "{}",
-            gq.display()
-        );
+        if let Some(cite) = cite {
+            assert_eq!(
+                src.matches(cite).count(),
+                compiled.queries.len(),
+                "{}: every query names its source",
+                gq.display()
+            );
+        }
         queries += compiled.queries.len();
     }
+    (schemas, queries, names)
+}
+
+#[test]
+fn every_reference_schema_and_query_file_is_accepted() {
+    let (schemas, queries, names) = check_dir(&dir(), None);
+    assert_eq!(schemas, 4, "test, search, signals, context: {names:?}");
+    assert_eq!(queries, 19, "test.gq 11, search.gq 8");
+}
+
+/// The schema and query examples of the reference's user docs
+/// (`tests/lang/reference/docs/`, each query marked with its page and
+/// line; fragments shown inline in the prose are wrapped into whole
+/// queries and marked so): every schema compiles and every query checks
+/// clean against the schema beside it.
+#[test]
+fn every_reference_doc_example_is_accepted() {
+    let (schemas, queries, names) = check_dir(&dir().join("docs"), Some("// docs/user/"));
     assert_eq!(schemas, 9, "{names:?}");
     assert_eq!(queries, 14);
 }
 
 #[test]
 fn the_reference_test_queries_run_over_its_data() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = crate::support::runtime();
     let tmp = tempfile::tempdir().expect("tmp");
     let uri = tmp.path().join("g").display().to_string();
     let g = rt

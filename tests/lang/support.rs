@@ -104,3 +104,12 @@ pub fn errors(compiled: &omnigraph::query::CompiledFile) -> Vec<&Diagnostic> {
         .filter(|d| d.severity == omnigraph::diag::Severity::Error)
         .collect()
 }
+
+/// A two-worker runtime for the tests that run queries on a graph.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
