@@ -703,11 +703,18 @@ async fn schema_apply(
 async fn list_branches(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> Res {
     let actor = caller(&req, &state.tokens)?;
     let entry = graph(&state, &id)?;
-    authorize(&entry, &actor, Action::Read, on_branch(MAIN))?;
     let bs = read(&entry, |g| async move { g.branches().await }.boxed()).await?;
-    ok(&BranchListOutput {
-        branches: bs.into_iter().map(|b| b.name).collect(),
-    })
+    // Only the branches the caller may read; none readable is the refusal
+    // for `main`.
+    let branches: Vec<String> = bs
+        .into_iter()
+        .map(|b| b.name)
+        .filter(|b| authorize(&entry, &actor, Action::Read, on_branch(b)).is_ok())
+        .collect();
+    if branches.is_empty() {
+        authorize(&entry, &actor, Action::Read, on_branch(MAIN))?;
+    }
+    ok(&BranchListOutput { branches })
 }
 
 #[utoipa::path(get, path = "/graphs/{id}/commits", params(BranchParam), responses((status = 200, body = CommitListOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]

@@ -442,3 +442,36 @@ fn a_cross_product_query_gets_400_and_the_server_keeps_serving() {
         json!([{ "n": 0 }])
     );
 }
+
+/// `GET /graphs/{id}/branches` lists only the branches the caller may
+/// read: a reader whose policy covers protected branches (`main`) does not
+/// see `dev`; a caller with no read at all is 403.
+#[test]
+fn branch_list_shows_only_readable_branches() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = people_graph(tmp.path(), "g");
+    let policy = write(
+        tmp.path(),
+        "branches.yaml",
+        "version: 1\ngroups:\n  all: [heavy]\n  main_readers: [light]\nprotected_branches: [main]\nrules:\n  - id: all\n    allow:\n      actors: { group: all }\n      actions: [read, change]\n      branch_scope: any\n  - id: make\n    allow:\n      actors: { group: all }\n      actions: [branch_create]\n  - id: main-only\n    allow:\n      actors: { group: main_readers }\n      actions: [read]\n      branch_scope: protected\n",
+    );
+    let (g, p) = (format!("g={uri}"), format!("g={policy}"));
+    let server = Server::start(
+        tmp.path(),
+        &["--graph", &g, "--policy", &p],
+        &[("OMNIGRAPH_SERVER_BEARER_TOKENS_JSON", TOKENS)],
+    );
+    server
+        .post("/graphs/g/branches", Some("tok-heavy"), r#"{"name":"dev"}"#)
+        .expect(200);
+    let list = |tok: &str| server.get("/graphs/g/branches", Some(tok));
+    assert_eq!(
+        list("tok-heavy").expect(200).json()["branches"],
+        json!(["dev", "main"])
+    );
+    assert_eq!(
+        list("tok-light").expect(200).json()["branches"],
+        json!(["main"])
+    );
+    list("tok-admin").expect(403);
+}
