@@ -338,10 +338,17 @@ async fn openapi(state: Data<AppState>) -> HttpResponse {
         .body(super::openapi_json(!state.tokens.is_empty()))
 }
 
-async fn metrics(state: Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
+/// `GET /metrics`: with bearer tokens configured, only for a caller the
+/// server policy grants `graph_list` (the metrics name every graph,
+/// quarantined ones too, like `GET /admin/graphs`); open without tokens.
+async fn metrics(req: HttpRequest, state: Data<AppState>) -> Res {
+    if !state.tokens.is_empty() {
+        let actor = caller(&req, &state.tokens)?;
+        server_authorize(&state, &actor, Action::GraphList)?;
+    }
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(state.metrics.render()))
 }
 
 fn server_authorize(state: &AppState, actor: &str, action: Action) -> Result<(), ApiError> {

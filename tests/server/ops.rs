@@ -38,11 +38,11 @@ fn mutation(i: usize) -> String {
 fn one_callers_flood_gets_429_while_another_is_served() {
     let tmp = tempfile::tempdir().expect("tmp");
     let uri = people_graph(tmp.path(), "g");
-    let (gp, _) = policies(tmp.path());
+    let (gp, sp) = policies(tmp.path());
     let (g, p) = (format!("g={uri}"), format!("g={gp}"));
     let server = Arc::new(Server::start(
         tmp.path(),
-        &["--graph", &g, "--policy", &p],
+        &["--graph", &g, "--policy", &p, "--server-policy", &sp],
         &[
             ("OMNIGRAPH_SERVER_BEARER_TOKENS_JSON", TOKENS),
             ("OMNIGRAPH_PER_ACTOR_INFLIGHT_MAX", "1"),
@@ -91,7 +91,10 @@ fn one_callers_flood_gets_429_while_another_is_served() {
         assert!(after >= 1);
         assert_eq!(r.json()["code"], "too_many_requests");
     }
-    let metrics = server.get("/metrics", None).expect(200).body;
+    // The metrics name graphs: a token the server policy lets list them.
+    server.get("/metrics", None).expect(401);
+    server.get("/metrics", Some("tok-light")).expect(403);
+    let metrics = server.get("/metrics", Some("tok-admin")).expect(200).body;
     assert!(
         metrics.contains("omnigraph_admission_rejections_total{reason=\"inflight\"}"),
         "{metrics}"
