@@ -165,11 +165,16 @@ def main(argv):
     )
     i = ours.get("isolation")
     if i:
+        rows = [["alone", fmt(i["light_alone_p50_ms"]), fmt(i["light_alone_p99_ms"]), "", ""]]
+        if "light_flood_other_p50_ms" in i:
+            rows.append(["flood into another type", fmt(i["light_flood_other_p50_ms"]),
+                         fmt(i["light_flood_other_p99_ms"]), fmt(i["heavy_other_rows_per_s"]), ""])
+        rows.append(["flood into the same type", fmt(i["light_flood_p50_ms"]), fmt(i["light_flood_p99_ms"]),
+                     fmt(i["heavy_rows_per_s"]), i["heavy_429"]])
         table(
             "Actor isolation (4 light writers vs 1 flooding loader; ms, rows/s)",
-            ["light p50 alone", "light p99 alone", "light p50 flood", "light p99 flood", "heavy rows/s", "heavy 429s"],
-            [[fmt(i["light_alone_p50_ms"]), fmt(i["light_alone_p99_ms"]), fmt(i["light_flood_p50_ms"]),
-              fmt(i["light_flood_p99_ms"]), fmt(i["heavy_rows_per_s"]), i["heavy_429"]]],
+            ["phase", "light p50", "light p99", "heavy rows/s", "heavy 429s"],
+            rows,
         )
     gc = ours.get("group_commit")
     if gc:

@@ -23,6 +23,12 @@ use omnigraph::actors::{AdmissionActor, AdmissionConfig, GraphSpec, Metrics, Sup
 use omnigraph::http::{ApiError, AppState, Tokens, configure};
 use omnigraph::policy::{BundleKind, Gate, PolicyEngine};
 
+/// mimalloc instead of the system allocator: under concurrent writes the
+/// server spent about a fifth of its CPU in glibc's malloc and free
+/// (docs/performance.md, "Group commit, kept stagings and mimalloc").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Serves many graphs over HTTP.
 #[derive(Debug, Parser)]
 #[command(name = "omnigraph-server", version)]
@@ -265,10 +271,13 @@ fn main() -> ExitCode {
     let _failpoints = fail::FailScenario::setup();
     // OMNIGRAPH_LOG sets our level (default info); Lance and other
     // libraries log at warn and above unless OMNIGRAPH_LOG is debug/trace.
-    omnigraph::logging::init(
-        omnigraph::logging::level_from_env().unwrap_or(tracing::Level::INFO),
-        &["omnigraph_server", "actix_server"],
-    );
+    match omnigraph::logging::directives_from_env() {
+        Some(filter) => omnigraph::logging::init_with(filter),
+        None => omnigraph::logging::init(
+            omnigraph::logging::level_from_env().unwrap_or(tracing::Level::INFO),
+            &["omnigraph_server", "actix_server"],
+        ),
+    }
     let c = match config(args) {
         Ok(c) => c,
         Err(e) => {

@@ -262,7 +262,9 @@ pub fn main() -> ExitCode {
 /// CLI logs nothing: its output is the command's. `debug` shows, among
 /// others, where a load spends its time (parse, validate, batch, commit).
 fn init_logging() {
-    if let Some(level) = crate::logging::level_from_env() {
+    if let Some(filter) = crate::logging::directives_from_env() {
+        crate::logging::init_with(filter);
+    } else if let Some(level) = crate::logging::level_from_env() {
         crate::logging::init(level, &[]);
     }
 }

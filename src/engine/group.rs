@@ -245,6 +245,12 @@ impl Graph {
             }
         }
         let live = lease::running(&sidecar.id);
+        let t0 = std::time::Instant::now();
+        // Where the turn's time went, for the debug line at its end.
+        let mut restaged = 0usize;
+        let mut stage_time = std::time::Duration::ZERO;
+        let mut commit_time = std::time::Duration::ZERO;
+        let mut publish_time = std::time::Duration::ZERO;
         // Phase A.
         self.write_sidecar(&sidecar).await.map_err(|e| (e, false))?;
         let shared = Arc::new(tokio::sync::Mutex::new(sidecar.clone()));
@@ -273,15 +279,26 @@ impl Graph {
                         }
                     };
                     // Staged against an older version than the group's
-                    // base: staged again (see `Graph::commit_table`).
+                    // base: staged again (see `Graph::commit_table`),
+                    // unless it only inserts ids no version since did.
                     let blind = w.writes.get(&key).is_some_and(TableWrite::is_blind);
-                    let staged = w
-                        .staged
-                        .remove(&key)
-                        .filter(|c| blind || c.read_version == sidecar.tables[&key].base.version);
+                    let inserted = w.writes.get(&key).and_then(TableWrite::inserted);
+                    let staged = w.staged.remove(&key).filter(|c| {
+                        blind
+                            || c.read_version == sidecar.tables[&key].base.version
+                            || self.keeps_staged(
+                                &key,
+                                target.as_deref(),
+                                c,
+                                current,
+                                inserted.as_deref(),
+                            )
+                    });
                     let change = match staged {
                         Some(c) => c,
                         None => {
+                            restaged += 1;
+                            let t = std::time::Instant::now();
                             let op = w
                                 .writes
                                 .get(&key)
@@ -295,11 +312,14 @@ impl Graph {
                                         false,
                                     )
                                 })?;
-                            table::stage(ds.clone(), op)
+                            let c = table::stage(ds.clone(), op)
                                 .await
-                                .map_err(|e| (e.into(), false))?
+                                .map_err(|e| (e.into(), false))?;
+                            stage_time += t.elapsed();
+                            c
                         }
                     };
+                    let t = std::time::Instant::now();
                     let next = table::commit_staged(ds, change, current + 1, &sidecar.id)
                         .await
                         .map_err(|e| {
@@ -311,7 +331,11 @@ impl Graph {
                                 (e.into(), false)
                             }
                         })?;
+                    commit_time += t.elapsed();
                     let v = next.version().version;
+                    if let Some(mut l) = self.manifests.inserted() {
+                        l.record(&key, target.as_deref(), v, inserted);
+                    }
                     heads.insert(key.clone(), (v, Arc::new(next)));
                     mine.insert(key, v);
                 }
@@ -332,6 +356,11 @@ impl Graph {
                         v
                     }
                 };
+                if done > v
+                    && let Some(mut l) = self.manifests.inserted()
+                {
+                    l.record_no_rows(&key, target.as_deref(), v + 1, done);
+                }
                 finals.insert(key, done);
             }
             {
@@ -398,6 +427,7 @@ impl Graph {
                 .map(|w| (w.actor.clone(), w.message.clone()))
                 .collect();
             let group_id = sidecar.id.clone();
+            let t = std::time::Instant::now();
             let (published, commits) = self
                 .manifests
                 .publish_many(m.clone(), |cur| {
@@ -442,6 +472,7 @@ impl Graph {
                 })
                 .await
                 .map_err(|e| (e, false))?;
+            publish_time = t.elapsed();
             fail::fail_point!("publish.after", |_| Err((fault("publish.after"), false)));
             Ok((published, commits))
         }
@@ -466,6 +497,15 @@ impl Graph {
                 .store(true, std::sync::atomic::Ordering::SeqCst);
             return Err((e, false));
         }
+        tracing::debug!(
+            members = group.len(),
+            restaged,
+            stage_ms = stage_time.as_secs_f64() * 1e3,
+            table_commits_ms = commit_time.as_secs_f64() * 1e3,
+            publish_ms = publish_time.as_secs_f64() * 1e3,
+            total_ms = t0.elapsed().as_secs_f64() * 1e3,
+            "group committed"
+        );
         Ok(group
             .iter_mut()
             .zip(commits)

@@ -143,6 +143,10 @@ pub struct ManifestStore {
     /// The newest manifest this store (or a clone) read as the latest or
     /// published: what a warm read probes forward from.
     head: std::sync::Arc<std::sync::Mutex<Option<Manifest>>>,
+    /// What this process's table commits inserted ([`super::ledger`]),
+    /// shared by clones; forgotten when a manifest this store did not
+    /// publish is met.
+    inserted: std::sync::Arc<std::sync::Mutex<super::ledger::Ledger>>,
 }
 
 impl ManifestStore {
@@ -155,6 +159,22 @@ impl ManifestStore {
         Self {
             control,
             head: Default::default(),
+            inserted: Default::default(),
+        }
+    }
+
+    /// The ledger of what this process's own table commits inserted
+    /// ([`super::ledger`]). Errors: none; a poisoned lock yields `None`
+    /// (callers then treat every version as unknown).
+    pub fn inserted(&self) -> Option<std::sync::MutexGuard<'_, super::ledger::Ledger>> {
+        self.inserted.lock().ok()
+    }
+
+    /// A manifest this store did not publish was met: another process
+    /// (or another handle) wrote, so the ledger no longer vouches.
+    fn met_foreign(&self) {
+        if let Some(mut l) = self.inserted() {
+            l.clear();
         }
     }
 
@@ -206,6 +226,9 @@ impl ManifestStore {
         while let Some(next) = self.read(current.version + 1).await? {
             current = next;
         }
+        if self.known().is_none_or(|k| k.version < current.version) {
+            self.met_foreign();
+        }
         self.remember(&current);
         Ok(current)
     }
@@ -216,6 +239,9 @@ impl ManifestStore {
         let mut current = known;
         while let Some(next) = self.read(current.version + 1).await? {
             current = next;
+        }
+        if self.known().is_none_or(|k| k.version < current.version) {
+            self.met_foreign();
         }
         self.remember(&current);
         Ok(current)

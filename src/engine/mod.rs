@@ -17,6 +17,7 @@ pub mod exec;
 pub mod export;
 pub mod group;
 pub mod lease;
+pub mod ledger;
 pub mod load;
 pub mod manifest;
 pub mod merge;
@@ -142,6 +143,28 @@ impl TableWrite {
     /// be committed over newer ones as it is.
     fn is_blind(&self) -> bool {
         matches!(self, TableWrite::Append(_) | TableWrite::Overwrite(_))
+    }
+
+    /// The ids this change inserts, for the ledger ([`ledger`]): the rows
+    /// of an append or upsert, none for a delete, `None` (unknown) for an
+    /// overwrite, a merge or a reindex.
+    fn inserted(&self) -> ledger::Inserted {
+        match self {
+            TableWrite::Append(b) | TableWrite::Upsert(b) => {
+                let ids = b
+                    .column_by_name("id")?
+                    .as_any()
+                    .downcast_ref::<arrow_array::StringArray>()?;
+                Some(Arc::new(
+                    (0..ids.len())
+                        .filter(|i| ids.is_valid(*i))
+                        .map(|i| ids.value(i).to_string())
+                        .collect(),
+                ))
+            }
+            TableWrite::Delete(_) => Some(Arc::new(Default::default())),
+            TableWrite::Overwrite(_) | TableWrite::Merge { .. } | TableWrite::Reindex => None,
+        }
     }
 
     /// The single staged change this write is, if it is one (a merge's two
@@ -987,6 +1010,10 @@ impl Graph {
                 Ok((next, None))
             })
             .await?;
+        if let Some(mut l) = self.manifests.inserted() {
+            // Its Lance branches may be made again with the same versions.
+            l.clear();
+        }
         Ok(())
     }
 
@@ -1607,6 +1634,7 @@ impl Graph {
                     branch: target.clone(),
                     version,
                 };
+                let data_version = version;
                 let version = if self.upkeep_after(branch, &key) {
                     version
                 } else {
@@ -1621,6 +1649,11 @@ impl Graph {
                     Err(_) => version,
                     }
                 };
+                if version > data_version
+                    && let Some(mut l) = self.manifests.inserted()
+                {
+                    l.record_no_rows(&key, target.as_deref(), data_version + 1, version);
+                }
                 {
                     let mut sc = shared.lock().await;
                     if let Some(t) = sc.tables.get_mut(&key) {
@@ -1745,6 +1778,27 @@ impl Graph {
         }))
     }
 
+    /// Whether `change`, staged at an older version than `head`, may be
+    /// committed over `head` as staged: it only adds rows, and every
+    /// version after its read version up to `head` is one this process
+    /// committed that inserted none of `ids` ([`ledger`]). Otherwise the
+    /// caller stages it again.
+    pub(crate) fn keeps_staged(
+        &self,
+        key: &str,
+        target: Option<&str>,
+        change: &table::StagedChange,
+        head: u64,
+        ids: Option<&std::collections::HashSet<String>>,
+    ) -> bool {
+        let Some(ids) = ids else { return false };
+        change.inserts_only()
+            && self
+                .manifests
+                .inserted()
+                .is_some_and(|l| l.none_inserted(key, target, change.read_version, head, ids))
+    }
+
     /// Commits one table's change on Lance branch `target` as the version
     /// after `base` (forking the table onto `target` first when `base` is
     /// on another Lance branch). A lost fence is explained
@@ -1790,10 +1844,28 @@ impl Graph {
         // read version; when another write published the table since, it
         // is staged again here so it matches what is there now (an insert
         // of the same key must become an update, not a second row).
+        let inserted = w.inserted();
         let staged = match staged {
-            Some(c) if !forked && (c.read_version == base.version || w.is_blind()) => Some(c),
+            Some(c)
+                if !forked
+                    && (c.read_version == base.version
+                        || w.is_blind()
+                        || self.keeps_staged(
+                            key,
+                            target,
+                            &c,
+                            base.version,
+                            inserted.as_deref(),
+                        )) =>
+            {
+                Some(c)
+            }
             _ => None,
         };
+        if forked && let Some(mut l) = self.manifests.inserted() {
+            // The Lance branch is made (again): its versions are new.
+            l.clear();
+        }
         match w {
             TableWrite::Reindex => Ok(ds.version().version),
             TableWrite::Merge { upsert, delete } => {
@@ -1835,7 +1907,13 @@ impl Graph {
                     }
                 };
                 match table::commit_staged(ds, change, base.version + 1, write_id).await {
-                    Ok(d) => Ok(done(d.version().version)),
+                    Ok(d) => {
+                        let v = d.version().version;
+                        if let Some(mut l) = self.manifests.inserted() {
+                            l.record(key, target, v, inserted);
+                        }
+                        Ok(done(v))
+                    }
                     Err(e) => Err(lost(e).await),
                 }
             }

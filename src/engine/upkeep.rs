@@ -292,6 +292,9 @@ impl Graph {
             }
         };
         self.remember(&published);
+        if let Some(mut l) = self.manifests.inserted() {
+            l.record_no_rows(key, base.lance_branch.as_deref(), base.version + 1, version);
+        }
         if let Err(e) = self.delete_sidecar(&sidecar.id).await {
             self.heal_due
                 .store(true, std::sync::atomic::Ordering::SeqCst);

@@ -334,6 +334,26 @@ pub struct StagedChange {
     affected_rows: Option<lance::dataset::scanner::RowAddrTreeMap>,
 }
 
+impl StagedChange {
+    /// Whether the staged transaction only adds rows: an append, or a
+    /// merge-insert none of whose rows matched at its read version (a Lance
+    /// `Update` with new fragments and no updated or removed ones). Such a
+    /// change stays right over later versions that inserted none of its
+    /// ids ([`crate::engine::ledger`]).
+    pub fn inserts_only(&self) -> bool {
+        use lance::dataset::transaction::Operation;
+        match &self.transaction.operation {
+            Operation::Append { .. } => true,
+            Operation::Update {
+                removed_fragment_ids,
+                updated_fragments,
+                ..
+            } => removed_fragment_ids.is_empty() && updated_fragments.is_empty(),
+            _ => false,
+        }
+    }
+}
+
 impl std::fmt::Debug for StagedChange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StagedChange")
@@ -404,8 +424,11 @@ pub async fn stage(ds: Arc<Dataset>, op: ChangeOp) -> Result<StagedChange, Table
 /// anyone else first (another process, an unpublished write) makes this a
 /// conflict ([`TableError::conflict`]) instead of Lance rebasing on top of
 /// it. Versions between the change's read version and `expected - 1` are
-/// ones the caller knows are published; Lance rebases over them. Returns
-/// the dataset at the committed version (`expected`).
+/// ones the caller knows are published; Lance rebases over them, except
+/// for a change that only inserts ([`StagedChange::inserts_only`]), which
+/// the caller has checked against them and which is committed as an
+/// append read at `ds`'s version. Returns the dataset at the committed
+/// version (`expected`).
 pub async fn commit_staged(
     ds: Arc<Dataset>,
     change: StagedChange,
@@ -414,6 +437,20 @@ pub async fn commit_staged(
 ) -> Result<Dataset, TableError> {
     let uri = ds.uri().to_string();
     let mut change = change;
+    let head = ds.version().version;
+    if change.inserts_only() && change.read_version < head {
+        // Only new rows, kept over a later head by the caller's rule
+        // ([`StagedChange::inserts_only`]): committed as an append read at
+        // the head, so Lance has no versions in between to read and check.
+        use lance::dataset::transaction::Operation;
+        if let Operation::Update { new_fragments, .. } = &change.transaction.operation {
+            change.transaction.operation = Operation::Append {
+                fragments: new_fragments.clone(),
+            };
+        }
+        change.transaction.read_version = head;
+        change.affected_rows = None;
+    }
     // The version names the write that made it, so heal can tell its own
     // unpublished versions from another writer's ([`written_by`]).
     let props: std::collections::HashMap<String, String> =
@@ -422,10 +459,13 @@ pub async fn commit_staged(
     let inner = lance_table::io::commit::commit_handler_from_url(&uri, &None)
         .await
         .map_err(|e| terr(&uri, e))?;
+    // `ds` is the newest version as far as the caller knows; one written
+    // after it by anyone else makes the fence refuse, so Lance need not
+    // look for it ([`open_at_head`]).
     let fence = Arc::new(fence::Fence {
         inner,
         expected: Some(std::sync::atomic::AtomicU64::new(expected)),
-        head: None,
+        head: Some(head),
         head_used: Default::default(),
     });
     let mut b = lance::dataset::CommitBuilder::new(ds)

@@ -155,6 +155,67 @@ fn members_that_conflict_are_committed_one_by_one() {
 }
 
 #[test]
+fn an_insert_staged_before_another_turn_inserted_its_key_becomes_an_update() {
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = tmp.path().join("g").to_str().expect("utf8").to_string();
+    rt.block_on(async {
+        let g = Graph::init(&uri, "s.pg", SCHEMA).await.expect("init");
+        // All three staged against the same head, as inserts.
+        let first = prepare(&g, "add", json!({"k": "x", "n": 1}), "first").await;
+        let other = prepare(&g, "add", json!({"k": "y", "n": 2}), "other").await;
+        let again = prepare(&g, "add", json!({"k": "x", "n": 3}), "again").await;
+        let turn = g.begin_write("test").await.expect("turn");
+        let a = g.commit_group_here(vec![first]).await;
+        drop(turn);
+        assert!(a[0].is_ok(), "{a:?}");
+        // The next turn commits over a version that inserted `x`: `y` may
+        // keep its staging, `x` must become an update of the row, not a
+        // second row with the same key.
+        let turn = g.begin_write("test").await.expect("turn");
+        let answers = g.commit_group_here(vec![other, again]).await;
+        drop(turn);
+        for a in &answers {
+            assert!(a.is_ok(), "{a:?}");
+        }
+        let main = ReadAt::Branch("main".into());
+        assert_eq!(count(&g, "count_items", &main).await, 2);
+        let compiled = compile_queries(&g.catalog(), QUERIES);
+        let item = compiled.query("item").expect("q");
+        let r = g
+            .query(item, &json!({"k": "x"}), &main)
+            .await
+            .expect("read");
+        assert_eq!(r.rows.len(), 1, "{:?}", r.rows);
+        assert_eq!(r.rows[0]["n"], json!(3));
+        // The same through the one-write path: staged before a commit that
+        // inserted its key, committed alone.
+        let late = prepare(&g, "add", json!({"k": "z", "n": 4}), "late").await;
+        let late_again = prepare(&g, "add", json!({"k": "z", "n": 5}), "late-again").await;
+        g.commit_prepared(late).await.expect("late");
+        g.commit_prepared(late_again).await.expect("late again");
+        assert_eq!(count(&g, "count_items", &main).await, 3);
+        let r = g
+            .query(item, &json!({"k": "z"}), &main)
+            .await
+            .expect("read");
+        assert_eq!(r.rows.len(), 1, "{:?}", r.rows);
+        assert_eq!(r.rows[0]["n"], json!(5));
+        // Each member's commit still sees exactly the writes up to it.
+        let commits = g.commits("main").await.expect("commits");
+        let counts: Vec<i64> = {
+            let mut v = Vec::new();
+            for c in commits.iter().rev() {
+                v.push(count(&g, "count_items", &ReadAt::Commit(c.id.clone())).await);
+            }
+            v
+        };
+        assert_eq!(counts, vec![0, 1, 2, 2, 3, 3]);
+        assert!(g.recover("check").await.expect("heal").is_empty());
+    });
+}
+
+#[test]
 fn concurrent_writers_on_one_handle_all_commit() {
     let rt = runtime();
     let tmp = tempfile::tempdir().expect("tmp");
