@@ -59,7 +59,7 @@ pub enum EngineError {
     #[error("parameter `${name}`: {reason}")]
     Param { name: String, reason: String },
     #[error(
-        "query budget exceeded: the query would build more than {value} intermediate rows ({limit}); connect its variables with traversals or filter them, or raise the limit with {raise}"
+        "query budget exceeded: {limit} over {value}; connect the query's variables with traversals or filter them, or raise the limit with {raise}"
     )]
     Budget {
         /// The limit's name.
@@ -69,6 +69,10 @@ pub enum EngineError {
         /// How to raise it.
         raise: String,
     },
+    /// The query's caller went away (the HTTP client disconnected): it
+    /// stopped at its next check and freed what it held.
+    #[error("the query was cancelled: {reason}")]
+    Cancelled { reason: String },
     #[error(
         "an overwrite with no rows would delete every node and edge on branch `{branch}`; to do that, pass --allow-empty (HTTP: allow_empty=true)"
     )]

@@ -318,24 +318,66 @@ struct Ctx<'a> {
     now: i64,
     /// The most intermediate rows an operator may produce.
     max_rows: usize,
+    /// When the query's wall-time budget ends, and the budget (ms).
+    deadline: std::time::Instant,
+    max_ms: u64,
+    /// Set by the caller to stop the query (its client went away).
+    cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Row checks since the clock was last read.
+    ticks: std::sync::atomic::AtomicU32,
 }
 
 impl Ctx<'_> {
     /// [`EngineError::Budget`] for the intermediate-row limit.
     fn over_budget(&self) -> EngineError {
         EngineError::Budget {
-            limit: "intermediate rows".into(),
+            limit: "intermediate rows (bindings)".into(),
             value: self.max_rows as u64,
             raise: "OMNIGRAPH_QUERY_MAX_ROWS (or Graph::with_query_max_rows)".into(),
         }
     }
 
-    /// Refuses once `n` rows exceed the budget.
+    /// Refuses once `n` rows exceed the budget; every 256th call also
+    /// refuses when the wall-time budget is spent or the query was
+    /// cancelled ([`Ctx::check_time`]).
     fn check_rows(&self, n: usize) -> Result<(), EngineError> {
         if n > self.max_rows {
             return Err(self.over_budget());
         }
+        let t = self
+            .ticks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if t % 256 == 0 {
+            self.check_time()?;
+        }
         Ok(())
+    }
+
+    /// Refuses when the wall-time budget is spent
+    /// ([`EngineError::Budget`]) or the caller cancelled the query
+    /// ([`EngineError::Cancelled`]).
+    fn check_time(&self) -> Result<(), EngineError> {
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(EngineError::Cancelled {
+                reason: "its caller went away".into(),
+            });
+        }
+        if std::time::Instant::now() >= self.deadline {
+            return Err(self.out_of_time());
+        }
+        Ok(())
+    }
+
+    fn out_of_time(&self) -> EngineError {
+        EngineError::Budget {
+            limit: "wall time (ms)".into(),
+            value: self.max_ms,
+            raise: "OMNIGRAPH_QUERY_MAX_MS (or Graph::with_query_max_ms)".into(),
+        }
     }
 }
 
@@ -377,13 +419,49 @@ impl Graph {
         }
     }
 
-    /// Runs a checked read query at `at`.
+    /// Runs a checked read query at `at` under this handle's budgets
+    /// ([`Graph::with_query_max_rows`], [`Graph::with_query_max_ms`]).
     pub async fn query(
         &self,
         q: &CheckedQuery,
         params: &Json,
         at: &ReadAt,
     ) -> Result<QueryResult, EngineError> {
+        self.query_with(q, params, at, None).await
+    }
+
+    /// [`Graph::query`] that also stops, with [`EngineError::Cancelled`],
+    /// soon after `cancel` is set (the server sets it when the client
+    /// disconnects). The wall-time budget bounds the whole query, waits
+    /// for storage included: past it the query answers
+    /// [`EngineError::Budget`] naming `wall time (ms)`.
+    pub async fn query_with(
+        &self,
+        q: &CheckedQuery,
+        params: &Json,
+        at: &ReadAt,
+        cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    ) -> Result<QueryResult, EngineError> {
+        let max_ms = self.query_max_ms;
+        let budget = std::time::Duration::from_millis(max_ms);
+        match tokio::time::timeout(budget, self.query_inner(q, params, at, cancel)).await {
+            Ok(r) => r,
+            Err(_) => Err(EngineError::Budget {
+                limit: "wall time (ms)".into(),
+                value: max_ms,
+                raise: "OMNIGRAPH_QUERY_MAX_MS (or Graph::with_query_max_ms)".into(),
+            }),
+        }
+    }
+
+    async fn query_inner(
+        &self,
+        q: &CheckedQuery,
+        params: &Json,
+        at: &ReadAt,
+        cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    ) -> Result<QueryResult, EngineError> {
+        let started = std::time::Instant::now();
         let QueryKind::Read(plan) = &q.body else {
             return Err(EngineError::Param {
                 name: q.name.clone(),
@@ -405,7 +483,12 @@ impl Graph {
             var_fts: HashMap::new(),
             now: super::now_ms(),
             max_rows: self.query_max_rows,
+            deadline: started + std::time::Duration::from_millis(self.query_max_ms),
+            max_ms: self.query_max_ms,
+            cancel,
+            ticks: Default::default(),
         };
+        ctx.check_time()?;
         for r in &q.reads {
             let key = if r.kind == "edge" {
                 edge_key(&r.type_name)
@@ -425,6 +508,7 @@ impl Graph {
         prepare_text_search(&mut ctx, plan).await?;
         let n = ctx.slots.len();
         let rows = run_ops(&ctx, &plan.pipeline, vec![vec![None; n]]).await?;
+        ctx.check_time()?;
         let result = project(&ctx, plan, rows);
         Ok(QueryResult {
             columns: plan.projections.iter().map(|p| p.name.clone()).collect(),

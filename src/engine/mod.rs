@@ -397,6 +397,21 @@ pub struct Graph {
     /// The most intermediate rows (bindings) one read query may build
     /// ([`EngineError::Budget`]; [`Graph::with_query_max_rows`]).
     query_max_rows: usize,
+    /// The longest one read query may run, in milliseconds
+    /// ([`EngineError::Budget`]; [`Graph::with_query_max_ms`]).
+    query_max_ms: u64,
+}
+
+/// The default of [`Graph::with_query_max_ms`]: `OMNIGRAPH_QUERY_MAX_MS`
+/// when set to a positive integer, else this (30 s).
+pub const QUERY_MAX_MS: u64 = 30_000;
+
+fn query_max_ms_default() -> u64 {
+    std::env::var("OMNIGRAPH_QUERY_MAX_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(QUERY_MAX_MS)
 }
 
 /// The default of [`Graph::with_query_max_rows`]: `OMNIGRAPH_QUERY_MAX_ROWS`
@@ -549,6 +564,7 @@ impl Graph {
             upkeep_background: false,
             upkeep_wanted: Default::default(),
             query_max_rows: query_max_rows_default(),
+            query_max_ms: query_max_ms_default(),
         };
         let mut tables = BTreeMap::new();
         for key in graph.table_keys() {
@@ -630,6 +646,7 @@ impl Graph {
             upkeep_background: false,
             upkeep_wanted: Default::default(),
             query_max_rows: query_max_rows_default(),
+            query_max_ms: query_max_ms_default(),
         };
         // Loads the schema the newest manifest names, if it was changed.
         g.manifest().await?;

@@ -79,6 +79,16 @@ impl Graph {
         self
     }
 
+    /// Caps one read query's wall time through this handle at `ms`
+    /// milliseconds (at least 1), waits for storage included; a query that
+    /// runs longer fails with [`EngineError::Budget`] naming `wall time
+    /// (ms)` and frees what it held. Default: [`super::QUERY_MAX_MS`] or
+    /// `OMNIGRAPH_QUERY_MAX_MS`.
+    pub fn with_query_max_ms(mut self, ms: u64) -> Graph {
+        self.query_max_ms = ms.max(1);
+        self
+    }
+
     /// Records that `key` on `branch` was written and wants upkeep, when
     /// this handle leaves upkeep to the background; `false` (record
     /// nothing) when the commit step runs it itself.

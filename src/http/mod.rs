@@ -126,6 +126,7 @@ impl From<EngineError> for ApiError {
             | E::Param { .. }
             | E::EmptyOverwrite { .. }
             | E::Budget { .. }
+            | E::Cancelled { .. }
             | E::BadBranchName { .. }
             | E::Schema { .. }
             | E::MergeRefused { .. }

@@ -487,6 +487,17 @@ async fn snapshot(
     })
 }
 
+/// Sets its flag when dropped: a query handed the flag stops soon after
+/// ([`Graph::query_with`](crate::engine::Graph::query_with)).
+#[derive(Default)]
+struct CancelOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 async fn run_read(
     entry: &GraphEntry,
     actor: &str,
@@ -498,10 +509,17 @@ async fn run_read(
     let (at, policy_branch) = read_target(entry, branch.clone(), snapshot.clone()).await?;
     authorize(entry, actor, Action::Read, on_branch(&policy_branch))?;
     let name = q.name.clone();
+    // Dropped with this handler: the query, running on the Lance runtime,
+    // stops at its next check. (actix-web 4 does not drop a handler whose
+    // client disconnected, actix/actix-web#3462; the wall-time budget
+    // bounds that case.)
+    let cancel = CancelOnDrop::default();
+    let flag = cancel.0.clone();
     let r = read(entry, move |g| {
-        async move { g.query(&q, &params, &at).await }.boxed()
+        async move { g.query_with(&q, &params, &at, Some(flag)).await }.boxed()
     })
     .await?;
+    drop(cancel);
     ok(&ReadOutput {
         query_name: name,
         target: ReadTargetOutput {

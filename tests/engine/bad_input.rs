@@ -392,3 +392,68 @@ query two() { match { $a: Person $b: Person } return { $a.slug, $b.slug } }";
     );
     assert_eq!(run("two").expect("within budget").rows.len(), 900);
 }
+
+/// A read query past the handle's wall-time budget fails with
+/// `EngineError::Budget` naming `wall time (ms)` and how to raise it; one
+/// whose caller cancelled it stops with `EngineError::Cancelled`; the
+/// handle keeps serving.
+#[test]
+fn a_query_past_its_wall_time_or_cancelled_stops_and_the_handle_keeps_serving() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let g = rt
+        .block_on(crate::support::small(tmp.path()))
+        .with_query_max_rows(100_000_000);
+    let people: String = (0..120)
+        .map(|i| {
+            format!("{{\"type\":\"Person\",\"data\":{{\"slug\":\"p{i}\",\"name\":\"P{i}\"}}}}\n")
+        })
+        .collect();
+    rt.block_on(load_str(&g, &people, LoadMode::Append, "main"))
+        .expect("load");
+    // 120^3 = 1,728,000 bindings: far more than a millisecond of work.
+    let src =
+        "query three() { match { $a: Person $b: Person $c: Person } return { $a.slug } limit 1 }
+query one() { match { $a: Person } return { count($a) as n } }";
+    let compiled = omnigraph::query::compile_queries(&g.catalog(), src);
+    assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
+    let main = ReadAt::Branch("main".into());
+    let quick = g.clone().with_query_max_ms(1);
+    let err = rt
+        .block_on(quick.query(
+            compiled.query("three").expect("query"),
+            &serde_json::Value::Null,
+            &main,
+        ))
+        .expect_err("past its wall time");
+    assert!(matches!(err, EngineError::Budget { value: 1, .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("wall time (ms)") && msg.contains("OMNIGRAPH_QUERY_MAX_MS"),
+        "{msg}"
+    );
+    // Cancelled before it starts: stops at its first check.
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let err = rt
+        .block_on(g.query_with(
+            compiled.query("three").expect("query"),
+            &serde_json::Value::Null,
+            &main,
+            Some(cancel),
+        ))
+        .expect_err("cancelled");
+    assert!(matches!(err, EngineError::Cancelled { .. }), "{err}");
+    // The handle keeps serving.
+    let r = rt
+        .block_on(g.query(
+            compiled.query("one").expect("query"),
+            &serde_json::Value::Null,
+            &main,
+        ))
+        .expect("a small query answers");
+    assert_eq!(r.rows[0]["n"], serde_json::json!(120));
+}
