@@ -373,11 +373,16 @@ impl Ctx<'_> {
     }
 
     fn out_of_time(&self) -> EngineError {
-        EngineError::Budget {
-            limit: "wall time (ms)".into(),
-            value: self.max_ms,
-            raise: "OMNIGRAPH_QUERY_MAX_MS (or Graph::with_query_max_ms)".into(),
-        }
+        out_of_time(self.max_ms)
+    }
+}
+
+/// [`EngineError::Budget`] for the wall-time limit of `max_ms` ms.
+fn out_of_time(max_ms: u64) -> EngineError {
+    EngineError::Budget {
+        limit: "wall time (ms)".into(),
+        value: max_ms,
+        raise: "OMNIGRAPH_QUERY_MAX_MS (or Graph::with_query_max_ms)".into(),
     }
 }
 
@@ -446,11 +451,7 @@ impl Graph {
         let budget = std::time::Duration::from_millis(max_ms);
         match tokio::time::timeout(budget, self.query_inner(q, params, at, cancel)).await {
             Ok(r) => r,
-            Err(_) => Err(EngineError::Budget {
-                limit: "wall time (ms)".into(),
-                value: max_ms,
-                raise: "OMNIGRAPH_QUERY_MAX_MS (or Graph::with_query_max_ms)".into(),
-            }),
+            Err(_) => Err(out_of_time(max_ms)),
         }
     }
 
