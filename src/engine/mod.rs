@@ -394,6 +394,10 @@ pub struct Graph {
     /// The (branch, table) pairs written since their last upkeep, shared
     /// by clones ([`Graph::upkeep_once`]).
     upkeep_wanted: upkeep::Wanted,
+    /// The upkeep task of a handle made with [`Graph::with_upkeep_task`],
+    /// woken by each commit that leaves upkeep wanted; shared by the
+    /// user's clones (the last one dropped stops it), `None` elsewhere.
+    upkeep_task: Option<Arc<upkeep::UpkeepTaskOwner>>,
     /// The most intermediate rows (bindings) one read query may build
     /// ([`EngineError::Budget`]; [`Graph::with_query_max_rows`]).
     query_max_rows: usize,
@@ -563,6 +567,7 @@ impl Graph {
             heal_due: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             upkeep_background: false,
             upkeep_wanted: Default::default(),
+            upkeep_task: None,
             query_max_rows: query_max_rows_default(),
             query_max_ms: query_max_ms_default(),
         };
@@ -645,6 +650,7 @@ impl Graph {
             heal_due: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             upkeep_background: false,
             upkeep_wanted: Default::default(),
+            upkeep_task: None,
             query_max_rows: query_max_rows_default(),
             query_max_ms: query_max_ms_default(),
         };

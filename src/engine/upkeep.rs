@@ -23,7 +23,9 @@
 //! ([`table::full_text`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::manifest::{TableKey, TableRef};
 use super::{EngineError, Graph, lease, now_ms, recovery, stale};
@@ -60,12 +62,99 @@ pub enum UpkeepDone {
     },
 }
 
+/// How long the upkeep task of [`Graph::with_upkeep_task`] waits after
+/// being woken, so that a burst of writes commits before its step reads
+/// the table.
+pub const UPKEEP_PAUSE: Duration = Duration::from_millis(20);
+
+/// What a handle's upkeep task and its owners share.
+#[derive(Default, Debug)]
+pub(crate) struct UpkeepTask {
+    /// Woken by each commit that leaves upkeep wanted, and by the owner's drop.
+    wake: tokio::sync::Notify,
+    /// Set when the last user handle is gone: the task ends.
+    closed: AtomicBool,
+}
+
+/// Held by the user's clones of a handle with an upkeep task; dropping the
+/// last one stops the task.
+#[derive(Debug)]
+pub(crate) struct UpkeepTaskOwner(Arc<UpkeepTask>);
+
+impl Drop for UpkeepTaskOwner {
+    fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::SeqCst);
+        self.0.wake.notify_one();
+    }
+}
+
+/// The upkeep task: after each wake-up (and [`UPKEEP_PAUSE`]), upkeep
+/// steps until nothing is wanted, or one is deferred or fails (that table
+/// is wanted again and retried after the next commit's wake-up). A step
+/// that panics is logged and the task goes on.
+async fn upkeep_loop(g: Graph, task: Arc<UpkeepTask>) {
+    loop {
+        task.wake.notified().await;
+        if task.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        tokio::time::sleep(UPKEEP_PAUSE).await;
+        while !task.closed.load(Ordering::SeqCst) {
+            let step = g.clone();
+            let t = std::time::Instant::now();
+            let r = tokio::spawn(async move { step.upkeep_once().await }).await;
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            match r {
+                Ok(Ok(UpkeepDone::Idle)) => break,
+                Ok(Ok(done @ UpkeepDone::Deferred { .. })) => {
+                    tracing::debug!(?done, ms, "upkeep step");
+                    break;
+                }
+                Ok(Ok(done)) => tracing::debug!(?done, ms, "upkeep step"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "upkeep step failed");
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "upkeep step panicked");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 impl Graph {
     /// This handle with upkeep left to [`Graph::upkeep_once`]: its commits
     /// record the tables they wrote instead of extending indexes and
     /// compacting in the commit step. Clones share the record.
     pub fn with_background_upkeep(mut self) -> Graph {
         self.upkeep_background = true;
+        self
+    }
+
+    /// This handle with its own upkeep task: like
+    /// [`Graph::with_background_upkeep`], commits leave index extension,
+    /// folding and compaction out of the commit step, and a task spawned on
+    /// the current tokio runtime runs them ([`Graph::upkeep_once`]) after
+    /// each commit that wants some, [`UPKEEP_PAUSE`] later, one step at a
+    /// time until nothing is wanted; a write never waits for it beyond the
+    /// step's short commit turn. For a long-lived embedded handle (a
+    /// library user, `omnigraph-bench`); a one-shot process (the CLI)
+    /// keeps upkeep in the commit step, since its task would die with it.
+    /// Upkeep that was wanted when the last clone is dropped is left to
+    /// the next write of that table (reads stay exact meanwhile: module
+    /// docs). Outside a tokio runtime the handle comes back unchanged.
+    pub fn with_upkeep_task(mut self) -> Graph {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return self;
+        };
+        self.upkeep_background = true;
+        let task = Arc::new(UpkeepTask::default());
+        let mut worker = self.clone();
+        worker.upkeep_task = None;
+        self.upkeep_task = Some(Arc::new(UpkeepTaskOwner(task.clone())));
+        rt.spawn(upkeep_loop(worker, task));
         self
     }
 
@@ -98,6 +187,9 @@ impl Graph {
         }
         if let Ok(mut w) = self.upkeep_wanted.lock() {
             w.insert((branch.to_string(), key.clone()));
+        }
+        if let Some(t) = &self.upkeep_task {
+            t.0.wake.notify_one();
         }
         true
     }

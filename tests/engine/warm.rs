@@ -177,3 +177,62 @@ fn background_upkeep_catches_up_without_commits() {
         assert_eq!(g.upkeep_pending(), 1);
     });
 }
+
+/// A handle with its own upkeep task (`Graph::with_upkeep_task`, a
+/// long-lived embedded handle): writes leave upkeep out of their commit
+/// step, and the task compacts and extends the indexes by itself soon
+/// after, with no call from the user, recording no commit. Made outside a
+/// tokio runtime, the handle keeps upkeep in its commit step.
+#[test]
+fn an_upkeep_task_catches_up_by_itself() {
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = tmp.path().join("g").to_str().expect("utf8").to_string();
+    let item = "node:Item".to_string();
+    let all: Vec<String> = (0..14).map(|i| format!("k{i:02}")).collect();
+    rt.block_on(async {
+        let g = Graph::init(&uri, "s.pg", SCHEMA)
+            .await
+            .expect("init")
+            .with_upkeep_task();
+        for (i, k) in all.iter().enumerate() {
+            mutate(&g, "doc", json!({"k": k, "b": format!("graph w{i}")})).await;
+        }
+        let commits = g.commits("main").await.expect("history").len();
+        let started = std::time::Instant::now();
+        loop {
+            let due = g.upkeep_due("main", &item).await.expect("due");
+            if due.is_empty() && g.upkeep_pending() == 0 {
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "the upkeep task never caught up: still due {due:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            g.commits("main").await.expect("history").len(),
+            commits,
+            "upkeep records no commit"
+        );
+        for k in &all {
+            assert_eq!(keys(&g, "item", json!({"k": k})).await, vec![k.clone()]);
+        }
+        assert_eq!(keys(&g, "fz", json!({"q": "grapf"})).await, all);
+    });
+
+    // Outside a runtime: unchanged, so the commit step runs upkeep when due.
+    let other = tmp.path().join("h").to_str().expect("utf8").to_string();
+    let g = rt
+        .block_on(Graph::init(&other, "s.pg", SCHEMA))
+        .expect("init")
+        .with_upkeep_task();
+    rt.block_on(async {
+        for (i, k) in all.iter().enumerate() {
+            mutate(&g, "doc", json!({"k": k, "b": format!("graph w{i}")})).await;
+        }
+        assert_eq!(g.upkeep_pending(), 0, "nothing left to a task");
+        assert!(g.upkeep_due("main", &item).await.expect("due").is_empty());
+    });
+}

@@ -87,6 +87,11 @@ mod suite;
 fn main() -> std::process::ExitCode {
     use clap::Parser;
     let cli = Cli::parse();
+    // `OMNIGRAPH_LOG` (a level or per-target directives) for profiling the
+    // embedded figures; off by default.
+    if let Some(filter) = omnigraph::logging::directives_from_env() {
+        omnigraph::logging::init_with(filter);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
