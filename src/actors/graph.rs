@@ -34,6 +34,7 @@ use actix::{
     Actor, Addr, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture, WeakAddr,
 };
 use futures::future::BoxFuture;
+use omnigraph_sync::commit::CommitQueue;
 use omnigraph_sync::fair::FairQueues;
 use omnigraph_sync::keylock::KeyLocks;
 
@@ -73,6 +74,9 @@ pub struct Write<T> {
     pub actor: String,
     pub keys: Vec<WriteKey>,
     pub job: Job<T>,
+    /// Big work (a large load): prepared on the bulk runtime
+    /// ([`super::Runtimes`]).
+    pub bulk: bool,
 }
 
 impl<T: Send + 'static> Write<T> {
@@ -84,7 +88,15 @@ impl<T: Send + 'static> Write<T> {
             actor: actor.to_string(),
             keys,
             job: Box::new(f),
+            bulk: false,
         }
+    }
+
+    /// This write, prepared on the bulk runtime (its commit step still
+    /// takes the actor's commit turn like any other).
+    pub fn bulk(mut self) -> Write<T> {
+        self.bulk = true;
+        self
     }
 }
 
@@ -134,10 +146,16 @@ impl CommitPath for ToActor {
             };
             let addr: Addr<GraphActor> = addr.ok_or_else(gone)?;
             let (reply, rx) = tokio::sync::oneshot::channel();
+            let asked = Instant::now();
             addr.send(CommitRequest { write, reply })
                 .await
                 .map_err(|_| gone())?;
-            rx.await.map_err(|_| gone())?
+            let r = rx.await.map_err(|_| gone())?;
+            tracing::debug!(
+                commit_ms = asked.elapsed().as_secs_f64() * 1e3,
+                "commit step answered"
+            );
+            r
         })
     }
 }
@@ -152,16 +170,18 @@ pub struct GraphActor {
     /// Bumped on every (re)start so a crash report names the incarnation.
     generation: u64,
     graph: Arc<Graph>,
+    /// Reads, light writes and commit turns.
     rt: tokio::runtime::Handle,
+    /// Big loads' prepares and upkeep steps.
+    bulk: tokio::runtime::Handle,
     metrics: Arc<Metrics>,
     supervisor: Option<Recipient<Crashed>>,
     /// Queued writes per caller, served round-robin over the (table,
     /// branch) key locks, bounded in number.
     queues: FairQueues<WriteKey, (String, Pending)>,
-    /// Prepared writes waiting for the next commit turn.
-    commits: VecDeque<CommitRequest>,
-    /// A commit turn is running.
-    committing: bool,
+    /// Prepared writes waiting for the next commit turn, and whether one
+    /// runs ([`CommitQueue`], model-checked in `loom-tests`).
+    commits: CommitQueue<CommitRequest>,
     /// The handle commit turns use (commits here, not through the actor).
     committer: Arc<Graph>,
     /// An upkeep step ([`Graph::upkeep_once`]) is running.
@@ -187,7 +207,7 @@ impl GraphActor {
         id: String,
         generation: u64,
         graph: Arc<Graph>,
-        rt: tokio::runtime::Handle,
+        rt: super::Runtimes,
         metrics: Arc<Metrics>,
         supervisor: Option<Recipient<Crashed>>,
     ) -> GraphActor {
@@ -196,7 +216,8 @@ impl GraphActor {
             generation,
             committer: graph.clone(),
             graph,
-            rt,
+            rt: rt.main,
+            bulk: rt.bulk,
             metrics,
             supervisor,
             queues: FairQueues::with_limits(
@@ -204,8 +225,7 @@ impl GraphActor {
                 MAX_WRITES_RUNNING,
                 MAX_WRITES_PER_CALLER,
             ),
-            commits: VecDeque::new(),
-            committing: false,
+            commits: CommitQueue::new(),
             upkeeping: false,
             upkeep_waiting_since: None,
         }
@@ -220,7 +240,7 @@ impl GraphActor {
             self.upkeep_waiting_since = None;
             return;
         }
-        if self.committing || !self.commits.is_empty() {
+        if !self.commits.is_idle() {
             let since = *self.upkeep_waiting_since.get_or_insert_with(Instant::now);
             if since.elapsed() < UPKEEP_MAX_YIELD {
                 ctx.run_later(UPKEEP_PAUSE, |act, ctx| act.run_upkeep(ctx));
@@ -233,10 +253,13 @@ impl GraphActor {
         let me = ctx.address();
         let crash = self.crash_reporter();
         let id = self.id.clone();
-        let rt = self.rt.clone();
+        let bulk = self.bulk.clone();
         self.rt.spawn(async move {
-            match rt.spawn(async move { graph.upkeep_once().await }).await {
-                Ok(Ok(done)) => tracing::debug!(graph = %id, ?done, "upkeep step"),
+            let t = Instant::now();
+            let r = bulk.spawn(async move { graph.upkeep_once().await }).await;
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            match r {
+                Ok(Ok(done)) => tracing::debug!(graph = %id, ?done, ms, "upkeep step"),
                 Ok(Err(e)) => tracing::warn!(graph = %id, error = %e, "upkeep step failed"),
                 Err(e) => crash(join_error(e)).await,
             }
@@ -256,16 +279,11 @@ impl GraphActor {
         }
     }
 
-    /// Starts a commit turn when none runs and writes wait: the turn takes
-    /// every queued write, heals when due, and commits them one after
-    /// another on the Lance runtime; writes that queue meanwhile wait for
-    /// the next turn.
-    fn run_commits(&mut self, ctx: &mut Context<Self>) {
-        if self.committing || self.commits.is_empty() {
-            return;
-        }
-        self.committing = true;
-        let turn: Vec<CommitRequest> = self.commits.drain(..).collect();
+    /// Runs a commit turn the queue handed out ([`CommitQueue::push`],
+    /// [`CommitQueue::turn_done`]): it heals when due and commits the
+    /// turn's writes on the Lance runtime; writes that queue meanwhile wait
+    /// for the next turn, which [`TurnDone`] starts.
+    fn run_turn(&mut self, turn: Vec<CommitRequest>, ctx: &mut Context<Self>) {
         let graph = self.committer.clone();
         let me = ctx.address();
         let crash = self.crash_reporter();
@@ -355,18 +373,35 @@ impl<T: Send + 'static> Handler<Write<T>> for GraphActor {
         let metrics = self.metrics.clone();
         let id = self.id.clone();
         let crash = self.crash_reporter();
-        let Write { actor, keys, job } = msg;
+        let Write {
+            actor,
+            keys,
+            job,
+            bulk,
+        } = msg;
         metrics.queue(&id, 1);
         let started = Instant::now();
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<Result<T, EngineError>, String>>();
-        let rt = self.rt.clone();
+        let rt = if bulk {
+            self.bulk.clone()
+        } else {
+            self.rt.clone()
+        };
+        let who = actor.clone();
         let pending = Pending {
             start: Box::new(move |guard| {
                 Box::pin(async move {
+                    let queue_ms = started.elapsed().as_secs_f64() * 1e3;
                     // The job runs as its own task so a panic is caught and
                     // reported instead of taking the queue down.
                     let r = rt.spawn(job(graph)).await.map_err(join_error);
                     drop(guard);
+                    tracing::debug!(
+                        actor = %who,
+                        queue_ms,
+                        total_ms = started.elapsed().as_secs_f64() * 1e3,
+                        "write done"
+                    );
                     let _ = tx.send(r);
                 })
             }),
@@ -403,8 +438,9 @@ impl Handler<CommitRequest> for GraphActor {
     type Result = ();
 
     fn handle(&mut self, req: CommitRequest, ctx: &mut Context<Self>) {
-        self.commits.push_back(req);
-        self.run_commits(ctx);
+        if let Some(turn) = self.commits.push(req) {
+            self.run_turn(turn, ctx);
+        }
     }
 }
 
@@ -412,8 +448,9 @@ impl Handler<TurnDone> for GraphActor {
     type Result = ();
 
     fn handle(&mut self, _: TurnDone, ctx: &mut Context<Self>) {
-        self.committing = false;
-        self.run_commits(ctx);
+        if let Some(turn) = self.commits.turn_done() {
+            self.run_turn(turn, ctx);
+        }
         self.run_upkeep(ctx);
     }
 }
@@ -435,6 +472,17 @@ impl Handler<UpkeepStepDone> for GraphActor {
 /// [`EngineError::Crashed`] to every write of the turn; each write's
 /// handler reports the crash to the supervisor.
 async fn commit_turn(graph: Arc<Graph>, turn: Vec<CommitRequest>) {
+    let started = Instant::now();
+    let writes = turn.len();
+    commit_turn_inner(graph, turn).await;
+    tracing::debug!(
+        writes,
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "commit turn done"
+    );
+}
+
+async fn commit_turn_inner(graph: Arc<Graph>, turn: Vec<CommitRequest>) {
     let mut turn = VecDeque::from(turn);
     while let Some(req) = turn.pop_front() {
         let guard = match graph.begin_write(req.write.actor()).await {

@@ -25,6 +25,8 @@ struct Inner {
     writes: BTreeMap<String, Histogram>,
     /// graph → writers waiting for or holding their (table, branch) keys.
     queue_depth: BTreeMap<String, i64>,
+    /// (graph, outcome) → read queries ended so.
+    queries: BTreeMap<(String, &'static str), u64>,
 }
 
 /// The server's metrics; shared by every actor and handler.
@@ -72,6 +74,13 @@ impl Metrics {
         self.with(|i| *i.queue_depth.entry(graph.to_string()).or_default() += delta);
     }
 
+    /// Counts one read query that ended with `outcome` (`ok`,
+    /// `cancelled`, `budget`, `overloaded`, `error`). Counted where the
+    /// query ran, so a query whose client went away is counted too.
+    pub fn query_outcome(&self, graph: &str, outcome: &'static str) {
+        self.with(|i| *i.queries.entry((graph.to_string(), outcome)).or_default() += 1);
+    }
+
     /// Total admission rejections so far.
     pub fn rejections_total(&self) -> u64 {
         self.with(|i| i.rejections.values().sum())
@@ -116,6 +125,21 @@ impl Metrics {
                 let _ = writeln!(out, "omnigraph_write_seconds_sum{{graph=\"{g}\"}} {}", h.sum);
                 let _ = writeln!(out, "omnigraph_write_seconds_count{{graph=\"{g}\"}} {}", h.count);
             }
+            out.push_str("# HELP omnigraph_queries_total Read queries by graph and how they ended.\n# TYPE omnigraph_queries_total counter\n");
+            for ((g, outcome), n) in &i.queries {
+                let _ = writeln!(
+                    out,
+                    "omnigraph_queries_total{{graph=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    esc(g)
+                );
+            }
+            let pool = crate::engine::budget::pool();
+            let _ = writeln!(
+                out,
+                "# HELP omnigraph_query_memory_bytes Bytes held by running queries, and the pool's cap.\n# TYPE omnigraph_query_memory_bytes gauge\nomnigraph_query_memory_bytes{{kind=\"used\"}} {}\nomnigraph_query_memory_bytes{{kind=\"cap\"}} {}",
+                pool.used(),
+                pool.cap()
+            );
             out.push_str("# HELP omnigraph_write_queue_depth Writes waiting for or holding their (table, branch) keys.\n# TYPE omnigraph_write_queue_depth gauge\n");
             for (g, d) in &i.queue_depth {
                 let _ = writeln!(out, "omnigraph_write_queue_depth{{graph=\"{}\"}} {d}", esc(g));

@@ -19,6 +19,30 @@ pub use supervisor::{
     SupervisorActor,
 };
 
+/// The runtimes actors hand work to.
+///
+/// `main` runs reads, light writes (mutations, small loads) and commit
+/// turns; `bulk` runs the prepare of big loads and the upkeep steps
+/// (index extension, folding, compaction), on threads the server gives a
+/// lower OS scheduling priority, so a caller flooding ingestion cannot
+/// take the cores from the others' small writes and reads
+/// (docs/architecture.md, "Bulk work").
+#[derive(Debug, Clone)]
+pub struct Runtimes {
+    pub main: tokio::runtime::Handle,
+    pub bulk: tokio::runtime::Handle,
+}
+
+impl Runtimes {
+    /// Both kinds of work on one runtime (tests, embedding).
+    pub fn single(h: tokio::runtime::Handle) -> Runtimes {
+        Runtimes {
+            main: h.clone(),
+            bulk: h,
+        }
+    }
+}
+
 /// Why an actor could not answer: the engine's error, or the task running
 /// it panicked or was cancelled (the GraphActor is then restarted).
 #[derive(Debug, thiserror::Error)]

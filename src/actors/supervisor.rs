@@ -50,6 +50,9 @@ pub struct GraphSpec {
     pub query_files: Vec<PathBuf>,
     /// The gate for this graph's requests and engine writes.
     pub gate: Gate,
+    /// This graph's read-query limits (the server's defaults, or its
+    /// `--query-limits`).
+    pub limits: crate::engine::budget::QueryLimits,
 }
 
 /// A graph's serving state.
@@ -223,7 +226,8 @@ async fn open_graph(spec: Arc<GraphSpec>) -> Opened {
     let graph = Graph::open(&spec.uri)
         .await
         .map_err(|e| e.to_string())?
-        .with_gate(&spec.id, spec.gate.clone());
+        .with_gate(&spec.id, spec.gate.clone())
+        .with_query_limits(spec.limits);
     let healed = graph
         .recover("omnigraph-server")
         .await
@@ -238,7 +242,7 @@ async fn open_graph(spec: Arc<GraphSpec>) -> Opened {
 /// Owns the registry.
 pub struct SupervisorActor {
     registry: Arc<Registry>,
-    rt: tokio::runtime::Handle,
+    rt: super::Runtimes,
     metrics: Arc<Metrics>,
 }
 
@@ -249,12 +253,12 @@ impl SupervisorActor {
     /// quarantined. Must run inside an actix system.
     pub async fn boot(
         specs: Vec<GraphSpec>,
-        rt: tokio::runtime::Handle,
+        rt: super::Runtimes,
         metrics: Arc<Metrics>,
     ) -> (Addr<SupervisorActor>, Arc<Registry>, Vec<(String, String)>) {
         let registry = Arc::new(Registry::default());
         let opened: Vec<(Arc<GraphSpec>, Opened)> = {
-            let rt2 = rt.clone();
+            let rt2 = rt.main.clone();
             let work = futures::stream::iter(specs.into_iter().map(Arc::new))
                 .map(move |spec| {
                     let rt = rt2.clone();
@@ -331,7 +335,7 @@ impl SupervisorActor {
         entry.addr = None;
         self.registry.graphs.insert(id.clone(), entry.clone());
         let spec = entry.spec.clone();
-        let task = self.rt.spawn(open_graph(spec.clone()));
+        let task = self.rt.main.spawn(open_graph(spec.clone()));
         let me = ctx.address();
         Box::pin(
             async move {

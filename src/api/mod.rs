@@ -238,6 +238,36 @@ pub struct QueryRequest {
     /// A commit id to read at (time travel).
     #[serde(default)]
     pub snapshot: Option<String>,
+    /// Lower limits for this query only (an Omnigraph extension); a value
+    /// above the graph's limit keeps the graph's.
+    #[serde(default)]
+    pub limits: Option<QueryLimitsInput>,
+}
+
+/// A request's own query limits: each one given lowers the graph's for
+/// this request (docs/server.md, "Limits").
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryLimitsInput {
+    /// Intermediate rows (bindings) one operator may build.
+    pub max_rows: Option<u64>,
+    /// Wall time, milliseconds.
+    pub max_ms: Option<u64>,
+    /// Bytes of bindings and output rows held at once.
+    pub max_bytes: Option<u64>,
+    /// Adjacency entries the query's traversals may walk in all.
+    pub max_expansions: Option<u64>,
+}
+
+impl From<QueryLimitsInput> for crate::engine::budget::LowerLimits {
+    fn from(l: QueryLimitsInput) -> Self {
+        crate::engine::budget::LowerLimits {
+            max_rows: l.max_rows,
+            max_ms: l.max_ms,
+            max_bytes: l.max_bytes,
+            max_expansions: l.max_expansions,
+        }
+    }
 }
 
 /// Where a read was served from.
@@ -438,6 +468,9 @@ pub struct InvokeStoredQueryRequest {
     pub branch: Option<String>,
     #[serde(default)]
     pub snapshot: Option<String>,
+    /// Lower limits for a stored read query (as in `QueryRequest`).
+    #[serde(default)]
+    pub limits: Option<QueryLimitsInput>,
 }
 
 /// Query parameter `?branch=`.

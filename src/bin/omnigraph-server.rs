@@ -19,7 +19,9 @@ use std::sync::Arc;
 use actix::Actor;
 use actix_web::{App, HttpServer, web};
 use clap::Parser;
-use omnigraph::actors::{AdmissionActor, AdmissionConfig, GraphSpec, Metrics, SupervisorActor};
+use omnigraph::actors::{
+    AdmissionActor, AdmissionConfig, GraphSpec, Metrics, Runtimes, SupervisorActor,
+};
 use omnigraph::http::{ApiError, AppState, Tokens, configure};
 use omnigraph::policy::{BundleKind, Gate, PolicyEngine};
 
@@ -52,6 +54,11 @@ struct Args {
     /// A policy bundle (YAML) for graph ID, as `ID=FILE`.
     #[arg(long = "policy", value_name = "ID=FILE")]
     policies: Vec<String>,
+    /// Read-query limits for graph ID, as
+    /// `ID=max_rows=N,max_ms=N,max_bytes=N,max_expansions=N` (any subset;
+    /// the rest keep the server's defaults). See docs/server.md, "Limits".
+    #[arg(long = "query-limits", value_name = "ID=LIMITS")]
+    query_limits: Vec<String>,
     /// The server-level policy bundle (`graph_list`, `graph_admin`).
     #[arg(long = "server-policy", value_name = "FILE")]
     server_policy: Option<PathBuf>,
@@ -118,7 +125,12 @@ fn config(mut args: Args) -> Result<Config, String> {
     let graphs = pairs("--graph", &args.graphs)?;
     let queries = pairs("--queries", &args.queries)?;
     let policies = pairs("--policy", &args.policies)?;
-    for (flag, m) in [("--queries", &queries), ("--policy", &policies)] {
+    let limits = pairs("--query-limits", &args.query_limits)?;
+    for (flag, m) in [
+        ("--queries", &queries),
+        ("--policy", &policies),
+        ("--query-limits", &limits),
+    ] {
         if let Some(id) = m.keys().find(|id| !graphs.contains_key(*id)) {
             return Err(format!(
                 "{flag} names graph `{id}`, which no --graph declares (graphs: {})",
@@ -161,12 +173,20 @@ fn config(mut args: Args) -> Result<Config, String> {
             None if mode == "open" => Gate::Open,
             None => Gate::DefaultDeny,
         };
+        let defaults = omnigraph::engine::budget::QueryLimits::server();
+        let limits = match limits.get(id) {
+            Some(spec) => defaults
+                .with_spec(spec)
+                .map_err(|e| format!("--query-limits {id}={spec}: {e}"))?,
+            None => defaults,
+        };
         specs.push(GraphSpec {
             id: id.clone(),
             uri: uri.clone(),
             queries_dir: queries.get(id).map(PathBuf::from),
             query_files: cluster_files.remove(id).unwrap_or_default(),
             gate,
+            limits,
         });
     }
     let server_gate = match &args.server_policy {
@@ -194,7 +214,8 @@ fn config(mut args: Args) -> Result<Config, String> {
     })
 }
 
-async fn serve(c: Config, rt: tokio::runtime::Handle) -> Result<(), String> {
+async fn serve(c: Config, rts: Runtimes) -> Result<(), String> {
+    let rt = rts.main.clone();
     tracing::info!(
         mode = c.mode,
         token_source = c.tokens.source.unwrap_or("none"),
@@ -202,8 +223,7 @@ async fn serve(c: Config, rt: tokio::runtime::Handle) -> Result<(), String> {
         "starting"
     );
     let metrics = Arc::new(Metrics::default());
-    let (supervisor, registry, failed) =
-        SupervisorActor::boot(c.specs, rt.clone(), metrics.clone()).await;
+    let (supervisor, registry, failed) = SupervisorActor::boot(c.specs, rts, metrics.clone()).await;
     for (id, reason) in &failed {
         eprintln!("omnigraph-server: graph `{id}` is quarantined: {reason}");
     }
@@ -245,6 +265,11 @@ async fn serve(c: Config, rt: tokio::runtime::Handle) -> Result<(), String> {
             }))
     })
     .shutdown_timeout(30)
+    // A client that closes its connection ends its request: the handler
+    // is dropped, which cancels its query (docs/server.md, "Limits"). The
+    // price: a client that half-closes its side after sending a request
+    // gets no answer.
+    .h1_allow_half_closed(false)
     .bind(&c.bind)
     .map_err(|e| format!("cannot listen on {}: {e}", c.bind))?;
     let addr = server
@@ -263,7 +288,82 @@ async fn serve(c: Config, rt: tokio::runtime::Handle) -> Result<(), String> {
     Ok(())
 }
 
+/// The default OS nice value of the bulk runtime's threads
+/// (`OMNIGRAPH_BULK_NICE`, 0 to 19): a flood of big loads and upkeep get
+/// the CPU the small writes and reads leave (a thread at nice 0 weighs
+/// about ten times one at nice 10 in Linux's scheduler).
+const BULK_NICE: i32 = 10;
+
+fn bulk_nice() -> Result<i32, String> {
+    match std::env::var("OMNIGRAPH_BULK_NICE") {
+        Err(_) => Ok(BULK_NICE),
+        Ok(v) => v
+            .trim()
+            .parse::<i32>()
+            .ok()
+            .filter(|n| (0..=19).contains(n))
+            .ok_or_else(|| {
+                format!("OMNIGRAPH_BULK_NICE={v}: expected 0 to 19 (0: no lower priority)")
+            }),
+    }
+}
+
+/// Lance's pool for CPU work (page encoding and decoding, index pages) has
+/// `LANCE_CPU_THREADS` threads, and one on a machine of up to three
+/// cores: there a big load's page encoding queues the small writes' index
+/// page decoding behind it. Unless that variable is set, the server gives
+/// the pool four threads (at least one per core) so the OS scheduler
+/// shares the cores between them, and starts them all now, from the main
+/// thread, so none inherits a bulk thread's lower priority (a thread
+/// inherits its creator's nice value). Runs before any other thread.
+fn lance_cpu_pool() {
+    if std::env::var_os("LANCE_CPU_THREADS").is_none() {
+        let n = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .max(4);
+        // SAFETY: called first in `main`, before any thread is started.
+        unsafe { std::env::set_var("LANCE_CPU_THREADS", n.to_string()) };
+    }
+    let n = lance_core::utils::tokio::get_num_compute_intensive_cpus();
+    let all_started = Arc::new(std::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let b = all_started.clone();
+            lance_core::utils::tokio::spawn_cpu(move || {
+                b.wait();
+                Ok::<(), std::io::Error>(())
+            })
+        })
+        .collect();
+    let _ = futures::executor::block_on(futures::future::join_all(tasks));
+}
+
+/// The runtime big loads prepare on and upkeep runs on
+/// ([`Runtimes`]): one worker thread (and its blocking pool), each
+/// lowered to [`BULK_NICE`] as it starts. Lowering a thread's own
+/// priority needs no privilege; where it fails the thread runs at the
+/// normal priority.
+fn bulk_runtime(nice: i32) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("bulk")
+        .on_thread_start(move || {
+            // SAFETY: plain syscalls on this thread's own id, no memory
+            // shared with Rust. On Linux the nice value is per thread.
+            #[cfg(target_os = "linux")]
+            if nice > 0 {
+                unsafe {
+                    let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                    libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+                }
+            }
+        })
+        .build()
+}
+
 fn main() -> ExitCode {
+    lance_cpu_pool();
     let args = Args::parse();
     // Test builds: failpoints from the `FAILPOINTS` environment variable
     // (`name=action;...`, the `fail` crate's format).
@@ -296,8 +396,32 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let handle = rt.handle().clone();
-    let r = actix_web::rt::System::new().block_on(serve(c, handle));
+    let nice = match bulk_nice() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("omnigraph-server: refusing to start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let bulk = match bulk_runtime(nice) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("omnigraph-server: cannot start the bulk runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // `OMNIGRAPH_BULK_RUNTIME=off`: everything on the main runtime (for
+    // comparison; docs/performance.md).
+    let rts = if std::env::var("OMNIGRAPH_BULK_RUNTIME").as_deref() == Ok("off") {
+        Runtimes::single(rt.handle().clone())
+    } else {
+        Runtimes {
+            main: rt.handle().clone(),
+            bulk: bulk.handle().clone(),
+        }
+    };
+    let r = actix_web::rt::System::new().block_on(serve(c, rts));
+    bulk.shutdown_timeout(std::time::Duration::from_secs(10));
     rt.shutdown_timeout(std::time::Duration::from_secs(10));
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -492,7 +492,11 @@ pub fn query(a: QueryRunArgs) -> Result<ExitCode, CliError> {
     let (file, src) = gq_source(&a.gq.query, &a.gq.source)?;
     let params = params_json(&a.gq.params)?;
     let rt = runtime()?;
-    let g = rt.block_on(Graph::open(&store)).map_err(engine)?;
+    // The CLI's limits are higher than a server's (docs/cli.md, "Limits").
+    let g = rt
+        .block_on(Graph::open(&store))
+        .map_err(engine)?
+        .with_query_limits(crate::engine::budget::QueryLimits::cli());
     // A commit from before a schema apply is read with its own schema.
     let catalog = rt.block_on(g.catalog_at(&a.at.read_at())).map_err(engine)?;
     let q = match pick(&catalog, &file, &src, &a.name)? {

@@ -69,6 +69,14 @@ pub enum EngineError {
         /// How to raise it.
         raise: String,
     },
+    /// A resource shared by every request of the process is exhausted
+    /// for now (the query memory pool): retry shortly.
+    #[error("the server's {resource} ({limit} bytes) is in use by other requests; {raise}")]
+    Overloaded {
+        resource: String,
+        limit: u64,
+        raise: String,
+    },
     /// The query's caller went away (the HTTP client disconnected): it
     /// stopped at its next check and freed what it held.
     #[error("the query was cancelled: {reason}")]

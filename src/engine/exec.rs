@@ -28,6 +28,7 @@ use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use tokio::sync::OnceCell;
 
+use super::budget::{self, Charge, LowerLimits, QueryLimits};
 use super::load::Row;
 use super::mutate::{bind_params, holds};
 use super::values::{Cell, format_datetime, to_json};
@@ -257,7 +258,8 @@ impl TableState {
 }
 
 /// A SQL string literal.
-fn sql_string(s: &str) -> String {
+/// `s` as a SQL string literal (quotes doubled).
+pub(crate) fn sql_string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
@@ -316,15 +318,22 @@ struct Ctx<'a> {
     /// pipeline level as its scan: the scan reads only their hits.
     var_fts: HashMap<String, Vec<FtsKey>>,
     now: i64,
-    /// The most intermediate rows an operator may produce.
-    max_rows: usize,
-    /// When the query's wall-time budget ends, and the budget (ms).
+    /// This query's limits.
+    limits: QueryLimits,
+    /// When the query's wall-time budget ends.
     deadline: std::time::Instant,
-    max_ms: u64,
     /// Set by the caller to stop the query (its client went away).
     cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Row checks since the clock was last read.
     ticks: std::sync::atomic::AtomicU32,
+    /// Bytes one intermediate binding is charged ([`budget::binding_bytes`]).
+    binding_bytes: u64,
+    /// Rows the running operator was given (charged with what it builds).
+    op_input: std::sync::atomic::AtomicU64,
+    /// What the query holds of its byte limit and the process pool.
+    mem: Charge,
+    /// Adjacency entries walked by the query's traversals so far.
+    expansions: std::sync::atomic::AtomicU64,
 }
 
 impl Ctx<'_> {
@@ -332,16 +341,17 @@ impl Ctx<'_> {
     fn over_budget(&self) -> EngineError {
         EngineError::Budget {
             limit: "intermediate rows (bindings)".into(),
-            value: self.max_rows as u64,
-            raise: "OMNIGRAPH_QUERY_MAX_ROWS (or Graph::with_query_max_rows)".into(),
+            value: self.limits.max_rows as u64,
+            raise: "OMNIGRAPH_QUERY_MAX_ROWS or the graph's --query-limits max_rows (or Graph::with_query_max_rows)".into(),
         }
     }
 
-    /// Refuses once `n` rows exceed the budget; every 256th call also
-    /// refuses when the wall-time budget is spent or the query was
-    /// cancelled ([`Ctx::check_time`]).
+    /// Refuses once `n` rows exceed the row budget, or once `n` bindings
+    /// (beside the operator's input) exceed the byte budget or the
+    /// process pool; every 256th call also refuses when the wall-time
+    /// budget is spent or the query was cancelled ([`Ctx::check_time`]).
     fn check_rows(&self, n: usize) -> Result<(), EngineError> {
-        if n > self.max_rows {
+        if n > self.limits.max_rows {
             return Err(self.over_budget());
         }
         let t = self
@@ -349,8 +359,54 @@ impl Ctx<'_> {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if t % 256 == 0 {
             self.check_time()?;
+            let input = self.op_input.load(std::sync::atomic::Ordering::Relaxed);
+            self.mem
+                .ensure((input.saturating_add(n as u64)).saturating_mul(self.binding_bytes))?;
         }
         Ok(())
+    }
+
+    /// Charges `bytes` beside the operator's input bindings (ids a
+    /// traversal reached, output rows).
+    fn check_bytes(&self, bytes: u64) -> Result<(), EngineError> {
+        let input = self.op_input.load(std::sync::atomic::Ordering::Relaxed);
+        self.mem.ensure(
+            input
+                .saturating_mul(self.binding_bytes)
+                .saturating_add(bytes),
+        )
+    }
+
+    /// Counts `n` adjacency entries walked; refuses past the expansion
+    /// budget, and checks the clock and the cancel flag on the way.
+    fn check_expansions(&self, n: u64) -> Result<(), EngineError> {
+        let before = self
+            .expansions
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        if before + n > self.limits.max_expansions {
+            return Err(EngineError::Budget {
+                limit: "traversal expansions (adjacency entries walked)".into(),
+                value: self.limits.max_expansions,
+                raise:
+                    "OMNIGRAPH_QUERY_MAX_EXPANSIONS or the graph's --query-limits max_expansions"
+                        .into(),
+            });
+        }
+        if before / 4096 != (before + n) / 4096 {
+            self.check_time()?;
+        }
+        Ok(())
+    }
+
+    /// An operator starts with `n` input rows: it is charged for them
+    /// from now on, and what earlier operators held beyond that is given
+    /// back.
+    fn begin_op(&self, n: usize) -> Result<(), EngineError> {
+        self.op_input
+            .store(n as u64, std::sync::atomic::Ordering::Relaxed);
+        let bytes = (n as u64).saturating_mul(self.binding_bytes);
+        self.mem.shrink_to(bytes);
+        self.mem.ensure(bytes)
     }
 
     /// Refuses when the wall-time budget is spent
@@ -373,7 +429,7 @@ impl Ctx<'_> {
     }
 
     fn out_of_time(&self) -> EngineError {
-        out_of_time(self.max_ms)
+        out_of_time(self.limits.max_ms)
     }
 }
 
@@ -382,8 +438,22 @@ fn out_of_time(max_ms: u64) -> EngineError {
     EngineError::Budget {
         limit: "wall time (ms)".into(),
         value: max_ms,
-        raise: "OMNIGRAPH_QUERY_MAX_MS (or Graph::with_query_max_ms)".into(),
+        raise: "OMNIGRAPH_QUERY_MAX_MS or the graph's --query-limits max_ms (or Graph::with_query_max_ms)".into(),
     }
+}
+
+/// How one read query runs beyond its text and parameters: a flag the
+/// caller sets to stop it, and limits lower than the handle's for this
+/// query only.
+#[derive(Clone, Debug, Default)]
+pub struct QueryControl {
+    /// Set it to stop the query at its next check
+    /// ([`EngineError::Cancelled`]); the server sets it when the client
+    /// disconnects.
+    pub cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Limits for this query only; each lowers the handle's
+    /// ([`QueryLimits::lowered`]).
+    pub lower: LowerLimits,
 }
 
 type Binding = Vec<Option<Bound>>;
@@ -425,33 +495,41 @@ impl Graph {
     }
 
     /// Runs a checked read query at `at` under this handle's budgets
-    /// ([`Graph::with_query_max_rows`], [`Graph::with_query_max_ms`]).
+    /// ([`Graph::with_query_limits`]).
     pub async fn query(
         &self,
         q: &CheckedQuery,
         params: &Json,
         at: &ReadAt,
     ) -> Result<QueryResult, EngineError> {
-        self.query_with(q, params, at, None).await
+        self.query_with(q, params, at, QueryControl::default())
+            .await
     }
 
-    /// [`Graph::query`] that also stops, with [`EngineError::Cancelled`],
-    /// soon after `cancel` is set (the server sets it when the client
-    /// disconnects). The wall-time budget bounds the whole query, waits
-    /// for storage included: past it the query answers
-    /// [`EngineError::Budget`] naming `wall time (ms)`.
+    /// [`Graph::query`] with a cancel flag and lower limits for this query
+    /// ([`QueryControl`]). It stops with [`EngineError::Cancelled`] soon
+    /// after the flag is set, and with [`EngineError::Budget`] (naming the
+    /// limit, its value and how to raise it) past a limit; the wall-time
+    /// budget bounds the whole query, waits for storage included. Past the
+    /// process's query memory pool it stops with
+    /// [`EngineError::Overloaded`]. Whatever it held is freed either way.
     pub async fn query_with(
         &self,
         q: &CheckedQuery,
         params: &Json,
         at: &ReadAt,
-        cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+        control: QueryControl,
     ) -> Result<QueryResult, EngineError> {
-        let max_ms = self.query_max_ms;
-        let budget = std::time::Duration::from_millis(max_ms);
-        match tokio::time::timeout(budget, self.query_inner(q, params, at, cancel)).await {
+        let limits = self.query_limits.lowered(&control.lower);
+        let budget = std::time::Duration::from_millis(limits.max_ms);
+        match tokio::time::timeout(
+            budget,
+            self.query_inner(q, params, at, limits, control.cancel),
+        )
+        .await
+        {
             Ok(r) => r,
-            Err(_) => Err(out_of_time(max_ms)),
+            Err(_) => Err(out_of_time(limits.max_ms)),
         }
     }
 
@@ -460,6 +538,7 @@ impl Graph {
         q: &CheckedQuery,
         params: &Json,
         at: &ReadAt,
+        limits: QueryLimits,
         cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
     ) -> Result<QueryResult, EngineError> {
         let started = std::time::Instant::now();
@@ -483,11 +562,14 @@ impl Graph {
             fts: HashMap::new(),
             var_fts: HashMap::new(),
             now: super::now_ms(),
-            max_rows: self.query_max_rows,
-            deadline: started + std::time::Duration::from_millis(self.query_max_ms),
-            max_ms: self.query_max_ms,
+            limits,
+            deadline: started + std::time::Duration::from_millis(limits.max_ms),
             cancel,
             ticks: Default::default(),
+            binding_bytes: 0,
+            op_input: Default::default(),
+            mem: Charge::new(limits.max_bytes),
+            expansions: Default::default(),
         };
         ctx.check_time()?;
         for r in &q.reads {
@@ -506,10 +588,14 @@ impl Graph {
             }
         }
         collect_slots(&plan.pipeline, &mut ctx.slots);
+        ctx.binding_bytes = budget::binding_bytes(ctx.slots.len());
         prepare_text_search(&mut ctx, plan).await?;
         let n = ctx.slots.len();
-        let rows = run_ops(&ctx, &plan.pipeline, vec![vec![None; n]]).await?;
+        let rows = run_ops(&ctx, &plan.pipeline, vec![vec![None; n]], true).await?;
         ctx.check_time()?;
+        // The output: one JSON object per row, a cell per projection.
+        let cells = plan.projections.len().max(1) as u64;
+        ctx.check_bytes((rows.len() as u64).saturating_mul(cells * budget::OUTPUT_CELL_BYTES))?;
         let result = project(&ctx, plan, rows);
         Ok(QueryResult {
             columns: plan.projections.iter().map(|p| p.name.clone()).collect(),
@@ -715,16 +801,24 @@ fn collect_slots(ops: &[Op], slots: &mut HashMap<String, usize>) {
     }
 }
 
+/// Runs `ops` over `rows`. `top` is the query's own pipeline, whose
+/// operators are charged for their input ([`Ctx::begin_op`]); an
+/// anti-join's inner pipeline, run per row, is charged inside the
+/// operator that runs it.
 fn run_ops<'a>(
     ctx: &'a Ctx<'a>,
     ops: &'a [Op],
     rows: Vec<Binding>,
+    top: bool,
 ) -> std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<Vec<Binding>, EngineError>> + Send + 'a>,
 > {
     Box::pin(async move {
         let mut rows = rows;
         for op in ops {
+            if top {
+                ctx.begin_op(rows.len())?;
+            }
             rows = match op {
                 Op::Scan {
                     var,
@@ -772,7 +866,7 @@ fn run_ops<'a>(
                 Op::AntiJoin { ops } => {
                     let mut out = Vec::new();
                     for b in rows {
-                        if run_ops(ctx, ops, vec![b.clone()]).await?.is_empty() {
+                        if run_ops(ctx, ops, vec![b.clone()], false).await?.is_empty() {
                             out.push(b);
                         }
                     }
@@ -844,7 +938,9 @@ async fn scan(
     // Without equalities every input row pairs with every candidate (an
     // unconnected binding: a cross product): refuse before building it.
     if equals.is_empty() {
-        ctx.check_rows(rows.len().saturating_mul(candidates.len()))?;
+        let product = rows.len().saturating_mul(candidates.len());
+        ctx.check_rows(product)?;
+        ctx.check_bytes((product as u64).saturating_mul(ctx.binding_bytes))?;
     }
     let mut out = Vec::new();
     for b in rows {
@@ -924,6 +1020,7 @@ async fn expand(
                 for &n in &frontier {
                     buf.clear();
                     csr.neighbours(n, s.fwd, s.bwd, &mut buf);
+                    ctx.check_expansions(buf.len() as u64 + 1)?;
                     for &other in &buf {
                         if other != n && !visited.insert(other) {
                             continue;
@@ -941,6 +1038,10 @@ async fn expand(
         }
         total += reached.len();
         ctx.check_rows(total)?;
+        // Each reached id, and the binding it becomes.
+        ctx.check_bytes(
+            (total as u64).saturating_mul(budget::REACHED_ID_BYTES + ctx.binding_bytes),
+        )?;
         wanted.extend(reached.iter().cloned());
         reached_per_row.push(reached);
     }

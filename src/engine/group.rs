@@ -85,10 +85,15 @@ impl Graph {
         let mut written: BTreeMap<TableKey, Option<HashSet<String>>> = BTreeMap::new();
         if let Some(bs) = m.branches.get(&branch) {
             for (i, w) in writes.iter().enumerate() {
+                // A read of a table an earlier member writes fits only when
+                // it checked just the absence of this write's own ids there
+                // (an append's keys): the earlier members' ids must then
+                // differ from them, which the claims below check.
                 let mut fits = w.branch == branch
                     && w.reads.iter().all(|k| {
-                        !written.contains_key(k)
-                            && TableRef::same_rows(bs.tables.get(k), w.view.tables.get(k))
+                        let absent = w.absent.get(k).map(|a| &**a);
+                        (!written.contains_key(k) || absent.is_some())
+                            && self.read_holds(k, w.view.tables.get(k), bs.tables.get(k), absent)
                     })
                     && w.writes.iter().all(|(k, tw)| {
                         tw.change_op().is_some()
@@ -413,10 +418,18 @@ impl Graph {
                     false,
                 ));
             }
+            // What members read is expected as they read it; a read that
+            // held at the group's base (membership) is expected at the
+            // base, like every table written.
             let mut expect: BTreeMap<TableKey, Option<TableRef>> = BTreeMap::new();
             for w in group.iter() {
                 for k in &w.reads {
-                    expect.insert(k.clone(), w.view.tables.get(k).cloned());
+                    let at = if w.absent.contains_key(k) {
+                        bs.tables.get(k)
+                    } else {
+                        w.view.tables.get(k)
+                    };
+                    expect.insert(k.clone(), at.cloned());
                 }
             }
             for (k, t) in &sidecar.tables {

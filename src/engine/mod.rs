@@ -12,6 +12,7 @@
 //! commit: the tables flip visible together or not at all. Reads resolve a
 //! branch head or a commit to pinned table versions.
 
+pub mod budget;
 pub mod error;
 pub mod exec;
 pub mod export;
@@ -198,8 +199,15 @@ pub struct PreparedWrite {
     /// The branch head it was prepared against.
     view: View,
     /// Tables whose rows validation read: the commit refuses when one of
-    /// them was published again since ([`EngineError::Stale`]).
+    /// them was published again since ([`EngineError::Stale`]), unless
+    /// the read still holds ([`Graph::read_holds`]).
     reads: BTreeSet<TableKey>,
+    /// Reads that only checked that the write's own ids were absent (an
+    /// append's key-conflict check on a type with no `@unique` whose
+    /// stored ids nothing else needed): such a read still holds over
+    /// versions that inserted none of them, and the write may share a
+    /// group with earlier members inserting other ids there.
+    absent: BTreeMap<TableKey, Arc<HashSet<String>>>,
     writes: BTreeMap<TableKey, TableWrite>,
     /// Changes staged while preparing, by table.
     staged: BTreeMap<TableKey, table::StagedChange>,
@@ -280,6 +288,9 @@ struct CommitInput<'a> {
     branch: &'a str,
     view: &'a View,
     reads: &'a BTreeSet<TableKey>,
+    /// Reads that only checked the absence of these ids
+    /// ([`PreparedWrite::absent`]).
+    absent: &'a BTreeMap<TableKey, Arc<HashSet<String>>>,
     writes: BTreeMap<TableKey, TableWrite>,
     staged: BTreeMap<TableKey, table::StagedChange>,
     actor: &'a str,
@@ -398,37 +409,16 @@ pub struct Graph {
     /// woken by each commit that leaves upkeep wanted; shared by the
     /// user's clones (the last one dropped stops it), `None` elsewhere.
     upkeep_task: Option<Arc<upkeep::UpkeepTaskOwner>>,
-    /// The most intermediate rows (bindings) one read query may build
-    /// ([`EngineError::Budget`]; [`Graph::with_query_max_rows`]).
-    query_max_rows: usize,
-    /// The longest one read query may run, in milliseconds
-    /// ([`EngineError::Budget`]; [`Graph::with_query_max_ms`]).
-    query_max_ms: u64,
+    /// One read query's limits ([`EngineError::Budget`];
+    /// [`Graph::with_query_limits`]).
+    query_limits: budget::QueryLimits,
 }
 
-/// The default of [`Graph::with_query_max_ms`]: `OMNIGRAPH_QUERY_MAX_MS`
-/// when set to a positive integer, else this (30 s).
-pub const QUERY_MAX_MS: u64 = 30_000;
-
-fn query_max_ms_default() -> u64 {
-    std::env::var("OMNIGRAPH_QUERY_MAX_MS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(QUERY_MAX_MS)
-}
-
-/// The default of [`Graph::with_query_max_rows`]: `OMNIGRAPH_QUERY_MAX_ROWS`
-/// when set to a positive integer, else this.
-pub const QUERY_MAX_ROWS: usize = 1_000_000;
-
-fn query_max_rows_default() -> usize {
-    std::env::var("OMNIGRAPH_QUERY_MAX_ROWS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(QUERY_MAX_ROWS)
-}
+/// Ids one `IN (…)` lookup of [`Graph::stored_ids`] names.
+const PROBE_CHUNK: usize = 1_000;
+/// Past this many ids a load's validation reads the `id` column whole
+/// instead of probing the index ([`Graph::stored_ids`]).
+const PROBE_MAX_IDS: usize = 20_000;
 
 /// Where a handle's prepared writes go for their commit step. The
 /// GraphActor installs one that sends them to its mailbox, which commits
@@ -568,8 +558,7 @@ impl Graph {
             upkeep_background: false,
             upkeep_wanted: Default::default(),
             upkeep_task: None,
-            query_max_rows: query_max_rows_default(),
-            query_max_ms: query_max_ms_default(),
+            query_limits: budget::QueryLimits::server(),
         };
         let mut tables = BTreeMap::new();
         for key in graph.table_keys() {
@@ -651,8 +640,7 @@ impl Graph {
             upkeep_background: false,
             upkeep_wanted: Default::default(),
             upkeep_task: None,
-            query_max_rows: query_max_rows_default(),
-            query_max_ms: query_max_ms_default(),
+            query_limits: budget::QueryLimits::server(),
         };
         // Loads the schema the newest manifest names, if it was changed.
         g.manifest().await?;
@@ -1096,15 +1084,46 @@ impl Graph {
         Ok(out)
     }
 
-    /// What validation needs to know about the stored rows of `keys`.
+    /// What validation needs to know about the stored rows of the types a
+    /// load touches, read as narrowly as it can be (never the whole table
+    /// for a type with no `@unique`):
+    ///
+    /// - node types: the stored ids among those the load names (its own
+    ///   nodes' keys, its edges' endpoints), probed through the `id` index
+    ///   ([`Graph::stored_ids`]);
+    /// - edge types: the stored ids among the load's edge ids, and, for a
+    ///   type with `@card`, the stored edges of the sources whose count
+    ///   the load can change (`src IN …`);
+    /// - a type with `@unique`: every stored row (its tuples are compared
+    ///   with the load's).
     async fn existing(
         &self,
         view: &View,
+        staged: &Staged,
         node_types: &HashSet<String>,
         edge_types: &HashSet<String>,
     ) -> Result<Existing, EngineError> {
         let catalog = self.catalog();
         let mut ex = Existing::default();
+        // The ids each node type is asked about.
+        let mut named: std::collections::HashMap<&str, HashSet<&str>> = Default::default();
+        for (t, rows) in &staged.nodes {
+            named
+                .entry(t.as_str())
+                .or_default()
+                .extend(rows.iter().map(|r| r.id.as_str()));
+        }
+        for (t, rows) in &staged.edges {
+            let Some(e) = catalog.edge(t) else { continue };
+            for r in rows {
+                if let Some(s) = &r.src {
+                    named.entry(e.from.as_str()).or_default().insert(s);
+                }
+                if let Some(d) = &r.dst {
+                    named.entry(e.to.as_str()).or_default().insert(d);
+                }
+            }
+        }
         for t in node_types {
             let key = node_key(t);
             let Some(r) = view.tables.get(&key) else {
@@ -1113,6 +1132,15 @@ impl Graph {
             let Some(n) = catalog.node(t) else {
                 continue;
             };
+            if n.unique.is_empty() {
+                let ids: Vec<&str> = named
+                    .get(t.as_str())
+                    .map(|s| s.iter().copied().collect())
+                    .unwrap_or_default();
+                ex.node_ids
+                    .insert(t.clone(), self.stored_ids(&key, r, &ids).await?);
+                continue;
+            }
             let rows = self.read_rows(&key, r).await?;
             let ids: HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
             for (ci, cols) in n.unique.iter().enumerate() {
@@ -1133,6 +1161,31 @@ impl Graph {
             let Some(e) = catalog.edge(t) else {
                 continue;
             };
+            let new: &[Row] = staged.edges.get(t).map_or(&[], |v| v.as_slice());
+            if e.unique.is_empty() {
+                let ids: Vec<&str> = new.iter().map(|r| r.id.as_str()).collect();
+                ex.edge_ids
+                    .insert(t.clone(), self.stored_ids(&key, r, &ids).await?);
+                let card = e.cardinality;
+                if card.min > 0 || card.max.is_some() {
+                    let mut srcs: HashSet<&str> =
+                        new.iter().filter_map(|r| r.src.as_deref()).collect();
+                    if card.min > 0 {
+                        srcs.extend(
+                            staged
+                                .nodes
+                                .get(&e.from)
+                                .into_iter()
+                                .flatten()
+                                .map(|r| r.id.as_str()),
+                        );
+                    }
+                    let srcs: Vec<&str> = srcs.into_iter().collect();
+                    ex.edges
+                        .insert(t.clone(), self.stored_edges_from(&key, r, &srcs).await?);
+                }
+                continue;
+            }
             let rows = self.read_rows(&key, r).await?;
             for (ci, cols) in e.unique.iter().enumerate() {
                 let m = ex.unique.entry((t.clone(), ci)).or_default();
@@ -1152,6 +1205,93 @@ impl Graph {
             );
         }
         Ok(ex)
+    }
+
+    /// The values of `ids` that table `key` at `r` holds as row ids: an
+    /// `id IN (…)` lookup per [`PROBE_CHUNK`] ids, which Lance answers
+    /// from the `id` BTREE plus a scan of the few fragments it does not
+    /// cover yet; past [`PROBE_MAX_IDS`] ids, the `id` column read whole
+    /// (then every stored id is returned).
+    async fn stored_ids(
+        &self,
+        key: &str,
+        r: &TableRef,
+        ids: &[&str],
+    ) -> Result<HashSet<String>, EngineError> {
+        let mut out = HashSet::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let ds = table::open(&self.at(key, r)).await?;
+        let batches = if ids.len() > PROBE_MAX_IDS {
+            table::scan_all(&ds, Some(&["id"])).await?
+        } else {
+            let mut all = Vec::new();
+            for chunk in ids.chunks(PROBE_CHUNK) {
+                let list: Vec<String> = chunk.iter().map(|i| exec::sql_string(i)).collect();
+                let filter = format!("id IN ({})", list.join(", "));
+                all.extend(table::scan_where_columns(&ds, &filter, &["id"]).await?);
+            }
+            all
+        };
+        for b in batches {
+            if let Some(col) = b
+                .column_by_name("id")
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            {
+                out.extend(
+                    (0..col.len())
+                        .filter(|i| col.is_valid(*i))
+                        .map(|i| col.value(i).to_string()),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored edges of edge table `key` at `r` whose source is one of
+    /// `srcs`, as (id, src, dst): through the `src` BTREE, or the three
+    /// columns whole past [`PROBE_MAX_IDS`] sources.
+    async fn stored_edges_from(
+        &self,
+        key: &str,
+        r: &TableRef,
+        srcs: &[&str],
+    ) -> Result<Vec<(String, String, String)>, EngineError> {
+        let mut out = Vec::new();
+        if srcs.is_empty() {
+            return Ok(out);
+        }
+        let ds = table::open(&self.at(key, r)).await?;
+        let cols = ["id", "src", "dst"];
+        let batches = if srcs.len() > PROBE_MAX_IDS {
+            table::scan_all(&ds, Some(&cols)).await?
+        } else {
+            let mut all = Vec::new();
+            for chunk in srcs.chunks(PROBE_CHUNK) {
+                let list: Vec<String> = chunk.iter().map(|i| exec::sql_string(i)).collect();
+                let filter = format!("src IN ({})", list.join(", "));
+                all.extend(table::scan_where_columns(&ds, &filter, &cols).await?);
+            }
+            all
+        };
+        for b in batches {
+            let col = |name: &str| {
+                b.column_by_name(name)
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            };
+            let (Some(id), Some(src), Some(dst)) = (col("id"), col("src"), col("dst")) else {
+                continue;
+            };
+            for i in 0..id.len() {
+                out.push((
+                    id.value(i).to_string(),
+                    src.value(i).to_string(),
+                    dst.value(i).to_string(),
+                ));
+            }
+        }
+        Ok(out)
     }
 
     /// Loads JSONL into `branch` as one commit. With `from`, a missing
@@ -1349,12 +1489,39 @@ impl Graph {
             }
         }
         let mut reads = BTreeSet::new();
+        let mut absent = BTreeMap::new();
         let existing = if mode == LoadMode::Overwrite {
             Existing::default()
         } else {
-            reads.extend(node_types.iter().map(|t| node_key(t)));
+            // The node types whose stored ids only answer "are this load's
+            // keys new?": an append's own types that no edge of the load
+            // ends at and that have no `@unique`. A merge needs nothing
+            // stored of them.
+            let endpoints: HashSet<&str> = staged
+                .edges
+                .keys()
+                .filter_map(|t| catalog.edge(t))
+                .flat_map(|e| [e.from.as_str(), e.to.as_str()])
+                .collect();
+            let mut needed = HashSet::new();
+            for t in &node_types {
+                let key = node_key(t);
+                let unique = catalog.node(t).is_some_and(|n| !n.unique.is_empty());
+                if unique || endpoints.contains(t.as_str()) {
+                    reads.insert(key);
+                    needed.insert(t.clone());
+                } else if mode == LoadMode::Append {
+                    let ids: HashSet<String> = staged_rows(staged, &key)
+                        .iter()
+                        .map(|r| r.id.clone())
+                        .collect();
+                    reads.insert(key.clone());
+                    absent.insert(key, Arc::new(ids));
+                    needed.insert(t.clone());
+                }
+            }
             reads.extend(edge_types.iter().map(|t| edge_key(t)));
-            self.existing(&view, &node_types, &edge_types).await?
+            self.existing(&view, staged, &needed, &edge_types).await?
         };
         let errors = load::validate_graph(catalog, staged, &existing, mode);
         if !errors.is_empty() {
@@ -1396,6 +1563,7 @@ impl Graph {
             target,
             view,
             reads,
+            absent,
             writes,
             staged: BTreeMap::new(),
             written,
@@ -1481,10 +1649,14 @@ impl Graph {
                 None => self.manifest().await?,
             };
             let moved = match m.branches.get(&w.branch) {
-                Some(bs) => w
-                    .reads
-                    .iter()
-                    .any(|k| !TableRef::same_rows(bs.tables.get(k), w.view.tables.get(k))),
+                Some(bs) => w.reads.iter().any(|k| {
+                    !self.read_holds(
+                        k,
+                        w.view.tables.get(k),
+                        bs.tables.get(k),
+                        w.absent.get(k).map(|a| &**a),
+                    )
+                }),
                 None => false,
             };
             if moved {
@@ -1502,6 +1674,7 @@ impl Graph {
             message,
             view,
             reads,
+            absent,
             writes,
             staged,
             written,
@@ -1514,6 +1687,7 @@ impl Graph {
                 branch: &branch,
                 view: &view,
                 reads: &reads,
+                absent: &absent,
                 writes,
                 staged,
                 actor: &actor,
@@ -1553,6 +1727,7 @@ impl Graph {
             branch,
             view,
             reads: &reads,
+            absent: &BTreeMap::new(),
             writes,
             staged: BTreeMap::new(),
             actor,
@@ -1578,6 +1753,7 @@ impl Graph {
             branch,
             view,
             reads,
+            absent,
             writes,
             mut staged,
             actor,
@@ -1593,7 +1769,12 @@ impl Graph {
             .get(branch)
             .ok_or_else(|| Self::unknown_branch(&m, branch))?;
         for key in reads {
-            if !TableRef::same_rows(bs.tables.get(key), view.tables.get(key)) {
+            if !self.read_holds(
+                key,
+                view.tables.get(key),
+                bs.tables.get(key),
+                absent.get(key).map(|a| &**a),
+            ) {
                 return Err(stale(key, "it was read at an older version"));
             }
         }
@@ -1701,9 +1882,18 @@ impl Graph {
                     write_id: sidecar.id.clone(),
                 });
             }
+            // A read that holds at the base (checked above) is expected at
+            // the base, like every table written.
             let mut expect: BTreeMap<TableKey, Option<TableRef>> = reads
                 .iter()
-                .map(|k| (k.clone(), view.tables.get(k).cloned()))
+                .map(|k| {
+                    let at = if absent.contains_key(k) {
+                        bs.tables.get(k)
+                    } else {
+                        view.tables.get(k)
+                    };
+                    (k.clone(), at.cloned())
+                })
                 .collect();
             for (k, t) in &sidecar.tables {
                 expect.insert(k.clone(), Some(t.base.clone()));
@@ -1806,6 +1996,30 @@ impl Graph {
     /// version after its read version up to `head` is one this process
     /// committed that inserted none of `ids` ([`ledger`]). Otherwise the
     /// caller stages it again.
+    /// Whether what a write read of `key` at `read` (its view's table)
+    /// still holds at `now` (the head's): the same rows, or, for a read
+    /// that only checked that the write's own ids were `absent`, every
+    /// version since is known to this process and inserted none of them
+    /// (the insert ledger, [`ledger`]).
+    pub(crate) fn read_holds(
+        &self,
+        key: &str,
+        read: Option<&TableRef>,
+        now: Option<&TableRef>,
+        absent: Option<&HashSet<String>>,
+    ) -> bool {
+        if TableRef::same_rows(now, read) {
+            return true;
+        }
+        let (Some(ids), Some(r), Some(n)) = (absent, read, now) else {
+            return false;
+        };
+        r.lance_branch == n.lance_branch
+            && self.manifests.inserted().is_some_and(|l| {
+                l.none_inserted(key, r.lance_branch.as_deref(), r.version, n.version, ids)
+            })
+    }
+
     pub(crate) fn keeps_staged(
         &self,
         key: &str,

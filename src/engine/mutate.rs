@@ -544,6 +544,7 @@ impl Graph {
             target,
             view,
             reads,
+            absent: BTreeMap::new(),
             writes,
             staged: BTreeMap::new(),
             written,

@@ -161,21 +161,35 @@ impl Graph {
     /// Caps the intermediate rows (bindings) one read query through this
     /// handle may build at `rows` (at least 1); a query that would build
     /// more fails with [`EngineError::Budget`] as soon as it gets there,
-    /// before its memory grows further. Default: [`super::QUERY_MAX_ROWS`]
-    /// or `OMNIGRAPH_QUERY_MAX_ROWS`.
+    /// before its memory grows further. Default:
+    /// [`super::budget::QUERY_MAX_ROWS`] or `OMNIGRAPH_QUERY_MAX_ROWS`.
     pub fn with_query_max_rows(mut self, rows: usize) -> Graph {
-        self.query_max_rows = rows.max(1);
+        self.query_limits.max_rows = rows.max(1);
         self
     }
 
     /// Caps one read query's wall time through this handle at `ms`
     /// milliseconds (at least 1), waits for storage included; a query that
     /// runs longer fails with [`EngineError::Budget`] naming `wall time
-    /// (ms)` and frees what it held. Default: [`super::QUERY_MAX_MS`] or
-    /// `OMNIGRAPH_QUERY_MAX_MS`.
+    /// (ms)` and frees what it held. Default:
+    /// [`super::budget::QUERY_MAX_MS`] or `OMNIGRAPH_QUERY_MAX_MS`.
     pub fn with_query_max_ms(mut self, ms: u64) -> Graph {
-        self.query_max_ms = ms.max(1);
+        self.query_limits.max_ms = ms.max(1);
         self
+    }
+
+    /// Every limit of one read query through this handle (rows, wall
+    /// time, bytes, traversal expansions; docs/server.md, "Limits").
+    /// Default: [`super::budget::QueryLimits::server`]; the CLI uses
+    /// [`super::budget::QueryLimits::cli`].
+    pub fn with_query_limits(mut self, limits: super::budget::QueryLimits) -> Graph {
+        self.query_limits = limits;
+        self
+    }
+
+    /// This handle's query limits.
+    pub fn query_limits(&self) -> super::budget::QueryLimits {
+        self.query_limits
     }
 
     /// Records that `key` on `branch` was written and wants upkeep, when
@@ -285,11 +299,14 @@ impl Graph {
         })
         .await?;
         // The dear part, outside the commit turn.
+        let t0 = std::time::Instant::now();
         let Some(work) = table::prepare_upkeep(&ds, &specs).await? else {
             return Ok(idle());
         };
         let what = work.describe();
+        let prepare_ms = t0.elapsed().as_secs_f64() * 1e3;
         let _turn = self.begin_write(UPKEEP_ACTOR).await?;
+        let turn_started = std::time::Instant::now();
         let m = self.manifest().await?;
         let Some(bs) = m.branches.get(branch) else {
             return Ok(idle());
@@ -327,7 +344,7 @@ impl Graph {
             branch: base.lance_branch.clone(),
             version: base.version,
         };
-        let version = match table::commit_upkeep(&at, work, &specs, &sidecar.id).await {
+        let version = match table::commit_upkeep(&at, work, &sidecar.id).await {
             Ok(v) => v,
             Err(e) => {
                 drop(live);
@@ -405,7 +422,15 @@ impl Graph {
         // More may be due: the indexes after a compaction, the next
         // missing index after a build. The next round looks.
         self.want_again(branch, key);
-        tracing::debug!(table = %key, branch, version, what = %what, "upkeep published");
+        tracing::debug!(
+            table = %key,
+            branch,
+            version,
+            what = %what,
+            prepare_ms,
+            turn_ms = turn_started.elapsed().as_secs_f64() * 1e3,
+            "upkeep published"
+        );
         Ok(UpkeepDone::Published {
             branch: branch.to_string(),
             table: key.clone(),

@@ -34,6 +34,25 @@ pub const BODY_LIMIT: usize = 1 << 20;
 /// Body limit of `/load` and `/load/ndjson` (reference: 32 MB).
 pub const LOAD_BODY_LIMIT: usize = 32 << 20;
 
+/// Default of [`body_timeout`]: 30 s.
+pub const BODY_TIMEOUT_MS: u64 = 30_000;
+
+/// How long a request body may take to arrive, whole
+/// (`OMNIGRAPH_BODY_TIMEOUT_MS`, default [`BODY_TIMEOUT_MS`]); past it the
+/// request is answered 408 and its connection closed, so a body trickled
+/// a byte at a time cannot hold a worker, an admission slot or memory.
+/// (actix-web's own `client_request_timeout`, 5 s, bounds the head.)
+pub fn body_timeout() -> std::time::Duration {
+    static T: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+        std::env::var("OMNIGRAPH_BODY_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(BODY_TIMEOUT_MS)
+    });
+    std::time::Duration::from_millis(*T)
+}
+
 /// Shared by every handler.
 pub struct AppState {
     pub registry: Arc<Registry>,
@@ -80,7 +99,7 @@ impl ApiError {
 
     fn code(&self) -> ErrorCode {
         match self.status.as_u16() {
-            400 | 413 | 415 => ErrorCode::BadRequest,
+            400 | 408 | 413 | 415 => ErrorCode::BadRequest,
             401 => ErrorCode::Unauthorized,
             403 => ErrorCode::Forbidden,
             404 => ErrorCode::NotFound,
@@ -105,6 +124,10 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut b = HttpResponse::build(self.status);
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a trickled body is not waited for.
+            b.force_close();
+        }
         if let Some(s) = self.retry_after {
             b.insert_header(("Retry-After", s.to_string()));
         }
@@ -141,6 +164,7 @@ impl From<EngineError> for ApiError {
             | E::Drift { .. }
             | E::MergeConflicts { .. } => StatusCode::CONFLICT,
             E::Forbidden { .. } => StatusCode::FORBIDDEN,
+            E::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -149,6 +173,9 @@ impl From<EngineError> for ApiError {
         let mut out = ApiError::new(status, e.to_string());
         if let E::MergeConflicts { conflicts } = &e {
             out.merge_conflicts = conflicts.iter().map(Into::into).collect();
+        }
+        if let E::Overloaded { .. } = &e {
+            out.retry_after = Some(1);
         }
         out
     }

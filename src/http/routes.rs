@@ -17,6 +17,7 @@ use super::{ApiError, AppState, BODY_LIMIT, LOAD_BODY_LIMIT, caller};
 use crate::actors::supervisor::{Quarantine, Restart, StoredQueries};
 use crate::actors::{Admit, GraphEntry, Read, Write};
 use crate::api::*;
+use crate::engine::exec::QueryControl;
 use crate::engine::load::LoadMode;
 use crate::engine::{EngineError, Graph, ReadAt, WriteReport};
 use crate::policy::{Action, BranchCtx};
@@ -74,8 +75,23 @@ fn ok<T: serde::Serialize>(v: &T) -> Res {
     Ok(HttpResponse::Ok().json(v))
 }
 
-/// Reads a request body up to `limit` bytes (413 beyond it).
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads a request body up to `limit` bytes (413 beyond it), whole within
+/// [`super::body_timeout`] (408 past it).
+async fn read_body(payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
+    let t = super::body_timeout();
+    match tokio::time::timeout(t, read_body_inner(payload, limit)).await {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} ms; send it at once (the limit is OMNIGRAPH_BODY_TIMEOUT_MS)",
+                t.as_millis()
+            ),
+        )),
+    }
+}
+
+async fn read_body_inner(mut payload: web::Payload, limit: usize) -> Result<Bytes, ApiError> {
     let mut buf = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
@@ -213,10 +229,18 @@ async fn write<T: Send + 'static>(
     + Send
     + 'static,
 ) -> Result<T, ApiError> {
+    send_write(entry, Write::new(actor, keys, job)).await
+}
+
+/// Bodies of at least this many bytes are loads prepared on the bulk
+/// runtime (`Write::bulk`): about 1,000 typical JSONL rows.
+pub const BULK_LOAD_BYTES: usize = 64 << 10;
+
+async fn send_write<T: Send + 'static>(entry: &GraphEntry, w: Write<T>) -> Result<T, ApiError> {
     let addr = entry.addr.as_ref().ok_or_else(|| {
         ApiError::not_found(format!("no graph `{}` is being served", entry.spec.id))
     })?;
-    let r = addr.send(Write::new(actor, keys, job)).await.map_err(|_| {
+    let r = addr.send(w).await.map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the graph stopped while writing; read the branch before retrying",
@@ -487,6 +511,17 @@ async fn snapshot(
     })
 }
 
+/// The `outcome` label of `omnigraph_queries_total`.
+fn query_outcome<T>(r: &Result<T, EngineError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(EngineError::Cancelled { .. }) => "cancelled",
+        Err(EngineError::Budget { .. }) => "budget",
+        Err(EngineError::Overloaded { .. }) => "overloaded",
+        Err(_) => "error",
+    }
+}
+
 /// Sets its flag when dropped: a query handed the flag stops soon after
 /// ([`Graph::query_with`](crate::engine::Graph::query_with)).
 #[derive(Default)]
@@ -498,25 +533,37 @@ impl Drop for CancelOnDrop {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_read(
+    state: &AppState,
     entry: &GraphEntry,
     actor: &str,
     q: CheckedQuery,
     params: Json,
     branch: Option<String>,
     snapshot: Option<String>,
+    limits: Option<crate::api::QueryLimitsInput>,
 ) -> Res {
     let (at, policy_branch) = read_target(entry, branch.clone(), snapshot.clone()).await?;
     authorize(entry, actor, Action::Read, on_branch(&policy_branch))?;
     let name = q.name.clone();
     // Dropped with this handler: the query, running on the Lance runtime,
-    // stops at its next check. (actix-web 4 does not drop a handler whose
-    // client disconnected, actix/actix-web#3462; the wall-time budget
-    // bounds that case.)
+    // stops at its next check. The server drops a handler whose client
+    // closed its connection (`h1_allow_half_closed(false)`, in
+    // `omnigraph-server`), so a disconnect cancels the query.
     let cancel = CancelOnDrop::default();
-    let flag = cancel.0.clone();
+    let control = QueryControl {
+        cancel: Some(cancel.0.clone()),
+        lower: limits.unwrap_or_default().into(),
+    };
+    let (metrics, gid) = (state.metrics.clone(), entry.spec.id.clone());
     let r = read(entry, move |g| {
-        async move { g.query_with(&q, &params, &at, Some(flag)).await }.boxed()
+        async move {
+            let r = g.query_with(&q, &params, &at, control).await;
+            metrics.query_outcome(&gid, query_outcome(&r));
+            r
+        }
+        .boxed()
     })
     .await?;
     drop(cancel);
@@ -578,12 +625,14 @@ async fn query_inner(
         )));
     }
     let res = run_read(
+        &state,
         &entry,
         &actor,
         q,
         body.params.unwrap_or(Json::Null),
         body.branch,
         body.snapshot,
+        body.limits,
     )
     .await?;
     if !legacy {
@@ -990,7 +1039,8 @@ async fn run_load(
     let keys = Vec::new();
     let (b2, a2, from) = (branch.clone(), actor.to_string(), params.from.clone());
     let allow_empty = params.allow_empty.unwrap_or(false);
-    let r = write(entry, actor, keys, move |g| {
+    let big = data.len() >= BULK_LOAD_BYTES;
+    let mut w = Write::new(actor, keys, move |g: Arc<Graph>| {
         async move {
             g.load_with(
                 std::io::Cursor::new(data),
@@ -1003,8 +1053,11 @@ async fn run_load(
             .await
         }
         .boxed()
-    })
-    .await?;
+    });
+    if big {
+        w = w.bulk();
+    }
+    let r = send_write(entry, w).await?;
     let decls = |prefix: &str| -> Vec<GraphBatchDeclarationOutput> {
         let mut m: BTreeMap<String, usize> = BTreeMap::new();
         for (k, n) in &r.written {
@@ -1291,7 +1344,17 @@ async fn invoke_query(
         let branch = body.branch.unwrap_or_else(|| MAIN.to_string());
         run_mutation(&state, &entry, &actor, q, params, branch, raw.len() as u64).await
     } else {
-        run_read(&entry, &actor, q, params, body.branch, body.snapshot).await
+        run_read(
+            &state,
+            &entry,
+            &actor,
+            q,
+            params,
+            body.branch,
+            body.snapshot,
+            body.limits,
+        )
+        .await
     }
 }
 

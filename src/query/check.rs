@@ -376,6 +376,7 @@ impl<'c> Checker<'c> {
 
         let mut bound = Vec::new();
         let pipeline = plan(self.cat, &clauses, &mut bound);
+        self.warn_cross_products(r, &pipeline);
         let variables = bound
             .iter()
             .filter_map(|v| match scope.get(v) {
@@ -394,6 +395,75 @@ impl<'c> Checker<'c> {
             limit,
             variables,
         })
+    }
+
+    /// W03: a binding the pipeline scans with nothing tying it to the
+    /// rows bound before it (no traversal, no equality on a bound
+    /// variable, no key lookup): each earlier row is paired with every
+    /// row of its type, a cross product whose size is the product of the
+    /// types' sizes. The server refuses one past its row budget at run
+    /// time; this says so when the query is checked (`omnigraph lint`).
+    fn warn_cross_products(&mut self, r: &ReadAst, pipeline: &[Op]) {
+        let mut earlier: Vec<&str> = Vec::new();
+        // Whether the rows bound so far may be many (a scan other than a
+        // key lookup, or a traversal): pairing one row with each row of a
+        // type is no worse than scanning it.
+        let mut many = false;
+        for op in pipeline {
+            match op {
+                Op::Scan {
+                    var,
+                    equals,
+                    lookup,
+                    ..
+                } => {
+                    let tied = matches!(lookup, Lookup::Key)
+                        || equals.iter().any(|(_, e)| {
+                            let mut vs = BTreeSet::new();
+                            expr_vars(e, &mut vs);
+                            !vs.is_empty()
+                        });
+                    if !tied && many {
+                        let span = r
+                            .clauses
+                            .iter()
+                            .find_map(|c| match c {
+                                ClauseAst::Binding { var: v, span, .. }
+                                    if v.name.trim_start_matches('$') == var =>
+                                {
+                                    Some(span.clone())
+                                }
+                                _ => None,
+                            })
+                            .unwrap_or_else(|| r.return_span.clone());
+                        let before = earlier
+                            .iter()
+                            .map(|v| format!("${v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        self.diags.push(
+                            Diagnostic::warning(
+                                "W03",
+                                span,
+                                format!(
+                                    "`${var}` is not connected to {before}: every row bound so far is paired with every `${var}` (a cross product)"
+                                ),
+                            )
+                            .with_help(format!(
+                                "connect `${var}` with a traversal or an equality on a bound variable; a server refuses a cross product past its row budget"
+                            )),
+                        );
+                    }
+                    earlier.push(var);
+                    many |= !matches!(lookup, Lookup::Key);
+                }
+                Op::Expand { to_var, .. } => {
+                    earlier.push(to_var);
+                    many = true;
+                }
+                _ => {}
+            }
+        }
     }
 
     fn fresh_wildcard(&mut self) -> String {
@@ -2417,9 +2487,31 @@ fn plan(cat: &Catalog, clauses: &[RClause], bound: &mut Vec<String>) -> Vec<Op> 
             .map(|b| b.2.clone())
             .unwrap_or_default()
     };
+    // A binding's property match may name a variable bound later
+    // (`$c: Company { slug: $a.slug }` before `$a`): it is usable by the
+    // scan only once that variable is bound; until then it waits here as
+    // a filter, emitted as soon as every variable it names is bound.
+    let vars_of = |e: &Expr| -> BTreeSet<String> {
+        let mut vs = BTreeSet::new();
+        expr_vars(e, &mut vs);
+        vs
+    };
+    let mut deferred: Vec<(BTreeSet<String>, Op)> = Vec::new();
+    let emit_ready =
+        |ops: &mut Vec<Op>, deferred: &mut Vec<(BTreeSet<String>, Op)>, bound: &Vec<String>| {
+            let mut i = 0;
+            while i < deferred.len() {
+                if deferred[i].0.iter().all(|v| bound.contains(v)) {
+                    ops.push(deferred.remove(i).1);
+                } else {
+                    i += 1;
+                }
+            }
+        };
     let mut emitted_filters = vec![false; filters.len()];
     let mut done_travs = vec![false; travs.len()];
     loop {
+        emit_ready(&mut ops, &mut deferred, &*bound);
         // Filters and anti-joins whose variables are all bound.
         for (i, f) in filters.iter().enumerate() {
             if emitted_filters[i] {
@@ -2496,14 +2588,19 @@ fn plan(cat: &Catalog, clauses: &[RClause], bound: &mut Vec<String>) -> Vec<Op> 
                     bound.push(ev.clone());
                 }
                 for (p, e) in props_of(to) {
-                    ops.push(Op::Filter {
-                        left: Expr::Property {
-                            var: to.clone(),
-                            property: p,
+                    let mut vars = vars_of(&e);
+                    vars.insert(to.clone());
+                    deferred.push((
+                        vars,
+                        Op::Filter {
+                            left: Expr::Property {
+                                var: to.clone(),
+                                property: p,
+                            },
+                            op: Some(CmpOp::Eq),
+                            right: Some(e),
                         },
-                        op: Some(CmpOp::Eq),
-                        right: Some(e),
-                    });
+                    ));
                 }
             } else if let Some(ev) = edge_var {
                 bound.push(ev.clone());
@@ -2512,11 +2609,18 @@ fn plan(cat: &Catalog, clauses: &[RClause], bound: &mut Vec<String>) -> Vec<Op> 
         }
         // Otherwise scan the most selective unbound variable.
         let mut candidates: Vec<(u8, usize, String, String)> = Vec::new();
+        let usable = |props: &[(String, Expr)]| -> Vec<(String, Expr)> {
+            props
+                .iter()
+                .filter(|(_, e)| vars_of(e).iter().all(|v| bound.contains(v)))
+                .cloned()
+                .collect()
+        };
         for (order, (v, t, props)) in binds.iter().enumerate() {
             if bound.contains(v) {
                 continue;
             }
-            let (rank, _) = lookup_for(cat, t, props);
+            let (rank, _) = lookup_for(cat, t, &usable(props));
             candidates.push((rank, order, v.clone(), t.clone()));
         }
         for (order, t) in travs.iter().enumerate() {
@@ -2535,7 +2639,23 @@ fn plan(cat: &Catalog, clauses: &[RClause], bound: &mut Vec<String>) -> Vec<Op> 
         let Some((_, _, var, node_type)) = candidates.into_iter().next() else {
             break;
         };
-        let props = props_of(&var);
+        let all = props_of(&var);
+        let props = usable(&all);
+        for (p, e) in all.into_iter().filter(|pe| !props.contains(pe)) {
+            let mut vars = vars_of(&e);
+            vars.insert(var.clone());
+            deferred.push((
+                vars,
+                Op::Filter {
+                    left: Expr::Property {
+                        var: var.clone(),
+                        property: p,
+                    },
+                    op: Some(CmpOp::Eq),
+                    right: Some(e),
+                },
+            ));
+        }
         let (_, lookup) = lookup_for(cat, &node_type, &props);
         ops.push(Op::Scan {
             var: var.clone(),
@@ -2545,6 +2665,7 @@ fn plan(cat: &Catalog, clauses: &[RClause], bound: &mut Vec<String>) -> Vec<Op> 
         });
         bound.push(var);
     }
+    emit_ready(&mut ops, &mut deferred, &*bound);
     ops
 }
 

@@ -894,9 +894,16 @@ pub enum PreparedUpkeep {
         results: Vec<lance::index::optimize::IndexSegmentResult>,
         names: Vec<String>,
     },
-    /// An index is missing altogether (a table's first rows): built whole
-    /// at commit ([`ensure_indexes`]); rare.
-    Build(Vec<IndexSpec>),
+    /// An index is missing altogether (a table's first rows, an index a
+    /// schema added): built whole over the plan's version without
+    /// committing (Lance `CreateIndexBuilder::execute_uncommitted`, files
+    /// written) and committed as one `CreateIndex` transaction, so the
+    /// build never holds the commit turn. It covers the fragments of the
+    /// plan's version; later ones are extended by the next upkeep.
+    Build {
+        spec: IndexSpec,
+        index: Box<lance_table::format::IndexMetadata>,
+    },
 }
 
 impl PreparedUpkeep {
@@ -907,14 +914,7 @@ impl PreparedUpkeep {
             PreparedUpkeep::Indexes { names, .. } => {
                 format!("index upkeep of {}", names.join(", "))
             }
-            PreparedUpkeep::Build(specs) => format!(
-                "index build of {}",
-                specs
-                    .iter()
-                    .map(IndexSpec::name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            PreparedUpkeep::Build { spec, .. } => format!("index build of {}", spec.name()),
         }
     }
 }
@@ -966,7 +966,11 @@ pub async fn prepare_upkeep(
         .collect();
     if let Some(first) = missing.into_iter().next() {
         // One per round: its build is one commit, which the fence allows.
-        return Ok(Some(PreparedUpkeep::Build(vec![first])));
+        let index = build_uncommitted(ds, &first).await?;
+        return Ok(Some(PreparedUpkeep::Build {
+            spec: first,
+            index: Box::new(index),
+        }));
     }
     let mut results = Vec::new();
     let mut names = Vec::new();
@@ -1002,14 +1006,13 @@ pub async fn prepare_upkeep(
 /// version (the fence, as [`commit_staged`]). Returns the new version.
 /// Errors: the fence lost (another writer committed there), or Lance
 /// refusing the rebase (`conflict` set: a write deleted or updated what a
-/// compaction rewrote), or storage. The compaction's rewrite and an index
-/// extension carry `write_id` ([`WRITE_ID_PROPERTY`]); a compaction's
-/// reservation of fragment ids and an index build are untagged (Lance
-/// takes no properties for them).
+/// compaction rewrote), or storage. The compaction's rewrite, an index
+/// extension and an index build carry `write_id` ([`WRITE_ID_PROPERTY`]);
+/// a compaction's reservation of fragment ids is untagged (Lance takes no
+/// properties for it).
 pub async fn commit_upkeep(
     at: &TableAt,
     upkeep: PreparedUpkeep,
-    specs: &[IndexSpec],
     write_id: &str,
 ) -> Result<u64, TableError> {
     let mut ds = open_fenced(at, Some(at.version + 1)).await?;
@@ -1037,17 +1040,51 @@ pub async fn commit_upkeep(
                 .await
                 .map_err(|e| terr(&at.uri, e))?;
         }
-        PreparedUpkeep::Build(missing) => {
-            let wanted: Vec<IndexSpec> = specs
-                .iter()
-                .filter(|s| missing.iter().any(|m| m.name() == s.name()))
-                .cloned()
-                .collect();
-            return ensure_indexes(ds, &wanted).await;
+        PreparedUpkeep::Build { index, .. } => {
+            use lance::dataset::transaction::{Operation, Transaction};
+            let mut tx = Transaction::new(
+                index.dataset_version,
+                Operation::CreateIndex {
+                    new_indices: vec![*index],
+                    removed_indices: Vec::new(),
+                },
+                None,
+            );
+            tx.transaction_properties = Some(Arc::new(props));
+            // `ds` carries the fence (exactly the version after the head).
+            ds = lance::dataset::CommitBuilder::new(Arc::new(ds))
+                .with_max_retries(1)
+                .with_skip_auto_cleanup(true)
+                .execute(tx)
+                .await
+                .map_err(|e| terr(&at.uri, e))?;
         }
     }
     keep(&ds);
     Ok(ds.version().version)
+}
+
+/// Builds the index `spec` over `ds` without committing it: its files are
+/// written, the returned metadata names them for a `CreateIndex`
+/// transaction ([`commit_upkeep`]). Errors: Lance failing to build.
+async fn build_uncommitted(
+    ds: &Dataset,
+    spec: &IndexSpec,
+) -> Result<lance_table::format::IndexMetadata, TableError> {
+    use lance::index::DatasetIndexExt;
+    use lance_index::IndexType;
+    use lance_index::scalar::{BuiltinIndexType, ScalarIndexParams};
+    let uri = ds.uri().to_string();
+    let mut ds = ds.clone();
+    let btree = ScalarIndexParams::for_builtin(BuiltinIndexType::BTree);
+    let fts = fts_params();
+    let (col, ty, params): (&str, IndexType, &dyn lance_index::IndexParams) = match spec {
+        IndexSpec::Btree(c) => (c.as_str(), IndexType::BTree, &btree),
+        IndexSpec::FullText(c) => (c.as_str(), IndexType::Inverted, &fts),
+    };
+    let cols = [col];
+    let mut b = ds.create_index_builder(&cols, ty, params).name(spec.name());
+    b.execute_uncommitted().await.map_err(|e| terr(&uri, e))
 }
 
 /// The most segments one index may have before the next write folds its
@@ -1131,6 +1168,21 @@ pub async fn ensure_indexes(mut ds: Dataset, specs: &[IndexSpec]) -> Result<u64,
             .map_err(|e| terr(&uri, e))?;
     }
     Ok(ds.version().version)
+}
+
+/// The rows of `ds` matching `filter` (a Lance SQL predicate), only the
+/// given `columns`; an indexed `IN (…)` is served from the index.
+pub async fn scan_where_columns(
+    ds: &Dataset,
+    filter: &str,
+    columns: &[&str],
+) -> Result<Vec<RecordBatch>, TableError> {
+    let uri = ds.uri().to_string();
+    let mut sc = ds.scan();
+    sc.project(columns).map_err(|e| terr(&uri, e))?;
+    sc.filter(filter).map_err(|e| terr(&uri, e))?;
+    let stream = sc.try_into_stream().await.map_err(|e| terr(&uri, e))?;
+    stream.map_err(|e| terr(&uri, e)).try_collect().await
 }
 
 /// Rows whose `filter` (a Lance/DataFusion SQL predicate) holds, as batches.

@@ -443,7 +443,10 @@ query one() { match { $a: Person } return { count($a) as n } }";
             compiled.query("three").expect("query"),
             &serde_json::Value::Null,
             &main,
-            Some(cancel),
+            omnigraph::engine::exec::QueryControl {
+                cancel: Some(cancel),
+                ..Default::default()
+            },
         ))
         .expect_err("cancelled");
     assert!(matches!(err, EngineError::Cancelled { .. }), "{err}");

@@ -396,3 +396,91 @@ query from2() { match { $p: Person\n $p worksAt{2,3} $o } return { $o.name } }";
     assert_eq!(run("upto3"), ["x"], "no second hop from org `x` to `acme`");
     assert!(run("from2").is_empty());
 }
+
+/// Unconnected bindings (a cross product) are warning W03 at the binding
+/// that is not connected; bindings tied by a traversal, an equality on a
+/// bound variable or a key lookup are not, nor are bindings inside `not`.
+#[test]
+fn an_unconnected_binding_warns_w03() {
+    let cat = catalog(SCHEMA);
+    let w03 = |src: &str| -> Vec<String> {
+        let compiled = compile_queries(&cat, src);
+        assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
+        compiled
+            .diagnostics
+            .iter()
+            .filter(|d| d.code == "W03")
+            .map(|d| d.message.clone())
+            .collect()
+    };
+    let cross = w03("query q() { match { $a: Person\n $c: Company } return { $a.slug, $c.slug } }");
+    assert_eq!(cross.len(), 1, "{cross:?}");
+    assert!(
+        cross[0].contains("`$c` is not connected to $a"),
+        "{cross:?}"
+    );
+    let six = w03(
+        "query q() { match { $v0: Person $v1: Person $v2: Person } return { $v0.slug } limit 1 }",
+    );
+    assert_eq!(six.len(), 2, "{six:?}");
+    for connected in [
+        "query q() { match { $a: Person\n $a knows $b } return { $b.slug } }",
+        "query q() { match { $a: Person\n $c: Company { slug: $a.slug } } return { $c.slug } }",
+        "query q($s: String) { match { $a: Person\n $c: Company { slug: $s } } return { $c.slug, $a.slug } }",
+        "query q() { match { $a: Person\n not { $b: Person\n $b.age > $a.age } } return { $a.slug } }",
+    ] {
+        assert!(
+            w03(connected).is_empty(),
+            "{connected}: {:?}",
+            w03(connected)
+        );
+    }
+}
+
+/// A property match that names a variable bound later in the block
+/// (`$c: Company { slug: $a.slug }` written before `$a`'s binding is
+/// scanned) waits for it: the planner used to look `$c` up by a key it
+/// could not know yet and answered nothing.
+#[test]
+fn a_property_match_on_a_variable_bound_later_waits_for_it() {
+    use omnigraph::engine::load::LoadMode;
+    use omnigraph::engine::{Graph, ReadAt};
+    let schema =
+        "node Person { slug: String @key }\nnode Company { slug: String @key\n name: String }\n";
+    let rt = crate::support::runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let g = rt
+        .block_on(Graph::init(
+            tmp.path().join("g").to_str().expect("utf8"),
+            "s.pg",
+            schema,
+        ))
+        .expect("init");
+    let data = [
+        r#"{"type":"Person","data":{"slug":"x"}}"#,
+        r#"{"type":"Company","data":{"slug":"x","name":"X"}}"#,
+        r#"{"type":"Company","data":{"slug":"y","name":"Y"}}"#,
+    ]
+    .join("\n");
+    rt.block_on(g.load(
+        std::io::Cursor::new(data.into_bytes()),
+        LoadMode::Append,
+        "main",
+        None,
+        "t",
+    ))
+    .expect("load");
+    let src =
+        "query q() { match { $a: Person\n $c: Company { slug: $a.slug } } return { $c.name } }";
+    let compiled = compile_queries(&g.catalog(), src);
+    assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
+    let r = rt
+        .block_on(g.query(
+            compiled.query("q").expect("query"),
+            &serde_json::Value::Null,
+            &ReadAt::Branch("main".into()),
+        ))
+        .expect("run");
+    assert_eq!(r.rows.len(), 1, "{:?}", r.rows);
+    assert_eq!(r.rows[0]["name"], serde_json::json!("X"));
+}

@@ -4,10 +4,12 @@
 mod bench;
 mod cluster;
 mod cookbook;
+mod crash_load;
 #[allow(dead_code)]
 #[path = "../engine/support.rs"]
 mod engine_support;
 mod example;
+mod hostile;
 mod ops;
 mod states;
 mod support;

@@ -11,7 +11,7 @@ pub use omnigraph::http::client::{Response, request};
 
 /// The environment variables the server reads; cleared for every start so
 /// the caller's shell cannot leak into a test.
-const SERVER_ENV: [&str; 11] = [
+const SERVER_ENV: [&str; 19] = [
     "FAILPOINTS",
     "OMNIGRAPH_SERVER_BEARER_TOKEN",
     "OMNIGRAPH_SERVER_BEARER_TOKENS_JSON",
@@ -23,6 +23,14 @@ const SERVER_ENV: [&str; 11] = [
     "OMNIGRAPH_PER_ACTOR_RATE_PER_SEC",
     "OMNIGRAPH_PER_ACTOR_RATE_BURST",
     "OMNIGRAPH_QUERY_MAX_ROWS",
+    "OMNIGRAPH_QUERY_MAX_MS",
+    "OMNIGRAPH_QUERY_MAX_BYTES",
+    "OMNIGRAPH_QUERY_MAX_EXPANSIONS",
+    "OMNIGRAPH_QUERY_MEMORY_MAX_BYTES",
+    "OMNIGRAPH_BODY_TIMEOUT_MS",
+    "LANCE_CPU_THREADS",
+    "OMNIGRAPH_BULK_NICE",
+    "OMNIGRAPH_BULK_RUNTIME",
 ];
 
 fn command(args: &[&str], env: &[(&str, &str)], stderr: &Path) -> Command {
@@ -76,6 +84,17 @@ impl Server {
                 );
             }
         }
+    }
+
+    /// Kills the server with SIGKILL (no shutdown, no flush) and waits.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGTERM and waits for a clean exit.

@@ -8,6 +8,8 @@
 //!   deadlock.
 //! - [`fair::FairQueues`]: per-caller write FIFOs served round-robin over
 //!   [`keylock::KeyLocks`] — the GraphActor's mailbox-owned write queues.
+//! - [`commit::CommitQueue`]: prepared writes waiting for the GraphActor's
+//!   commit turn; a turn takes everything queued before it (group commit).
 //! - [`admission::Admission`]: per-actor in-flight request and byte budgets
 //!   (reference: `OMNIGRAPH_PER_ACTOR_INFLIGHT_MAX`,
 //!   `OMNIGRAPH_PER_ACTOR_BYTES_MAX`); a permit returns its share on drop.
@@ -18,5 +20,6 @@ pub(crate) use loom::sync::{Arc, Condvar, Mutex};
 pub(crate) use std::sync::{Arc, Condvar, Mutex};
 
 pub mod admission;
+pub mod commit;
 pub mod fair;
 pub mod keylock;
