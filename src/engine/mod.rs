@@ -19,14 +19,14 @@ pub mod export;
 pub mod group;
 pub mod lease;
 pub mod ledger;
-pub mod load;
+pub use omnigraph_data::load;
 pub mod manifest;
 pub mod merge;
 pub mod mutate;
 pub mod recovery;
 pub mod schema_apply;
 pub mod upkeep;
-pub mod values;
+pub use omnigraph_data::values;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};

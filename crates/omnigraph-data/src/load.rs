@@ -12,8 +12,8 @@ use std::io::BufRead;
 
 use serde_json::{Map, Value as Json};
 
-use super::values::{Cell, default_cell, from_json, key_string};
-use crate::schema::{Catalog, NodeType, Property};
+use crate::values::{Cell, default_cell, from_json, key_string};
+use omnigraph_lang::schema::{Catalog, NodeType, Property};
 
 /// How a load combines with what the branch already holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -138,8 +138,10 @@ pub fn cells_from_data(
     for k in data.keys() {
         if !props.iter().any(|p| &p.name == k) && !physical.contains(&k.as_str()) {
             let names: Vec<&str> = props.iter().map(|p| p.name.as_str()).collect();
-            let help = crate::diag::did_you_mean(k, names.iter().copied())
-                .unwrap_or_else(|| crate::diag::valid_list("properties", names.iter().copied()));
+            let help =
+                omnigraph_lang::diag::did_you_mean(k, names.iter().copied()).unwrap_or_else(|| {
+                    omnigraph_lang::diag::valid_list("properties", names.iter().copied())
+                });
             errors.push(err(
                 line,
                 Some(k),
@@ -175,7 +177,7 @@ pub fn cells_from_data(
 
 /// The `@check` patterns of a node type, compiled (they were validated when
 /// the schema compiled, so none is dropped).
-pub(crate) fn compiled_checks(n: &NodeType) -> Vec<regex::Regex> {
+pub fn compiled_checks(n: &NodeType) -> Vec<regex::Regex> {
     n.checks
         .iter()
         .filter_map(|c| regex::Regex::new(&c.pattern).ok())
@@ -183,7 +185,7 @@ pub(crate) fn compiled_checks(n: &NodeType) -> Vec<regex::Regex> {
 }
 
 /// Checks `@range` and `@check` on a node row.
-pub(crate) fn check_constraints(
+pub fn check_constraints(
     line: usize,
     n: &NodeType,
     cells: &[Cell],
@@ -482,8 +484,8 @@ fn parse_line<'c>(
         };
         let Some(n) = catalog.node(tname) else {
             let names = catalog.nodes.keys().map(String::as_str);
-            let help = crate::diag::did_you_mean(tname, names.clone())
-                .unwrap_or_else(|| crate::diag::valid_list("node types", names));
+            let help = omnigraph_lang::diag::did_you_mean(tname, names.clone())
+                .unwrap_or_else(|| omnigraph_lang::diag::valid_list("node types", names));
             errors.push(err(
                 lineno,
                 Some("type"),
@@ -555,8 +557,8 @@ fn parse_line<'c>(
         };
         let Some(et) = catalog.edge(ename) else {
             let names = catalog.edges.keys().map(String::as_str);
-            let help = crate::diag::did_you_mean(ename, names.clone())
-                .unwrap_or_else(|| crate::diag::valid_list("edge types", names));
+            let help = omnigraph_lang::diag::did_you_mean(ename, names.clone())
+                .unwrap_or_else(|| omnigraph_lang::diag::valid_list("edge types", names));
             errors.push(err(
                 lineno,
                 Some("edge"),
@@ -835,7 +837,7 @@ mod tests {
                           edge Knows: Person -> Person\n";
 
     fn catalog() -> Catalog {
-        crate::schema::compile_schema_file("t.pg", SCHEMA).expect("schema compiles")
+        omnigraph_lang::schema::compile_schema_file("t.pg", SCHEMA).expect("schema compiles")
     }
 
     /// `n` person lines; `bad` maps a 1-based line number to its text.

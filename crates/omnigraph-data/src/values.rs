@@ -16,8 +16,8 @@ use arrow_schema::{DataType, Field, Fields, Schema, TimeUnit};
 use base64::Engine as _;
 use serde_json::Value as Json;
 
-use crate::schema::temporal::{parse_date, parse_datetime};
-use crate::schema::{EdgeType, Literal, NodeType, PropType, Property, ScalarType};
+use omnigraph_lang::schema::temporal::{parse_date, parse_datetime};
+use omnigraph_lang::schema::{EdgeType, Literal, NodeType, PropType, Property, ScalarType};
 
 /// One typed value.
 #[derive(Debug, Clone, PartialEq)]
