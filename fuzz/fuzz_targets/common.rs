@@ -55,6 +55,7 @@ pub fn catalogs() -> &'static [Catalog] {
     })
 }
 
+#[allow(dead_code)] // not every target renders diagnostics
 /// Renders diagnostics both ways a user sees them (terminal and JSON), so
 /// spans that point outside the source or split a character are caught.
 pub fn render(file: &str, src: &str, d: Vec<omnigraph_lang::diag::Diagnostic>) {

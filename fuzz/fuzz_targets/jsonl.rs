@@ -39,8 +39,15 @@ fn round_trip(props: &[Property], rows: &[Row]) {
 
 fuzz_target!(|data: &[u8]| {
     for catalog in common::catalogs() {
-        let Ok(staged) = parse(catalog, data) else {
-            continue;
+        let staged = match parse(catalog, data) {
+            Ok(s) => s,
+            Err(errors) => {
+                // What the user reads: every error formats.
+                for e in errors {
+                    let _ = e.to_string();
+                }
+                continue;
+            }
         };
         for mode in [LoadMode::Overwrite, LoadMode::Append, LoadMode::Merge] {
             let _ = validate_graph(catalog, &staged, &Existing::default(), mode);

@@ -214,8 +214,7 @@ impl Graph {
     }
 
     /// What upkeep `key` on `branch` is due for at its published version:
-    /// `compaction` when it holds more than
-    /// [`table::MAX_SMALL_FRAGMENTS`] small fragments, then the name of
+    /// `compaction` when [`table::compaction_due`], then the name of
     /// every index [`table::indexes_due`] names. Empty when none; errors:
     /// an unknown branch or table, storage.
     pub async fn upkeep_due(
@@ -239,7 +238,7 @@ impl Graph {
         })
         .await?;
         let mut due = Vec::new();
-        if table::compaction_due(&ds) {
+        if table::compaction_due(&ds).await?.is_some() {
             due.push("compaction".to_string());
         }
         for spec in table::indexes_due(&ds, &self.index_specs(key)).await? {

@@ -819,31 +819,73 @@ pub async fn indexes_due(ds: &Dataset, specs: &[IndexSpec]) -> Result<Vec<IndexS
     Ok(due)
 }
 
-/// Whether `ds` holds more than [`MAX_SMALL_FRAGMENTS`] small fragments,
-/// which upkeep compacts.
-pub fn compaction_due(ds: &Dataset) -> bool {
-    small_fragments(ds) > MAX_SMALL_FRAGMENTS
-}
-
-/// Small fragments (fewer than [`SMALL_FRAGMENT_ROWS`] rows) of `ds`.
-fn small_fragments(ds: &Dataset) -> usize {
-    ds.get_fragments()
+/// The compaction `ds` is due for, as Lance options, or `None`:
+///
+/// - more than [`MAX_UNINDEXED_FRAGMENTS`] small fragments that no index
+///   covers (the single-row writes since the last index extension): only
+///   those are merged (every covered fragment is in
+///   `excluded_fragment_ids`), so no index covers a rewritten fragment and
+///   Lance's commit remaps none. A BTREE remap rewrites the whole index
+///   inside the commit, which grew with the index (measured: commit turns
+///   up to about 300 ms under a `load/ndjson` flood). The index is extended
+///   later over the one merged fragment, once it holds more than
+///   [`MAX_UNINDEXED_ROWS`] rows;
+/// - else more than [`MAX_SMALL_FRAGMENTS`] small fragments: all of them
+///   (covered ones too, so the indexes over them are remapped), which the
+///   first rule makes rare (each covered small fragment then holds about
+///   [`MAX_UNINDEXED_ROWS`] rows).
+///
+/// A table without indexes has nothing to remap and takes the second rule
+/// only. Errors: Lance failing to read the index section.
+pub async fn compaction_due(
+    ds: &Dataset,
+) -> Result<Option<lance::dataset::optimize::CompactionOptions>, TableError> {
+    use lance::index::DatasetIndexExt;
+    let options = lance::dataset::optimize::CompactionOptions {
+        target_rows_per_fragment: SMALL_FRAGMENT_ROWS,
+        ..Default::default()
+    };
+    let small: Vec<u64> = ds
+        .get_fragments()
         .iter()
         .filter(|f| {
             f.metadata()
                 .physical_rows
                 .is_some_and(|r| r < SMALL_FRAGMENT_ROWS)
         })
-        .count()
+        .map(|f| f.id() as u64)
+        .collect();
+    let indexes = ds.load_indices().await.map_err(|e| terr(ds.uri(), e))?;
+    if !indexes.is_empty() {
+        let mut covered = std::collections::BTreeSet::<u32>::new();
+        let mut known = true;
+        for index in indexes.iter() {
+            match &index.fragment_bitmap {
+                Some(b) => covered.extend(b.iter()),
+                None => known = false,
+            }
+        }
+        let uncovered = small
+            .iter()
+            .filter(|id| u32::try_from(**id).is_ok_and(|id| !covered.contains(&id)))
+            .count();
+        if known && uncovered > MAX_UNINDEXED_FRAGMENTS {
+            return Ok(Some(lance::dataset::optimize::CompactionOptions {
+                excluded_fragment_ids: covered.into_iter().collect(),
+                ..options
+            }));
+        }
+    }
+    Ok((small.len() > MAX_SMALL_FRAGMENTS).then_some(options))
 }
 
 /// The upkeep a write's commit step runs after its table commit, when due:
-/// with more than [`MAX_SMALL_FRAGMENTS`] small fragments the whole
+/// when [`compaction_due`], the whole
 /// [`upkeep`] (compaction, then every index); otherwise only the indexes
 /// [`indexes_due`] names ([`ensure_indexes`]); otherwise nothing, and
 /// `ds`'s version comes back unchanged.
 pub async fn upkeep_if_due(ds: Dataset, specs: &[IndexSpec]) -> Result<u64, TableError> {
-    if small_fragments(&ds) > MAX_SMALL_FRAGMENTS {
+    if compaction_due(&ds).await?.is_some() {
         return upkeep(ds, specs).await;
     }
     let due = indexes_due(&ds, specs).await?;
@@ -854,23 +896,24 @@ pub async fn upkeep_if_due(ds: Dataset, specs: &[IndexSpec]) -> Result<u64, Tabl
 }
 
 /// The upkeep after a write on a table's branch head: compacts small
-/// fragments once there are more than [`MAX_SMALL_FRAGMENTS`] (Lance
-/// `compact_files`; row ids are stable, so indexes stay valid), then
+/// fragments when [`compaction_due`] says so (Lance `compact_files`), then
 /// [`ensure_indexes`]. Returns the resulting version. Together these keep a
 /// warm write's storage requests the same whatever the history
 /// (`scripts/bench` measures it).
 pub async fn upkeep(mut ds: Dataset, specs: &[IndexSpec]) -> Result<u64, TableError> {
-    if small_fragments(&ds) > MAX_SMALL_FRAGMENTS {
+    if let Some(options) = compaction_due(&ds).await? {
         let uri = ds.uri().to_string();
-        let options = lance::dataset::optimize::CompactionOptions {
-            target_rows_per_fragment: SMALL_FRAGMENT_ROWS,
-            ..Default::default()
-        };
         lance::dataset::optimize::compact_files(&mut ds, options, None)
             .await
             .map_err(|e| terr(&uri, e))?;
     }
-    ensure_indexes(ds, specs).await
+    // Only the indexes due after it: the merged fragment of uncovered
+    // writes waits for [`MAX_UNINDEXED_ROWS`] like any other.
+    let due = indexes_due(&ds, specs).await?;
+    if due.is_empty() {
+        return Ok(ds.version().version);
+    }
+    ensure_indexes(ds, &due).await
 }
 
 /// Index upkeep or compaction made ready outside the commit step
@@ -881,8 +924,8 @@ pub async fn upkeep(mut ds: Dataset, specs: &[IndexSpec]) -> Result<u64, TableEr
 /// compaction, which is planned again later). The GraphActor runs these
 /// between commits (docs/architecture.md, "Upkeep").
 pub enum PreparedUpkeep {
-    /// More than [`MAX_SMALL_FRAGMENTS`] small fragments rewritten into
-    /// fewer (Lance `plan_compaction`, `CompactionTask::execute`).
+    /// Small fragments rewritten into fewer, as [`compaction_due`] chose
+    /// them (Lance `plan_compaction`, `CompactionTask::execute`).
     Compaction {
         results: Vec<lance::dataset::optimize::RewriteResult>,
         options: lance::dataset::optimize::CompactionOptions,
@@ -920,8 +963,8 @@ impl PreparedUpkeep {
 }
 
 /// The upkeep `ds` is due for, done as far as it can be without
-/// committing: compaction first when more than [`MAX_SMALL_FRAGMENTS`]
-/// small fragments (its indexes follow in the next round), else every
+/// committing: compaction first when [`compaction_due`] (its indexes
+/// follow in the next round), else every
 /// index [`indexes_due`] names, each extended by a delta segment or, at
 /// [`MAX_INDEX_SEGMENTS`] segments, folded. `None` when nothing is due.
 /// Errors: Lance failing to read `ds` or write the new files.
@@ -932,11 +975,7 @@ pub async fn prepare_upkeep(
     use lance::index::DatasetIndexExt;
     use lance_index::optimize::OptimizeOptions;
     let uri = ds.uri().to_string();
-    if small_fragments(ds) > MAX_SMALL_FRAGMENTS {
-        let options = lance::dataset::optimize::CompactionOptions {
-            target_rows_per_fragment: SMALL_FRAGMENT_ROWS,
-            ..Default::default()
-        };
+    if let Some(options) = compaction_due(ds).await? {
         let plan = lance::dataset::optimize::plan_compaction(ds, &options)
             .await
             .map_err(|e| terr(&uri, e))?;

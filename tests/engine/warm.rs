@@ -236,3 +236,95 @@ fn an_upkeep_task_catches_up_by_itself() {
         assert!(g.upkeep_due("main", &item).await.expect("due").is_empty());
     });
 }
+
+/// Runs upkeep steps until nothing is wanted; what each published step did.
+async fn drain_upkeep(g: &Graph) -> Vec<String> {
+    use omnigraph::engine::upkeep::UpkeepDone;
+    let mut done = Vec::new();
+    for _ in 0..20 {
+        match g.upkeep_once().await.expect("upkeep") {
+            UpkeepDone::Idle => break,
+            UpkeepDone::Published { what, .. } => done.push(what),
+            _ => {}
+        }
+    }
+    done
+}
+
+/// The `Item` table's index segments (name, uuid) and fragment count at
+/// its published version on main.
+async fn item_indexes(g: &Graph, root: &std::path::Path) -> (Vec<(String, String)>, usize) {
+    use lance::index::DatasetIndexExt;
+    use omnigraph::storage::table::{TableAt, open};
+    let r = g.manifest().await.expect("m").branches["main"].tables["node:Item"].clone();
+    let ds = open(&TableAt {
+        uri: root
+            .join("nodes")
+            .join("Item.lance")
+            .to_str()
+            .expect("utf8")
+            .to_string(),
+        branch: r.lance_branch.clone(),
+        version: r.version,
+    })
+    .await
+    .expect("open");
+    let mut segments: Vec<(String, String)> = ds
+        .load_indices()
+        .await
+        .expect("indices")
+        .iter()
+        .map(|i| (i.name.clone(), i.uuid.to_string()))
+        .collect();
+    segments.sort();
+    (segments, ds.get_fragments().len())
+}
+
+/// Single-row writes after an index build leave small fragments no index
+/// covers. Once there are more than four, upkeep merges those on their own
+/// (`table::compaction_due`): every index keeps the very segments it had
+/// (Lance remapped none, as nothing they cover was rewritten), the merged
+/// fragment waits for the row bound before an index extension, and every
+/// lookup and `fuzzy` search stays exact throughout.
+#[test]
+fn uncovered_fragments_are_merged_without_remapping_any_index() {
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("g");
+    let uri = root.to_str().expect("utf8").to_string();
+    rt.block_on(async {
+        let g = Graph::init(&uri, "s.pg", SCHEMA)
+            .await
+            .expect("init")
+            .with_background_upkeep();
+        mutate(&g, "doc", json!({"k": "k00", "b": "graph w0"})).await;
+        let built = drain_upkeep(&g).await;
+        assert!(built.iter().any(|w| w.contains("index build")), "{built:?}");
+        let (segments, fragments) = item_indexes(&g, &root).await;
+        assert!(segments.len() >= 2, "id and body indexes: {segments:?}");
+        assert_eq!(fragments, 1);
+
+        let mut all = vec!["k00".to_string()];
+        for i in 1..=4 {
+            let k = format!("k{i:02}");
+            mutate(&g, "doc", json!({"k": k, "b": format!("graph w{i}")})).await;
+            all.push(k);
+            assert_eq!(
+                drain_upkeep(&g).await,
+                Vec::<String>::new(),
+                "nothing due at {i}"
+            );
+        }
+        assert_eq!(item_indexes(&g, &root).await, (segments.clone(), 5));
+        mutate(&g, "doc", json!({"k": "k05", "b": "graph w5"})).await;
+        all.push("k05".to_string());
+        let done = drain_upkeep(&g).await;
+        assert_eq!(done, vec!["compaction".to_string()], "only the merge");
+        // The one covered fragment and the merged five.
+        assert_eq!(item_indexes(&g, &root).await, (segments.clone(), 2));
+        for k in &all {
+            assert_eq!(keys(&g, "item", json!({"k": k})).await, vec![k.clone()]);
+        }
+        assert_eq!(keys(&g, "fz", json!({"q": "grapf"})).await, all);
+    });
+}
