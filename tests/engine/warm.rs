@@ -328,3 +328,131 @@ fn uncovered_fragments_are_merged_without_remapping_any_index() {
         assert_eq!(keys(&g, "fz", json!({"q": "grapf"})).await, all);
     });
 }
+
+/// Tiered index folding on a real Lance table (`table::ensure_indexes`,
+/// `table::fold_width`): 40 extensions of two rows each over a 1,000-row
+/// base never leave more than `MAX_INDEX_SEGMENTS` segments per index;
+/// every fold keeps the base segment, and some keep a middle segment
+/// beside it (folding every delta into one beside the base never does);
+/// every row stays covered by exactly one segment, and key lookups and
+/// full-text searches find every row.
+#[test]
+fn index_folds_are_tiered_and_lookups_stay_exact() {
+    use arrow_array::{RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use lance::index::DatasetIndexExt;
+    use omnigraph::storage::table::{self, IndexSpec, MAX_INDEX_SEGMENTS, TextMode};
+    use std::sync::Arc;
+
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = tmp
+        .path()
+        .join("t.lance")
+        .to_str()
+        .expect("utf8")
+        .to_string();
+    let batch = |from: usize, n: usize| {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("body", DataType::Utf8, true),
+        ]));
+        let ids: Vec<String> = (from..from + n).map(|i| format!("k{i}")).collect();
+        let bodies: Vec<String> = (from..from + n).map(|i| format!("w{i} common")).collect();
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(ids)),
+                Arc::new(StringArray::from(bodies)),
+            ],
+        )
+        .expect("batch")
+    };
+    let specs = vec![
+        IndexSpec::Btree("id".into()),
+        IndexSpec::FullText("body".into()),
+    ];
+    let specs_ref = &specs;
+    rt.block_on(async {
+        let latest = || async { lance::Dataset::open(&uri).await.expect("open") };
+        // (uuid, rows covered) per segment of each index, oldest first.
+        let segments = |ds: lance::Dataset| async move {
+            let rows: std::collections::HashMap<u32, usize> = ds
+                .fragments()
+                .iter()
+                .map(|f| (f.id as u32, f.num_rows().unwrap_or(0)))
+                .collect();
+            let indices = ds.load_indices().await.expect("indices");
+            specs_ref
+                .iter()
+                .map(|s| {
+                    indices
+                        .iter()
+                        .filter(|i| i.name == s.name())
+                        .map(|i| {
+                            let covered = i
+                                .effective_fragment_bitmap(ds.fragment_bitmap())
+                                .map(|b| b.iter().map(|f| rows[&f]).sum())
+                                .unwrap_or(0);
+                            (i.uuid, covered)
+                        })
+                        .collect::<Vec<(_, usize)>>()
+                })
+                .collect::<Vec<_>>()
+        };
+        table::create_or_replace(&uri, batch(0, 1000))
+            .await
+            .expect("create");
+        table::ensure_indexes(latest().await, &specs)
+            .await
+            .expect("index");
+        let base: Vec<_> = segments(latest().await)
+            .await
+            .iter()
+            .map(|s| s[0].0)
+            .collect();
+        let mut next = 1000;
+        let mut folds_keeping_a_middle_segment = 0;
+        let mut folds = 0;
+        for _ in 0..40 {
+            table::append(latest().await, batch(next, 2))
+                .await
+                .expect("append");
+            next += 2;
+            let before = segments(latest().await).await;
+            table::ensure_indexes(latest().await, &specs)
+                .await
+                .expect("extend");
+            let after = segments(latest().await).await;
+            for (i, segs) in after.iter().enumerate() {
+                assert!(segs.len() <= MAX_INDEX_SEGMENTS, "{} segments", segs.len());
+                let covered: usize = segs.iter().map(|s| s.1).sum();
+                assert_eq!(covered, next, "rows covered by {}", specs[i].name());
+                if segs.len() <= before[i].len() {
+                    folds += 1;
+                    assert_eq!(segs[0].0, base[i], "a fold rewrote the base");
+                    if segs.len() > 2 {
+                        folds_keeping_a_middle_segment += 1;
+                    }
+                }
+            }
+        }
+        assert!(folds >= 8, "{folds} folds");
+        assert!(
+            folds_keeping_a_middle_segment >= 2,
+            "{folds_keeping_a_middle_segment} folds kept a middle segment"
+        );
+        let ds = latest().await;
+        for k in [0, 1, 999, 1000, 1031, next - 1] {
+            let hits = table::scan_where(&ds, &format!("id = 'k{k}'"))
+                .await
+                .expect("lookup");
+            let n: usize = hits.iter().map(|b| b.num_rows()).sum();
+            assert_eq!(n, 1, "k{k}");
+            let found = table::full_text(&ds, "body", &format!("w{k}"), TextMode::Any)
+                .await
+                .expect("search");
+            assert_eq!(found.len(), 1, "w{k}: {found:?}");
+        }
+    });
+}
