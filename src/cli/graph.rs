@@ -18,8 +18,9 @@ pub struct Target {
     /// The graph (a local path or file:// URI).
     #[arg(value_name = "URI")]
     pub uri: Option<String>,
-    /// The graph, as a flag (same as the positional URI).
-    #[arg(long, value_name = "URI")]
+    /// The graph, as a flag (same as the positional URI); `--uri` is the
+    /// reference CLI's spelling.
+    #[arg(long, alias = "uri", value_name = "URI")]
     pub store: Option<String>,
 }
 
@@ -43,8 +44,9 @@ pub struct At {
     /// Read this branch's head.
     #[arg(long, conflicts_with = "commit")]
     pub branch: Option<String>,
-    /// Read this commit (time travel).
-    #[arg(long)]
+    /// Read this commit (time travel): a commit id from `commit list` or a
+    /// write's report. `--snapshot` is the reference CLI's name for it.
+    #[arg(long = "snapshot", visible_alias = "commit", value_name = "ID")]
     pub commit: Option<String>,
 }
 
@@ -110,8 +112,11 @@ pub struct GqArgs {
     #[arg(short = 'e', long = "query-string", value_name = "GQ")]
     pub source: Option<String>,
     /// Parameters as a JSON object.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "params_file")]
     pub params: Option<String>,
+    /// Parameters as a file holding a JSON object (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub params_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -128,20 +133,27 @@ pub struct MutateArgs {
     /// `OMNIGRAPH_POLICY_FILE`. Without one, direct writes are not gated.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// The graph (a local path or file:// URI).
-    #[arg(long, value_name = "URI")]
+    /// The graph (a local path or file:// URI); also `--uri`.
+    #[arg(long, alias = "uri", value_name = "URI")]
     pub store: String,
     #[arg(long)]
     pub json: bool,
 }
 
-/// Output format of `query`.
+/// Output format of `query` (reference: docs/user/cli/reference.md,
+/// "Output formats").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// One object: `columns`, `rows`, `graph_commit_id`, `row_count`.
     Json,
+    /// A metadata line, then one object per row.
     Jsonl,
+    /// A header line, then one line per row (RFC 4180 quoting).
     Csv,
+    /// A fitted text table.
     Table,
+    /// One block per row: `column: value` lines, a blank line between rows.
+    Kv,
 }
 
 #[derive(Debug, Args)]
@@ -157,8 +169,8 @@ pub struct QueryRunArgs {
     /// Same as `--format json`.
     #[arg(long)]
     pub json: bool,
-    /// The graph (a local path or file:// URI).
-    #[arg(long, value_name = "URI")]
+    /// The graph (a local path or file:// URI); also `--uri`.
+    #[arg(long, alias = "uri", value_name = "URI")]
     pub store: Option<String>,
 }
 
@@ -424,11 +436,31 @@ fn gq_source(
     }
 }
 
-fn params_json(p: &Option<String>) -> Result<serde_json::Value, CliError> {
-    match p {
-        Some(p) => serde_json::from_str(p)
+/// The parameters of `--params JSON` or `--params-file FILE` (`-` reads
+/// stdin); `Null` when neither is given. Errors: an unreadable file (I/O),
+/// text that is not JSON (input, naming the flag and the file).
+fn params_json(gq: &GqArgs) -> Result<serde_json::Value, CliError> {
+    match (&gq.params, &gq.params_file) {
+        (Some(p), _) => serde_json::from_str(p)
             .map_err(|e| CliError::Input(format!("--params is not valid JSON: {e}"))),
-        None => Ok(serde_json::Value::Null),
+        (None, Some(f)) => {
+            let text = if f.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+            } else {
+                std::fs::read_to_string(f)
+            }
+            .map_err(|source| CliError::Read {
+                path: f.display().to_string(),
+                source,
+            })?;
+            serde_json::from_str(&text).map_err(|e| {
+                CliError::Input(format!(
+                    "--params-file {} is not valid JSON: {e}",
+                    f.display()
+                ))
+            })
+        }
+        (None, None) => Ok(serde_json::Value::Null),
     }
 }
 
@@ -470,7 +502,7 @@ fn pick(
 
 pub fn mutate(a: MutateArgs) -> Result<ExitCode, CliError> {
     let (file, src) = gq_source(&a.gq.query, &a.gq.source)?;
-    let params = params_json(&a.gq.params)?;
+    let params = params_json(&a.gq)?;
     let rt = runtime()?;
     let g = open_for_write(&rt, &a.store, &a.policy)?;
     let q = match pick(&g.catalog(), &file, &src, &a.name)? {
@@ -490,7 +522,7 @@ pub fn query(a: QueryRunArgs) -> Result<ExitCode, CliError> {
         .clone()
         .ok_or_else(|| CliError::Usage("which graph? pass --store URI".into()))?;
     let (file, src) = gq_source(&a.gq.query, &a.gq.source)?;
-    let params = params_json(&a.gq.params)?;
+    let params = params_json(&a.gq)?;
     let rt = runtime()?;
     // The CLI's limits are higher than a server's (docs/cli.md, "Limits").
     let g = rt
@@ -594,6 +626,26 @@ pub fn query(a: QueryRunArgs) -> Result<ExitCode, CliError> {
                         .collect::<Vec<_>>()
                         .join("  ")
                 );
+            }
+            let n = r.rows.len();
+            eprintln!("({n} {})", if n == 1 { "row" } else { "rows" });
+        }
+        Format::Kv => {
+            let w = r
+                .columns
+                .iter()
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0);
+            for (i, row) in r.rows.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                for c in &r.columns {
+                    let v = row.get(c).map(cell).unwrap_or_default();
+                    let line = format!("{:<w$}  {v}", format!("{c}:"), w = w + 1);
+                    println!("{}", line.trim_end());
+                }
             }
             let n = r.rows.len();
             eprintln!("({n} {})", if n == 1 { "row" } else { "rows" });

@@ -63,6 +63,13 @@ pub enum Command {
     /// Publish tables whose Lance head is ahead of the manifest (preview
     /// unless --confirm).
     Repair(graph::RepairArgs),
+    /// Print this build's release and the storage format it reads and
+    /// writes (`internal-schema N`); also `omnigraph -v`.
+    #[command(short_flag = 'v')]
+    Version {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -441,6 +448,20 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Branch(c) => graph::branch(c),
         Command::Commit(c) => graph::commit(c),
         Command::Repair(a) => graph::repair(a),
+        Command::Version { json } => {
+            let release = env!("CARGO_PKG_VERSION");
+            let schema = crate::engine::INTERNAL_SCHEMA_VERSION;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"version": release, "internal_schema_version": schema})
+                );
+            } else {
+                println!("omnigraph {release}");
+                println!("internal-schema {schema}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Query(QueryArgs { sub: None, run }) => graph::query(run),
         Command::Query(QueryArgs {
             sub:

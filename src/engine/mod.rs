@@ -181,6 +181,13 @@ impl TableWrite {
     }
 }
 
+/// The storage-format version of a graph root this build reads and writes
+/// (the `_graph/` manifest, commit and sidecar layout of docs/storage.md).
+/// Reported by `omnigraph version` (`internal-schema N`), `GET /healthz`
+/// and `snapshot` as `internal_schema_version`, as the reference does
+/// (docs/user/operations/upgrade.md).
+pub const INTERNAL_SCHEMA_VERSION: u32 = 1;
+
 /// How long a write waits, backing off, for a table that another process
 /// is writing before it answers [`EngineError::Busy`].
 pub const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);

@@ -352,7 +352,7 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(HealthOutput {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION").into(),
-        internal_schema_version: 1,
+        internal_schema_version: crate::engine::INTERNAL_SCHEMA_VERSION,
     })
 }
 
@@ -492,7 +492,7 @@ async fn snapshot(
         graph_branch: branch,
         graph_commit_id: s.commit,
         graph_manifest_version: s.manifest_version,
-        internal_schema_version: 1,
+        internal_schema_version: crate::engine::INTERNAL_SCHEMA_VERSION,
         datasets: s
             .tables
             .into_iter()

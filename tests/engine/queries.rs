@@ -201,3 +201,124 @@ fn bad_query_inputs_exit_1_with_a_clear_message() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("Persn"), "{err}");
 }
+
+/// The reference CLI's spellings (docs/user/cli/reference.md): `--snapshot`
+/// for time travel (`--commit` stays), `--uri` for `--store`,
+/// `--params-file`, `--format kv`, and `omnigraph version` / `-v`.
+#[test]
+fn the_reference_cli_spellings_are_accepted() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = cli_small_graph(tmp.path());
+    let data = tmp.path().join("people.jsonl");
+    std::fs::write(&data, PEOPLE).expect("write");
+    let load = ["load", "--mode", "overwrite", "--data"];
+    let (code, _, err) = run(&[&load[..], &[data.to_str().expect("utf8"), &uri]].concat());
+    assert_eq!(code, 0, "{err}");
+    let c1 = head_commit(&uri);
+    let insert = r#"query m() { insert Person { slug: "dee", name: "Dee", age: 50 } }"#;
+    let (code, _, err) = run(&["mutate", "--uri", &uri, "-e", insert]);
+    assert_eq!(code, 0, "mutate --uri: {err}");
+
+    // --snapshot reads the commit, as --commit does; --uri names the graph.
+    let at = |flag: &str| {
+        let (code, out, err) = run(&[
+            "query", "--uri", &uri, "-e", QUERIES, "people", flag, &c1, "--json",
+        ]);
+        assert_eq!(code, 0, "{flag}: {err}");
+        serde_json::from_str::<Json>(&out).expect("json")["rows"].clone()
+    };
+    assert_eq!(at("--snapshot"), at("--commit"));
+    assert_eq!(at("--snapshot").as_array().map(Vec::len), Some(3));
+    assert_eq!(rows(&uri, &["people"]).len(), 4);
+    let (code, _, err) = run(&[
+        "query",
+        "--store",
+        &uri,
+        "-e",
+        QUERIES,
+        "people",
+        "--snapshot",
+        &c1,
+        "--branch",
+        "main",
+    ]);
+    assert_eq!(code, 2, "--snapshot with --branch: {err}");
+
+    // --params-file: a file or stdin; bad JSON names the file; not with --params.
+    let params = tmp.path().join("params.json");
+    std::fs::write(&params, r#"{"s": "ada"}"#).expect("write");
+    let p = params.to_str().expect("utf8");
+    let reach = rows(&uri, &["reach", "--params-file", p]);
+    assert_eq!(reach, rows(&uri, &["reach", "--params", r#"{"s":"ada"}"#]));
+    assert_eq!(reach.len(), 2, "{reach:?}");
+    std::fs::write(&params, "{s: ada}").expect("write");
+    let (code, _, err) = run(&[
+        "query",
+        "--store",
+        &uri,
+        "-e",
+        QUERIES,
+        "reach",
+        "--params-file",
+        p,
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--params-file") && err.contains("params.json"),
+        "{err}"
+    );
+    let (code, _, err) = run(&[
+        "query",
+        "--store",
+        &uri,
+        "-e",
+        QUERIES,
+        "reach",
+        "--params-file",
+        p,
+        "--params",
+        "{}",
+    ]);
+    assert_eq!(code, 2, "--params with --params-file: {err}");
+    let missing = tmp.path().join("none.json");
+    let (code, _, err) = run(&[
+        "query",
+        "--store",
+        &uri,
+        "-e",
+        QUERIES,
+        "reach",
+        "--params-file",
+        missing.to_str().expect("utf8"),
+    ]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("none.json"), "{err}");
+
+    // --format kv: one `column: value` block per row, blank lines between.
+    let (code, out, err) = run(&[
+        "query", "--store", &uri, "-e", QUERIES, "people", "--format", "kv",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let blocks: Vec<&str> = out.trim_end().split("\n\n").collect();
+    assert_eq!(blocks.len(), 4, "{out}");
+    assert_eq!(blocks[0], "slug:  ada\nname:  Ada\nage:   36", "{out}");
+    assert_eq!(blocks[2], "slug:  cy\nname:  Cy\nage:", "{out}");
+
+    // omnigraph version / -v: the release and the storage format.
+    for args in [&["version"][..], &["-v"][..]] {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert_eq!(
+            out,
+            format!(
+                "omnigraph {}\ninternal-schema {}\n",
+                env!("CARGO_PKG_VERSION"),
+                omnigraph::engine::INTERNAL_SCHEMA_VERSION
+            )
+        );
+    }
+    let (code, out, _) = run(&["version", "--json"]);
+    assert_eq!(code, 0);
+    let v: Json = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["internal_schema_version"], 1);
+}
