@@ -230,18 +230,12 @@ fn the_reference_cli_spellings_are_accepted() {
     assert_eq!(at("--snapshot"), at("--commit"));
     assert_eq!(at("--snapshot").as_array().map(Vec::len), Some(3));
     assert_eq!(rows(&uri, &["people"]).len(), 4);
-    let (code, _, err) = run(&[
-        "query",
-        "--store",
-        &uri,
-        "-e",
-        QUERIES,
-        "people",
-        "--snapshot",
-        &c1,
-        "--branch",
-        "main",
-    ]);
+    let query = |extra: &[&str]| {
+        let mut args = vec!["query", "--store", uri.as_str(), "-e", QUERIES];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let (code, _, err) = query(&["people", "--snapshot", &c1, "--branch", "main"]);
     assert_eq!(code, 2, "--snapshot with --branch: {err}");
 
     // --params-file: a file or stdin; bad JSON names the file; not with --params.
@@ -252,52 +246,21 @@ fn the_reference_cli_spellings_are_accepted() {
     assert_eq!(reach, rows(&uri, &["reach", "--params", r#"{"s":"ada"}"#]));
     assert_eq!(reach.len(), 2, "{reach:?}");
     std::fs::write(&params, "{s: ada}").expect("write");
-    let (code, _, err) = run(&[
-        "query",
-        "--store",
-        &uri,
-        "-e",
-        QUERIES,
-        "reach",
-        "--params-file",
-        p,
-    ]);
+    let (code, _, err) = query(&["reach", "--params-file", p]);
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("--params-file") && err.contains("params.json"),
         "{err}"
     );
-    let (code, _, err) = run(&[
-        "query",
-        "--store",
-        &uri,
-        "-e",
-        QUERIES,
-        "reach",
-        "--params-file",
-        p,
-        "--params",
-        "{}",
-    ]);
+    let (code, _, err) = query(&["reach", "--params-file", p, "--params", "{}"]);
     assert_eq!(code, 2, "--params with --params-file: {err}");
     let missing = tmp.path().join("none.json");
-    let (code, _, err) = run(&[
-        "query",
-        "--store",
-        &uri,
-        "-e",
-        QUERIES,
-        "reach",
-        "--params-file",
-        missing.to_str().expect("utf8"),
-    ]);
+    let (code, _, err) = query(&["reach", "--params-file", missing.to_str().expect("utf8")]);
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("none.json"), "{err}");
 
     // --format kv: one `column: value` block per row, blank lines between.
-    let (code, out, err) = run(&[
-        "query", "--store", &uri, "-e", QUERIES, "people", "--format", "kv",
-    ]);
+    let (code, out, err) = query(&["people", "--format", "kv"]);
     assert_eq!(code, 0, "{err}");
     let blocks: Vec<&str> = out.trim_end().split("\n\n").collect();
     assert_eq!(blocks.len(), 4, "{out}");
