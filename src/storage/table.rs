@@ -1125,7 +1125,7 @@ async fn build_uncommitted(
 /// (`optimize_indices` in append mode), and every lookup and merge-insert
 /// reads every segment, so an unbounded count makes a write's cost grow
 /// with history (measured: about 7 more GETs per write for each earlier
-/// commit, `scripts/bench`). Folding keeps it between 2 and this.
+/// commit, `scripts/bench`). Folding ([`fold_width`]) keeps it at most this.
 pub const MAX_INDEX_SEGMENTS: usize = 6;
 
 /// The size ratio tiered folding keeps between an index segment and the
@@ -1205,9 +1205,9 @@ fn segment_sizes(
 /// missing ones are built, existing ones extended over fragments written
 /// since: a new delta segment (`optimize_indices` in append mode), or, for
 /// an index that already has [`MAX_INDEX_SEGMENTS`] segments, the new rows
-/// and every delta merged into one (`OptimizeOptions::merge(n - 1)`: the
-/// oldest, base segment is kept as it is, so the fold costs what the deltas
-/// hold, not the table). Returns the resulting version, which equals the
+/// merged with its newest segments as [`fold_width`] chooses
+/// (`OptimizeOptions::merge(n)`; size-tiered, so a fold's cost stays
+/// logarithmic in the table's history). Returns the resulting version, which equals the
 /// input version when nothing had to change. An empty table gets no index
 /// yet; the first write that adds rows builds it.
 pub async fn ensure_indexes(mut ds: Dataset, specs: &[IndexSpec]) -> Result<u64, TableError> {
