@@ -243,9 +243,11 @@ impl Graph {
                 sidecar
                     .tables
                     .entry(key.clone())
+                    .and_modify(|t| t.one_commit = false)
                     .or_insert_with(|| recovery::SidecarTable {
                         base: base.clone(),
                         committed: None,
+                        one_commit: true,
                     });
             }
         }
@@ -261,121 +263,51 @@ impl Graph {
         let shared = Arc::new(tokio::sync::Mutex::new(sidecar.clone()));
         let renewer = self.renew_lease(shared.clone());
         let result = async {
-            // Phase B: member by member, table by table.
-            let mut heads: BTreeMap<TableKey, (u64, Arc<lance::Dataset>)> = BTreeMap::new();
-            let mut versions: Vec<BTreeMap<TableKey, u64>> = Vec::new();
-            for w in group.iter_mut() {
-                let mut mine = BTreeMap::new();
+            // Phase B: each table's members in queue order, the tables
+            // concurrently (nothing is shared between them until C).
+            let mut chains: BTreeMap<TableKey, Vec<Link>> = BTreeMap::new();
+            for (i, w) in group.iter_mut().enumerate() {
                 let keys: Vec<TableKey> = w.writes.keys().cloned().collect();
                 for key in keys {
-                    fail::fail_point!("table.commit", |_| Err((fault("table.commit"), false)));
-                    let (current, ds) = match heads.get(&key) {
-                        Some((v, ds)) => (*v, ds.clone()),
-                        None => {
-                            let base = &sidecar.tables[&key].base;
-                            let ds = table::open(&TableAt {
-                                uri: self.table_uri(&key),
-                                branch: target.clone(),
-                                version: base.version,
-                            })
-                            .await
-                            .map_err(|e| (e.into(), false))?;
-                            (base.version, Arc::new(ds))
-                        }
+                    let tw = w.writes.get(&key);
+                    let link = Link {
+                        member: i,
+                        blind: tw.is_some_and(TableWrite::is_blind),
+                        inserted: tw.and_then(TableWrite::inserted),
+                        op: tw.and_then(TableWrite::change_op),
+                        staged: w.staged.remove(&key),
                     };
-                    // Staged against an older version than the group's
-                    // base: staged again (see `Graph::commit_table`),
-                    // unless it only inserts ids no version since did.
-                    let blind = w.writes.get(&key).is_some_and(TableWrite::is_blind);
-                    let inserted = w.writes.get(&key).and_then(TableWrite::inserted);
-                    let staged = w.staged.remove(&key).filter(|c| {
-                        blind
-                            || c.read_version == sidecar.tables[&key].base.version
-                            || self.keeps_staged(
-                                &key,
-                                target.as_deref(),
-                                c,
-                                current,
-                                inserted.as_deref(),
-                            )
-                    });
-                    let change = match staged {
-                        Some(c) => c,
-                        None => {
-                            restaged += 1;
-                            let t = std::time::Instant::now();
-                            let op = w
-                                .writes
-                                .get(&key)
-                                .and_then(TableWrite::change_op)
-                                .ok_or_else(|| {
-                                    (
-                                        EngineError::Corrupt {
-                                            path: key.clone(),
-                                            reason: "a grouped write without a change".into(),
-                                        },
-                                        false,
-                                    )
-                                })?;
-                            let c = table::stage(ds.clone(), op)
-                                .await
-                                .map_err(|e| (e.into(), false))?;
-                            stage_time += t.elapsed();
-                            c
-                        }
-                    };
-                    let t = std::time::Instant::now();
-                    let next = table::commit_staged(ds, change, current + 1, &sidecar.id)
-                        .await
-                        .map_err(|e| {
-                            if e.conflict {
-                                // Commit the members one by one instead.
-                                let why = format!("a grouped commit was refused: {}", e.message);
-                                (stale(&key, &why), true)
-                            } else {
-                                (e.into(), false)
-                            }
-                        })?;
-                    commit_time += t.elapsed();
-                    let v = next.version().version;
-                    if let Some(mut l) = self.manifests.inserted() {
-                        l.record(&key, target.as_deref(), v, inserted);
-                    }
-                    heads.insert(key.clone(), (v, Arc::new(next)));
-                    mine.insert(key, v);
+                    chains.entry(key).or_default().push(link);
                 }
-                versions.push(mine);
             }
-            // Upkeep once per table, after its last change.
+            let runs = chains.into_iter().map(|(key, links)| {
+                let base = sidecar.tables[&key].base.clone();
+                self.commit_chain(key, base, target.clone(), branch, links, &sidecar.id)
+            });
+            let done = futures::future::try_join_all(runs).await?;
+            let mut versions: Vec<BTreeMap<TableKey, u64>> = vec![BTreeMap::new(); group.len()];
             let mut finals: BTreeMap<TableKey, u64> = BTreeMap::new();
-            for (key, (v, ds)) in heads {
-                if self.upkeep_after(branch, &key) {
-                    finals.insert(key, v);
-                    continue;
+            for c in done {
+                restaged += c.restaged;
+                stage_time += c.stage_time;
+                commit_time += c.commit_time;
+                for (member, v) in c.versions {
+                    versions[member].insert(c.key.clone(), v);
                 }
-                let ds = Arc::try_unwrap(ds).unwrap_or_else(|a| (*a).clone());
-                let done = match table::upkeep_if_due(ds, &self.index_specs(&key)).await {
-                    Ok(u) => u,
-                    Err(e) => {
-                        tracing::warn!(table = %key, error = %e, "index maintenance failed");
-                        v
-                    }
-                };
-                if done > v
-                    && let Some(mut l) = self.manifests.inserted()
-                {
-                    l.record_no_rows(&key, target.as_deref(), v + 1, done);
-                }
-                finals.insert(key, done);
+                finals.insert(c.key, c.upkept);
             }
             {
+                // Written only when a table took more than one member's
+                // change: with one, heal tells it by its write-id tag.
                 let mut sc = shared.lock().await;
                 for (k, v) in &finals {
                     if let Some(t) = sc.tables.get_mut(k) {
                         t.committed = Some(*v);
                     }
                 }
-                self.write_sidecar(&sc).await.map_err(|e| (e, false))?;
+                if sc.tables.values().any(|t| !t.one_commit) {
+                    self.write_sidecar(&sc).await.map_err(|e| (e, false))?;
+                }
             }
             // The last member to change a table records its upkept version.
             let mut last_toucher: BTreeMap<&TableKey, usize> = BTreeMap::new();
@@ -531,4 +463,140 @@ impl Graph {
             })
             .collect())
     }
+
+    /// Phase B for one table of a group: commits its members' changes in
+    /// queue order, each exactly as the version after the one before
+    /// (staged again when its staging no longer holds, see
+    /// [`Graph::keeps_staged`]), then its upkeep once when it is not left
+    /// to the upkeep task. Errors as [`Graph::group_core`]'s.
+    async fn commit_chain(
+        &self,
+        key: TableKey,
+        base: TableRef,
+        target: Option<String>,
+        branch: &str,
+        links: Vec<Link>,
+        write_id: &str,
+    ) -> Result<ChainDone, (EngineError, bool)> {
+        let mut done = ChainDone {
+            key: key.clone(),
+            versions: Vec::with_capacity(links.len()),
+            upkept: base.version,
+            restaged: 0,
+            stage_time: std::time::Duration::ZERO,
+            commit_time: std::time::Duration::ZERO,
+        };
+        let ds = table::open(&TableAt {
+            uri: self.table_uri(&key),
+            branch: target.clone(),
+            version: base.version,
+        })
+        .await
+        .map_err(|e| (e.into(), false))?;
+        let mut ds = Arc::new(ds);
+        let mut current = base.version;
+        for link in links {
+            fail::fail_point!("table.commit", |_| Err((fault("table.commit"), false)));
+            // Staged against an older version than the group's base:
+            // staged again (see `Graph::commit_table`), unless it only
+            // inserts ids no version since did.
+            let staged = link.staged.filter(|c| {
+                link.blind
+                    || c.read_version == base.version
+                    || self.keeps_staged(
+                        &key,
+                        target.as_deref(),
+                        c,
+                        current,
+                        link.inserted.as_deref(),
+                    )
+            });
+            let change = match staged {
+                Some(c) => c,
+                None => {
+                    done.restaged += 1;
+                    let t = std::time::Instant::now();
+                    let op = link.op.ok_or_else(|| {
+                        (
+                            EngineError::Corrupt {
+                                path: key.clone(),
+                                reason: "a grouped write without a change".into(),
+                            },
+                            false,
+                        )
+                    })?;
+                    let c = table::stage(ds.clone(), op)
+                        .await
+                        .map_err(|e| (e.into(), false))?;
+                    done.stage_time += t.elapsed();
+                    c
+                }
+            };
+            let t = std::time::Instant::now();
+            let next = table::commit_staged(ds, change, current + 1, write_id)
+                .await
+                .map_err(|e| {
+                    if e.conflict {
+                        // Commit the members one by one instead.
+                        let why = format!("a grouped commit was refused: {}", e.message);
+                        (stale(&key, &why), true)
+                    } else {
+                        (e.into(), false)
+                    }
+                })?;
+            done.commit_time += t.elapsed();
+            current = next.version().version;
+            if let Some(mut l) = self.manifests.inserted() {
+                l.record(&key, target.as_deref(), current, link.inserted);
+            }
+            done.versions.push((link.member, current));
+            ds = Arc::new(next);
+        }
+        done.upkept = current;
+        if self.upkeep_after(branch, &key) {
+            return Ok(done);
+        }
+        let ds = Arc::try_unwrap(ds).unwrap_or_else(|a| (*a).clone());
+        let upkept = match table::upkeep_if_due(ds, &self.index_specs(&key)).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(table = %key, error = %e, "index maintenance failed");
+                current
+            }
+        };
+        if upkept > current
+            && let Some(mut l) = self.manifests.inserted()
+        {
+            l.record_no_rows(&key, target.as_deref(), current + 1, upkept);
+        }
+        done.upkept = upkept;
+        Ok(done)
+    }
+}
+
+/// One member's change to one table of a group, taken from the member so
+/// that the group's tables can commit concurrently.
+struct Link {
+    /// The member's index in the group.
+    member: usize,
+    /// The change as staged while the write was prepared.
+    staged: Option<table::StagedChange>,
+    /// The change to stage again when that staging no longer holds.
+    op: Option<table::ChangeOp>,
+    /// [`TableWrite::is_blind`].
+    blind: bool,
+    /// [`TableWrite::inserted`].
+    inserted: super::ledger::Inserted,
+}
+
+/// What Phase B did on one table of a group.
+struct ChainDone {
+    key: TableKey,
+    /// (member, the version its change committed as), in queue order.
+    versions: Vec<(usize, u64)>,
+    /// The table's version after the last change and its upkeep.
+    upkept: u64,
+    restaged: usize,
+    stage_time: std::time::Duration,
+    commit_time: std::time::Duration,
 }

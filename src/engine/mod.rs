@@ -1810,6 +1810,7 @@ impl Graph {
                 recovery::SidecarTable {
                     base: base.clone(),
                     committed: None,
+                    one_commit: writes.get(key).and_then(TableWrite::change_op).is_some(),
                 },
             );
         }
@@ -1866,11 +1867,18 @@ impl Graph {
                     l.record_no_rows(&key, target.as_deref(), data_version + 1, version);
                 }
                 {
+                    // With one data commit here, kept in memory only: heal
+                    // tells the version by its write-id tag
+                    // (`Graph::committed_by`).
                     let mut sc = shared.lock().await;
+                    let mut record = false;
                     if let Some(t) = sc.tables.get_mut(&key) {
                         t.committed = Some(version);
+                        record = !t.one_commit;
                     }
-                    self.write_sidecar(&sc).await?;
+                    if record {
+                        self.write_sidecar(&sc).await?;
+                    }
                 }
                 new_refs.insert(
                     key,

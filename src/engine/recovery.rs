@@ -71,11 +71,20 @@ impl Sidecar {
 }
 
 /// One table of a sidecar: the version the write builds on, and the
-/// version it committed (recorded after the table's commit).
+/// version it committed, recorded after the table's commits, except when
+/// the write makes exactly one data commit there (`one_commit`): then the
+/// sidecar is not written again for it (one storage request less per
+/// write) and heal tells the committed version by its write-id tag
+/// (`Graph::committed_by`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SidecarTable {
     pub base: TableRef,
     pub committed: Option<u64>,
+    /// The write commits one data change on this table (then its upkeep,
+    /// if any): a version tagged with the write's id right after the base
+    /// is the whole change. `false` in sidecars of older builds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub one_commit: bool,
 }
 
 /// What heal did with one sidecar.
@@ -203,6 +212,36 @@ impl Graph {
             out.push(sc);
         }
         Ok(out)
+    }
+
+    /// The version write `sc` committed table `key` up to: the one its
+    /// sidecar records, or else, for a table with one data commit (whose
+    /// version the commit step keeps in memory only), the Lance head when
+    /// the version after the write's base carries the write's id ([`table::WRITE_ID_PROPERTY`]): the fence lets no one
+    /// else commit past that version, and every version after it up to the
+    /// head is the write's own (its data, then its upkeep). `None`: the
+    /// write committed nothing there.
+    async fn committed_by(
+        &self,
+        sc: &Sidecar,
+        key: &str,
+        t: &SidecarTable,
+        head: Option<u64>,
+    ) -> Result<Option<u64>, EngineError> {
+        if t.committed.is_some() || !t.one_commit {
+            return Ok(t.committed);
+        }
+        let Some(head) = head.filter(|h| *h > t.base.version) else {
+            return Ok(None);
+        };
+        // On the write's Lance branch: a fork continues the base's version
+        // numbers there.
+        let next = TableAt {
+            uri: self.table_uri(key),
+            branch: sc.lance_branch.clone(),
+            version: t.base.version + 1,
+        };
+        Ok((table::written_by(&next).await?.as_deref() == Some(sc.id.as_str())).then_some(head))
     }
 
     /// The newest version of a table on a Lance branch (`None`: the branch
@@ -434,17 +473,23 @@ impl Graph {
             };
             return Ok(Some((action, Some(c.id))));
         }
+        let mut committed: BTreeMap<&TableKey, Option<u64>> = BTreeMap::new();
+        for (key, t) in &sc.tables {
+            let head = heads.get(key).copied().flatten();
+            committed.insert(key, self.committed_by(sc, key, t, head).await?);
+        }
         let forward = sc.tables.iter().all(|(key, t)| {
+            let c = committed.get(key).copied().flatten();
             bs.tables.get(key) == Some(&t.base)
-                && t.committed.is_some()
-                && heads.get(key).copied().flatten() == t.committed
+                && c.is_some()
+                && heads.get(key).copied().flatten() == c
         });
         if forward {
             let refs: BTreeMap<TableKey, TableRef> = sc
                 .tables
                 .iter()
-                .filter_map(|(k, t)| {
-                    t.committed.map(|v| {
+                .filter_map(|(k, _)| {
+                    committed.get(k).copied().flatten().map(|v| {
                         (
                             k.clone(),
                             TableRef {

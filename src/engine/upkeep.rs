@@ -329,6 +329,7 @@ impl Graph {
                 recovery::SidecarTable {
                     base: base.clone(),
                     committed: None,
+                    one_commit: false,
                 },
             )]),
             merge_parent: None,
