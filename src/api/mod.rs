@@ -168,6 +168,10 @@ pub struct AdminGraphListOutput {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CommitOutput {
     pub graph_commit_id: String,
+    /// The graph manifest version that published the commit (the members
+    /// of one group commit share it); `null` only for commits recorded by
+    /// builds before 2026-12-04, which did not keep it. The reference's
+    /// `openapi.json` requires an integer.
     pub graph_manifest_version: Option<u64>,
     pub graph_branch: Option<String>,
     pub parent_commit_id: Option<String>,
@@ -182,7 +186,7 @@ impl CommitOutput {
     pub fn from_commit(c: &Commit, manifest_version: Option<u64>) -> CommitOutput {
         CommitOutput {
             graph_commit_id: c.id.clone(),
-            graph_manifest_version: manifest_version,
+            graph_manifest_version: manifest_version.or(c.manifest_version),
             graph_branch: Some(c.branch.clone()),
             parent_commit_id: c.parents.first().cloned(),
             merged_parent_commit_id: c.parents.get(1).cloned(),

@@ -409,6 +409,8 @@ impl Graph {
                             write_id: Some(group_id.clone()),
                             recovery: None,
                             schema: next.schema.clone(),
+                            // Set by the publish.
+                            manifest_version: None,
                         };
                         bs.head = c.id.clone();
                         commits.push(c);

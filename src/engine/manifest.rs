@@ -113,6 +113,11 @@ pub struct Commit {
     /// [`Manifest::schema`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
+    /// The graph manifest version that published this commit (the members
+    /// of one group commit share it); `None` in records of older builds.
+    /// The API's `graph_manifest_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_version: Option<u64>,
 }
 
 fn manifest_path(v: u64) -> String {
@@ -312,8 +317,11 @@ impl ManifestStore {
     {
         const MAX_RETRIES: usize = 64;
         for _ in 0..MAX_RETRIES {
-            let (mut next, commits) = change(&base)?;
+            let (mut next, mut commits) = change(&base)?;
             next.version = base.version + 1;
+            for c in &mut commits {
+                c.manifest_version = Some(next.version);
+            }
             // Every record lands before the manifest that names them; the
             // records of one group are written at once, not one by one
             // (a group commit's publish costs one PUT's latency for them).

@@ -591,6 +591,7 @@ impl Graph {
             write_id: None,
             recovery: None,
             schema: None,
+            manifest_version: Some(1),
         };
         graph.manifests.write_commit(&commit).await?;
         let mut branches = BTreeMap::new();
@@ -2242,6 +2243,8 @@ impl Graph {
                         write_id: Some(write_id.to_string()),
                         recovery: recovery.map(str::to_string),
                         schema: next.schema.clone(),
+                        // Set by the publish.
+                        manifest_version: None,
                     };
                     bs.head = commit.id.clone();
                     Ok((next, Some(commit)))

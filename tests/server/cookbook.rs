@@ -265,9 +265,29 @@ fn the_cookbook_serves_its_stored_queries_under_its_policies() {
     let first = &commits["commits"][0];
     assert_eq!(first["actor_id"], "act-analyst");
     let id = first["graph_commit_id"].as_str().expect("id");
-    server
+    // Every commit names the manifest version that published it (an
+    // integer, as the reference's openapi.json requires), newest first
+    // and the head's is the snapshot's.
+    let versions: Vec<u64> = commits["commits"]
+        .as_array()
+        .expect("commits")
+        .iter()
+        .map(|c| {
+            c["graph_manifest_version"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no manifest version: {c}"))
+        })
+        .collect();
+    assert!(versions.windows(2).all(|w| w[0] >= w[1]), "{versions:?}");
+    assert_eq!(versions.last(), Some(&1), "init publishes version 1");
+    let shown = server
         .get(&format!("/graphs/spike/commits/{id}"), reader)
-        .expect(200);
+        .expect(200)
+        .json();
+    assert_eq!(
+        shown["graph_manifest_version"],
+        first["graph_manifest_version"]
+    );
     server
         .get("/graphs/spike/commits/01NOPE", reader)
         .expect(404);
@@ -277,6 +297,10 @@ fn the_cookbook_serves_its_stored_queries_under_its_policies() {
         .expect(200)
         .json();
     assert!(snap["datasets"].as_array().is_some_and(|d| !d.is_empty()));
+    assert_eq!(
+        snap["graph_manifest_version"],
+        first["graph_manifest_version"]
+    );
     let schema = server
         .get("/graphs/spike/schema", reader)
         .expect(200)
