@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use utoipa::ToSchema;
 
+use crate::engine::WriteReport;
+use crate::engine::load::LoadMode;
 use crate::engine::manifest::Commit;
 
 /// The closed set of error codes (reference `ErrorCode`).
@@ -193,6 +195,109 @@ impl CommitOutput {
             actor_id: Some(c.actor.clone()),
             created_at: c.timestamp_ms.saturating_mul(1000),
             message: c.message.clone(),
+        }
+    }
+}
+
+impl CommitOutput {
+    /// The commit a write published (`None`: the write changed nothing).
+    pub fn of_write(r: &WriteReport) -> Option<CommitOutput> {
+        r.commit
+            .as_ref()
+            .map(|c| CommitOutput::from_commit(c, r.manifest_version))
+    }
+}
+
+/// Rows a write inserted, updated or deleted in tables whose key starts
+/// with `prefix` (`"node:"`, `"edge:"`).
+fn affected(r: &WriteReport, prefix: &str) -> usize {
+    r.written
+        .iter()
+        .chain(r.deleted.iter())
+        .filter(|(k, _)| k.starts_with(prefix))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+impl ChangeOutput {
+    /// A mutation's result, the same for `POST /graphs/{id}/change` and
+    /// `omnigraph mutate --json`: rows inserted, updated or deleted per
+    /// kind, and the commit it published (`null` when it changed nothing;
+    /// the reference's CLI reference, "Effectful commands").
+    pub fn of_write(branch: &str, query_name: &str, actor: &str, r: &WriteReport) -> ChangeOutput {
+        ChangeOutput {
+            branch: branch.to_string(),
+            query_name: query_name.to_string(),
+            affected_nodes: affected(r, "node:"),
+            affected_edges: affected(r, "edge:"),
+            actor_id: Some(actor.to_string()),
+            commit: CommitOutput::of_write(r),
+        }
+    }
+}
+
+impl From<LoadMode> for LoadModeWire {
+    fn from(m: LoadMode) -> LoadModeWire {
+        match m {
+            LoadMode::Overwrite => LoadModeWire::Overwrite,
+            LoadMode::Append => LoadModeWire::Append,
+            LoadMode::Merge => LoadModeWire::Merge,
+        }
+    }
+}
+
+impl From<LoadModeWire> for LoadMode {
+    fn from(m: LoadModeWire) -> LoadMode {
+        match m {
+            LoadModeWire::Overwrite => LoadMode::Overwrite,
+            LoadModeWire::Append => LoadMode::Append,
+            LoadModeWire::Merge => LoadMode::Merge,
+        }
+    }
+}
+
+impl GraphBatchLoadOutput {
+    /// A load's result, the same for both load routes and `omnigraph load
+    /// --json`: entities loaded per node and edge type (written rows, in
+    /// name order), whether `base_branch` forked the branch first, and the
+    /// commit (`null` when nothing changed).
+    pub fn of_write(
+        branch: &str,
+        branch_created: bool,
+        base_branch: Option<String>,
+        mode: LoadModeWire,
+        actor: &str,
+        r: &WriteReport,
+    ) -> GraphBatchLoadOutput {
+        let decls = |prefix: &str| -> Vec<GraphBatchDeclarationOutput> {
+            r.written
+                .iter()
+                .filter_map(|(k, n)| {
+                    k.strip_prefix(prefix)
+                        .map(|name| GraphBatchDeclarationOutput {
+                            name: name.to_string(),
+                            entities_loaded: *n,
+                        })
+                })
+                .collect()
+        };
+        let nodes = decls("node:");
+        let edges = decls("edge:");
+        let total_entities = nodes
+            .iter()
+            .chain(edges.iter())
+            .map(|d| d.entities_loaded)
+            .sum();
+        GraphBatchLoadOutput {
+            branch: branch.to_string(),
+            branch_created,
+            base_branch,
+            mode,
+            nodes,
+            edges,
+            total_entities,
+            actor_id: Some(actor.to_string()),
+            commit: CommitOutput::of_write(r),
         }
     }
 }

@@ -348,11 +348,7 @@ fn spinner(msg: &str) -> ProgressBar {
     pb
 }
 
-fn report_write(r: &WriteReport, json: bool) {
-    if json {
-        json_out(r);
-        return;
-    }
+fn report_write(r: &WriteReport) {
     match &r.commit {
         Some(c) => {
             let rows: usize = r.written.values().sum();
@@ -391,6 +387,14 @@ pub fn load(a: LoadArgs) -> Result<ExitCode, CliError> {
     let uri = a.target.resolve()?;
     let rt = runtime()?;
     let g = open_for_write(&rt, &uri, &a.policy)?;
+    // Whether `--from` forks the branch first (`branch_created` in the
+    // `--json` output, as the load routes answer).
+    let creates = a.from.is_some()
+        && !rt
+            .block_on(g.branches())
+            .map_err(engine)?
+            .iter()
+            .any(|b| b.name == a.branch);
     let pb = spinner("loading");
     let result = if a.data.as_os_str() == "-" {
         let stdin = std::io::stdin();
@@ -418,7 +422,18 @@ pub fn load(a: LoadArgs) -> Result<ExitCode, CliError> {
     };
     pb.finish_and_clear();
     let r = result.map_err(engine)?;
-    report_write(&r, a.json);
+    if a.json {
+        json_out(&crate::api::GraphBatchLoadOutput::of_write(
+            &a.branch,
+            creates,
+            a.from.clone(),
+            a.mode.into(),
+            &actor(&a.actor),
+            &r,
+        ));
+    } else {
+        report_write(&r);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -509,10 +524,17 @@ pub fn mutate(a: MutateArgs) -> Result<ExitCode, CliError> {
         Ok(q) => q,
         Err(code) => return Ok(code),
     };
+    let who = actor(&a.actor);
     let r = rt
-        .block_on(g.mutate(&q, &params, &a.branch, &actor(&a.actor)))
+        .block_on(g.mutate(&q, &params, &a.branch, &who))
         .map_err(engine)?;
-    report_write(&r, a.json);
+    if a.json {
+        json_out(&crate::api::ChangeOutput::of_write(
+            &a.branch, &q.name, &who, &r,
+        ));
+    } else {
+        report_write(&r);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -863,7 +885,12 @@ pub fn commit(c: CommitCommand) -> Result<ExitCode, CliError> {
                 .map_err(engine)?;
             let cs = rt.block_on(g.commits(&branch)).map_err(engine)?;
             if json {
-                json_out(&cs);
+                json_out(&crate::api::CommitListOutput {
+                    commits: cs
+                        .iter()
+                        .map(|c| crate::api::CommitOutput::from_commit(c, None))
+                        .collect(),
+                });
             } else {
                 for c in cs {
                     println!(
@@ -887,7 +914,7 @@ pub fn commit(c: CommitCommand) -> Result<ExitCode, CliError> {
                 .map_err(engine)?;
             let c = rt.block_on(g.commit(&id)).map_err(engine)?;
             if json {
-                json_out(&c);
+                json_out(&crate::api::CommitOutput::from_commit(&c, None));
             } else {
                 println!("commit   {}", c.id);
                 println!("branch   {}", c.branch);

@@ -1,7 +1,6 @@
 //! Route handlers. See the module docs of [`crate::http`] for the order of
 //! checks every handler follows.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,7 +18,7 @@ use crate::actors::{Admit, GraphEntry, Read, Write};
 use crate::api::*;
 use crate::engine::exec::QueryControl;
 use crate::engine::load::LoadMode;
-use crate::engine::{EngineError, Graph, ReadAt, WriteReport};
+use crate::engine::{EngineError, Graph, ReadAt};
 use crate::policy::{Action, BranchCtx};
 use crate::query::CheckedQuery;
 
@@ -328,21 +327,6 @@ fn all_table_keys(g: &Graph, branch: &str) -> Vec<(String, String)> {
         .into_iter()
         .map(|k| (k, branch.to_string()))
         .collect()
-}
-
-fn commit_out(r: &WriteReport) -> Option<CommitOutput> {
-    r.commit
-        .as_ref()
-        .map(|c| CommitOutput::from_commit(c, r.manifest_version))
-}
-
-fn counts(r: &WriteReport, prefix: &str) -> usize {
-    r.written
-        .iter()
-        .chain(r.deleted.iter())
-        .filter(|(k, _)| k.starts_with(prefix))
-        .map(|(_, n)| n)
-        .sum()
 }
 
 // ---- server-level -------------------------------------------------------
@@ -948,14 +932,7 @@ async fn run_mutation(
         async move { g.mutate(&q, &params, &b2, &a2).await }.boxed()
     })
     .await?;
-    ok(&ChangeOutput {
-        branch,
-        query_name: name,
-        affected_nodes: counts(&r, "node:"),
-        affected_edges: counts(&r, "edge:"),
-        actor_id: Some(actor.to_string()),
-        commit: commit_out(&r),
-    })
+    ok(&ChangeOutput::of_write(&branch, &name, actor, &r))
 }
 
 #[utoipa::path(post, path = "/graphs/{id}/mutate", request_body = ChangeRequest, responses((status = 200, body = ChangeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
@@ -1029,11 +1006,7 @@ async fn run_load(
         LoadBody::Raw(p) => read_body(p, LOAD_BODY_LIMIT).await?,
         LoadBody::Given(b) => b,
     };
-    let engine_mode = match mode {
-        LoadModeWire::Overwrite => LoadMode::Overwrite,
-        LoadModeWire::Append => LoadMode::Append,
-        LoadModeWire::Merge => LoadMode::Merge,
-    };
+    let engine_mode = LoadMode::from(mode);
     // Like a mutation, a load is prepared concurrently and committed in
     // the GraphActor's commit queue.
     let keys = Vec::new();
@@ -1058,38 +1031,14 @@ async fn run_load(
         w = w.bulk();
     }
     let r = send_write(entry, w).await?;
-    let decls = |prefix: &str| -> Vec<GraphBatchDeclarationOutput> {
-        let mut m: BTreeMap<String, usize> = BTreeMap::new();
-        for (k, n) in &r.written {
-            if let Some(name) = k.strip_prefix(prefix) {
-                *m.entry(name.to_string()).or_default() += n;
-            }
-        }
-        m.into_iter()
-            .map(|(name, entities_loaded)| GraphBatchDeclarationOutput {
-                name,
-                entities_loaded,
-            })
-            .collect()
-    };
-    let nodes = decls("node:");
-    let edges = decls("edge:");
-    let total = nodes
-        .iter()
-        .chain(edges.iter())
-        .map(|d| d.entities_loaded)
-        .sum();
-    ok(&GraphBatchLoadOutput {
-        branch,
-        branch_created: creates,
-        base_branch: params.from,
+    ok(&GraphBatchLoadOutput::of_write(
+        &branch,
+        creates,
+        params.from,
         mode,
-        nodes,
-        edges,
-        total_entities: total,
-        actor_id: Some(actor.to_string()),
-        commit: commit_out(&r),
-    })
+        actor,
+        &r,
+    ))
 }
 
 enum LoadBody {

@@ -313,26 +313,35 @@ fn loads_report_what_they_replace_and_refuse_an_empty_overwrite() {
     let (code, out, err) = load("overwrite", data, &[]);
     assert_eq!(code, Some(0), "{err}");
     let r: serde_json::Value = serde_json::from_str(&out).expect("json");
-    assert_eq!(r["deleted"]["node:Person"], 2, "{r}");
-    assert_eq!(r["written"]["node:Person"], 2, "{r}");
+    assert_eq!(r["mode"], "overwrite", "{r}");
+    // Every node and edge type, by name; an overwrite writes them all.
+    let person = r["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|d| d["name"] == "Person"))
+        .unwrap_or_else(|| panic!("no Person in {r}"));
+    assert_eq!(person["entities_loaded"], 2, "{r}");
+    assert_eq!(r["total_entities"], 2, "{r}");
+    assert_eq!(r["branch_created"], false, "{r}");
     let (code, _, err) = load("overwrite", empty, &[]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("--allow-empty"), "{err}");
     let (code, out, err) = load("append", empty, &[]);
     assert_eq!(code, Some(0), "{err}");
     let r: serde_json::Value = serde_json::from_str(&out).expect("json");
+    // Nothing published: no commit (the human output says so).
     assert_eq!(r["commit"], serde_json::Value::Null, "{r}");
-    assert!(
-        r["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("nothing was published"),
-        "{r}"
-    );
+    assert_eq!(r["total_entities"], 0, "{r}");
+    let (code, out, err) = run(&["load", "--data", empty, "--mode", "append", uri]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("nothing was published"), "{out}");
     let (code, out, err) = load("overwrite", empty, &["--allow-empty"]);
     assert_eq!(code, Some(0), "{err}");
     let r: serde_json::Value = serde_json::from_str(&out).expect("json");
-    assert_eq!(r["deleted"]["node:Person"], 2, "{r}");
+    assert_eq!(r["total_entities"], 0, "{r}");
+    assert!(
+        r["commit"]["graph_commit_id"].is_string(),
+        "an empty overwrite publishes: {r}"
+    );
     let (code, out, err) = run(&[
         "query",
         "--store",

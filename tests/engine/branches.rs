@@ -211,7 +211,14 @@ fn cli_branch_and_commit_commands() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be deleted"));
     let out = run(&["commit", "list", "--json", uri]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let id = v[0]["id"].as_str().expect("id").to_string();
+    let id = v["commits"][0]["graph_commit_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let out = run(&["commit", "show", &id, "--json", uri]);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(shown["graph_commit_id"], id.as_str());
+    assert_eq!(shown, v["commits"][0], "show and list agree");
     let out = run(&["commit", "show", &id, uri]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("actor    init"));
     let out = run(&["snapshot", "--commit", &id, uri]);

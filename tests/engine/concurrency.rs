@@ -52,7 +52,7 @@ fn concurrent_processes_never_lose_an_acknowledged_load() {
     let out = omnigraph(&["commit", "list", "--json", &uri]);
     let commits: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(
-        commits.as_array().expect("list").len(),
+        commits["commits"].as_array().expect("list").len(),
         acknowledged.len() + 1
     );
 }

@@ -131,7 +131,7 @@ fn cli_init_load_snapshot_export() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(report["commit"]["actor"], "alice");
+    assert_eq!(report["commit"]["actor_id"], "alice");
 
     let out = crate::support::omnigraph(&["snapshot", uri, "--json"]);
     assert_eq!(out.status.code(), Some(0));

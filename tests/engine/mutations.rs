@@ -174,7 +174,10 @@ fn cli_mutate() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(v["commit"]["actor"], "carol");
+    assert_eq!(v["commit"]["actor_id"], "carol");
+    assert_eq!(v["actor_id"], "carol");
+    assert_eq!(v["affected_nodes"], 1, "{v}");
+    assert!(v["commit"]["graph_manifest_version"].is_u64(), "{v}");
     let out = run(&[
         "mutate",
         "-e",

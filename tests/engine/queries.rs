@@ -42,13 +42,9 @@ fn head_commit(uri: &str) -> String {
     let (code, out, err) = run(&["commit", "list", "--json", uri]);
     assert_eq!(code, 0, "{err}");
     let v: Json = serde_json::from_str(&out).expect("commit list json");
-    let list = v
-        .as_array()
-        .or_else(|| v["commits"].as_array())
-        .cloned()
-        .unwrap_or_default();
+    let list = v["commits"].as_array().cloned().unwrap_or_default();
     list.first()
-        .and_then(|c| c["id"].as_str())
+        .and_then(|c| c["graph_commit_id"].as_str())
         .map(str::to_string)
         .unwrap_or_else(|| panic!("no commits in {out}"))
 }

@@ -297,9 +297,11 @@ fn the_cookbook_serves_its_stored_queries_under_its_policies() {
         .expect(200)
         .json();
     assert!(snap["datasets"].as_array().is_some_and(|d| !d.is_empty()));
-    assert_eq!(
-        snap["graph_manifest_version"],
-        first["graph_manifest_version"]
+    // Upkeep publishes manifest versions without a commit: the head's is
+    // at most the snapshot's.
+    assert!(
+        snap["graph_manifest_version"].as_u64() >= first["graph_manifest_version"].as_u64(),
+        "{snap} vs {first}"
     );
     let schema = server
         .get("/graphs/spike/schema", reader)

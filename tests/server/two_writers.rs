@@ -194,10 +194,15 @@ fn a_server_and_the_cli_write_one_root_without_losing_or_splitting_a_commit() {
         String::from_utf8_lossy(&out.stderr)
     );
     let commits: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let commits = commits.as_array().expect("list");
+    let commits = commits["commits"].as_array().expect("list");
     let mut children: BTreeMap<String, usize> = BTreeMap::new();
     for c in commits {
-        let parents = c["parents"].as_array().cloned().unwrap_or_default();
+        let parents: Vec<serde_json::Value> =
+            [&c["parent_commit_id"], &c["merged_parent_commit_id"]]
+                .into_iter()
+                .filter(|p| !p.is_null())
+                .cloned()
+                .collect();
         if c["message"] == "init" {
             assert!(parents.is_empty(), "{c}");
             continue;
