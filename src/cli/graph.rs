@@ -25,7 +25,8 @@ pub struct Target {
 }
 
 impl Target {
-    fn resolve(&self) -> Result<String, CliError> {
+    /// The URI given (positional or `--store`); errors: none or both.
+    pub(crate) fn resolve(&self) -> Result<String, CliError> {
         match (&self.uri, &self.store) {
             (Some(u), None) | (None, Some(u)) => Ok(u.clone()),
             (Some(_), Some(_)) => Err(CliError::Usage(

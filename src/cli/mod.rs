@@ -23,6 +23,50 @@ use crate::schema;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Do not echo a write's resolved target to stderr (reference CLI,
+    /// "Write diagnostics & destructive confirmation").
+    #[arg(long, global = true)]
+    pub quiet: bool,
+    /// Consent to a destructive write (an overwrite load, a branch delete)
+    /// against a non-local target. Every target this build writes is
+    /// local, where the reference asks for no consent: accepted so that
+    /// scripts written for the reference run unchanged.
+    #[arg(long, global = true)]
+    pub yes: bool,
+}
+
+/// The verb and the graph URI of a command that writes a graph, for the
+/// target echo (`omnigraph load → ./g (direct, local)` on stderr, which
+/// the reference prints for `load`, `branch create|delete|merge`, `schema
+/// apply` and `repair`; `mutate` does not echo). `None`: not such a
+/// command, or its URI is missing (the command itself reports that).
+fn write_target(c: &Command) -> Option<(&'static str, String)> {
+    let (verb, uri) = match c {
+        Command::Load(a) => ("load", a.target.resolve().ok()?),
+        Command::Branch(graph::BranchCommand::Create { target, .. }) => {
+            ("branch create", target.resolve().ok()?)
+        }
+        Command::Branch(graph::BranchCommand::Delete { target, .. }) => {
+            ("branch delete", target.resolve().ok()?)
+        }
+        Command::Branch(graph::BranchCommand::Merge { target, .. }) => {
+            ("branch merge", target.resolve().ok()?)
+        }
+        Command::Schema(SchemaCommand::Apply { uri, .. }) => ("schema apply", uri.clone()),
+        Command::Repair(a) => ("repair", a.target.resolve().ok()?),
+        _ => return None,
+    };
+    Some((verb, uri))
+}
+
+/// The target echo's scope word: a bare path or `file://` is `local`,
+/// any other scheme `remote` (reference CLI reference).
+fn scope_of(uri: &str) -> &'static str {
+    if uri.starts_with("file://") || !uri.contains("://") {
+        "local"
+    } else {
+        "remote"
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -335,6 +379,11 @@ fn print_diags(d: &Diagnostics, json: bool) {
 
 /// Runs one parsed command; returns the exit code.
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    if !cli.quiet
+        && let Some((verb, uri)) = write_target(&cli.command)
+    {
+        eprintln!("omnigraph {verb} → {uri} (direct, {})", scope_of(&uri));
+    }
     match cli.command {
         Command::Schema(SchemaCommand::Check { schema, json }) => {
             let src = read(&schema)?;

@@ -210,6 +210,34 @@ fn the_reference_cli_spellings_are_accepted() {
     let load = ["load", "--mode", "overwrite", "--data"];
     let (code, _, err) = run(&[&load[..], &[data.to_str().expect("utf8"), &uri]].concat());
     assert_eq!(code, 0, "{err}");
+    // A write echoes its resolved target on stderr; --quiet drops the
+    // echo, --yes is accepted (a local target needs no consent).
+    assert!(
+        err.contains(&format!("omnigraph load → {uri} (direct, local)")),
+        "{err}"
+    );
+    let (code, _, err) = run(&[
+        &load[..],
+        &[data.to_str().expect("utf8"), &uri, "--quiet", "--yes"],
+    ]
+    .concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("omnigraph load →"), "{err}");
+    let (code, _, err) = run(&["branch", "create", "tmp", &uri]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("omnigraph branch create → "), "{err}");
+    let (code, _, err) = run(&["--yes", "branch", "delete", "tmp", &uri]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("omnigraph branch delete → "), "{err}");
+    let (code, _, err) = run(&[
+        "mutate",
+        "--uri",
+        &uri,
+        "-e",
+        "query m() { delete Person where slug = \"nobody\" }",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("→"), "mutate does not echo: {err}");
     let c1 = head_commit(&uri);
     let insert = r#"query m() { insert Person { slug: "dee", name: "Dee", age: 50 } }"#;
     let (code, _, err) = run(&["mutate", "--uri", &uri, "-e", insert]);
