@@ -139,9 +139,11 @@ fn config(mut args: Args) -> Result<Config, String> {
         }
     }
     for id in graphs.keys() {
-        omnigraph::engine::check_branch_name(id).map_err(|_| {
-            format!("graph id `{id}`: use letters, digits, '.', '_' or '-', starting with a letter or digit")
-        })?;
+        if !omnigraph::engine::is_path_safe_name(id) {
+            return Err(format!(
+                "graph id `{id}`: use letters, digits, '.', '_' or '-', starting with a letter or digit"
+            ));
+        }
     }
     let tokens = Tokens::from_env()?;
     let unauthenticated = args.unauthenticated || env_flag("OMNIGRAPH_UNAUTHENTICATED");

@@ -270,7 +270,7 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
     }
     for (id, g) in &file.graphs {
         report.graphs += 1;
-        if crate::engine::check_branch_name(id).is_err() {
+        if !crate::engine::is_path_safe_name(id) {
             findings.push(finding(
                 "invalid_graph_id",
                 format!("graph.{id}"),

@@ -288,7 +288,7 @@ impl Graph {
                     }
                     bs.tables = src.tables.clone();
                     bs.head = src.head.clone();
-                    bs.lance_branch = Some(format!("{target}-{}", ulid::Ulid::new()));
+                    bs.lance_branch = Some(super::lance_branch_for(target));
                     Ok((next, None))
                 })
                 .await?;

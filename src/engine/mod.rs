@@ -341,25 +341,41 @@ pub fn edge_key(name: &str) -> TableKey {
     format!("edge:{name}")
 }
 
-/// Checks a branch name: path-safe, 1–100 characters of `A-Z a-z 0-9 . _ -`,
-/// starting with a letter or digit.
-pub fn check_branch_name(name: &str) -> Result<(), EngineError> {
-    let ok = !name.is_empty()
+/// Whether `name` is one path-safe component: 1–100 characters of
+/// `A-Z a-z 0-9 . _ -`, starting with a letter or digit, no `..`. The rule
+/// for graph ids (a graph root is `graphs/<id>.omni`).
+pub fn is_path_safe_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 100
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        && !name.contains("..");
+        && !name.contains("..")
+}
+
+/// Checks a branch name: 1–100 characters of path-safe components
+/// ([`is_path_safe_name`]) joined by `/` (the reference's quickstart uses
+/// `review/new-hires`); no empty component, no leading or trailing `/`.
+/// The name never becomes a storage path as given: a branch's Lance branch
+/// is the name with `/` replaced by `-`, plus a ULID (`create_branch`).
+pub fn check_branch_name(name: &str) -> Result<(), EngineError> {
+    let ok = name.len() <= 100 && name.split('/').all(is_path_safe_name);
     if ok {
         Ok(())
     } else {
         Err(EngineError::BadBranchName {
             name: name.to_string(),
-            reason: "use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            reason: "use 1-100 letters, digits, '.', '_', '-' or '/' between parts, each part starting with a letter or digit"
                 .into(),
         })
     }
+}
+
+/// The Lance branch name for a new lineage of graph branch `name`: path
+/// separators replaced, unique by a ULID.
+pub(crate) fn lance_branch_for(name: &str) -> String {
+    format!("{}-{}", name.replace('/', "-"), ulid::Ulid::new())
 }
 
 /// Resolves a graph URI (a local path or `file://…`) to a directory.
@@ -1001,7 +1017,7 @@ impl Graph {
                     .ok_or_else(|| Self::unknown_branch(cur, from))?;
                 let mut next = cur.clone();
                 let mut state = src.clone();
-                state.lance_branch = Some(format!("{name}-{}", ulid::Ulid::new()));
+                state.lance_branch = Some(lance_branch_for(name));
                 next.branches.insert(name.to_string(), state);
                 Ok((next, None))
             })

@@ -146,10 +146,15 @@ async fn branch_rules() {
         g.delete_branch("main", "test").await,
         Err(EngineError::MainProtected)
     ));
-    assert!(matches!(
-        g.create_branch("../x", "main", "test").await,
-        Err(EngineError::BadBranchName { .. })
-    ));
+    for bad in ["../x", "a//b", "/a", "a/", "a/../b", "a/.b", "", "a b"] {
+        assert!(
+            matches!(
+                g.create_branch(bad, "main", "test").await,
+                Err(EngineError::BadBranchName { .. })
+            ),
+            "{bad:?} accepted"
+        );
+    }
     assert!(matches!(
         g.create_branch("ok", "nope", "test").await,
         Err(EngineError::UnknownBranch { .. })
@@ -188,6 +193,43 @@ async fn branch_rules() {
     .await
     .expect("write recreated");
     assert_eq!(counts(&g, &branch("ok")).await["node:Person"], 3);
+
+    // A name with `/` (the reference quickstart's `review/new-hires`): a
+    // branch like any other, written, read, merged and deleted; its
+    // sibling `review-new-hires` (the same Lance branch prefix) stays apart.
+    g.create_branch("review/new-hires", "main", "test")
+        .await
+        .expect("slashed name");
+    g.create_branch("review-new-hires", "main", "test")
+        .await
+        .expect("its sibling");
+    load_str(
+        &g,
+        r#"{"type":"Person","data":{"slug":"r","name":"R"}}"#,
+        LoadMode::Append,
+        "review/new-hires",
+    )
+    .await
+    .expect("write the slashed branch");
+    assert_eq!(
+        counts(&g, &branch("review/new-hires")).await["node:Person"],
+        3
+    );
+    assert_eq!(
+        counts(&g, &branch("review-new-hires")).await["node:Person"],
+        2
+    );
+    g.merge("review/new-hires", "main", "test", false)
+        .await
+        .expect("merge the slashed branch");
+    assert_eq!(counts(&g, &branch("main")).await["node:Person"], 3);
+    g.delete_branch("review/new-hires", "test")
+        .await
+        .expect("delete the slashed branch");
+    assert_eq!(
+        counts(&g, &branch("review-new-hires")).await["node:Person"],
+        2
+    );
 }
 
 #[test]
