@@ -88,35 +88,70 @@ impl Drop for UpkeepTaskOwner {
     }
 }
 
+/// How long the upkeep task waits before it retries a deferred step when
+/// no commit wakes it first.
+pub const UPKEEP_RETRY: Duration = Duration::from_millis(200);
+
+/// The longest wait before the upkeep task retries after failed steps (the
+/// wait doubles from [`UPKEEP_RETRY`] with each failure in a row).
+pub const UPKEEP_RETRY_MAX: Duration = Duration::from_secs(10);
+
 /// The upkeep task: after each wake-up (and [`UPKEEP_PAUSE`]), upkeep
-/// steps until nothing is wanted, or one is deferred or fails (that table
-/// is wanted again and retried after the next commit's wake-up). A step
-/// that panics is logged and the task goes on.
+/// steps until nothing is wanted, or one is deferred or fails: that table
+/// stays wanted and is retried at the next commit's wake-up or after
+/// [`UPKEEP_RETRY`] (doubling after failures in a row, up to
+/// [`UPKEEP_RETRY_MAX`]), whichever comes first, so upkeep wanted after
+/// the last write still happens. A step that panics is logged and the task
+/// goes on.
 async fn upkeep_loop(g: Graph, task: Arc<UpkeepTask>) {
+    // Set when a step was deferred or failed: retry after this long even
+    // if no commit wakes the task.
+    let mut retry: Option<Duration> = None;
+    let mut failures: u32 = 0;
     loop {
-        task.wake.notified().await;
+        match retry {
+            None => task.wake.notified().await,
+            Some(d) => {
+                let _ = tokio::time::timeout(d, task.wake.notified()).await;
+            }
+        }
         if task.closed.load(Ordering::SeqCst) {
             return;
         }
         tokio::time::sleep(UPKEEP_PAUSE).await;
+        retry = None;
         while !task.closed.load(Ordering::SeqCst) {
             let step = g.clone();
             let t = std::time::Instant::now();
             let r = tokio::spawn(async move { step.upkeep_once().await }).await;
             let ms = t.elapsed().as_secs_f64() * 1e3;
+            let failed = |failures: &mut u32| {
+                *failures = failures.saturating_add(1);
+                let d = UPKEEP_RETRY.saturating_mul(1u32 << (*failures).min(6));
+                Some(d.min(UPKEEP_RETRY_MAX))
+            };
             match r {
-                Ok(Ok(UpkeepDone::Idle)) => break,
-                Ok(Ok(done @ UpkeepDone::Deferred { .. })) => {
-                    tracing::debug!(?done, ms, "upkeep step");
+                Ok(Ok(UpkeepDone::Idle)) => {
+                    failures = 0;
                     break;
                 }
-                Ok(Ok(done)) => tracing::debug!(?done, ms, "upkeep step"),
+                Ok(Ok(done @ UpkeepDone::Deferred { .. })) => {
+                    tracing::debug!(?done, ms, "upkeep step");
+                    retry = Some(UPKEEP_RETRY);
+                    break;
+                }
+                Ok(Ok(done)) => {
+                    failures = 0;
+                    tracing::debug!(?done, ms, "upkeep step");
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "upkeep step failed");
+                    retry = failed(&mut failures);
                     break;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "upkeep step panicked");
+                    retry = failed(&mut failures);
                     break;
                 }
             }

@@ -919,3 +919,66 @@ fn two_heals_of_one_write_at_once_leave_the_write_between_them_whole() {
     assert_whole(&rt.block_on(visible(&g)), "after more writes");
     scenario.teardown();
 }
+
+/// The upkeep task retries a failed step by itself: the step after the
+/// last write fails (`upkeep.publish`, after its table commit), no write
+/// follows to wake the task, and the task still heals and catches up
+/// (before, it waited for the next commit and the upkeep stayed due).
+#[test]
+fn a_failed_upkeep_step_is_retried_without_another_write() {
+    const SCHEMA: &str = "node Item {\n  key: String @key\n}\n";
+    const QUERIES: &str = "query m($k: String) { insert Item { key: $k } }";
+    let scenario = fail::FailScenario::setup();
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = tmp.path().join("g").to_str().expect("utf8").to_string();
+    rt.block_on(async {
+        let g = Graph::init(&uri, "s.pg", SCHEMA)
+            .await
+            .expect("init")
+            .with_upkeep_task();
+        let compiled = compile_queries(&g.catalog(), QUERIES);
+        let q = compiled.query("m").expect("m");
+        fail::cfg("upkeep.publish", "return").expect("cfg");
+        for i in 0..8 {
+            g.mutate(q, &json!({"k": format!("k{i}")}), "main", "faults")
+                .await
+                .expect("write");
+        }
+        let key = "node:Item".to_string();
+        // Every step fails while the failpoint holds.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            !g.upkeep_due("main", &key).await.expect("due").is_empty(),
+            "upkeep ran although every step fails"
+        );
+        fail::remove("upkeep.publish");
+        let started = std::time::Instant::now();
+        loop {
+            let due = g.upkeep_due("main", &key).await.expect("due");
+            if due.is_empty() && g.upkeep_pending() == 0 {
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "the upkeep task did not retry: still due {due:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let rows = g
+            .query(
+                compile_queries(
+                    &g.catalog(),
+                    "query all() { match { $i: Item } return { $i.key } }",
+                )
+                .query("all")
+                .expect("all"),
+                &serde_json::Value::Null,
+                &ReadAt::Branch("main".into()),
+            )
+            .await
+            .expect("read");
+        assert_eq!(rows.rows.len(), 8);
+    });
+    scenario.teardown();
+}
