@@ -329,6 +329,65 @@ fn uncovered_fragments_are_merged_without_remapping_any_index() {
     });
 }
 
+/// Tables are created without Lance stable row ids (`table::params`: with
+/// them every keyed write rebuilt Lance's row-id index of the whole table,
+/// a cost that grew with history), and keyed writes stay exact across the
+/// compactions and index extensions upkeep runs: a key inserted again
+/// after its fragment was merged and indexed updates its one row.
+#[test]
+fn tables_have_no_stable_row_ids_and_keyed_rewrites_stay_exact() {
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("g");
+    let uri = root.to_str().expect("utf8").to_string();
+    rt.block_on(async {
+        let g = Graph::init(&uri, "s.pg", SCHEMA)
+            .await
+            .expect("init")
+            .with_background_upkeep();
+        let mut all = Vec::new();
+        for i in 0..8 {
+            let k = format!("k{i:02}");
+            mutate(&g, "doc", json!({"k": k, "b": format!("first w{i}")})).await;
+            all.push(k);
+            drain_upkeep(&g).await;
+        }
+        // Merged and indexed by now: fewer fragments than writes.
+        let (_, fragments) = item_indexes(&g, &root).await;
+        assert!(fragments < 8, "{fragments} fragments after 8 writes");
+        for i in [1, 5] {
+            let k = format!("k{i:02}");
+            mutate(&g, "doc", json!({"k": k, "b": format!("second w{i}")})).await;
+            drain_upkeep(&g).await;
+        }
+        for k in &all {
+            assert_eq!(keys(&g, "item", json!({"k": k})).await, vec![k.clone()]);
+        }
+        assert_eq!(
+            keys(&g, "fz", json!({"q": "second"})).await,
+            vec!["k01".to_string(), "k05".to_string()]
+        );
+        assert_eq!(keys(&g, "fz", json!({"q": "first"})).await.len(), 6);
+        let r = g.manifest().await.expect("m").branches["main"].tables["node:Item"].clone();
+        let ds = omnigraph::storage::table::open(&omnigraph::storage::table::TableAt {
+            uri: root
+                .join("nodes")
+                .join("Item.lance")
+                .to_str()
+                .expect("utf8")
+                .to_string(),
+            branch: r.lance_branch.clone(),
+            version: r.version,
+        })
+        .await
+        .expect("open");
+        assert!(
+            !ds.manifest().uses_stable_row_ids(),
+            "created with stable row ids: each keyed write would rebuild the row-id index"
+        );
+    });
+}
+
 /// Tiered index folding on a real Lance table (`table::ensure_indexes`,
 /// `table::fold_width`): 40 extensions of two rows each over a 1,000-row
 /// base never leave more than `MAX_INDEX_SEGMENTS` segments per index;
