@@ -330,6 +330,36 @@ pub struct SnapshotOutput {
     pub datasets: Vec<SnapshotDatasetOutput>,
 }
 
+impl SnapshotOutput {
+    /// The answer of `GET /graphs/{id}/snapshot` (and `omnigraph snapshot
+    /// --json`) for a snapshot of the engine: one dataset per table, named
+    /// `nodes/<Type>.lance` or `edges/<Type>.lance`. `graph_branch` is
+    /// empty for a snapshot of a commit (`--snapshot ID`).
+    pub fn of(s: &crate::engine::Snapshot) -> SnapshotOutput {
+        SnapshotOutput {
+            graph_branch: s.branch.clone().unwrap_or_default(),
+            graph_commit_id: s.commit.clone(),
+            graph_manifest_version: s.manifest_version,
+            internal_schema_version: crate::engine::INTERNAL_SCHEMA_VERSION,
+            datasets: s
+                .tables
+                .iter()
+                .map(|t| {
+                    let (kind, name) = t.table.split_once(':').unwrap_or(("node", &t.table));
+                    SnapshotDatasetOutput {
+                        entity_kind: kind.to_string(),
+                        type_name: name.to_string(),
+                        dataset_path: format!("{kind}s/{name}.lance"),
+                        published_dataset_version: t.version,
+                        native_dataset_branch: t.lance_branch.clone(),
+                        entity_count: t.rows as u64,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
 /// `POST /graphs/{id}/query`: an inline read query.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct QueryRequest {

@@ -1,5 +1,8 @@
 //! Graph commands: `init`, `load`, `mutate`, `snapshot`, `export`,
-//! `branch`, `commit`. Embedded: they open the graph directly.
+//! `branch`, `commit`. Embedded, they open the graph directly; with
+//! `--server URL --graph ID` (remote mode, [`super::remote`]) `query`,
+//! `mutate`, `load`, `snapshot`, `branch` and `commit` send the same
+//! request to a server and print its answer the same way.
 
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
@@ -9,6 +12,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::CliError;
+use super::remote::{Remote, ServerArgs};
 use crate::engine::load::LoadMode;
 use crate::engine::{EngineError, Graph, ReadAt, WriteReport};
 
@@ -22,21 +26,74 @@ pub struct Target {
     /// reference CLI's spelling.
     #[arg(long, alias = "uri", value_name = "URI")]
     pub store: Option<String>,
+    #[command(flatten)]
+    pub remote: ServerArgs,
 }
 
 impl Target {
-    /// The URI given (positional or `--store`); errors: none or both.
+    /// The URI given (positional or `--store`) of a graph opened directly.
+    /// Errors: none or both given, an `http(s)://` URI, or `--server` on
+    /// a command that only works on storage.
     pub(crate) fn resolve(&self) -> Result<String, CliError> {
+        if self.remote.server.is_some() {
+            return Err(CliError::Usage(
+                "this command works on a graph's storage (a path, file:// URI or --store); \
+                 --server addresses a served graph and does not apply"
+                    .into(),
+            ));
+        }
         match (&self.uri, &self.store) {
-            (Some(u), None) | (None, Some(u)) => Ok(u.clone()),
+            (Some(u), None) | (None, Some(u)) => {
+                super::remote::refuse_http_uri(u)?;
+                Ok(u.clone())
+            }
             (Some(_), Some(_)) => Err(CliError::Usage(
                 "give the graph once: a positional URI or --store, not both".into(),
             )),
             (None, None) => Err(CliError::Usage(
-                "which graph? pass its URI (or --store URI)".into(),
+                "which graph? pass its URI (or --store URI, or --server URL --graph ID)".into(),
             )),
         }
     }
+
+    /// The server client when `--server` is given (remote mode). Errors:
+    /// `--server` beside a URI or `--store`, a bad server URL.
+    pub(crate) fn remote(&self) -> Result<Option<Remote>, CliError> {
+        if self.remote.server.is_some() && (self.uri.is_some() || self.store.is_some()) {
+            return Err(CliError::Usage(
+                "give the graph once: --server URL --graph ID, or a URI / --store, not both".into(),
+            ));
+        }
+        self.remote.remote()
+    }
+
+    /// The write echo's target: `URI (direct, local|remote)` or `URL
+    /// graph ID (served, remote)`; `None` when the target is missing.
+    pub(crate) fn echo(&self) -> Option<String> {
+        if let Ok(Some(r)) = self.remote() {
+            return Some(format!("{} (served, remote)", r.describe()));
+        }
+        let uri = self.resolve().ok()?;
+        Some(format!("{uri} (direct, {})", super::scope_of(&uri)))
+    }
+}
+
+/// Refuses flags that only an embedded write consumes in remote mode: the
+/// server takes the actor from the caller's token and applies its own
+/// policy.
+fn no_local_flags(actor: &Option<String>, policy: &Option<PathBuf>) -> Result<(), CliError> {
+    if actor.is_some() {
+        return Err(CliError::Usage(
+            "--as does not apply to a served graph: the server records the actor of your token"
+                .into(),
+        ));
+    }
+    if policy.is_some() {
+        return Err(CliError::Usage(
+            "--policy does not apply to a served graph: the server applies its own policy".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Where a read looks: a branch head (default `main`) or a commit.
@@ -135,8 +192,16 @@ pub struct MutateArgs {
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
     /// The graph (a local path or file:// URI); also `--uri`.
-    #[arg(long, alias = "uri", value_name = "URI")]
-    pub store: String,
+    #[arg(
+        long,
+        alias = "uri",
+        value_name = "URI",
+        conflicts_with = "server",
+        required_unless_present = "server"
+    )]
+    pub store: Option<String>,
+    #[command(flatten)]
+    pub remote: ServerArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -145,7 +210,8 @@ pub struct MutateArgs {
 /// "Output formats").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// One object: `columns`, `rows`, `graph_commit_id`, `row_count`.
+    /// One object, the `POST /graphs/{id}/query` answer: `query_name`, `target`,
+    /// `columns`, `row_count`, `rows`, `graph_commit_id`.
     Json,
     /// A metadata line, then one object per row.
     Jsonl,
@@ -171,8 +237,10 @@ pub struct QueryRunArgs {
     #[arg(long)]
     pub json: bool,
     /// The graph (a local path or file:// URI); also `--uri`.
-    #[arg(long, alias = "uri", value_name = "URI")]
+    #[arg(long, alias = "uri", value_name = "URI", conflicts_with = "server")]
     pub store: Option<String>,
+    #[command(flatten)]
+    pub remote: ServerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -385,8 +453,54 @@ pub fn init(a: InitArgs) -> Result<ExitCode, CliError> {
 }
 
 pub fn load(a: LoadArgs) -> Result<ExitCode, CliError> {
-    let uri = a.target.resolve()?;
     let rt = runtime()?;
+    if let Some(r) = a.target.remote()? {
+        no_local_flags(&a.actor, &a.policy)?;
+        // The same NDJSON, raw, to `load/ndjson` (the reference's remote
+        // load).
+        let data = if a.data.as_os_str() == "-" {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v).map(|_| v)
+        } else {
+            std::fs::read(&a.data)
+        }
+        .map_err(|source| CliError::Read {
+            path: a.data.display().to_string(),
+            source,
+        })?;
+        let mode = serde_json::to_value(crate::api::LoadModeWire::from(a.mode))
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let mut q = vec![("branch", a.branch.clone()), ("mode", mode)];
+        if let Some(f) = &a.from {
+            q.push(("from", f.clone()));
+        }
+        if a.allow_empty {
+            q.push(("allow_empty", "true".into()));
+        }
+        let pb = spinner("loading");
+        let out: Result<crate::api::GraphBatchLoadOutput, _> =
+            rt.block_on(r.graph_post_raw(&["load", "ndjson"], &q, "application/x-ndjson", data));
+        pb.finish_and_clear();
+        let out = out?;
+        if a.json {
+            json_out(&out);
+        } else {
+            match &out.commit {
+                Some(c) => println!(
+                    "load: {} entities into `{}`; commit {} by {}",
+                    out.total_entities,
+                    out.branch,
+                    c.graph_commit_id,
+                    out.actor_id.as_deref().unwrap_or("-")
+                ),
+                None => println!("load: nothing changed on `{}`", out.branch),
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let uri = a.target.resolve()?;
     let g = open_for_write(&rt, &uri, &a.policy)?;
     // Whether `--from` forks the branch first (`branch_created` in the
     // `--json` output, as the load routes answer).
@@ -520,7 +634,43 @@ pub fn mutate(a: MutateArgs) -> Result<ExitCode, CliError> {
     let (file, src) = gq_source(&a.gq.query, &a.gq.source)?;
     let params = params_json(&a.gq)?;
     let rt = runtime()?;
-    let g = open_for_write(&rt, &a.store, &a.policy)?;
+    if let Some(r) = a.remote.remote()? {
+        no_local_flags(&a.actor, &a.policy)?;
+        let out: crate::api::ChangeOutput = rt.block_on(r.graph_post(
+            &["mutate"],
+            &crate::api::ChangeRequest {
+                query: src,
+                name: a.name.clone(),
+                params: (!params.is_null()).then_some(params),
+                branch: Some(a.branch.clone()),
+            },
+        ))?;
+        if a.json {
+            json_out(&out);
+        } else {
+            match &out.commit {
+                Some(c) => println!(
+                    "mutate {}: {} nodes, {} edges affected; commit {} on `{}` by {}",
+                    out.query_name,
+                    out.affected_nodes,
+                    out.affected_edges,
+                    c.graph_commit_id,
+                    out.branch,
+                    out.actor_id.as_deref().unwrap_or("-")
+                ),
+                None => println!(
+                    "`{}` matched no rows; nothing was published",
+                    out.query_name
+                ),
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = a.store.clone().ok_or_else(|| {
+        CliError::Usage("which graph? pass --store URI (or --server URL --graph ID)".into())
+    })?;
+    super::remote::refuse_http_uri(&store)?;
+    let g = open_for_write(&rt, &store, &a.policy)?;
     let q = match pick(&g.catalog(), &file, &src, &a.name)? {
         Ok(q) => q,
         Err(code) => return Ok(code),
@@ -540,13 +690,29 @@ pub fn mutate(a: MutateArgs) -> Result<ExitCode, CliError> {
 }
 
 pub fn query(a: QueryRunArgs) -> Result<ExitCode, CliError> {
-    let store = a
-        .store
-        .clone()
-        .ok_or_else(|| CliError::Usage("which graph? pass --store URI".into()))?;
     let (file, src) = gq_source(&a.gq.query, &a.gq.source)?;
     let params = params_json(&a.gq)?;
     let rt = runtime()?;
+    let format = if a.json { Format::Json } else { a.format };
+    if let Some(r) = a.remote.remote()? {
+        let out: crate::api::ReadOutput = rt.block_on(r.graph_post(
+            &["query"],
+            &crate::api::QueryRequest {
+                query: src,
+                name: a.name.clone(),
+                params: (!params.is_null()).then_some(params),
+                branch: a.at.branch.clone(),
+                snapshot: a.at.commit.clone(),
+                limits: None,
+            },
+        ))?;
+        print_rows(format, &out);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = a.store.clone().ok_or_else(|| {
+        CliError::Usage("which graph? pass --store URI (or --server URL --graph ID)".into())
+    })?;
+    super::remote::refuse_http_uri(&store)?;
     // The CLI's limits are higher than a server's (docs/cli.md, "Limits").
     let g = rt
         .block_on(Graph::open(&store))
@@ -561,14 +727,35 @@ pub fn query(a: QueryRunArgs) -> Result<ExitCode, CliError> {
     let r = rt
         .block_on(g.query(&q, &params, &a.at.read_at()))
         .map_err(engine)?;
-    let format = if a.json { Format::Json } else { a.format };
+    let out = crate::api::ReadOutput {
+        query_name: q.name.clone(),
+        target: crate::api::ReadTargetOutput {
+            branch: match &a.at.commit {
+                Some(_) => None,
+                None => Some(a.at.branch.clone().unwrap_or_else(|| "main".into())),
+            },
+            snapshot: a.at.commit.clone(),
+        },
+        columns: r.columns,
+        row_count: r.rows.len(),
+        rows: r.rows,
+        graph_commit_id: Some(r.graph_commit_id),
+    };
+    print_rows(format, &out);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a read's rows in `format`: `json` is the `POST /query` answer
+/// (the same embedded and remote), `jsonl` a metadata line then one
+/// object per row, `csv`, `table` (the row count on stderr) or `kv`.
+fn print_rows(format: Format, r: &crate::api::ReadOutput) {
     let cell = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Null => String::new(),
         other => other.to_string(),
     };
     match format {
-        Format::Json => json_out(&r),
+        Format::Json => json_out(r),
         Format::Jsonl => {
             println!(
                 "{}",
@@ -674,7 +861,6 @@ pub fn query(a: QueryRunArgs) -> Result<ExitCode, CliError> {
             eprintln!("({n} {})", if n == 1 { "row" } else { "rows" });
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, Args)]
@@ -729,12 +915,52 @@ pub fn repair(a: RepairArgs) -> Result<ExitCode, CliError> {
 }
 
 pub fn snapshot(a: SnapshotArgs) -> Result<ExitCode, CliError> {
-    let uri = a.target.resolve()?;
     let rt = runtime()?;
+    if let Some(r) = a.target.remote()? {
+        if a.at.commit.is_some() {
+            return Err(CliError::Usage(
+                "a served graph's snapshot is of a branch (--branch); --snapshot ID reads \
+                 a commit only on a graph opened directly"
+                    .into(),
+            ));
+        }
+        let branch = a.at.branch.clone().unwrap_or_else(|| "main".into());
+        let out: crate::api::SnapshotOutput =
+            rt.block_on(r.graph_get(&["snapshot"], &[("branch", branch)]))?;
+        if a.json {
+            json_out(&out);
+        } else {
+            println!(
+                "branch {} at commit {} (manifest v{})",
+                out.graph_branch, out.graph_commit_id, out.graph_manifest_version
+            );
+            let name = |d: &crate::api::SnapshotDatasetOutput| {
+                format!("{}:{}", d.entity_kind, d.type_name)
+            };
+            let w = out
+                .datasets
+                .iter()
+                .map(|d| name(d).len())
+                .max()
+                .unwrap_or(5)
+                .max(5);
+            println!("{:<w$}  {:>7}  {:>9}", "TABLE", "VERSION", "ROWS");
+            for d in &out.datasets {
+                println!(
+                    "{:<w$}  {:>7}  {:>9}",
+                    name(d),
+                    d.published_dataset_version,
+                    d.entity_count
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let uri = a.target.resolve()?;
     let g = rt.block_on(Graph::open(&uri)).map_err(engine)?;
     let s = rt.block_on(g.snapshot(&a.at.read_at())).map_err(engine)?;
     if a.json {
-        json_out(&s);
+        json_out(&crate::api::SnapshotOutput::of(&s));
     } else {
         match &s.branch {
             Some(b) => println!(
@@ -786,6 +1012,15 @@ pub fn export(a: ExportArgs) -> Result<ExitCode, CliError> {
 
 pub fn branch(c: BranchCommand) -> Result<ExitCode, CliError> {
     let rt = runtime()?;
+    let target = match &c {
+        BranchCommand::Create { target, .. }
+        | BranchCommand::List { target, .. }
+        | BranchCommand::Merge { target, .. }
+        | BranchCommand::Delete { target, .. } => target,
+    };
+    if let Some(r) = target.remote()? {
+        return branch_remote(&rt, &r, c);
+    }
     match c {
         BranchCommand::Create {
             name,
@@ -811,7 +1046,9 @@ pub fn branch(c: BranchCommand) -> Result<ExitCode, CliError> {
                 .map_err(engine)?;
             let bs = rt.block_on(g.branches()).map_err(engine)?;
             if json {
-                json_out(&bs);
+                json_out(&crate::api::BranchListOutput {
+                    branches: bs.iter().map(|b| b.name.clone()).collect(),
+                });
             } else {
                 for b in bs {
                     println!("{}  {}", b.name, b.head);
@@ -873,8 +1110,165 @@ pub fn branch(c: BranchCommand) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `branch` against a server: the branch routes, the answers printed as
+/// the embedded verbs print theirs (`--json`: the answers as they come).
+fn branch_remote(
+    rt: &tokio::runtime::Runtime,
+    r: &Remote,
+    c: BranchCommand,
+) -> Result<ExitCode, CliError> {
+    match c {
+        BranchCommand::Create {
+            name,
+            from,
+            json,
+            actor: who,
+            policy,
+            ..
+        } => {
+            no_local_flags(&who, &policy)?;
+            let out: crate::api::BranchCreateOutput = rt.block_on(r.graph_post(
+                &["branches"],
+                &crate::api::BranchCreateRequest {
+                    name,
+                    from: Some(from.clone()),
+                },
+            ))?;
+            if json {
+                json_out(&out);
+            } else {
+                println!("created branch {} from {from}", out.name);
+            }
+        }
+        BranchCommand::List { json, .. } => {
+            let out: crate::api::BranchListOutput = rt.block_on(r.graph_get(&["branches"], &[]))?;
+            if json {
+                json_out(&out);
+            } else {
+                for b in &out.branches {
+                    println!("{b}");
+                }
+            }
+        }
+        BranchCommand::Merge {
+            source,
+            into,
+            delete_branch,
+            json,
+            actor: who,
+            policy,
+            ..
+        } => {
+            no_local_flags(&who, &policy)?;
+            let out: serde_json::Value = rt.block_on(r.graph_post(
+                &["branches", "merge"],
+                &crate::api::BranchMergeRequest {
+                    source: source.clone(),
+                    target: Some(into.clone()),
+                    delete_branch,
+                },
+            ))?;
+            if json {
+                json_out(&out);
+            } else {
+                println!(
+                    "{source} into {into}: {}",
+                    out["outcome"]
+                        .as_str()
+                        .unwrap_or("merged")
+                        .replace('_', " ")
+                );
+            }
+        }
+        BranchCommand::Delete {
+            name,
+            actor: who,
+            policy,
+            ..
+        } => {
+            no_local_flags(&who, &policy)?;
+            let _: crate::api::BranchDeleteOutput =
+                rt.block_on(r.graph_delete(&["branches", &name]))?;
+            println!("deleted branch {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of `commit list`: id, time, actor, message, parents.
+fn commit_line(id: &str, ms: i64, actor: &str, message: &str, parents: &[String]) -> String {
+    format!(
+        "{id}  {}  {actor:<12} {message:<40} parents: {}",
+        crate::engine::values::format_datetime(ms),
+        if parents.is_empty() {
+            "-".to_string()
+        } else {
+            parents.join(", ")
+        }
+    )
+}
+
 pub fn commit(c: CommitCommand) -> Result<ExitCode, CliError> {
     let rt = runtime()?;
+    let target = match &c {
+        CommitCommand::List { target, .. } | CommitCommand::Show { target, .. } => target,
+    };
+    if let Some(r) = target.remote()? {
+        match c {
+            CommitCommand::List { branch, json, .. } => {
+                let out: crate::api::CommitListOutput =
+                    rt.block_on(r.graph_get(&["commits"], &[("branch", branch)]))?;
+                if json {
+                    json_out(&out);
+                } else {
+                    for c in &out.commits {
+                        let parents: Vec<String> = c
+                            .parent_commit_id
+                            .iter()
+                            .chain(c.merged_parent_commit_id.iter())
+                            .cloned()
+                            .collect();
+                        println!(
+                            "{}",
+                            commit_line(
+                                &c.graph_commit_id,
+                                c.created_at / 1000,
+                                c.actor_id.as_deref().unwrap_or("-"),
+                                &c.message,
+                                &parents
+                            )
+                        );
+                    }
+                }
+            }
+            CommitCommand::Show { id, json, .. } => {
+                let out: crate::api::CommitOutput =
+                    rt.block_on(r.graph_get(&["commits", &id], &[]))?;
+                if json {
+                    json_out(&out);
+                } else {
+                    println!("commit   {}", out.graph_commit_id);
+                    println!("branch   {}", out.graph_branch.as_deref().unwrap_or("-"));
+                    println!("actor    {}", out.actor_id.as_deref().unwrap_or("-"));
+                    println!(
+                        "time     {}",
+                        crate::engine::values::format_datetime(out.created_at / 1000)
+                    );
+                    println!("message  {}", out.message);
+                    println!(
+                        "parents  {}",
+                        out.parent_commit_id
+                            .iter()
+                            .chain(out.merged_parent_commit_id.iter())
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     match c {
         CommitCommand::List {
             branch,
@@ -895,16 +1289,8 @@ pub fn commit(c: CommitCommand) -> Result<ExitCode, CliError> {
             } else {
                 for c in cs {
                     println!(
-                        "{}  {}  {:<12} {:<40} parents: {}",
-                        c.id,
-                        crate::engine::values::format_datetime(c.timestamp_ms),
-                        c.actor,
-                        c.message,
-                        if c.parents.is_empty() {
-                            "-".to_string()
-                        } else {
-                            c.parents.join(", ")
-                        }
+                        "{}",
+                        commit_line(&c.id, c.timestamp_ms, &c.actor, &c.message, &c.parents)
                     );
                 }
             }

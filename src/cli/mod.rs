@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub mod graph;
+pub mod remote;
 
 use crate::diag::Diagnostics;
 use crate::schema;
@@ -35,28 +36,25 @@ pub struct Cli {
     pub yes: bool,
 }
 
-/// The verb and the graph URI of a command that writes a graph, for the
+/// The verb and the target of a command that writes a graph, for the
 /// target echo (`omnigraph load → ./g (direct, local)` on stderr, which
 /// the reference prints for `load`, `branch create|delete|merge`, `schema
-/// apply` and `repair`; `mutate` does not echo). `None`: not such a
-/// command, or its URI is missing (the command itself reports that).
+/// apply` and `repair`; `mutate` does not echo; a served graph shows as
+/// `URL graph ID (served, remote)`). `None`: not such a command, or its
+/// target is missing (the command itself reports that).
 fn write_target(c: &Command) -> Option<(&'static str, String)> {
-    let (verb, uri) = match c {
-        Command::Load(a) => ("load", a.target.resolve().ok()?),
-        Command::Branch(graph::BranchCommand::Create { target, .. }) => {
-            ("branch create", target.resolve().ok()?)
+    let (verb, target) = match c {
+        Command::Load(a) => ("load", &a.target),
+        Command::Branch(graph::BranchCommand::Create { target, .. }) => ("branch create", target),
+        Command::Branch(graph::BranchCommand::Delete { target, .. }) => ("branch delete", target),
+        Command::Branch(graph::BranchCommand::Merge { target, .. }) => ("branch merge", target),
+        Command::Schema(SchemaCommand::Apply { uri, .. }) => {
+            return Some(("schema apply", format!("{uri} (direct, {})", scope_of(uri))));
         }
-        Command::Branch(graph::BranchCommand::Delete { target, .. }) => {
-            ("branch delete", target.resolve().ok()?)
-        }
-        Command::Branch(graph::BranchCommand::Merge { target, .. }) => {
-            ("branch merge", target.resolve().ok()?)
-        }
-        Command::Schema(SchemaCommand::Apply { uri, .. }) => ("schema apply", uri.clone()),
-        Command::Repair(a) => ("repair", a.target.resolve().ok()?),
+        Command::Repair(a) => ("repair", &a.target),
         _ => return None,
     };
-    Some((verb, uri))
+    Some((verb, target.echo()?))
 }
 
 /// The target echo's scope word: a bare path or `file://` is `local`,
@@ -107,10 +105,25 @@ pub enum Command {
     /// Publish tables whose Lance head is ahead of the manifest (preview
     /// unless --confirm).
     Repair(graph::RepairArgs),
+    /// The graphs a server serves (`GET /graphs`).
+    #[command(subcommand)]
+    Graphs(GraphsCommand),
     /// Print this build's release and the storage format it reads and
     /// writes (`internal-schema N`); also `omnigraph -v`.
     #[command(short_flag = 'v')]
     Version {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GraphsCommand {
+    /// List the graphs a server serves: id and storage URI.
+    List {
+        /// The server (an `http://` or `https://` URL).
+        #[arg(long, value_name = "URL")]
+        server: String,
         #[arg(long)]
         json: bool,
     },
@@ -338,6 +351,15 @@ pub enum CliError {
     /// The engine refused or failed (exit code 1; 2 for I/O and locations).
     #[error("{0}")]
     Engine(#[from] crate::engine::EngineError),
+    /// A server refused or could not be reached (remote mode): its error
+    /// code (`unreachable` when no answer came) and message; exit code 1
+    /// for a refusal of the input (4xx), 2 otherwise.
+    #[error("{code}: {message}{}", if *.status > 0 { format!(" (HTTP {})", .status) } else { String::new() })]
+    Remote {
+        status: u16,
+        code: String,
+        message: String,
+    },
 }
 
 impl CliError {
@@ -350,6 +372,8 @@ impl CliError {
             ) => 2,
             CliError::Engine(_) => 1,
             CliError::Read { .. } | CliError::Usage(_) => 2,
+            CliError::Remote { status, .. } if (400..500).contains(status) => 1,
+            CliError::Remote { .. } => 2,
         }
     }
 }
@@ -382,7 +406,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     if !cli.quiet
         && let Some((verb, uri)) = write_target(&cli.command)
     {
-        eprintln!("omnigraph {verb} → {uri} (direct, {})", scope_of(&uri));
+        eprintln!("omnigraph {verb} → {uri}");
     }
     match cli.command {
         Command::Schema(SchemaCommand::Check { schema, json }) => {
@@ -497,6 +521,22 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Branch(c) => graph::branch(c),
         Command::Commit(c) => graph::commit(c),
         Command::Repair(a) => graph::repair(a),
+        Command::Graphs(GraphsCommand::List { server, json }) => {
+            let r = remote::Remote::new(&server, None)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::Usage(format!("cannot start the async runtime: {e}")))?;
+            let out: crate::api::GraphListResponse = rt.block_on(r.get(&["graphs"], &[]))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            } else {
+                for g in &out.graphs {
+                    println!("{}  {}", g.graph_id, g.uri);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Version { json } => {
             let release = env!("CARGO_PKG_VERSION");
             let schema = crate::engine::INTERNAL_SCHEMA_VERSION;

@@ -472,27 +472,7 @@ async fn snapshot(
         async move { g.snapshot(&ReadAt::Branch(b2)).await }.boxed()
     })
     .await?;
-    ok(&SnapshotOutput {
-        graph_branch: branch,
-        graph_commit_id: s.commit,
-        graph_manifest_version: s.manifest_version,
-        internal_schema_version: crate::engine::INTERNAL_SCHEMA_VERSION,
-        datasets: s
-            .tables
-            .into_iter()
-            .map(|t| {
-                let (kind, name) = t.table.split_once(':').unwrap_or(("node", &t.table));
-                SnapshotDatasetOutput {
-                    entity_kind: kind.to_string(),
-                    type_name: name.to_string(),
-                    dataset_path: format!("{}s/{name}.lance", kind),
-                    published_dataset_version: t.version,
-                    native_dataset_branch: t.lance_branch.clone(),
-                    entity_count: t.rows as u64,
-                }
-            })
-            .collect(),
-    })
+    ok(&SnapshotOutput::of(&s))
 }
 
 /// The `outcome` label of `omnigraph_queries_total`.

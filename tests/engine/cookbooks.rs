@@ -137,10 +137,17 @@ fn cli_init_load_snapshot_export() {
     assert_eq!(out.status.code(), Some(0));
     let snap: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let expected = seed_counts(&seed);
-    for t in snap["tables"].as_array().expect("tables") {
-        let key = t["table"].as_str().expect("key");
+    // The shape of `GET /graphs/{id}/snapshot`.
+    assert_eq!(snap["graph_branch"], "main");
+    for t in snap["datasets"].as_array().expect("datasets") {
+        let key = format!(
+            "{}:{}",
+            t["entity_kind"].as_str().expect("kind"),
+            t["type_name"].as_str().expect("type")
+        );
+        let key = key.as_str();
         assert_eq!(
-            t["rows"].as_u64(),
+            t["entity_count"].as_u64(),
             Some(expected.get(key).copied().unwrap_or(0) as u64),
             "{key}"
         );

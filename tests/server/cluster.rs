@@ -208,12 +208,12 @@ fn a_cluster_is_applied_served_changed_and_deleted() {
     let a = json_of(&ok(&["cluster", "apply", "--config", cfg, "--json"]));
     assert_eq!(a["converged"], true, "{a}");
     let snap = json_of(&ok(&["snapshot", "--json", root.to_str().expect("utf8")]));
-    let elements_now = snap["tables"]
+    let elements_now = snap["datasets"]
         .as_array()
-        .expect("tables")
+        .expect("datasets")
         .iter()
-        .find(|t| t["table"] == "node:Element")
-        .and_then(|t| t["rows"].as_u64());
+        .find(|t| t["entity_kind"] == "node" && t["type_name"] == "Element")
+        .and_then(|t| t["entity_count"].as_u64());
     assert_eq!(elements_now, Some(n_elements));
     let shown = ok(&["schema", "show", root.to_str().expect("utf8")]);
     assert!(shown.contains("nickname: String?"));

@@ -11,6 +11,7 @@ mod engine_support;
 mod example;
 mod hostile;
 mod ops;
+mod remote;
 mod states;
 mod support;
 mod two_writers;

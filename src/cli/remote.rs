@@ -1,0 +1,295 @@
+//! Remote mode: the CLI's graph verbs sent to an `omnigraph-server` over
+//! HTTP instead of opening the graph's storage (reference
+//! `docs/user/cli/reference.md`, "Scopes & profiles"; docs/cli.md,
+//! "Remote mode").
+//!
+//! `--server URL --graph ID` addresses a served graph; the request and
+//! response bodies are the server's (`src/api`), so `--json` prints the
+//! same shapes embedded and remote. The bearer token comes from
+//! `OMNIGRAPH_TOKEN`, else `OMNIGRAPH_BEARER_TOKEN` (the reference's
+//! default token variable). A refusal prints as one line with the
+//! server's error code; `429` is retried after its `Retry-After` (at most
+//! [`MAX_RETRIES`] times, each wait at most [`MAX_RETRY_WAIT`]).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::CliError;
+
+/// Retries of a `429 Too Many Requests` before the refusal is reported.
+pub const MAX_RETRIES: u32 = 3;
+
+/// The longest `Retry-After` the client waits; a longer one is reported
+/// instead of waited for.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+
+/// A request's whole deadline (a large load included).
+pub const TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The flags that address a served graph.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServerArgs {
+    /// A server to send the command to: an `http://` or `https://` URL
+    /// (reference CLI `--server`). Exclusive with a graph URI or
+    /// `--store`.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// The graph on that server (`omnigraph graphs list --server URL`
+    /// lists them).
+    #[arg(long, value_name = "ID", requires = "server")]
+    pub graph: Option<String>,
+}
+
+impl ServerArgs {
+    /// The client for `--server`, or `None` without it. Errors: a server
+    /// that is not an `http(s)://` URL.
+    pub fn remote(&self) -> Result<Option<Remote>, CliError> {
+        match &self.server {
+            Some(s) => Remote::new(s, self.graph.clone()).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The reference's message for a positional or `--store` `http(s)://`
+/// URI: a server is addressed with `--server` only.
+pub fn refuse_http_uri(uri: &str) -> Result<(), CliError> {
+    if uri.starts_with("http://") || uri.starts_with("https://") {
+        return Err(CliError::Usage(format!(
+            "a remote graph must be addressed with --server <url> --graph <id>; \
+             a positional (or --store/--uri) http(s):// URL ({uri}) does not dispatch to a server"
+        )));
+    }
+    Ok(())
+}
+
+/// A client of one server (and, for graph verbs, one graph on it).
+pub struct Remote {
+    base: reqwest::Url,
+    graph: Option<String>,
+    token: Option<String>,
+    client: reqwest::Client,
+}
+
+/// What the server answered with: its status and body.
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Remote {
+    /// A client of `server` (an `http(s)://` URL). Errors: another scheme
+    /// or an unparsable URL (usage), a client that cannot be built.
+    pub fn new(server: &str, graph: Option<String>) -> Result<Remote, CliError> {
+        if !(server.starts_with("http://") || server.starts_with("https://")) {
+            return Err(CliError::Usage(format!(
+                "--server takes an http:// or https:// URL, got `{server}` \
+                 (named servers from ~/.omnigraph/config.yaml are not supported by this build)"
+            )));
+        }
+        let mut base = reqwest::Url::parse(server)
+            .map_err(|e| CliError::Usage(format!("--server {server}: {e}")))?;
+        // Path segments are appended below; a trailing slash would add an
+        // empty one.
+        if base.path().ends_with('/') {
+            let p = base.path().trim_end_matches('/').to_string();
+            base.set_path(&p);
+        }
+        let token = ["OMNIGRAPH_TOKEN", "OMNIGRAPH_BEARER_TOKEN"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|t| !t.trim().is_empty()))
+            .map(|t| t.trim().to_string());
+        let client = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| CliError::Usage(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Remote {
+            base,
+            graph,
+            token,
+            client,
+        })
+    }
+
+    /// The server's base URL and the graph, for the write echo.
+    pub fn describe(&self) -> String {
+        let base = self.base.as_str().trim_end_matches('/');
+        match &self.graph {
+            Some(g) => format!("{base} graph {g}"),
+            None => base.to_string(),
+        }
+    }
+
+    /// The URL of `segments` under the server (each segment
+    /// percent-encoded, so a branch `review/x` stays one segment).
+    fn url(&self, segments: &[&str], query: &[(&str, String)]) -> reqwest::Url {
+        let mut u = self.base.clone();
+        if let Ok(mut p) = u.path_segments_mut() {
+            p.extend(segments);
+        }
+        if !query.is_empty() {
+            u.query_pairs_mut()
+                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        u
+    }
+
+    /// The URL of `rest` under `/graphs/{graph}`. Errors: no `--graph`.
+    fn graph_url(&self, rest: &[&str], query: &[(&str, String)]) -> Result<reqwest::Url, CliError> {
+        let g = self.graph.as_deref().ok_or_else(|| {
+            CliError::Usage(format!(
+                "which graph on {}? pass --graph ID (`omnigraph graphs list --server {}` lists them)",
+                self.base, self.base
+            ))
+        })?;
+        let mut segments = vec!["graphs", g];
+        segments.extend_from_slice(rest);
+        Ok(self.url(&segments, query))
+    }
+
+    /// Sends the request `build` makes, retrying a `429` after its
+    /// `Retry-After`; returns a success's body decoded as `T`. Errors: the
+    /// server unreachable or timing out, a refusal (its code and message),
+    /// a body that is not the expected JSON.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<T, CliError> {
+        let mut tries = 0;
+        loop {
+            let mut rb = build();
+            if let Some(t) = &self.token {
+                rb = rb.bearer_auth(t);
+            }
+            let res = rb.send().await.map_err(|e| CliError::Remote {
+                status: 0,
+                code: "unreachable".into(),
+                message: format!("{}: {e}", self.base),
+            })?;
+            let status = res.status().as_u16();
+            let retry_after = res
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = res.bytes().await.map_err(|e| CliError::Remote {
+                status,
+                code: "unreachable".into(),
+                message: format!("reading the answer of {}: {e}", self.base),
+            })?;
+            let answer = Answer {
+                status,
+                body: body.to_vec(),
+            };
+            if status == 429 && tries < MAX_RETRIES {
+                let wait = retry_after.unwrap_or(Duration::from_secs(1));
+                if wait <= MAX_RETRY_WAIT {
+                    tries += 1;
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            }
+            return decode(answer);
+        }
+    }
+
+    /// `GET` of `segments` under the server.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<T, CliError> {
+        let u = self.url(segments, query);
+        self.send(|| self.client.get(u.clone())).await
+    }
+
+    /// `GET` of `rest` under the graph.
+    pub async fn graph_get<T: DeserializeOwned>(
+        &self,
+        rest: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<T, CliError> {
+        let u = self.graph_url(rest, query)?;
+        self.send(|| self.client.get(u.clone())).await
+    }
+
+    /// `POST` of `body` as JSON to `rest` under the graph.
+    pub async fn graph_post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        rest: &[&str],
+        body: &B,
+    ) -> Result<T, CliError> {
+        let u = self.graph_url(rest, &[])?;
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| CliError::Input(format!("cannot encode the request: {e}")))?;
+        self.send(|| {
+            self.client
+                .post(u.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes.clone())
+        })
+        .await
+    }
+
+    /// `POST` of raw `bytes` (`content_type`) to `rest` under the graph.
+    pub async fn graph_post_raw<T: DeserializeOwned>(
+        &self,
+        rest: &[&str],
+        query: &[(&str, String)],
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<T, CliError> {
+        let u = self.graph_url(rest, query)?;
+        let body = bytes::Bytes::from(bytes);
+        self.send(|| {
+            self.client
+                .post(u.clone())
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body.clone())
+        })
+        .await
+    }
+
+    /// `DELETE` of `rest` under the graph.
+    pub async fn graph_delete<T: DeserializeOwned>(&self, rest: &[&str]) -> Result<T, CliError> {
+        let u = self.graph_url(rest, &[])?;
+        self.send(|| self.client.delete(u.clone())).await
+    }
+}
+
+/// A success's body as `T`, or the refusal as [`CliError::Remote`] with
+/// the server's `code` and `error` (`docs/server.md`, "Errors").
+fn decode<T: DeserializeOwned>(a: Answer) -> Result<T, CliError> {
+    if (200..300).contains(&a.status) {
+        return serde_json::from_slice(&a.body).map_err(|e| CliError::Remote {
+            status: a.status,
+            code: "bad_response".into(),
+            message: format!(
+                "the server's answer is not what this CLI expects ({e}): {}",
+                String::from_utf8_lossy(&a.body[..a.body.len().min(300)])
+            ),
+        });
+    }
+    let (code, message) = match serde_json::from_slice::<crate::api::ErrorOutput>(&a.body) {
+        Ok(e) => (
+            e.code
+                .and_then(|c| serde_json::to_value(c).ok())
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| "error".into()),
+            e.error,
+        ),
+        Err(_) => (
+            "error".into(),
+            String::from_utf8_lossy(&a.body[..a.body.len().min(300)]).into_owned(),
+        ),
+    };
+    Err(CliError::Remote {
+        status: a.status,
+        code,
+        message,
+    })
+}

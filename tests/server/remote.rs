@@ -1,0 +1,275 @@
+//! The CLI in remote mode (`--server URL --graph ID`) against the real
+//! server serving a root, beside the same verbs run embedded on that root:
+//! the same `--json` (and csv/jsonl) output, the same exit code on the same
+//! bad input, and one-line refusals with the server's code.
+
+use std::process::Command;
+
+use super::support::{Server, init_graph, write};
+
+const SCHEMA: &str =
+    "node Person {\n  name: String @key\n  age: I32?\n}\nedge Knows: Person -> Person\n";
+const DATA: &str = "{\"type\":\"Person\",\"data\":{\"name\":\"Ada\",\"age\":36}}\n{\"type\":\"Person\",\"data\":{\"name\":\"Grace\",\"age\":45}}\n{\"edge\":\"Knows\",\"from\":\"Ada\",\"to\":\"Grace\",\"data\":{}}\n";
+const READ: &str = "query people($min: I32) { match { $p: Person  $p.age >= $min } return { $p.name, $p.age } order { $p.name asc } }";
+const ADD: &str = "query add($n: String, $a: I32) { insert Person { name: $n, age: $a } }";
+
+/// Runs the CLI with `OMNIGRAPH_TOKEN=token` (none when `None`): (exit
+/// code, stdout, stderr).
+fn run(args: &[&str], token: Option<&str>) -> (i32, String, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_omnigraph"));
+    c.args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("OMNIGRAPH_TOKEN")
+        .env_remove("OMNIGRAPH_BEARER_TOKEN")
+        .env_remove("OMNIGRAPH_ACTOR");
+    if let Some(t) = token {
+        c.env("OMNIGRAPH_TOKEN", t);
+    }
+    let out = c.output().expect("run omnigraph");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(args: &[&str], token: Option<&str>) -> String {
+    let (code, out, err) = run(args, token);
+    assert_eq!(code, 0, "omnigraph {args:?}: {err}");
+    out
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+#[test]
+fn remote_verbs_match_embedded_ones() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let schema = write(tmp.path(), "s.pg", SCHEMA);
+    let data = write(tmp.path(), "d.jsonl", DATA);
+    let uri = init_graph(tmp.path(), "g", std::path::Path::new(&schema));
+    let policy = write(
+        tmp.path(),
+        "policy.yaml",
+        "version: 1\nrules:\n  - id: all\n    allow:\n      actors: \"*\"\n      actions: [read, change, branch_create, branch_delete, branch_merge]\n",
+    );
+    let server_policy = write(
+        tmp.path(),
+        "server-policy.yaml",
+        "version: 1\ngroups:\n  ops: [ada]\nrules:\n  - id: ops\n    allow:\n      actors: { group: ops }\n      actions: [graph_list]\n",
+    );
+    let server = Server::start(
+        tmp.path(),
+        &[
+            "--graph",
+            &format!("g={uri}"),
+            "--policy",
+            &format!("g={policy}"),
+            "--server-policy",
+            &server_policy,
+        ],
+        &[("OMNIGRAPH_SERVER_BEARER_TOKENS_JSON", "{\"ada\": \"tok\"}")],
+    );
+    let url = format!("http://{}", server.addr);
+    let remote = ["--server", url.as_str(), "--graph", "g"];
+    let tok = Some("tok");
+    let with = |args: &[&str], tail: &[&str]| -> Vec<String> {
+        args.iter().chain(tail).map(|s| s.to_string()).collect()
+    };
+
+    // A load through the server; its echo names the served target.
+    let (code, out, err) = run(
+        &strs(&with(
+            &["load", "--data", &data, "--mode", "overwrite", "--json"],
+            &remote,
+        )),
+        tok,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("(served, remote)"), "{err}");
+    let load = json(&out);
+    assert_eq!(load["total_entities"], 3, "{load}");
+    assert_eq!(load["actor_id"], "ada", "{load}");
+
+    // Reads: the same output embedded and remote, in every format that
+    // carries no timing.
+    for fmt in ["json", "jsonl", "csv", "kv", "table"] {
+        let local = ok(
+            &[
+                "query",
+                "-e",
+                READ,
+                "--params",
+                "{\"min\": 40}",
+                "--format",
+                fmt,
+                "--store",
+                &uri,
+            ],
+            None,
+        );
+        let far = ok(
+            &strs(&with(
+                &[
+                    "query",
+                    "-e",
+                    READ,
+                    "--params",
+                    "{\"min\": 40}",
+                    "--format",
+                    fmt,
+                ],
+                &remote,
+            )),
+            tok,
+        );
+        assert_eq!(local, far, "--format {fmt}");
+    }
+    let read = json(&ok(
+        &strs(&with(
+            &["query", "-e", READ, "--params", "{\"min\": 0}", "--json"],
+            &remote,
+        )),
+        tok,
+    ));
+    assert_eq!(read["row_count"], 2, "{read}");
+    assert_eq!(read["query_name"], "people");
+    assert_eq!(read["target"]["branch"], "main");
+    for verb in [
+        vec!["snapshot", "--json"],
+        vec!["commit", "list", "--json"],
+        vec!["branch", "list", "--json"],
+    ] {
+        let local = ok(&strs(&with(&verb, &["--store", &uri])), None);
+        let far = ok(&strs(&with(&verb, &remote)), tok);
+        assert_eq!(json(&local), json(&far), "{verb:?}");
+    }
+    let head = json(&ok(
+        &strs(&with(&["commit", "list", "--json"], &remote)),
+        tok,
+    ));
+    let id = head["commits"][0]["graph_commit_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let shown = ok(
+        &strs(&with(&["commit", "show", &id, "--json"], &remote)),
+        tok,
+    );
+    assert_eq!(json(&shown), head["commits"][0]);
+
+    // Writes on a branch whose name holds a slash (one path segment on
+    // the wire), then a mutation, then the branch deleted.
+    ok(
+        &strs(&with(
+            &["branch", "create", "review/new-hires", "--json"],
+            &remote,
+        )),
+        tok,
+    );
+    let branches = json(&ok(
+        &strs(&with(&["branch", "list", "--json"], &remote)),
+        tok,
+    ));
+    assert_eq!(
+        branches["branches"],
+        serde_json::json!(["main", "review/new-hires"])
+    );
+    let change = json(&ok(
+        &strs(&with(
+            &[
+                "mutate",
+                "-e",
+                ADD,
+                "--params",
+                "{\"n\": \"Linus\", \"a\": 54}",
+                "--branch",
+                "review/new-hires",
+                "--json",
+            ],
+            &remote,
+        )),
+        tok,
+    ));
+    assert_eq!(change["affected_nodes"], 1, "{change}");
+    assert_eq!(change["branch"], "review/new-hires");
+    let on_branch = json(&ok(
+        &[
+            "query",
+            "-e",
+            READ,
+            "--params",
+            "{\"min\": 50}",
+            "--branch",
+            "review/new-hires",
+            "--json",
+            "--store",
+            &uri,
+        ],
+        None,
+    ));
+    assert_eq!(on_branch["rows"][0]["name"], "Linus", "{on_branch}");
+    ok(
+        &strs(&with(&["branch", "delete", "review/new-hires"], &remote)),
+        tok,
+    );
+    let branches = json(&ok(
+        &strs(&with(&["branch", "list", "--json"], &["--store", &uri])),
+        None,
+    ));
+    assert_eq!(branches["branches"], serde_json::json!(["main"]));
+
+    // The server's graphs.
+    let graphs = json(&ok(&["graphs", "list", "--server", &url, "--json"], tok));
+    assert_eq!(graphs["graphs"][0]["graph_id"], "g", "{graphs}");
+
+    // The same bad input, the same exit code: a query that does not check.
+    let bad = "query q() { match { $p: Persn } return { $p.name } }";
+    let (lc, _, _) = run(&["query", "-e", bad, "--store", &uri], None);
+    let (rc, _, rerr) = run(&strs(&with(&["query", "-e", bad], &remote)), tok);
+    assert_eq!((lc, rc), (1, 1), "{rerr}");
+    assert!(rerr.contains("HTTP 400"), "{rerr}");
+    // A missing parameter.
+    let (lc, _, _) = run(&["query", "-e", READ, "--store", &uri], None);
+    let (rc, _, rerr) = run(&strs(&with(&["query", "-e", READ], &remote)), tok);
+    assert_eq!((lc, rc), (1, 1), "{rerr}");
+
+    // Refusals: one line with the server's code.
+    let (code, _, err) = run(&strs(&with(&["snapshot"], &remote)), None);
+    assert_eq!(code, 1);
+    assert!(
+        err.trim().lines().count() == 1 && err.contains("unauthorized"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["snapshot", "--server", &url, "--graph", "nope"], tok);
+    assert_eq!(code, 1);
+    assert!(err.contains("not_found"), "{err}");
+    // Flags that only an embedded write consumes, a positional URL, a
+    // server that does not answer, a verb that needs storage.
+    let (code, _, err) = run(
+        &strs(&with(&["mutate", "-e", ADD, "--as", "someone"], &remote)),
+        tok,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--as does not apply"), "{err}");
+    let (code, _, err) = run(&["snapshot", &url], tok);
+    assert_eq!(code, 2);
+    assert!(err.contains("--server"), "{err}");
+    let (code, _, err) = run(
+        &["snapshot", "--server", "http://127.0.0.1:9", "--graph", "g"],
+        tok,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("unreachable"), "{err}");
+    let (code, _, err) = run(&strs(&with(&["repair"], &remote)), tok);
+    assert_eq!(code, 2);
+    assert!(err.contains("does not apply"), "{err}");
+    let (code, _, err) = run(&["snapshot", "--server", "g.example", "--graph", "g"], tok);
+    assert_eq!(code, 2);
+    assert!(err.contains("http://"), "{err}");
+}
