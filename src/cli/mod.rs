@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub mod graph;
+pub mod operator;
 pub mod remote;
 
 use crate::diag::Diagnostics;
@@ -108,6 +109,16 @@ pub enum Command {
     /// The graphs a server serves (`GET /graphs`).
     #[command(subcommand)]
     Graphs(GraphsCommand),
+    /// Store a bearer token for a server named in the operator's
+    /// `config.yaml` (`--token`, else one line of stdin), in its
+    /// `credentials` file (created 0600).
+    Login {
+        name: String,
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// Remove a server's stored token (idempotent).
+    Logout { name: String },
     /// Print this build's release and the storage format it reads and
     /// writes (`internal-schema N`); also `omnigraph -v`.
     #[command(short_flag = 'v')]
@@ -121,8 +132,8 @@ pub enum Command {
 pub enum GraphsCommand {
     /// List the graphs a server serves: id and storage URI.
     List {
-        /// The server (an `http://` or `https://` URL).
-        #[arg(long, value_name = "URL")]
+        /// The server (an `http(s)://` URL or an operator server's name).
+        #[arg(long, value_name = "NAME|URL")]
         server: String,
         #[arg(long)]
         json: bool,
@@ -521,6 +532,22 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Branch(c) => graph::branch(c),
         Command::Commit(c) => graph::commit(c),
         Command::Repair(a) => graph::repair(a),
+        Command::Login { name, token } => {
+            operator::login(&name, token)?;
+            eprintln!(
+                "stored the token for `{name}` in {}",
+                operator::home().join("credentials").display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logout { name } => {
+            if operator::logout(&name)? {
+                eprintln!("removed the token for `{name}`");
+            } else {
+                eprintln!("no token stored for `{name}`");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Graphs(GraphsCommand::List { server, json }) => {
             let r = remote::Remote::new(&server, None)?;
             let rt = tokio::runtime::Builder::new_current_thread()

@@ -5,9 +5,11 @@
 //!
 //! `--server URL --graph ID` addresses a served graph; the request and
 //! response bodies are the server's (`src/api`), so `--json` prints the
-//! same shapes embedded and remote. The bearer token comes from
-//! `OMNIGRAPH_TOKEN`, else `OMNIGRAPH_BEARER_TOKEN` (the reference's
-//! default token variable). A refusal prints as one line with the
+//! same shapes embedded and remote. `--server` is a URL or the name of a
+//! server in the operator's `config.yaml`; the bearer token is found as
+//! [`super::operator`] says (`OMNIGRAPH_TOKEN`, the server's keyed token
+//! from the environment or `credentials`, `OMNIGRAPH_BEARER_TOKEN`). A
+//! refusal prints as one line with the
 //! server's error code; `429` is retried after its `Retry-After` (at most
 //! [`MAX_RETRIES`] times, each wait at most [`MAX_RETRY_WAIT`]).
 
@@ -31,10 +33,10 @@ pub const TIMEOUT: Duration = Duration::from_secs(600);
 /// The flags that address a served graph.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServerArgs {
-    /// A server to send the command to: an `http://` or `https://` URL
-    /// (reference CLI `--server`). Exclusive with a graph URI or
-    /// `--store`.
-    #[arg(long, value_name = "URL")]
+    /// A server to send the command to: an `http://` or `https://` URL,
+    /// or the name of a server in the operator's `config.yaml` (reference
+    /// CLI `--server`). Exclusive with a graph URI or `--store`.
+    #[arg(long, value_name = "NAME|URL")]
     pub server: Option<String>,
     /// The graph on that server (`omnigraph graphs list --server URL`
     /// lists them).
@@ -80,15 +82,17 @@ struct Answer {
 }
 
 impl Remote {
-    /// A client of `server` (an `http(s)://` URL). Errors: another scheme
-    /// or an unparsable URL (usage), a client that cannot be built.
+    /// A client of `server` (an `http(s)://` URL or an operator server's
+    /// name). Errors: an unknown name or an unparsable URL (usage), an
+    /// unsafe credentials file, a client that cannot be built.
     pub fn new(server: &str, graph: Option<String>) -> Result<Remote, CliError> {
-        if !(server.starts_with("http://") || server.starts_with("https://")) {
+        let (url, name) = super::operator::resolve_server(server)?;
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(CliError::Usage(format!(
-                "--server takes an http:// or https:// URL, got `{server}` \
-                 (named servers from ~/.omnigraph/config.yaml are not supported by this build)"
+                "--server {server}: the server's url `{url}` is not http:// or https://"
             )));
         }
+        let server = url.as_str();
         let mut base = reqwest::Url::parse(server)
             .map_err(|e| CliError::Usage(format!("--server {server}: {e}")))?;
         // Path segments are appended below; a trailing slash would add an
@@ -97,10 +101,7 @@ impl Remote {
             let p = base.path().trim_end_matches('/').to_string();
             base.set_path(&p);
         }
-        let token = ["OMNIGRAPH_TOKEN", "OMNIGRAPH_BEARER_TOKEN"]
-            .iter()
-            .find_map(|v| std::env::var(v).ok().filter(|t| !t.trim().is_empty()))
-            .map(|t| t.trim().to_string());
+        let token = super::operator::token_for(name.as_deref())?;
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .connect_timeout(Duration::from_secs(10))

@@ -17,8 +17,13 @@ const ADD: &str = "query add($n: String, $a: I32) { insert Person { name: $n, ag
 /// code, stdout, stderr).
 fn run(args: &[&str], token: Option<&str>) -> (i32, String, String) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_omnigraph"));
+    // No operator files: the caller's own ~/.omnigraph stays out.
     c.args(args)
         .env("NO_COLOR", "1")
+        .env(
+            "OMNIGRAPH_HOME",
+            std::env::temp_dir().join("omnigraph-test-no-home"),
+        )
         .env_remove("OMNIGRAPH_TOKEN")
         .env_remove("OMNIGRAPH_BEARER_TOKEN")
         .env_remove("OMNIGRAPH_ACTOR");
@@ -271,5 +276,139 @@ fn remote_verbs_match_embedded_ones() {
     assert!(err.contains("does not apply"), "{err}");
     let (code, _, err) = run(&["snapshot", "--server", "g.example", "--graph", "g"], tok);
     assert_eq!(code, 2);
-    assert!(err.contains("http://"), "{err}");
+    assert!(err.contains("neither an http(s):// URL"), "{err}");
+}
+
+/// Runs the CLI with `OMNIGRAPH_HOME=home`, `env` set and `stdin` fed:
+/// (exit code, stdout, stderr).
+fn run_home(
+    args: &[&str],
+    home: &std::path::Path,
+    env: &[(&str, &str)],
+    stdin: &str,
+) -> (i32, String, String) {
+    use std::io::Write;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_omnigraph"));
+    c.args(args)
+        .env("NO_COLOR", "1")
+        .env("OMNIGRAPH_HOME", home)
+        .env_remove("OMNIGRAPH_TOKEN")
+        .env_remove("OMNIGRAPH_BEARER_TOKEN")
+        .env_remove("OMNIGRAPH_TOKEN_LOCAL")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().expect("run omnigraph");
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(stdin.as_bytes());
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A server named in the operator's `config.yaml`, its token kept by
+/// `login` in a 0600 credentials file, a readable file refused with the
+/// fix, `logout` removing the token; the keyed token also serves the
+/// server's URL and comes from `OMNIGRAPH_TOKEN_<NAME>`.
+#[cfg(unix)]
+#[test]
+fn named_servers_login_and_logout() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let schema = write(tmp.path(), "s.pg", SCHEMA);
+    let uri = init_graph(tmp.path(), "g", std::path::Path::new(&schema));
+    let server = Server::start(
+        tmp.path(),
+        &["--graph", &format!("g={uri}")],
+        &[("OMNIGRAPH_SERVER_BEARER_TOKEN", "tok")],
+    );
+    let url = format!("http://{}", server.addr);
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    std::fs::write(
+        home.join("config.yaml"),
+        format!("operator:\n  actor: me\nservers:\n  local:\n    url: {url}\n"),
+    )
+    .expect("config");
+    let snap = ["snapshot", "--server", "local", "--graph", "g", "--json"];
+
+    // No token yet: the server refuses.
+    let (code, _, err) = run_home(&snap, &home, &[], "");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("unauthorized"), "{err}");
+    // An unknown name, and login for a server the config does not name.
+    let (code, _, err) = run_home(
+        &["snapshot", "--server", "prod", "--graph", "g"],
+        &home,
+        &[],
+        "",
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("known: local"), "{err}");
+    let (code, _, err) = run_home(&["login", "prod"], &home, &[], "tok\n");
+    assert_eq!(code, 2);
+    assert!(err.contains("no server `prod`"), "{err}");
+
+    // login from stdin: a 0600 file; the named server and its URL work.
+    let (code, _, err) = run_home(&["login", "local"], &home, &[], "tok\n");
+    assert_eq!(code, 0, "{err}");
+    let creds = home.join("credentials");
+    let mode = std::fs::metadata(&creds)
+        .expect("creds")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(
+        !std::fs::read_to_string(home.join("config.yaml"))
+            .expect("cfg")
+            .contains("tok")
+    );
+    let (code, out, err) = run_home(&snap, &home, &[], "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["graph_branch"], "main");
+    let (code, _, err) = run_home(
+        &["snapshot", "--server", &url, "--graph", "g"],
+        &home,
+        &[],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+
+    // A credentials file others may read is refused, with the fix.
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (code, _, err) = run_home(&snap, &home, &[], "");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    // logout removes the token (twice is fine); the keyed variable works.
+    let (code, _, err) = run_home(&["logout", "local"], &home, &[], "");
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !std::fs::read_to_string(&creds)
+            .expect("creds")
+            .contains("tok")
+    );
+    let (code, _, _) = run_home(&["logout", "local"], &home, &[], "");
+    assert_eq!(code, 0);
+    let (code, _, err) = run_home(&snap, &home, &[], "");
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = run_home(&snap, &home, &[("OMNIGRAPH_TOKEN_LOCAL", "tok")], "");
+    assert_eq!(code, 0, "{err}");
+    // A keyed token never goes to another server's URL.
+    let (code, _, err) = run_home(
+        &["snapshot", "--server", "http://127.0.0.1:9", "--graph", "g"],
+        &home,
+        &[("OMNIGRAPH_TOKEN_LOCAL", "tok")],
+        "",
+    );
+    assert_eq!(code, 2, "{err}");
 }
