@@ -561,7 +561,9 @@ fn gq_source(
         (Some(p), None) => Ok((p.display().to_string(), super::read(p)?)),
         (None, Some(s)) => Ok(("<inline>".to_string(), s.clone())),
         _ => Err(CliError::Usage(
-            "give the query with --query FILE or -e SOURCE".into(),
+            "give the query with --query FILE or -e SOURCE (a stored query is invoked by name \
+             only on a served graph: --server URL --graph ID)"
+                .into(),
         )),
     }
 }
@@ -592,6 +594,43 @@ fn params_json(gq: &GqArgs) -> Result<serde_json::Value, CliError> {
         }
         (None, None) => Ok(serde_json::Value::Null),
     }
+}
+
+/// Invokes the server's stored query `name` (`POST
+/// /graphs/{id}/queries/{name}`) after checking in its catalog (`GET
+/// /graphs/{id}/queries`) that it exists and is a mutation exactly when
+/// `mutation` (the verb asserts the kind, as the reference's does).
+/// Errors: no name, an unknown name (with the close ones), the other kind,
+/// the server's refusal.
+fn invoke_stored<T: serde::de::DeserializeOwned>(
+    rt: &tokio::runtime::Runtime,
+    r: &Remote,
+    name: &Option<String>,
+    mutation: bool,
+    body: &crate::api::InvokeStoredQueryRequest,
+) -> Result<T, CliError> {
+    let Some(name) = name else {
+        return Err(CliError::Usage(
+            "name the stored query to run, or give a query with --query FILE or -e SOURCE".into(),
+        ));
+    };
+    let catalog: crate::api::QueriesCatalogOutput = rt.block_on(r.graph_get(&["queries"], &[]))?;
+    let Some(entry) = catalog.queries.iter().find(|q| &q.name == name) else {
+        let known = catalog.queries.iter().map(|q| q.name.as_str());
+        return Err(CliError::Input(format!(
+            "the server has no stored query `{name}`; {}",
+            crate::diag::did_you_mean(name, known.clone())
+                .unwrap_or_else(|| crate::diag::valid_list("stored queries", known))
+        )));
+    };
+    if entry.mutation != mutation {
+        return Err(CliError::Input(if mutation {
+            format!("`{name}` is a stored read query; run it with `omnigraph query`")
+        } else {
+            format!("`{name}` is a stored mutation; run it with `omnigraph mutate`")
+        }));
+    }
+    rt.block_on(r.graph_post(&["queries", name], body))
 }
 
 /// Compiles the source against the graph's catalog and picks the query:
@@ -631,20 +670,36 @@ fn pick(
 }
 
 pub fn mutate(a: MutateArgs) -> Result<ExitCode, CliError> {
-    let (file, src) = gq_source(&a.gq.query, &a.gq.source)?;
     let params = params_json(&a.gq)?;
     let rt = runtime()?;
     if let Some(r) = a.remote.remote()? {
         no_local_flags(&a.actor, &a.policy)?;
-        let out: crate::api::ChangeOutput = rt.block_on(r.graph_post(
-            &["mutate"],
-            &crate::api::ChangeRequest {
-                query: src,
-                name: a.name.clone(),
-                params: (!params.is_null()).then_some(params),
-                branch: Some(a.branch.clone()),
-            },
-        ))?;
+        let params = (!params.is_null()).then_some(params);
+        let out: crate::api::ChangeOutput = if a.gq.query.is_none() && a.gq.source.is_none() {
+            invoke_stored(
+                &rt,
+                &r,
+                &a.name,
+                true,
+                &crate::api::InvokeStoredQueryRequest {
+                    params,
+                    branch: Some(a.branch.clone()),
+                    snapshot: None,
+                    limits: None,
+                },
+            )?
+        } else {
+            let (_, src) = gq_source(&a.gq.query, &a.gq.source)?;
+            rt.block_on(r.graph_post(
+                &["mutate"],
+                &crate::api::ChangeRequest {
+                    query: src,
+                    name: a.name.clone(),
+                    params,
+                    branch: Some(a.branch.clone()),
+                },
+            ))?
+        };
         if a.json {
             json_out(&out);
         } else {
@@ -666,6 +721,7 @@ pub fn mutate(a: MutateArgs) -> Result<ExitCode, CliError> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let (file, src) = gq_source(&a.gq.query, &a.gq.source)?;
     let store = a.store.clone().ok_or_else(|| {
         CliError::Usage("which graph? pass --store URI (or --server URL --graph ID)".into())
     })?;
@@ -690,11 +746,27 @@ pub fn mutate(a: MutateArgs) -> Result<ExitCode, CliError> {
 }
 
 pub fn query(a: QueryRunArgs) -> Result<ExitCode, CliError> {
-    let (file, src) = gq_source(&a.gq.query, &a.gq.source)?;
     let params = params_json(&a.gq)?;
     let rt = runtime()?;
     let format = if a.json { Format::Json } else { a.format };
     if let Some(r) = a.remote.remote()? {
+        if a.gq.query.is_none() && a.gq.source.is_none() {
+            let out: crate::api::ReadOutput = invoke_stored(
+                &rt,
+                &r,
+                &a.name,
+                false,
+                &crate::api::InvokeStoredQueryRequest {
+                    params: (!params.is_null()).then_some(params),
+                    branch: a.at.branch.clone(),
+                    snapshot: a.at.commit.clone(),
+                    limits: None,
+                },
+            )?;
+            print_rows(format, &out);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let (_, src) = gq_source(&a.gq.query, &a.gq.source)?;
         let out: crate::api::ReadOutput = rt.block_on(r.graph_post(
             &["query"],
             &crate::api::QueryRequest {
@@ -709,6 +781,7 @@ pub fn query(a: QueryRunArgs) -> Result<ExitCode, CliError> {
         print_rows(format, &out);
         return Ok(ExitCode::SUCCESS);
     }
+    let (file, src) = gq_source(&a.gq.query, &a.gq.source)?;
     let store = a.store.clone().ok_or_else(|| {
         CliError::Usage("which graph? pass --store URI (or --server URL --graph ID)".into())
     })?;
@@ -985,8 +1058,42 @@ pub fn snapshot(a: SnapshotArgs) -> Result<ExitCode, CliError> {
 }
 
 pub fn export(a: ExportArgs) -> Result<ExitCode, CliError> {
-    let uri = a.target.resolve()?;
     let rt = runtime()?;
+    if let Some(r) = a.target.remote()? {
+        if a.at.commit.is_some() {
+            return Err(CliError::Usage(
+                "a served graph exports a branch (--branch); --snapshot ID exports a commit \
+                 only on a graph opened directly"
+                    .into(),
+            ));
+        }
+        let mut sink: Box<dyn Write> = match &a.out {
+            Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).map_err(
+                |source| CliError::Read {
+                    path: p.display().to_string(),
+                    source,
+                },
+            )?)),
+            None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        };
+        let n = rt.block_on(r.graph_post_stream(
+            &["export"],
+            &crate::api::ExportRequest {
+                branch: Some(a.at.branch.clone().unwrap_or_else(|| "main".into())),
+                type_names: a.types.clone(),
+            },
+            &mut *sink,
+        ))?;
+        sink.flush().map_err(|source| CliError::Read {
+            path: "the output".into(),
+            source,
+        })?;
+        if a.out.is_some() {
+            eprintln!("exported {n} bytes");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let uri = a.target.resolve()?;
     let g = rt.block_on(Graph::open(&uri)).map_err(engine)?;
     let types = (!a.types.is_empty()).then_some(a.types.as_slice());
     let pb = spinner("exporting");

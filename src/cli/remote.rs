@@ -255,6 +255,53 @@ impl Remote {
         .await
     }
 
+    /// `POST` of `body` as JSON to `rest` under the graph, the answer's
+    /// body streamed into `sink` as it arrives (an export's NDJSON).
+    /// Returns the bytes written. Errors: as [`Remote::send`]'s, and the
+    /// sink failing (I/O).
+    pub async fn graph_post_stream<B: Serialize>(
+        &self,
+        rest: &[&str],
+        body: &B,
+        sink: &mut dyn std::io::Write,
+    ) -> Result<u64, CliError> {
+        let u = self.graph_url(rest, &[])?;
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| CliError::Input(format!("cannot encode the request: {e}")))?;
+        let mut rb = self
+            .client
+            .post(u)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(bytes);
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        let unreachable = |e: reqwest::Error| CliError::Remote {
+            status: 0,
+            code: "unreachable".into(),
+            message: format!("{}: {e}", self.base),
+        };
+        let mut res = rb.send().await.map_err(unreachable)?;
+        let status = res.status().as_u16();
+        if !(200..300).contains(&status) {
+            let body = res.bytes().await.map_err(unreachable)?;
+            return decode::<serde_json::Value>(Answer {
+                status,
+                body: body.to_vec(),
+            })
+            .map(|_| 0);
+        }
+        let mut n = 0u64;
+        while let Some(chunk) = res.chunk().await.map_err(unreachable)? {
+            sink.write_all(&chunk).map_err(|source| CliError::Read {
+                path: "the output".into(),
+                source,
+            })?;
+            n += chunk.len() as u64;
+        }
+        Ok(n)
+    }
+
     /// `DELETE` of `rest` under the graph.
     pub async fn graph_delete<T: DeserializeOwned>(&self, rest: &[&str]) -> Result<T, CliError> {
         let u = self.graph_url(rest, &[])?;

@@ -61,8 +61,11 @@ fn remote_verbs_match_embedded_ones() {
     let policy = write(
         tmp.path(),
         "policy.yaml",
-        "version: 1\nrules:\n  - id: all\n    allow:\n      actors: \"*\"\n      actions: [read, change, branch_create, branch_delete, branch_merge]\n",
+        "version: 1\nrules:\n  - id: all\n    allow:\n      actors: \"*\"\n      actions: [read, change, export, invoke_query, branch_create, branch_delete, branch_merge]\n",
     );
+    let stored = tmp.path().join("stored");
+    std::fs::create_dir_all(&stored).expect("stored dir");
+    std::fs::write(stored.join("q.gq"), format!("{READ}\n{ADD}\n")).expect("stored queries");
     let server_policy = write(
         tmp.path(),
         "server-policy.yaml",
@@ -77,6 +80,8 @@ fn remote_verbs_match_embedded_ones() {
             &format!("g={policy}"),
             "--server-policy",
             &server_policy,
+            "--queries",
+            &format!("g={}", stored.display()),
         ],
         &[("OMNIGRAPH_SERVER_BEARER_TOKENS_JSON", "{\"ada\": \"tok\"}")],
     );
@@ -228,6 +233,53 @@ fn remote_verbs_match_embedded_ones() {
         None,
     ));
     assert_eq!(branches["branches"], serde_json::json!(["main"]));
+
+    // Stored queries by name (served only): the same rows as the same
+    // query sent ad hoc; the verb asserts the kind.
+    let by_name = ok(
+        &strs(&with(
+            &["query", "people", "--params", "{\"min\": 40}", "--json"],
+            &remote,
+        )),
+        tok,
+    );
+    let ad_hoc = ok(
+        &strs(&with(
+            &["query", "-e", READ, "--params", "{\"min\": 40}", "--json"],
+            &remote,
+        )),
+        tok,
+    );
+    assert_eq!(json(&by_name), json(&ad_hoc));
+    let added = json(&ok(
+        &strs(&with(
+            &[
+                "mutate",
+                "add",
+                "--params",
+                "{\"n\": \"Edsger\", \"a\": 72}",
+                "--json",
+            ],
+            &remote,
+        )),
+        tok,
+    ));
+    assert_eq!(added["affected_nodes"], 1, "{added}");
+    let (code, _, err) = run(&strs(&with(&["query", "add"], &remote)), tok);
+    assert_eq!(code, 1);
+    assert!(err.contains("is a stored mutation"), "{err}");
+    let (code, _, err) = run(&strs(&with(&["query", "peeple"], &remote)), tok);
+    assert_eq!(code, 1);
+    assert!(err.contains("people"), "did you mean: {err}");
+    let (code, _, err) = run(&["query", "people", "--store", &uri], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("--server"), "{err}");
+
+    // Export streams the same NDJSON as the embedded export.
+    let local = ok(&["export", &uri], None);
+    let far = ok(&strs(&with(&["export"], &remote)), tok);
+    assert_eq!(local, far);
+    assert_eq!(far.lines().count(), 4, "{far}");
 
     // The server's graphs.
     let graphs = json(&ok(&["graphs", "list", "--server", &url, "--json"], tok));
