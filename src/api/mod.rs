@@ -94,6 +94,29 @@ pub struct SchemaApplyOutput {
     pub actor_id: Option<String>,
 }
 
+impl SchemaApplyOutput {
+    /// The answer of `POST /graphs/{id}/schema/apply` (and `omnigraph
+    /// schema apply --json`) for the engine's report on graph `uri`,
+    /// applied by `actor`.
+    pub fn of(uri: &str, actor: &str, r: &crate::engine::schema_apply::ApplyReport) -> Self {
+        SchemaApplyOutput {
+            uri: uri.to_string(),
+            supported: r.supported,
+            applied: r.applied,
+            step_count: r.steps.len(),
+            graph_manifest_version: r.manifest_version,
+            steps: r
+                .steps
+                .iter()
+                .map(|s| serde_json::to_value(s).unwrap_or_default())
+                .collect(),
+            schema_id: r.schema_id.clone(),
+            graph_commit_id: r.commit.as_ref().map(|c| c.id.clone()),
+            actor_id: Some(actor.to_string()),
+        }
+    }
+}
+
 /// `POST /graphs/{id}/branches/merge`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct BranchMergeRequest {

@@ -324,6 +324,9 @@ pub enum BranchCommand {
         name: String,
         #[command(flatten)]
         target: Target,
+        /// Print what `DELETE /graphs/{id}/branches/{name}` answers.
+        #[arg(long)]
+        json: bool,
         /// The actor the write is made as.
         #[arg(long = "as", value_name = "ACTOR")]
         actor: Option<String>,
@@ -1207,11 +1210,21 @@ pub fn branch(c: BranchCommand) -> Result<ExitCode, CliError> {
             target,
             actor: who,
             policy,
+            json,
         } => {
-            let g = open_for_write(&rt, &target.resolve()?, &policy)?;
-            rt.block_on(g.delete_branch(&name, &actor(&who)))
-                .map_err(engine)?;
-            println!("deleted branch {name}");
+            let uri = target.resolve()?;
+            let g = open_for_write(&rt, &uri, &policy)?;
+            let who = actor(&who);
+            rt.block_on(g.delete_branch(&name, &who)).map_err(engine)?;
+            if json {
+                json_out(&crate::api::BranchDeleteOutput {
+                    uri,
+                    name,
+                    actor_id: Some(who),
+                });
+            } else {
+                println!("deleted branch {name}");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -1291,12 +1304,17 @@ fn branch_remote(
             name,
             actor: who,
             policy,
+            json,
             ..
         } => {
             no_local_flags(&who, &policy)?;
-            let _: crate::api::BranchDeleteOutput =
+            let out: crate::api::BranchDeleteOutput =
                 rt.block_on(r.graph_delete(&["branches", &name]))?;
-            println!("deleted branch {name}");
+            if json {
+                json_out(&out);
+            } else {
+                println!("deleted branch {name}");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -1494,7 +1512,7 @@ pub fn schema_plan(schema: &std::path::Path, uri: &str, json: bool) -> Result<Ex
 /// `omnigraph schema apply --schema NEW.pg URI`.
 pub fn schema_apply(
     schema: &std::path::Path,
-    uri: &str,
+    target: &Target,
     allow_data_loss: bool,
     json: bool,
     who: Option<String>,
@@ -1502,6 +1520,39 @@ pub fn schema_apply(
 ) -> Result<ExitCode, CliError> {
     let src = super::read(schema)?;
     let rt = runtime()?;
+    if let Some(r) = target.remote()? {
+        no_local_flags(&who, &policy)?;
+        let out: crate::api::SchemaApplyOutput = rt.block_on(r.graph_post(
+            &["schema", "apply"],
+            &crate::api::SchemaApplyRequest {
+                schema_source: src,
+                allow_data_loss,
+            },
+        ))?;
+        if json {
+            json_out(&out);
+        } else if !out.applied {
+            println!("no changes: the graph already has this schema");
+        } else {
+            for s in &out.steps {
+                println!(
+                    "applied {} {}: {}",
+                    s["entity"].as_str().unwrap_or_default(),
+                    s["type_name"].as_str().unwrap_or_default(),
+                    s["detail"].as_str().unwrap_or_default()
+                );
+            }
+            println!(
+                "schema {} in commit {} (manifest v{})",
+                out.schema_id.as_deref().unwrap_or_default(),
+                out.graph_commit_id.as_deref().unwrap_or("-"),
+                out.graph_manifest_version
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let uri = target.resolve()?;
+    let uri = uri.as_str();
     let g = open_for_write(&rt, uri, &policy)?;
     let file = schema.display().to_string();
     let r = match rt.block_on(g.apply_schema(&file, &src, allow_data_loss, &actor(&who))) {
@@ -1513,7 +1564,7 @@ pub fn schema_apply(
         Err(e) => return Err(engine(e)),
     };
     if json {
-        json_out(&r);
+        json_out(&crate::api::SchemaApplyOutput::of(uri, &actor(&who), &r));
     } else if !r.applied {
         println!("no changes: the graph already has this schema");
     } else {
@@ -1536,10 +1587,20 @@ pub fn schema_apply(
 }
 
 /// `omnigraph schema show URI`.
-pub fn schema_show(uri: &str) -> Result<ExitCode, CliError> {
+pub fn schema_show(target: &Target) -> Result<ExitCode, CliError> {
     let rt = runtime()?;
-    let g = rt.block_on(Graph::open(uri)).map_err(engine)?;
-    let source = g.schema_source();
+    let source = match target.remote()? {
+        Some(r) => {
+            let out: crate::api::SchemaOutput = rt.block_on(r.graph_get(&["schema"], &[]))?;
+            out.schema_source
+        }
+        None => {
+            let g = rt
+                .block_on(Graph::open(&target.resolve()?))
+                .map_err(engine)?;
+            g.schema_source()
+        }
+    };
     print!("{source}");
     if !source.ends_with('\n') {
         println!();

@@ -49,9 +49,7 @@ fn write_target(c: &Command) -> Option<(&'static str, String)> {
         Command::Branch(graph::BranchCommand::Create { target, .. }) => ("branch create", target),
         Command::Branch(graph::BranchCommand::Delete { target, .. }) => ("branch delete", target),
         Command::Branch(graph::BranchCommand::Merge { target, .. }) => ("branch merge", target),
-        Command::Schema(SchemaCommand::Apply { uri, .. }) => {
-            return Some(("schema apply", format!("{uri} (direct, {})", scope_of(uri))));
-        }
+        Command::Schema(SchemaCommand::Apply { target, .. }) => ("schema apply", target),
         Command::Repair(a) => ("repair", &a.target),
         _ => return None,
     };
@@ -264,8 +262,8 @@ pub enum SchemaCommand {
         /// The desired `.pg` file.
         #[arg(long)]
         schema: PathBuf,
-        /// The graph (a local path or file:// URI).
-        uri: String,
+        #[command(flatten)]
+        target: graph::Target,
         /// Apply steps that drop a type or property (older commits keep
         /// reading the dropped data).
         #[arg(long)]
@@ -283,8 +281,8 @@ pub enum SchemaCommand {
     /// Print a graph's current `.pg` source.
     #[command(alias = "get")]
     Show {
-        /// The graph (a local path or file:// URI).
-        uri: String,
+        #[command(flatten)]
+        target: graph::Target,
     },
 }
 
@@ -446,15 +444,15 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Schema(SchemaCommand::Plan { schema, uri, json }) => {
             graph::schema_plan(&schema, &uri, json)
         }
-        Command::Schema(SchemaCommand::Show { uri }) => graph::schema_show(&uri),
+        Command::Schema(SchemaCommand::Show { target }) => graph::schema_show(&target),
         Command::Schema(SchemaCommand::Apply {
             schema,
-            uri,
+            target,
             allow_data_loss,
             json,
             actor,
             policy,
-        }) => graph::schema_apply(&schema, &uri, allow_data_loss, json, actor, policy),
+        }) => graph::schema_apply(&schema, &target, allow_data_loss, json, actor, policy),
         Command::Cluster(ClusterCommand::Validate { config, json }) => {
             let r = crate::cluster::validate(&config).map_err(CliError::Input)?;
             if json {

@@ -720,21 +720,7 @@ async fn schema_apply(
         // Checked above; only a concurrent apply of another schema gets here.
         tracing::warn!(graph = %entry.spec.id, error = %e.message, "stored queries after schema apply");
     }
-    ok(&SchemaApplyOutput {
-        uri: entry.spec.uri.clone(),
-        supported: r.supported,
-        applied: r.applied,
-        step_count: r.steps.len(),
-        graph_manifest_version: r.manifest_version,
-        steps: r
-            .steps
-            .iter()
-            .map(|s| serde_json::to_value(s).unwrap_or_default())
-            .collect(),
-        schema_id: r.schema_id,
-        graph_commit_id: r.commit.map(|c| c.id),
-        actor_id: Some(actor),
-    })
+    ok(&SchemaApplyOutput::of(&entry.spec.uri, &actor, &r))
 }
 
 #[utoipa::path(get, path = "/graphs/{id}/branches", responses((status = 200, body = BranchListOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]

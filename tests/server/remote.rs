@@ -61,7 +61,7 @@ fn remote_verbs_match_embedded_ones() {
     let policy = write(
         tmp.path(),
         "policy.yaml",
-        "version: 1\nrules:\n  - id: all\n    allow:\n      actors: \"*\"\n      actions: [read, change, export, invoke_query, branch_create, branch_delete, branch_merge]\n",
+        "version: 1\nrules:\n  - id: all\n    allow:\n      actors: \"*\"\n      actions: [read, change, export, invoke_query, schema_apply, branch_create, branch_delete, branch_merge]\n",
     );
     let stored = tmp.path().join("stored");
     std::fs::create_dir_all(&stored).expect("stored dir");
@@ -280,6 +280,46 @@ fn remote_verbs_match_embedded_ones() {
     let far = ok(&strs(&with(&["export"], &remote)), tok);
     assert_eq!(local, far);
     assert_eq!(far.lines().count(), 4, "{far}");
+
+    // Schema: shown the same, applied through the server.
+    assert_eq!(
+        ok(&["schema", "show", &uri], None),
+        ok(&strs(&with(&["schema", "show"], &remote)), tok)
+    );
+    let wider = write(
+        tmp.path(),
+        "wider.pg",
+        &SCHEMA.replace("  age: I32?\n", "  age: I32?\n  email: String?\n"),
+    );
+    let (code, out, err) = run(
+        &strs(&with(
+            &["schema", "apply", "--schema", &wider, "--json"],
+            &remote,
+        )),
+        tok,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("(served, remote)"), "{err}");
+    let applied = json(&out);
+    assert_eq!(applied["applied"], true, "{applied}");
+    assert_eq!(applied["actor_id"], "ada");
+    assert!(ok(&["schema", "show", &uri], None).contains("email: String?"));
+
+    // Branch delete's answer, embedded and remote.
+    ok(&strs(&with(&["branch", "create", "tmp"], &remote)), tok);
+    let far = json(&ok(
+        &strs(&with(&["branch", "delete", "tmp", "--json"], &remote)),
+        tok,
+    ));
+    ok(&strs(&with(&["branch", "create", "tmp"], &remote)), tok);
+    let local = json(&ok(
+        &[
+            "branch", "delete", "tmp", "--json", "--as", "ada", "--store", &uri,
+        ],
+        None,
+    ));
+    assert_eq!(local, far);
+    assert_eq!(far["name"], "tmp");
 
     // The server's graphs.
     let graphs = json(&ok(&["graphs", "list", "--server", &url, "--json"], tok));
