@@ -378,18 +378,28 @@ pub(crate) fn lance_branch_for(name: &str) -> String {
     format!("{}-{}", name.replace('/', "-"), ulid::Ulid::new())
 }
 
-/// Resolves a graph URI (a local path or `file://…`) to a directory.
+/// Resolves a graph URI (a local path or `file://…`) to an absolute
+/// directory (`std::path::absolute`: a relative path is taken from the
+/// current directory, nothing else is resolved). Absolute because Lance
+/// records the parent's location in a branch's manifest: a graph made
+/// with `graph.omni` from one directory must open from any other (a
+/// server started elsewhere serving it). Errors: another scheme, a path
+/// the current directory cannot make absolute.
 pub fn local_root(uri: &str) -> Result<PathBuf, EngineError> {
-    if let Some(rest) = uri.strip_prefix("file://") {
-        return Ok(PathBuf::from(rest));
-    }
-    if uri.contains("://") {
-        return Err(EngineError::BadUri {
-            uri: uri.to_string(),
-            reason: "only local paths and file:// URIs are supported by this build".into(),
-        });
-    }
-    Ok(PathBuf::from(uri))
+    let path = match uri.strip_prefix("file://") {
+        Some(rest) => PathBuf::from(rest),
+        None if uri.contains("://") => {
+            return Err(EngineError::BadUri {
+                uri: uri.to_string(),
+                reason: "only local paths and file:// URIs are supported by this build".into(),
+            });
+        }
+        None => PathBuf::from(uri),
+    };
+    std::path::absolute(&path).map_err(|e| EngineError::BadUri {
+        uri: uri.to_string(),
+        reason: format!("cannot make the path absolute: {e}"),
+    })
 }
 
 /// An open graph. Cheap to share behind an `Arc`; every method reads the

@@ -504,3 +504,156 @@ fn named_servers_login_and_logout() {
     );
     assert_eq!(code, 2, "{err}");
 }
+
+/// The reference quickstart (`docs/user/quickstart.md`), its commands as
+/// written, on local files; then its branch flow again against a server
+/// serving that graph, with `--server URL --graph ID` where the
+/// quickstart addresses the storage.
+#[test]
+fn the_reference_quickstart_runs_as_written_locally_and_served() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let d = tmp.path();
+    write(
+        d,
+        "schema.pg",
+        "node Person {\n  name: String\n  title: String?\n}\n",
+    );
+    write(
+        d,
+        "people.jsonl",
+        "{\"type\":\"Person\",\"data\":{\"name\":\"Ada\",\"title\":\"Engineer\"}}\n{\"type\":\"Person\",\"data\":{\"name\":\"Grace\",\"title\":\"Admiral\"}}\n",
+    );
+    write(
+        d,
+        "new-hires.jsonl",
+        "{\"type\":\"Person\",\"data\":{\"name\":\"Linus\",\"title\":\"Engineer\"}}\n",
+    );
+    write(
+        d,
+        "more-hires.jsonl",
+        "{\"type\":\"Person\",\"data\":{\"name\":\"Barbara\",\"title\":\"Engineer\"}}\n",
+    );
+    write(
+        d,
+        "queries.gq",
+        "query find_people($title: String) {\n  match { $p: Person { title: $title } }\n  return { $p.name }\n}\n",
+    );
+    let in_dir = |args: &[&str]| -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_omnigraph"))
+            .args(args)
+            .current_dir(d)
+            .env("NO_COLOR", "1")
+            .env("OMNIGRAPH_HOME", d.join("no-home"))
+            .env("OMNIGRAPH_TOKEN", "tok")
+            .output()
+            .expect("run omnigraph");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let ok_in = |args: &[&str]| -> String {
+        let (code, out, err) = in_dir(args);
+        assert_eq!(code, 0, "omnigraph {args:?}: {err}");
+        out
+    };
+    let engineers = |out: &str| -> Vec<String> {
+        let mut v: Vec<String> = out.lines().skip(1).map(|l| l.trim().to_string()).collect();
+        v.sort();
+        v
+    };
+    let find = [
+        "query",
+        "find_people",
+        "--query",
+        "queries.gq",
+        "--params",
+        "{\"title\":\"Engineer\"}",
+        "--format",
+        "table",
+    ];
+    ok_in(&["init", "--schema", "schema.pg", "graph.omni"]);
+    ok_in(&[
+        "load",
+        "--data",
+        "people.jsonl",
+        "--mode",
+        "overwrite",
+        "graph.omni",
+    ]);
+    let q: Vec<&str> = find
+        .iter()
+        .copied()
+        .chain(["--store", "graph.omni"])
+        .collect();
+    assert_eq!(engineers(&ok_in(&q)), ["Ada"]);
+    ok_in(&[
+        "branch",
+        "create",
+        "review/new-hires",
+        "--store",
+        "graph.omni",
+    ]);
+    ok_in(&[
+        "load",
+        "--data",
+        "new-hires.jsonl",
+        "--mode",
+        "append",
+        "--branch",
+        "review/new-hires",
+        "graph.omni",
+    ]);
+    ok_in(&[
+        "branch",
+        "merge",
+        "review/new-hires",
+        "--into",
+        "main",
+        "--store",
+        "graph.omni",
+    ]);
+    assert_eq!(engineers(&ok_in(&q)), ["Ada", "Linus"]);
+
+    // The same branch flow against a server serving the graph.
+    let policy = write(
+        d,
+        "policy.yaml",
+        "version: 1\nrules:\n  - id: all\n    allow:\n      actors: \"*\"\n      actions: [read, change, branch_create, branch_delete, branch_merge]\n",
+    );
+    let root = d.join("graph.omni").display().to_string();
+    let server = Server::start(
+        d,
+        &[
+            "--graph",
+            &format!("qs={root}"),
+            "--policy",
+            &format!("qs={policy}"),
+        ],
+        &[("OMNIGRAPH_SERVER_BEARER_TOKEN", "tok")],
+    );
+    let url = format!("http://{}", server.addr);
+    let served = ["--server", url.as_str(), "--graph", "qs"];
+    let with = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .chain(served.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run_served = |args: &[&str]| ok_in(&strs(&with(args)));
+    run_served(&["branch", "create", "review/more-hires"]);
+    run_served(&[
+        "load",
+        "--data",
+        "more-hires.jsonl",
+        "--mode",
+        "append",
+        "--branch",
+        "review/more-hires",
+    ]);
+    run_served(&["branch", "merge", "review/more-hires", "--into", "main"]);
+    assert_eq!(engineers(&run_served(&find)), ["Ada", "Barbara", "Linus"]);
+    // What the server wrote, read from the storage.
+    assert_eq!(engineers(&ok_in(&q)), ["Ada", "Barbara", "Linus"]);
+}
