@@ -35,7 +35,7 @@ impl Target {
     /// Errors: none or both given, an `http(s)://` URI, or `--server` on
     /// a command that only works on storage.
     pub(crate) fn resolve(&self) -> Result<String, CliError> {
-        if self.remote.server.is_some() {
+        if self.remote.server.is_some() || self.remote.graph.is_some() {
             return Err(CliError::Usage(
                 "this command works on a graph's storage (a path, file:// URI or --store); \
                  --server addresses a served graph and does not apply"
@@ -59,12 +59,13 @@ impl Target {
     /// The server client when `--server` is given (remote mode). Errors:
     /// `--server` beside a URI or `--store`, a bad server URL.
     pub(crate) fn remote(&self) -> Result<Option<Remote>, CliError> {
-        if self.remote.server.is_some() && (self.uri.is_some() || self.store.is_some()) {
+        let local = self.uri.is_some() || self.store.is_some();
+        if self.remote.server.is_some() && local {
             return Err(CliError::Usage(
                 "give the graph once: --server URL --graph ID, or a URI / --store, not both".into(),
             ));
         }
-        self.remote.remote()
+        self.remote.remote_unless(local)
     }
 
     /// The write echo's target: `URI (direct, local|remote)` or `URL
@@ -192,13 +193,7 @@ pub struct MutateArgs {
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
     /// The graph (a local path or file:// URI); also `--uri`.
-    #[arg(
-        long,
-        alias = "uri",
-        value_name = "URI",
-        conflicts_with = "server",
-        required_unless_present = "server"
-    )]
+    #[arg(long, alias = "uri", value_name = "URI", conflicts_with = "server")]
     pub store: Option<String>,
     #[command(flatten)]
     pub remote: ServerArgs,
@@ -675,7 +670,7 @@ fn pick(
 pub fn mutate(a: MutateArgs) -> Result<ExitCode, CliError> {
     let params = params_json(&a.gq)?;
     let rt = runtime()?;
-    if let Some(r) = a.remote.remote()? {
+    if let Some(r) = a.remote.remote_unless(a.store.is_some())? {
         no_local_flags(&a.actor, &a.policy)?;
         let params = (!params.is_null()).then_some(params);
         let out: crate::api::ChangeOutput = if a.gq.query.is_none() && a.gq.source.is_none() {
@@ -752,7 +747,7 @@ pub fn query(a: QueryRunArgs) -> Result<ExitCode, CliError> {
     let params = params_json(&a.gq)?;
     let rt = runtime()?;
     let format = if a.json { Format::Json } else { a.format };
-    if let Some(r) = a.remote.remote()? {
+    if let Some(r) = a.remote.remote_unless(a.store.is_some())? {
         if a.gq.query.is_none() && a.gq.source.is_none() {
             let out: crate::api::ReadOutput = invoke_stored(
                 &rt,

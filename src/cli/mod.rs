@@ -117,10 +117,28 @@ pub enum Command {
     },
     /// Remove a server's stored token (idempotent).
     Logout { name: String },
+    /// The profiles of the operator's `config.yaml` (read-only).
+    #[command(subcommand)]
+    Profile(ProfileCommand),
     /// Print this build's release and the storage format it reads and
     /// writes (`internal-schema N`); also `omnigraph -v`.
     #[command(short_flag = 'v')]
     Version {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Every profile: its name and scope, one line each.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One profile (default: `$OMNIGRAPH_PROFILE`, else the `defaults`).
+    Show {
+        name: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -543,6 +561,46 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 eprintln!("removed the token for `{name}`");
             } else {
                 eprintln!("no token stored for `{name}`");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Profile(ProfileCommand::List { json }) => {
+            let cfg = operator::config()?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&cfg.profiles).unwrap_or_default()
+                );
+            } else {
+                for (n, p) in &cfg.profiles {
+                    println!("{n}  {}", p.describe());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Profile(ProfileCommand::Show { name, json }) => {
+            let cfg = operator::config()?;
+            let name = name.or_else(|| {
+                std::env::var("OMNIGRAPH_PROFILE")
+                    .ok()
+                    .filter(|p| !p.trim().is_empty())
+            });
+            let p = match &name {
+                Some(n) => cfg
+                    .profiles
+                    .get(n)
+                    .cloned()
+                    .ok_or_else(|| CliError::Input(format!("no profile `{n}`")))?,
+                None => cfg.defaults.clone(),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&p).unwrap_or_default());
+            } else {
+                println!(
+                    "{}: {}",
+                    name.as_deref().unwrap_or("defaults"),
+                    p.describe()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -38,6 +38,45 @@ pub fn home() -> PathBuf {
 pub struct OperatorConfig {
     #[serde(default)]
     pub servers: BTreeMap<String, ServerEntry>,
+    /// Named scope bundles (`--profile NAME`, `$OMNIGRAPH_PROFILE`).
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+    /// The scope used when a command names none.
+    #[serde(default)]
+    pub defaults: Profile,
+}
+
+/// A scope: exactly one of a server (by name or URL), a store or a
+/// cluster, and a default graph (reference "Scopes & profiles"). As
+/// `defaults`, also the read format default (`output`, not used by this
+/// build).
+#[derive(Debug, Default, Clone, serde::Serialize, Deserialize)]
+pub struct Profile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_graph: Option<String>,
+}
+
+impl Profile {
+    /// `server NAME|URL`, `store URI` or `cluster ROOT`, then the default
+    /// graph: one line for `profile list`.
+    pub fn describe(&self) -> String {
+        let scope = match (&self.server, &self.store, &self.cluster) {
+            (Some(s), _, _) => format!("server {s}"),
+            (None, Some(s), _) => format!("store {s}"),
+            (None, None, Some(c)) => format!("cluster {c}"),
+            _ => "no scope".to_string(),
+        };
+        match &self.default_graph {
+            Some(g) => format!("{scope}, graph {g}"),
+            None => scope,
+        }
+    }
 }
 
 /// One operator-defined server.

@@ -39,19 +39,71 @@ pub struct ServerArgs {
     #[arg(long, value_name = "NAME|URL")]
     pub server: Option<String>,
     /// The graph on that server (`omnigraph graphs list --server URL`
-    /// lists them).
-    #[arg(long, value_name = "ID", requires = "server")]
+    /// lists them); overrides a profile's `default_graph`.
+    #[arg(long, value_name = "ID")]
     pub graph: Option<String>,
+    /// A named scope from the operator's `config.yaml` (`profiles:`);
+    /// also `$OMNIGRAPH_PROFILE`. An explicit address (`--server`, a URI,
+    /// `--store`) wins over it.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
 }
 
 impl ServerArgs {
-    /// The client for `--server`, or `None` without it. Errors: a server
-    /// that is not an `http(s)://` URL.
-    pub fn remote(&self) -> Result<Option<Remote>, CliError> {
-        match &self.server {
-            Some(s) => Remote::new(s, self.graph.clone()).map(Some),
-            None => Ok(None),
+    /// The client for the served scope this command resolves to, or
+    /// `None` for a graph opened directly: `--server`; else the profile
+    /// (`--profile`, `$OMNIGRAPH_PROFILE`) when no local address is
+    /// given (`local`); else `defaults.server` when none is. Errors: an
+    /// unknown profile, a store- or cluster-bound one (not supported
+    /// here), `--graph` without a served scope, a bad server.
+    pub fn remote_unless(&self, local: bool) -> Result<Option<Remote>, CliError> {
+        if let Some(s) = &self.server {
+            return Remote::new(s, self.graph.clone()).map(Some);
         }
+        if !local {
+            let named = self.profile.clone().or_else(|| {
+                std::env::var("OMNIGRAPH_PROFILE")
+                    .ok()
+                    .filter(|p| !p.trim().is_empty())
+            });
+            let cfg = super::operator::config()?;
+            let scope = match &named {
+                Some(n) => Some(cfg.profiles.get(n).cloned().ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "no profile `{n}` in {} ({})",
+                        super::operator::home().join("config.yaml").display(),
+                        if cfg.profiles.is_empty() {
+                            "it names none".to_string()
+                        } else {
+                            format!(
+                                "known: {}",
+                                cfg.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                            )
+                        }
+                    ))
+                })?),
+                None => cfg.defaults.server.is_some().then(|| cfg.defaults.clone()),
+            };
+            if let Some(p) = scope {
+                if let Some(s) = &p.server {
+                    let graph = self.graph.clone().or(p.default_graph.clone());
+                    return Remote::new(s, graph).map(Some);
+                }
+                return Err(CliError::Usage(format!(
+                    "profile `{}` is {}: this build reaches only server-bound profiles; \
+                     pass the graph's URI or --store instead",
+                    named.unwrap_or_default(),
+                    p.describe()
+                )));
+            }
+        }
+        if self.graph.is_some() {
+            return Err(CliError::Usage(
+                "--graph selects a graph on a server: pass --server URL|NAME or --profile NAME"
+                    .into(),
+            ));
+        }
+        Ok(None)
     }
 }
 

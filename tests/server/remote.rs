@@ -657,3 +657,77 @@ fn the_reference_quickstart_runs_as_written_locally_and_served() {
     // What the server wrote, read from the storage.
     assert_eq!(engineers(&ok_in(&q)), ["Ada", "Barbara", "Linus"]);
 }
+
+/// Profiles and defaults of the operator's `config.yaml`: `--profile`,
+/// `$OMNIGRAPH_PROFILE` and `defaults` pick the served scope when no
+/// address is given, `--graph` overrides the profile's graph, an explicit
+/// address wins, and `profile list|show` print them.
+#[test]
+fn profiles_and_defaults_pick_the_served_scope() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let schema = write(tmp.path(), "s.pg", SCHEMA);
+    let uri = init_graph(tmp.path(), "g", std::path::Path::new(&schema));
+    let server = Server::start(
+        tmp.path(),
+        &["--graph", &format!("g={uri}")],
+        &[("OMNIGRAPH_SERVER_BEARER_TOKEN", "tok")],
+    );
+    let url = format!("http://{}", server.addr);
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    std::fs::write(
+        home.join("config.yaml"),
+        format!(
+            "servers:\n  local:\n    url: {url}\nprofiles:\n  dev: {{ server: local, default_graph: g }}\n  wrong: {{ server: local, default_graph: nope }}\n  disk: {{ store: {uri} }}\n"
+        ),
+    )
+    .expect("config");
+    let tok = [("OMNIGRAPH_TOKEN", "tok")];
+    let (code, out, err) = run_home(&["snapshot", "--profile", "dev", "--json"], &home, &tok, "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["graph_branch"], "main");
+    let env = [("OMNIGRAPH_TOKEN", "tok"), ("OMNIGRAPH_PROFILE", "dev")];
+    let (code, _, err) = run_home(&["commit", "list"], &home, &env, "");
+    assert_eq!(code, 0, "{err}");
+    // The profile's graph is wrong; --graph overrides it.
+    let (code, _, err) = run_home(&["snapshot", "--profile", "wrong"], &home, &tok, "");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not_found"), "{err}");
+    let (code, _, err) = run_home(
+        &["snapshot", "--profile", "wrong", "--graph", "g"],
+        &home,
+        &tok,
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    // An explicit address wins over the profile from the environment.
+    let (code, _, err) = run_home(&["snapshot", &uri], &home, &env, "");
+    assert_eq!(code, 0, "{err}");
+    // Unknown and store-bound profiles; --graph with no served scope.
+    let (code, _, err) = run_home(&["snapshot", "--profile", "nope"], &home, &tok, "");
+    assert_eq!(code, 2);
+    assert!(err.contains("known: dev, disk, wrong"), "{err}");
+    let (code, _, err) = run_home(&["snapshot", "--profile", "disk"], &home, &tok, "");
+    assert_eq!(code, 2);
+    assert!(err.contains("server-bound"), "{err}");
+    let (code, _, err) = run_home(&["snapshot", "--graph", "g", &uri], &home, &tok, "");
+    assert_eq!(code, 2, "{err}");
+    // Listing.
+    let (code, out, _) = run_home(&["profile", "list"], &home, &[], "");
+    assert_eq!(code, 0);
+    assert!(out.contains("dev  server local, graph g"), "{out}");
+    let (code, out, _) = run_home(&["profile", "show", "dev", "--json"], &home, &[], "");
+    assert_eq!(code, 0);
+    assert_eq!(json(&out)["default_graph"], "g");
+    // Defaults: no address at all reaches the default server's graph.
+    std::fs::write(
+        home.join("config.yaml"),
+        format!(
+            "servers:\n  local:\n    url: {url}\ndefaults:\n  server: local\n  default_graph: g\n"
+        ),
+    )
+    .expect("config");
+    let (code, out, err) = run_home(&["branch", "list", "--json"], &home, &tok, "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json(&out)["branches"], serde_json::json!(["main"]));
+}
