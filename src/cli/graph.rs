@@ -631,6 +631,82 @@ fn invoke_stored<T: serde::de::DeserializeOwned>(
     rt.block_on(r.graph_post(&["queries", name], body))
 }
 
+/// `omnigraph alias NAME ARGS…`: the alias's stored query on its server
+/// (module [`super::operator`]). Parameters: the alias's fixed `params`,
+/// then each positional argument under the alias's `args` name in order
+/// (read as JSON when it parses, else as a string), then `--params`.
+/// Errors: an unknown alias, more arguments than names, bad `--params`,
+/// the server's refusal.
+pub fn alias(
+    name: &str,
+    args: &[String],
+    params: Option<&str>,
+    format: Option<Format>,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    let cfg = super::operator::config()?;
+    let a = cfg.aliases.get(name).cloned().ok_or_else(|| {
+        let known = cfg.aliases.keys().map(String::as_str);
+        CliError::Usage(format!(
+            "no alias `{name}` in {}; {}",
+            super::operator::home().join("config.yaml").display(),
+            crate::diag::did_you_mean(name, known.clone())
+                .unwrap_or_else(|| crate::diag::valid_list("aliases", known))
+        ))
+    })?;
+    if args.len() > a.args.len() {
+        return Err(CliError::Usage(format!(
+            "alias `{name}` takes {} argument(s) ({}), got {}",
+            a.args.len(),
+            a.args.join(", "),
+            args.len()
+        )));
+    }
+    let mut p = a.params.clone();
+    for (k, v) in a.args.iter().zip(args) {
+        let value =
+            serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.clone()));
+        p.insert(k.clone(), value);
+    }
+    if let Some(text) = params {
+        let given: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+            .map_err(|e| CliError::Input(format!("--params is not a JSON object: {e}")))?;
+        p.extend(given);
+    }
+    let format = match (json, format, a.format.as_deref()) {
+        (true, _, _) => Format::Json,
+        (false, Some(f), _) => f,
+        (false, None, Some(f)) => <Format as clap::ValueEnum>::from_str(f, true)
+            .map_err(|_| CliError::Input(format!("alias `{name}`: unknown format `{f}`")))?,
+        (false, None, None) => Format::Table,
+    };
+    let r = Remote::new(&a.server, a.graph.clone())?;
+    let rt = runtime()?;
+    let body = crate::api::InvokeStoredQueryRequest {
+        params: Some(serde_json::Value::Object(p)),
+        branch: None,
+        snapshot: None,
+        limits: None,
+    };
+    let catalog: crate::api::QueriesCatalogOutput = rt.block_on(r.graph_get(&["queries"], &[]))?;
+    let mutation = catalog
+        .queries
+        .iter()
+        .find(|q| q.name == a.query)
+        .map(|q| q.mutation)
+        .unwrap_or(false);
+    if mutation {
+        let out: crate::api::ChangeOutput =
+            invoke_stored(&rt, &r, &Some(a.query.clone()), true, &body)?;
+        json_out(&out);
+    } else {
+        let out: crate::api::ReadOutput =
+            invoke_stored(&rt, &r, &Some(a.query.clone()), false, &body)?;
+        print_rows(format, &out);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Compiles the source against the graph's catalog and picks the query:
 /// `name`, or the only one. `Err(Ok(code))` when diagnostics were printed.
 fn pick(

@@ -117,6 +117,19 @@ pub enum Command {
     },
     /// Remove a server's stored token (idempotent).
     Logout { name: String },
+    /// Invoke an operator alias from `config.yaml`: its stored query on
+    /// its server, positional ARGS filling the alias's `args` in order
+    /// (`--params` wins over both).
+    Alias {
+        name: String,
+        args: Vec<String>,
+        #[arg(long)]
+        params: Option<String>,
+        #[arg(long, value_enum)]
+        format: Option<graph::Format>,
+        #[arg(long)]
+        json: bool,
+    },
     /// The profiles of the operator's `config.yaml` (read-only).
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -564,6 +577,13 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Alias {
+            name,
+            args,
+            params,
+            format,
+            json,
+        } => graph::alias(&name, &args, params.as_deref(), format, json),
         Command::Profile(ProfileCommand::List { json }) => {
             let cfg = operator::config()?;
             if json {

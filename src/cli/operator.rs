@@ -44,6 +44,28 @@ pub struct OperatorConfig {
     /// The scope used when a command names none.
     #[serde(default)]
     pub defaults: Profile,
+    /// Personal names for invoking a stored query on a named server
+    /// (`omnigraph alias NAME ARGS…`).
+    #[serde(default)]
+    pub aliases: BTreeMap<String, Alias>,
+}
+
+/// An operator alias: a binding, not content (reference "Operator
+/// aliases"): the server, the graph, the stored query's name, the
+/// parameter names positional arguments fill in order, fixed parameters,
+/// and the output format.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Alias {
+    pub server: String,
+    #[serde(default)]
+    pub graph: Option<String>,
+    pub query: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub format: Option<String>,
 }
 
 /// A scope: exactly one of a server (by name or URL), a store or a

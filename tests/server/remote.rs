@@ -667,9 +667,24 @@ fn profiles_and_defaults_pick_the_served_scope() {
     let tmp = tempfile::tempdir().expect("tmp");
     let schema = write(tmp.path(), "s.pg", SCHEMA);
     let uri = init_graph(tmp.path(), "g", std::path::Path::new(&schema));
+    let stored = tmp.path().join("stored");
+    std::fs::create_dir_all(&stored).expect("stored dir");
+    std::fs::write(stored.join("q.gq"), READ).expect("stored query");
+    let policy = write(
+        tmp.path(),
+        "policy.yaml",
+        "version: 1\nrules:\n  - id: all\n    allow:\n      actors: \"*\"\n      actions: [read, invoke_query]\n",
+    );
     let server = Server::start(
         tmp.path(),
-        &["--graph", &format!("g={uri}")],
+        &[
+            "--graph",
+            &format!("g={uri}"),
+            "--queries",
+            &format!("g={}", stored.display()),
+            "--policy",
+            &format!("g={policy}"),
+        ],
         &[("OMNIGRAPH_SERVER_BEARER_TOKEN", "tok")],
     );
     let url = format!("http://{}", server.addr);
@@ -720,6 +735,22 @@ fn profiles_and_defaults_pick_the_served_scope() {
     assert_eq!(code, 0);
     assert_eq!(json(&out)["default_graph"], "g");
     // Defaults: no address at all reaches the default server's graph.
+    // (Aliases: a stored query on a named server, positional args.)
+    std::fs::write(
+        home.join("config.yaml"),
+        format!(
+            "servers:\n  local:\n    url: {url}\naliases:\n  older:\n    server: local\n    graph: g\n    query: people\n    args: [min]\n    format: csv\n"
+        ),
+    )
+    .expect("config");
+    let (code, out, err) = run_home(&["alias", "older", "40"], &home, &tok, "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().next(), Some("name,age"), "{out}");
+    let (code, _, err) = run_home(&["alias", "older", "1", "2"], &home, &tok, "");
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run_home(&["alias", "oldr"], &home, &tok, "");
+    assert_eq!(code, 2);
+    assert!(err.contains("older"), "{err}");
     std::fs::write(
         home.join("config.yaml"),
         format!(
