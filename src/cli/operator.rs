@@ -152,18 +152,25 @@ pub fn resolve_server(name_or_url: &str) -> Result<(String, Option<String>), Cli
     match cfg.servers.get(name_or_url) {
         Some(s) => Ok((s.url.clone(), Some(name_or_url.to_string()))),
         None => Err(CliError::Usage(format!(
-            "--server `{name_or_url}` is neither an http(s):// URL nor a server in {} ({})",
-            home().join("config.yaml").display(),
-            if cfg.servers.is_empty() {
-                "it names none".to_string()
-            } else {
-                format!(
-                    "known: {}",
-                    cfg.servers.keys().cloned().collect::<Vec<_>>().join(", ")
-                )
-            }
+            "--server `{name_or_url}` is neither an http(s):// URL nor a server in {}",
+            known_in_config(cfg.servers.keys())
         ))),
     }
+}
+
+/// `…/config.yaml (known: a, b)`, or `(it names none)`: where a name was
+/// looked for and which ones exist, for a refusal of an unknown name.
+pub fn known_in_config<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    format!(
+        "{} ({})",
+        home().join("config.yaml").display(),
+        if names.is_empty() {
+            "it names none".to_string()
+        } else {
+            format!("known: {}", names.join(", "))
+        }
+    )
 }
 
 fn env_token(var: &str) -> Option<String> {

@@ -70,16 +70,8 @@ impl ServerArgs {
             let scope = match &named {
                 Some(n) => Some(cfg.profiles.get(n).cloned().ok_or_else(|| {
                     CliError::Usage(format!(
-                        "no profile `{n}` in {} ({})",
-                        super::operator::home().join("config.yaml").display(),
-                        if cfg.profiles.is_empty() {
-                            "it names none".to_string()
-                        } else {
-                            format!(
-                                "known: {}",
-                                cfg.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
-                            )
-                        }
+                        "no profile `{n}` in {}",
+                        super::operator::known_in_config(cfg.profiles.keys())
                     ))
                 })?),
                 None => cfg.defaults.server.is_some().then(|| cfg.defaults.clone()),

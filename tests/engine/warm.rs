@@ -253,11 +253,11 @@ async fn drain_upkeep(g: &Graph) -> Vec<String> {
 
 /// The `Item` table's index segments (name, uuid) and fragment count at
 /// its published version on main.
-async fn item_indexes(g: &Graph, root: &std::path::Path) -> (Vec<(String, String)>, usize) {
-    use lance::index::DatasetIndexExt;
+/// The `Item` table as `main` publishes it.
+async fn item_dataset(g: &Graph, root: &std::path::Path) -> lance::Dataset {
     use omnigraph::storage::table::{TableAt, open};
     let r = g.manifest().await.expect("m").branches["main"].tables["node:Item"].clone();
-    let ds = open(&TableAt {
+    open(&TableAt {
         uri: root
             .join("nodes")
             .join("Item.lance")
@@ -268,7 +268,12 @@ async fn item_indexes(g: &Graph, root: &std::path::Path) -> (Vec<(String, String
         version: r.version,
     })
     .await
-    .expect("open");
+    .expect("open")
+}
+
+async fn item_indexes(g: &Graph, root: &std::path::Path) -> (Vec<(String, String)>, usize) {
+    use lance::index::DatasetIndexExt;
+    let ds = item_dataset(g, root).await;
     let mut segments: Vec<(String, String)> = ds
         .load_indices()
         .await
@@ -368,19 +373,7 @@ fn tables_have_no_stable_row_ids_and_keyed_rewrites_stay_exact() {
             vec!["k01".to_string(), "k05".to_string()]
         );
         assert_eq!(keys(&g, "fz", json!({"q": "first"})).await.len(), 6);
-        let r = g.manifest().await.expect("m").branches["main"].tables["node:Item"].clone();
-        let ds = omnigraph::storage::table::open(&omnigraph::storage::table::TableAt {
-            uri: root
-                .join("nodes")
-                .join("Item.lance")
-                .to_str()
-                .expect("utf8")
-                .to_string(),
-            branch: r.lance_branch.clone(),
-            version: r.version,
-        })
-        .await
-        .expect("open");
+        let ds = item_dataset(&g, &root).await;
         assert!(
             !ds.manifest().uses_stable_row_ids(),
             "created with stable row ids: each keyed write would rebuild the row-id index"
