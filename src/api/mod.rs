@@ -534,6 +534,17 @@ pub struct GraphBatchLoadOutput {
     pub commit: Option<CommitOutput>,
 }
 
+/// The JSON-envelope load's result (`POST /graphs/{id}/load` and the
+/// deprecated `/ingest`): a [`GraphBatchLoadOutput`] plus `uri`, the graph's
+/// storage URI as the server opened it (the reference's `IngestOutput`,
+/// openapi.json; `load/ndjson` answers without it).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct IngestOutput {
+    pub uri: String,
+    #[serde(flatten)]
+    pub load: GraphBatchLoadOutput,
+}
+
 /// `POST /graphs/{id}/export`.
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

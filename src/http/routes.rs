@@ -25,6 +25,7 @@ use crate::query::CheckedQuery;
 const MAIN: &str = "main";
 
 /// Mounts every route.
+#[allow(deprecated)] // the deprecated aliases are still served
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/healthz", web::head().to(healthz))
@@ -636,6 +637,8 @@ fn deprecated(r: Res, successor: &str) -> HttpResponse {
 
 /// Deprecated alias of `/query` (legacy field names accepted, no
 /// `graph_commit_id` in the response).
+#[deprecated = "use POST /graphs/{id}/query"]
+#[utoipa::path(post, path = "/graphs/{id}/read", request_body = QueryRequest, responses((status = 200, description = "The rows `/query` answers, without `graph_commit_id`; the response carries `Deprecation: true` and `Link: <query>; rel=\"successor-version\"`", body = ReadOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
 async fn read_alias(
     req: HttpRequest,
     state: Data<AppState>,
@@ -646,6 +649,8 @@ async fn read_alias(
 }
 
 /// Deprecated alias of `/mutate`.
+#[deprecated = "use POST /graphs/{id}/mutate"]
+#[utoipa::path(post, path = "/graphs/{id}/change", request_body = ChangeRequest, responses((status = 200, description = "What `/mutate` answers; the response carries `Deprecation: true` and `Link: <mutate>; rel=\"successor-version\"`", body = ChangeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
 async fn change_alias(
     req: HttpRequest,
     state: Data<AppState>,
@@ -656,6 +661,8 @@ async fn change_alias(
 }
 
 /// Deprecated alias of `/load` (the JSON envelope).
+#[deprecated = "use POST /graphs/{id}/load"]
+#[utoipa::path(post, path = "/graphs/{id}/ingest", request_body = LoadRequest, responses((status = 200, description = "What `/load` answers; the response carries `Deprecation: true` and `Link: <load>; rel=\"successor-version\"`", body = IngestOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
 async fn ingest_alias(
     req: HttpRequest,
     state: Data<AppState>,
@@ -968,9 +975,9 @@ async fn run_load(
     authorize(entry, actor, Action::Change, on_branch(&branch))?;
     let bytes = declared_len(req).unwrap_or(0);
     let _permit = admit(state, actor, bytes).await?;
-    let data = match body {
-        LoadBody::Raw(p) => read_body(p, LOAD_BODY_LIMIT).await?,
-        LoadBody::Given(b) => b,
+    let (data, body_kind) = match body {
+        LoadBody::Raw(p) => (read_body(p, LOAD_BODY_LIMIT).await?, BodyKind::Ndjson),
+        LoadBody::Given(b) => (b, BodyKind::Envelope),
     };
     let engine_mode = LoadMode::from(mode);
     // Like a mutation, a load is prepared concurrently and committed in
@@ -997,19 +1004,26 @@ async fn run_load(
         w = w.bulk();
     }
     let r = send_write(entry, w).await?;
-    ok(&GraphBatchLoadOutput::of_write(
-        &branch,
-        creates,
-        params.from,
-        mode,
-        actor,
-        &r,
-    ))
+    let load = GraphBatchLoadOutput::of_write(&branch, creates, params.from, mode, actor, &r);
+    match body_kind {
+        BodyKind::Ndjson => ok(&load),
+        BodyKind::Envelope => ok(&IngestOutput {
+            uri: entry.spec.uri.clone(),
+            load,
+        }),
+    }
 }
 
 enum LoadBody {
     Raw(web::Payload),
     Given(Bytes),
+}
+
+/// Which load route answers: `load/ndjson` ([`GraphBatchLoadOutput`]) or
+/// the JSON envelope of `load`/`ingest` ([`IngestOutput`]).
+enum BodyKind {
+    Ndjson,
+    Envelope,
 }
 
 #[utoipa::path(post, path = "/graphs/{id}/load/ndjson", params(LoadParams), request_body(content = String, content_type = "application/x-ndjson"), responses((status = 200, body = GraphBatchLoadOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
@@ -1033,7 +1047,7 @@ async fn load_ndjson(
     .await
 }
 
-#[utoipa::path(post, path = "/graphs/{id}/load", request_body = LoadRequest, responses((status = 200, body = GraphBatchLoadOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+#[utoipa::path(post, path = "/graphs/{id}/load", request_body = LoadRequest, responses((status = 200, body = IngestOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
 async fn load_envelope(
     req: HttpRequest,
     state: Data<AppState>,
@@ -1342,13 +1356,15 @@ pub async fn observe(
 }
 
 /// The OpenAPI document, generated from the handlers and wire types.
+#[allow(deprecated)] // lists the deprecated aliases too
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "Omnigraph server", description = "Versioned, branchable property graphs over HTTP."),
     paths(
         healthz, list_graphs, admin_graphs, admin_quarantine, admin_restart, snapshot, query,
         schema, schema_apply, list_branches, merge_branches, list_commits, show_commit, export, mutate, load_ndjson,
-        load_envelope, create_branch, delete_branch, list_queries, invoke_query
+        load_envelope, create_branch, delete_branch, list_queries, invoke_query, read_alias,
+        change_alias, ingest_alias
     ),
     components(schemas(ErrorOutput, ErrorCode, ReadOutput, ChangeOutput)),
     modifiers(&BearerScheme)

@@ -3,6 +3,7 @@
 
 mod bench;
 mod cluster;
+mod contract;
 mod cookbook;
 mod crash_load;
 #[allow(dead_code)]
