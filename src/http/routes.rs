@@ -947,8 +947,15 @@ fn declared_len(req: &HttpRequest) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Both load routes: authorize (`change`, plus `branch_create` when `from`
-/// creates the branch), admit on the declared size, read the body, write.
+/// Both load routes: authorize `change` on the branch before any engine
+/// work, then `branch_create` when `from` creates it; admit, read the
+/// body, write.
+///
+/// Admission charges the bytes the load holds while in flight: the body
+/// already read (the JSON envelope), its `Content-Length`, or, for a body
+/// sent without one (chunked), this route's limit ([`LOAD_BODY_LIMIT`]),
+/// the most it can grow to; a budget smaller than that refuses such a
+/// body with 413 and says to send `Content-Length`.
 #[allow(clippy::too_many_arguments)]
 async fn run_load(
     req: &HttpRequest,
@@ -960,6 +967,7 @@ async fn run_load(
 ) -> Res {
     let branch = params.branch.unwrap_or_else(|| MAIN.to_string());
     let mode = params.mode.unwrap_or(LoadModeWire::Merge);
+    authorize(entry, actor, Action::Change, on_branch(&branch))?;
     let existing = read(entry, |g| async move { g.branches().await }.boxed()).await?;
     let creates = !existing.iter().any(|b| b.name == branch);
     if creates {
@@ -972,9 +980,21 @@ async fn run_load(
             }
         }
     }
-    authorize(entry, actor, Action::Change, on_branch(&branch))?;
-    let bytes = declared_len(req).unwrap_or(0);
-    let _permit = admit(state, actor, bytes).await?;
+    let (bytes, unsized_body) = match (&body, declared_len(req)) {
+        (LoadBody::Given(b), _) => (b.len() as u64, false),
+        (LoadBody::Raw(_), Some(n)) => (n, false),
+        (LoadBody::Raw(_), None) => (LOAD_BODY_LIMIT as u64, true),
+    };
+    let _permit = match admit(state, actor, bytes).await {
+        Err(mut e) if unsized_body && e.status == StatusCode::PAYLOAD_TOO_LARGE => {
+            e.message = format!(
+                "{}; a body sent without Content-Length (chunked) is charged this route's limit of {LOAD_BODY_LIMIT} bytes: send Content-Length",
+                e.message
+            );
+            return Err(e);
+        }
+        r => r?,
+    };
     let (data, body_kind) = match body {
         LoadBody::Raw(p) => (read_body(p, LOAD_BODY_LIMIT).await?, BodyKind::Ndjson),
         LoadBody::Given(b) => (b, BodyKind::Envelope),

@@ -231,6 +231,16 @@ fn every_shared_route_answers_in_the_documented_shape() {
         Some(line),
         404,
     );
+    // Authorization comes before the engine is asked whether the branch
+    // exists: a caller without `change` hears 403, not 404.
+    call(
+        "POST",
+        "/graphs/{graph_id}/load/ndjson",
+        "/graphs/g/load/ndjson?mode=merge&branch=missing",
+        Some("tok-b"),
+        Some(line),
+        403,
+    );
 
     call(
         "GET",
