@@ -22,8 +22,10 @@
 //!   commit turn: the actor runs one step at a time between turns
 //!   ([`Graph::upkeep_once`]), yielding to queued commits for at most
 //!   [`UPKEEP_MAX_YIELD`]; only the step's short commit takes a turn.
-//! - A task that panics is reported to the supervisor as a crash; the
-//!   supervisor restarts the actor with backoff.
+//! - A write or commit task that panics is reported to the supervisor as a
+//!   crash; the supervisor restarts the actor with backoff. A read that
+//!   panics fails only its own request (500, logged): it shares no state
+//!   with the graph's other work.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -351,14 +353,18 @@ impl<T: Send + 'static> Handler<Read<T>> for GraphActor {
 
     fn handle(&mut self, msg: Read<T>, _: &mut Context<Self>) -> Self::Result {
         let task = self.rt.spawn((msg.0)(self.graph.clone()));
-        let crash = self.crash_reporter();
+        let id = self.id.clone();
         Box::pin(async move {
             match task.await {
                 Ok(r) => r.map_err(ActorError::Engine),
                 Err(e) => {
+                    // A read holds nothing the graph's other work shares
+                    // (its own pinned snapshot, its own memory grant), so
+                    // its panic fails only this request: logged, answered
+                    // 500, not counted as a crash of the graph.
                     let why = join_error(e);
-                    crash(why.clone()).await;
-                    Err(ActorError::Crashed(why))
+                    tracing::error!(graph = %id, panic = %why, "a read panicked; answered 500, the graph keeps serving");
+                    Err(ActorError::ReadPanicked(why))
                 }
             }
         })

@@ -51,6 +51,11 @@ pub enum ActorError {
     Engine(#[from] crate::engine::EngineError),
     #[error("the graph's worker failed: {0}; the graph is being restarted")]
     Crashed(String),
+    /// A read panicked: that request fails (500), the graph keeps serving
+    /// and the panic is not counted as a crash (docs/server.md, the status
+    /// table).
+    #[error("the query failed inside the server ({0}); the graph keeps serving, report this")]
+    ReadPanicked(String),
     #[error("the graph is not serving (stopped or restarting); retry shortly")]
     Gone,
 }

@@ -541,6 +541,9 @@ impl Graph {
         limits: QueryLimits,
         cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
     ) -> Result<QueryResult, EngineError> {
+        // Tests make a read panic here (`FAILPOINTS=read.run=panic`) to
+        // check that the server answers 500 and keeps serving the graph.
+        fail::fail_point!("read.run");
         let started = std::time::Instant::now();
         let QueryKind::Read(plan) = &q.body else {
             return Err(EngineError::Param {

@@ -398,3 +398,47 @@ fn a_chunked_load_is_charged_against_the_byte_budget() {
         .expect(200);
     assert_eq!(r.json()["rows"][0]["n"], json!(2));
 }
+
+#[test]
+fn a_read_that_panics_fails_alone() {
+    // Four reads panic inside the engine (a failpoint in the query
+    // executor). Each answers 500 naming the failure; none counts as a
+    // crash of the graph (three would quarantine it), so the fifth read,
+    // writes and other callers are served as before.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let g = graph(tmp.path(), "g");
+    let gg = format!("g={g}");
+    let server = Server::start(
+        tmp.path(),
+        &["--graph", &gg, "--unauthenticated"],
+        &[("FAILPOINTS", "read.run=4*panic(boom)->off")],
+    );
+    let count = "query c() { match { $p: Person } return { count($p) as n } }";
+    server
+        .post(
+            "/graphs/g/load/ndjson?mode=merge",
+            None,
+            "{\"type\":\"Person\",\"data\":{\"name\":\"Ada\",\"age\":36}}\n",
+        )
+        .expect(200);
+    for _ in 0..4 {
+        let r = server.post("/graphs/g/query", None, &query(count));
+        assert_eq!(r.status, 500, "{}", r.body);
+        assert!(r.body.contains("keeps serving"), "{}", r.body);
+    }
+    let r = server
+        .post("/graphs/g/query", None, &query(count))
+        .expect(200);
+    assert_eq!(r.json()["rows"][0]["n"], json!(1));
+    server
+        .post(
+            "/graphs/g/load/ndjson?mode=merge",
+            None,
+            "{\"type\":\"Person\",\"data\":{\"name\":\"Grace\",\"age\":45}}\n",
+        )
+        .expect(200);
+    let r = server
+        .post("/graphs/g/query", None, &query(count))
+        .expect(200);
+    assert_eq!(r.json()["rows"][0]["n"], json!(2));
+}
