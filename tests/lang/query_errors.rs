@@ -33,6 +33,11 @@ const CASES: &[(&str, &str)] = &[
         "query q() { match { $p: Person } return { $p.name } limit «}",
     ),
     ("Q000", "query q() «match { $p: Person } return { $p.name }"),
+    // No `()` after the name: pointed at the `{`, naming the `(` wanted.
+    (
+        "Q000",
+        "query q «{ match { $p: Person } return { $p.name } }",
+    ),
     (
         "Q001",
         "query q() { match { $p: Person\n $p.age = «99999999999999999999 } return { $p.name } }",
@@ -317,6 +322,33 @@ fn every_query_case_reports_its_code_at_its_position() {
         failures.len(),
         failures.join("\n\n")
     );
+}
+
+#[test]
+fn a_syntax_error_names_the_token_wanted_where_the_parser_stopped() {
+    let cat = catalog(SCHEMA);
+    let cases = [
+        (
+            "query q { match { $p: Person } return { $p.slug } }",
+            "expected `(`, found `{`",
+        ),
+        (
+            "query q() { match { $p: Person } return { $p.slug }",
+            "found the end of the input",
+        ),
+    ];
+    for (src, want) in cases {
+        let compiled = compile_queries(&cat, src);
+        let msgs: Vec<&str> = compiled
+            .diagnostics
+            .iter()
+            .map(|d| d.message.as_str())
+            .collect();
+        assert!(
+            msgs.iter().any(|m| m.contains(want)),
+            "{src}: {msgs:?} should say {want:?}"
+        );
+    }
 }
 
 #[test]

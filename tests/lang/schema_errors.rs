@@ -6,7 +6,7 @@ use omnigraph::schema::compile_schema;
 use crate::support::{check_has, unmark};
 
 const CASES: &[(&str, &str)] = &[
-    ("S001", "node A {\n  x: String\n  «y String\n}"),
+    ("S001", "node A {\n  x: String\n  y «String\n}"),
     ("S001", "node A {\n  x: String\n«"),
     ("S001", "«nod A { x: String }"),
     ("S101", "node A { x: String }\nnode «A { y: String }"),

@@ -28,7 +28,61 @@ pub fn parse<'i>(rule: Rule, src: &'i str, code: &'static str) -> Result<Pair<'i
         Ok(mut pairs) => pairs
             .next()
             .ok_or_else(|| Diagnostic::error(code, 0..0, "empty parse")),
-        Err(e) => Err(diag::from_pest(code, e, |r| describe(*r).to_string())),
+        Err(e) => {
+            let d = diag::from_pest(code, e, |r| describe(*r).to_string());
+            Err(furthest(rule, src, code).unwrap_or(d))
+        }
+    }
+}
+
+/// The syntax error at the furthest point the parser reached, naming the
+/// literal tokens it expected there (`expected `(``): parses `src` again
+/// with pest's attempt tracking (`pest::set_error_detail`, costly, so only
+/// after a failure). pest's plain error stops at the last *rule* that
+/// failed, which for `query q { … }` (no `()`) is the start of the file;
+/// the attempts know the parser got to the `{` wanting `(`. `None` when
+/// the attempts name no token.
+fn furthest(rule: Rule, src: &str, code: &'static str) -> Option<Diagnostic> {
+    pest::set_error_detail(true);
+    let again = GraphParser::parse(rule, src);
+    pest::set_error_detail(false);
+    let attempts = again.err()?.parse_attempts()?;
+    let mut tokens: Vec<String> = attempts
+        .expected_tokens()
+        .iter()
+        .map(|t| t.to_string())
+        // Whitespace and comment openers fit almost anywhere: not advice.
+        .filter(|t| !t.trim().is_empty() && t != "//" && t != "/*")
+        .map(|t| format!("`{t}`"))
+        .collect();
+    tokens.sort();
+    tokens.dedup();
+    if tokens.is_empty() {
+        return None;
+    }
+    let at = attempts.max_position.min(src.len());
+    let rest = &src[at..];
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    let found = match rest.chars().next() {
+        None => ", found the end of the input".to_string(),
+        Some(_) if !word.is_empty() => format!(", found `{word}`"),
+        Some(c) => format!(", found `{c}`"),
+    };
+    Some(Diagnostic::error(
+        code,
+        at..at,
+        format!("syntax error: expected {}{found}", join_or(&tokens)),
+    ))
+}
+
+fn join_or(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {}", init.join(", "), last),
     }
 }
 
