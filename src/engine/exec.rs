@@ -5,7 +5,8 @@
 //! decoded rows (only when a query scans the whole table), and for edge
 //! tables a compact CSR/CSC adjacency ([`Csr`]) built on the first
 //! traversal. A new table version is a new cache entry, so cached state is
-//! never stale and never rebuilt per query.
+//! never stale and never rebuilt per query; the cache is bounded by entries
+//! and bytes, least recently used first ([`super::table_cache`]).
 //!
 //! Access paths: a binding whose property match names `id` or a BTREE-indexed
 //! property is answered by an `IN (…)` predicate that Lance serves from the
@@ -21,7 +22,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use lance::Dataset;
 use serde::Serialize;
@@ -120,10 +121,20 @@ pub struct TableState {
     ds: OnceCell<Arc<Dataset>>,
     full: OnceCell<Arc<Decoded>>,
     csr: OnceCell<Arc<Csr>>,
+    /// An estimate of what `full` and `csr` hold, for the cache's bound.
+    bytes: std::sync::atomic::AtomicU64,
 }
 
-/// Table states keyed by (table, Lance branch, version).
-pub type TableCache = Arc<Mutex<HashMap<(String, Option<String>, u64), Arc<TableState>>>>;
+impl super::table_cache::Weighed for TableState {
+    fn bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Table states keyed by (table, Lance branch, version), least recently
+/// used dropped first past [`super::table_cache::MAX_ENTRIES`] entries or
+/// [`super::table_cache::MAX_BYTES`] of decoded rows and adjacency.
+pub type TableCache = super::table_cache::Bounded<(String, Option<String>, u64), TableState>;
 
 /// More ids than this are resolved by decoding the whole table instead of an
 /// indexed `IN (…)` lookup.
@@ -151,6 +162,12 @@ impl TableState {
                 let mut d = Decoded::default();
                 if let Some(ds) = self.dataset().await? {
                     for b in table::scan_all(&ds, None).await? {
+                        // Decoded rows (strings, cells, the id map) take
+                        // about three times their Arrow form.
+                        self.bytes.fetch_add(
+                            3 * b.get_array_memory_size() as u64,
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
                         for r in rows_of(&b, &self.props, self.edge) {
                             let r = Arc::new(r);
                             d.by_id.insert(r.id.clone(), r.clone());
@@ -250,6 +267,11 @@ impl TableState {
                         }
                     }
                 }
+                // Four u32 arrays, the ids and the map from id to index.
+                let id_bytes: usize = ids.iter().map(|i| 2 * i.len() + 80).sum();
+                let est = 16 * (pairs.len() + ids.len()) + id_bytes;
+                self.bytes
+                    .fetch_add(est as u64, std::sync::atomic::Ordering::Relaxed);
                 Ok::<_, EngineError>(Arc::new(Csr::build(&pairs, ids, dense)))
             })
             .await?;
@@ -483,15 +505,26 @@ impl Graph {
             ds: OnceCell::new(),
             full: OnceCell::new(),
             csr: OnceCell::new(),
+            bytes: Default::default(),
         };
         let Some(r) = r else {
             return Arc::new(fresh());
         };
         let ck = (key.to_string(), r.lance_branch.clone(), r.version);
-        match self.cache.lock() {
-            Ok(mut c) => c.entry(ck).or_insert_with(|| Arc::new(fresh())).clone(),
-            Err(_) => Arc::new(fresh()),
-        }
+        self.cache.get_or_insert_with(ck, fresh)
+    }
+
+    /// This handle with its own read cache bounded to `max_entries` table
+    /// versions and `max_bytes` of decoded rows and adjacency (defaults:
+    /// [`super::table_cache::MAX_ENTRIES`], [`super::table_cache::MAX_BYTES`]).
+    pub fn with_read_cache(mut self, max_entries: usize, max_bytes: u64) -> Graph {
+        self.cache = TableCache::new(max_entries, max_bytes);
+        self
+    }
+
+    /// What the read cache holds now: (table versions, estimated bytes).
+    pub fn read_cache_usage(&self) -> (usize, u64) {
+        self.cache.usage()
     }
 
     /// Runs a checked read query at `at` under this handle's budgets

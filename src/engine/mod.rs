@@ -25,6 +25,7 @@ pub mod merge;
 pub mod mutate;
 pub mod recovery;
 pub mod schema_apply;
+pub mod table_cache;
 pub mod upkeep;
 pub use omnigraph_data::values;
 

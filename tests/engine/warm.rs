@@ -15,6 +15,7 @@ query add($k: String) { insert Item { key: $k } }
 query doc($k: String, $b: String) { insert Item { key: $k, body: $b } }
 query item($k: String) { match { $a: Item { key: $k } } return { $a.key } }
 query fz($q: String) { match { $a: Item  fuzzy($a.body, $q) } return { $a.key } }
+query all() { match { $a: Item } return { $a.key } }
 ";
 
 async fn mutate(g: &Graph, name: &str, params: serde_json::Value) {
@@ -505,6 +506,47 @@ fn index_folds_are_tiered_and_lookups_stay_exact() {
                 .await
                 .expect("search");
             assert_eq!(found.len(), 1, "w{k}: {found:?}");
+        }
+    });
+}
+
+#[test]
+fn the_read_cache_stays_bounded_under_steady_writes() {
+    // Each write makes a new table version and each read at the head
+    // caches that version's state: without a bound the cache kept every
+    // version it ever read. Bounded to 6 versions, 30 write+read rounds
+    // keep at most 6, and every read still sees its own write.
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = tmp.path().join("g").to_str().expect("utf8").to_string();
+    rt.block_on(async {
+        let g = Graph::init(&uri, "s.pg", SCHEMA)
+            .await
+            .expect("init")
+            .with_read_cache(6, 1 << 30);
+        for i in 0..30 {
+            let k = format!("k{i:02}");
+            mutate(&g, "doc", json!({"k": k, "b": format!("body {i}")})).await;
+            assert_eq!(keys(&g, "item", json!({"k": k})).await, vec![k.clone()]);
+            let (entries, _) = g.read_cache_usage();
+            assert!(
+                entries <= 6,
+                "{entries} cached table versions after {i} rounds"
+            );
+        }
+        assert_eq!(keys(&g, "fz", json!({"q": "body"})).await.len(), 30);
+        // A byte bound: `all` decodes the whole table into the cache
+        // entry of its version; with a 1-byte bound the next version's
+        // entry pushes the decoded one out (an entry bound alone would
+        // keep all three).
+        let g = g.with_read_cache(64, 1);
+        for i in 30..33 {
+            let k = format!("k{i:02}");
+            mutate(&g, "doc", json!({"k": k, "b": format!("body {i}")})).await;
+            assert_eq!(keys(&g, "all", json!({})).await.len(), i + 1);
+            let (entries, bytes) = g.read_cache_usage();
+            assert!(bytes > 0, "the decoded table is counted");
+            assert_eq!(entries, 1, "{entries} entries, {bytes} bytes");
         }
     });
 }
