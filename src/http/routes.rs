@@ -885,6 +885,9 @@ impl std::io::Write for ChunkWriter {
 
 // ---- writes -------------------------------------------------------------
 
+/// Admits and runs a compiled mutation on `branch`; the caller has already
+/// authorized `change` there (`/mutate` before compiling the source, a
+/// stored mutation after `invoke_query`).
 async fn run_mutation(
     state: &AppState,
     entry: &GraphEntry,
@@ -894,7 +897,6 @@ async fn run_mutation(
     branch: String,
     bytes: u64,
 ) -> Res {
-    authorize(entry, actor, Action::Change, on_branch(&branch))?;
     let _permit = admit(state, actor, bytes).await?;
     // A mutation is prepared concurrently with other writes and committed
     // in the GraphActor's commit queue: it holds no (table, branch) key.
@@ -919,6 +921,10 @@ async fn mutate(
     let entry = graph(&state, &id)?;
     let raw = read_body(body, BODY_LIMIT).await?;
     let body: ChangeRequest = parse_json(&raw, None)?;
+    let branch = body.branch.unwrap_or_else(|| MAIN.to_string());
+    // Before the query is compiled: a caller who may not change the
+    // branch spends nothing of the server's on its source.
+    authorize(&entry, &actor, Action::Change, on_branch(&branch))?;
     let g = open_graph(&entry).await?;
     let q = compile(&g.catalog(), &body.query, body.name.as_deref())?;
     if !q.is_mutation() {
@@ -927,7 +933,6 @@ async fn mutate(
             q.name, entry.spec.id
         )));
     }
-    let branch = body.branch.unwrap_or_else(|| MAIN.to_string());
     run_mutation(
         &state,
         &entry,
@@ -1291,6 +1296,7 @@ async fn invoke_query(
             )));
         }
         let branch = body.branch.unwrap_or_else(|| MAIN.to_string());
+        authorize(&entry, &actor, Action::Change, on_branch(&branch))?;
         run_mutation(&state, &entry, &actor, q, params, branch, raw.len() as u64).await
     } else {
         run_read(

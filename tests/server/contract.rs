@@ -338,6 +338,25 @@ fn every_shared_route_answers_in_the_documented_shape() {
         Some(&missing),
         400,
     );
+    // Authorization comes before the source is compiled: a caller without
+    // `change` hears 403 even for a query that would not compile.
+    let broken = json!({"query_source": "query m( { insert"}).to_string();
+    call(
+        "POST",
+        "/graphs/{graph_id}/mutate",
+        "/graphs/g/mutate",
+        Some("tok-b"),
+        Some(&broken),
+        403,
+    );
+    call(
+        "POST",
+        "/graphs/{graph_id}/mutate",
+        "/graphs/g/mutate",
+        tok,
+        Some(&broken),
+        400,
+    );
 
     call(
         "GET",
