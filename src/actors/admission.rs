@@ -102,8 +102,10 @@ pub struct AdmissionActor {
 
 impl AdmissionActor {
     pub fn new(config: AdmissionConfig, metrics: Arc<Metrics>) -> AdmissionActor {
+        let admission = Admission::new(config.limits);
+        metrics.watch_admission(admission.clone());
         AdmissionActor {
-            admission: Admission::new(config.limits),
+            admission,
             rate: config
                 .rate
                 .map(|(r, b)| RateLimiter::keyed(Quota::per_second(r).allow_burst(b))),

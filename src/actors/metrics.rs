@@ -27,12 +27,41 @@ struct Inner {
     queue_depth: BTreeMap<String, i64>,
     /// (graph, outcome) → read queries ended so.
     queries: BTreeMap<(String, &'static str), u64>,
+    /// graph → read queries running now.
+    running: BTreeMap<String, i64>,
 }
 
 /// The server's metrics; shared by every actor and handler.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    /// The admission accounting, read for the in-flight gauges
+    /// ([`Metrics::watch_admission`]).
+    admission: std::sync::OnceLock<omnigraph_sync::admission::Admission>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// A read query counted in `omnigraph_queries_running` until dropped
+/// ([`Metrics::query_running`]).
+pub struct RunningQuery {
+    metrics: std::sync::Arc<Metrics>,
+    graph: String,
+}
+
+impl Drop for RunningQuery {
+    fn drop(&mut self) {
+        let g = std::mem::take(&mut self.graph);
+        self.metrics.with(|i| {
+            if let Some(n) = i.running.get_mut(&g) {
+                *n -= 1;
+            }
+        });
+    }
 }
 
 impl Metrics {
@@ -79,6 +108,22 @@ impl Metrics {
     /// query ran, so a query whose client went away is counted too.
     pub fn query_outcome(&self, graph: &str, outcome: &'static str) {
         self.with(|i| *i.queries.entry((graph.to_string(), outcome)).or_default() += 1);
+    }
+
+    /// Counts one read query of `graph` as running until the returned
+    /// guard drops (when the query ends, however it ends).
+    pub fn query_running(self: &std::sync::Arc<Self>, graph: &str) -> RunningQuery {
+        self.with(|i| *i.running.entry(graph.to_string()).or_default() += 1);
+        RunningQuery {
+            metrics: self.clone(),
+            graph: graph.to_string(),
+        }
+    }
+
+    /// Reports `admission`'s requests and bytes in flight as
+    /// `omnigraph_admission_inflight` (the first call wins).
+    pub fn watch_admission(&self, admission: omnigraph_sync::admission::Admission) {
+        let _ = self.admission.set(admission);
     }
 
     /// Total admission rejections so far.
@@ -133,6 +178,17 @@ impl Metrics {
                     esc(g)
                 );
             }
+            out.push_str("# HELP omnigraph_queries_running Read queries running now, by graph.\n# TYPE omnigraph_queries_running gauge\n");
+            for (g, n) in &i.running {
+                let _ = writeln!(out, "omnigraph_queries_running{{graph=\"{}\"}} {n}", esc(g));
+            }
+            if let Some(a) = self.admission.get() {
+                let (requests, bytes) = a.totals();
+                let _ = writeln!(
+                    out,
+                    "# HELP omnigraph_admission_inflight Admitted requests not yet finished, and the bytes charged for them, over every actor.\n# TYPE omnigraph_admission_inflight gauge\nomnigraph_admission_inflight{{kind=\"requests\"}} {requests}\nomnigraph_admission_inflight{{kind=\"bytes\"}} {bytes}"
+                );
+            }
             let pool = crate::engine::budget::pool();
             let _ = writeln!(
                 out,
@@ -161,7 +217,34 @@ mod tests {
         m.rejection("inflight");
         m.write_latency("g", 0.02);
         m.queue("g", 1);
+        let m = std::sync::Arc::new(m);
+        let running = m.query_running("g");
+        let adm = omnigraph_sync::admission::Admission::new(Default::default());
+        m.watch_admission(adm.clone());
+        let permit = adm.try_admit("alice", 7).expect("admitted");
         let t = m.render();
+        assert!(
+            t.contains("omnigraph_queries_running{graph=\"g\"} 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("omnigraph_admission_inflight{kind=\"requests\"} 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("omnigraph_admission_inflight{kind=\"bytes\"} 7"),
+            "{t}"
+        );
+        drop((running, permit));
+        let after = m.render();
+        assert!(
+            after.contains("omnigraph_queries_running{graph=\"g\"} 0"),
+            "{after}"
+        );
+        assert!(
+            after.contains("omnigraph_admission_inflight{kind=\"requests\"} 0"),
+            "{after}"
+        );
         assert!(
             t.contains(
                 "omnigraph_http_requests_total{route=\"/graphs/{id}/query\",status=\"200\"} 2"

@@ -524,7 +524,9 @@ async fn run_read(
     let (metrics, gid) = (state.metrics.clone(), entry.spec.id.clone());
     let r = read(entry, move |g| {
         async move {
+            let running = metrics.query_running(&gid);
             let r = g.query_with(&q, &params, &at, control).await;
+            drop(running);
             metrics.query_outcome(&gid, query_outcome(&r));
             r
         }

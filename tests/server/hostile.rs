@@ -45,11 +45,7 @@ fn query(q: &str) -> String {
 
 /// A line of `/metrics`' text that starts with `prefix`, its value.
 fn metric(server: &Server, prefix: &str) -> Option<f64> {
-    let body = server.get("/metrics", None).expect(200).body;
-    body.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    server.metric(None, prefix)
 }
 
 /// The server process's peak resident memory (`VmHWM`), bytes.
@@ -245,7 +241,8 @@ fn a_client_that_disconnects_cancels_its_query() {
         slow.len()
     )
     .expect("send");
-    std::thread::sleep(Duration::from_millis(500));
+    // Running (the server says so), then the client goes away.
+    server.await_metric(None, "omnigraph_queries_running{graph=\"g\"}", 1.0);
     let started = Instant::now();
     drop(s);
     let cancelled = "omnigraph_queries_total{graph=\"g\",outcome=\"cancelled\"}";

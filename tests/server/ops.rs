@@ -34,70 +34,80 @@ fn mutation(i: usize) -> String {
     .to_string()
 }
 
+/// With one request in flight per caller, heavy's second load is refused
+/// with 429 while its first is in flight, and light is served meanwhile.
+/// Deterministic: heavy's first load is held in flight by sending only
+/// half its body, and the second is sent once the server's in-flight
+/// gauge shows the first admitted.
 #[test]
 fn one_callers_flood_gets_429_while_another_is_served() {
+    use std::io::{Read, Write};
     let tmp = tempfile::tempdir().expect("tmp");
     let uri = people_graph(tmp.path(), "g");
     let (gp, sp) = policies(tmp.path());
     let (g, p) = (format!("g={uri}"), format!("g={gp}"));
-    let server = Arc::new(Server::start(
+    let server = Server::start(
         tmp.path(),
         &["--graph", &g, "--policy", &p, "--server-policy", &sp],
         &[
             ("OMNIGRAPH_SERVER_BEARER_TOKENS_JSON", TOKENS),
             ("OMNIGRAPH_PER_ACTOR_INFLIGHT_MAX", "1"),
         ],
-    ));
-    // Heavy: 6 concurrent loads of 20,000 rows each; with a cap of 1 in
-    // flight, those that overlap one in flight are refused.
-    let batch = Arc::new(people(0, 20_000));
-    let heavy: Vec<_> = (0..6)
-        .map(|_| {
-            let (s, b) = (server.clone(), batch.clone());
-            std::thread::spawn(move || {
-                s.post("/graphs/g/load/ndjson?mode=merge", Some("tok-heavy"), &b)
-            })
-        })
-        .collect();
-    // Light: one request at a time, all served.
+    );
+    let batch = people(0, 2_000);
+    let (first, rest) = batch.as_bytes().split_at(batch.len() / 2);
+    let mut held = std::net::TcpStream::connect(&server.addr).expect("connect");
+    write!(
+        held,
+        "POST /graphs/g/load/ndjson?mode=merge HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok-heavy\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        batch.len()
+    )
+    .expect("head");
+    held.write_all(first).expect("first half");
+    let inflight = "omnigraph_admission_inflight{kind=\"requests\"}";
+    server.await_metric(Some("tok-admin"), inflight, 1.0);
+    // Heavy's second load: refused while the first is in flight.
+    let refused = server.post(
+        "/graphs/g/load/ndjson?mode=merge",
+        Some("tok-heavy"),
+        &people(5_000, 10),
+    );
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    let after: u64 = refused
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
+    assert!(after >= 1);
+    assert_eq!(refused.json()["code"], "too_many_requests");
+    // Light: one request at a time, all served meanwhile.
     for i in 0..5 {
         server
             .post("/graphs/g/mutate", Some("tok-light"), &mutation(i))
             .expect(200);
     }
-    let responses: Vec<_> = heavy
-        .into_iter()
-        .map(|h| h.join().expect("thread"))
-        .collect();
-    let refused: Vec<_> = responses.iter().filter(|r| r.status == 429).collect();
-    let ok = responses.iter().filter(|r| r.status == 200).count();
-    assert!(
-        !refused.is_empty(),
-        "no 429 among {:?}",
-        responses.iter().map(|r| r.status).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        ok + refused.len(),
-        responses.len(),
-        "only 200 and 429 expected"
-    );
-    assert!(ok >= 1);
-    for r in refused {
-        let after: u64 = r
-            .header("retry-after")
-            .expect("Retry-After")
-            .parse()
-            .expect("seconds");
-        assert!(after >= 1);
-        assert_eq!(r.json()["code"], "too_many_requests");
-    }
+    // The held load completes once its body does; its slot comes back.
+    held.write_all(rest).expect("second half");
+    let mut raw = String::new();
+    held.read_to_string(&mut raw).expect("answer");
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    server.await_metric(Some("tok-admin"), inflight, 0.0);
+    server
+        .post(
+            "/graphs/g/load/ndjson?mode=merge",
+            Some("tok-heavy"),
+            &people(5_000, 10),
+        )
+        .expect(200);
     // The metrics name graphs: a token the server policy lets list them.
     server.get("/metrics", None).expect(401);
     server.get("/metrics", Some("tok-light")).expect(403);
-    let metrics = server.get("/metrics", Some("tok-admin")).expect(200).body;
-    assert!(
-        metrics.contains("omnigraph_admission_rejections_total{reason=\"inflight\"}"),
-        "{metrics}"
+    assert_eq!(
+        server.metric(
+            Some("tok-admin"),
+            "omnigraph_admission_rejections_total{reason=\"inflight\"}"
+        ),
+        Some(1.0)
     );
 }
 

@@ -121,6 +121,34 @@ impl Server {
     pub fn delete(&self, path: &str, token: Option<&str>) -> Response {
         request(&self.addr, "DELETE", path, token, None)
     }
+
+    /// The value of the first `/metrics` line that starts with `prefix`
+    /// (`token` must be allowed to read the metrics).
+    pub fn metric(&self, token: Option<&str>, prefix: &str) -> Option<f64> {
+        let body = self.get("/metrics", token).expect(200).body;
+        body.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Waits until the metric `prefix` reads `want` (the server's own
+    /// account of an event, instead of a sleep that hopes it happened),
+    /// polling every 20 ms; panics after 60 s naming what it waited for.
+    pub fn await_metric(&self, token: Option<&str>, prefix: &str, want: f64) {
+        let start = std::time::Instant::now();
+        loop {
+            let now = self.metric(token, prefix);
+            if now == Some(want) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "`{prefix}` still reads {now:?} after 60 s, not {want}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Server {

@@ -129,6 +129,14 @@ impl Admission {
     pub fn active_actors(&self) -> usize {
         self.usage.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
+
+    /// Requests in flight and bytes charged, summed over every actor.
+    pub fn totals(&self) -> (usize, u64) {
+        let usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        usage
+            .values()
+            .fold((0, 0), |(n, b), u| (n + u.inflight, b + u.bytes))
+    }
 }
 
 impl Drop for Permit {
@@ -170,11 +178,13 @@ mod tests {
         // Another actor has its own budget.
         let b = a.try_admit("bob", 100).expect("bob");
         assert_eq!(a.usage("ann"), (2, 100));
+        assert_eq!(a.totals(), (3, 200));
         drop(p1);
         assert_eq!(a.usage("ann"), (1, 40));
         drop(p2);
         drop(b);
         assert_eq!((a.usage("ann"), a.active_actors()), ((0, 0), 0));
+        assert_eq!(a.totals(), (0, 0));
         assert!(matches!(
             a.try_admit("ann", 101),
             Err(Rejected::TooLarge { .. })

@@ -214,4 +214,100 @@ mod tests {
         drop(held);
         assert_eq!(names(&q.start()), vec!["a0"]);
     }
+
+    /// Per-caller FIFO: a caller's front write waiting for a held key
+    /// holds back that caller's later writes, even ones whose keys are
+    /// free (a write never starts before one its caller queued earlier).
+    #[test]
+    fn a_callers_later_write_waits_behind_its_blocked_first() {
+        let locks = KeyLocks::new();
+        let held = locks.try_acquire(["x"]).expect("free");
+        let mut q: Q = FairQueues::new(locks);
+        q.push("a", vec!["x"], "a0".into());
+        q.push("a", vec!["y"], "a1".into());
+        assert!(names(&q.start()).is_empty(), "a1 started before a0");
+        drop(held);
+        // Then both, in queue order (their keys are disjoint).
+        assert_eq!(names(&q.start()), vec!["a0", "a1"]);
+    }
+
+    /// One step of [`start_order_model`].
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// Caller (0..3) queues a write needing a subset of keys (bits of
+        /// a 0..8 mask over three keys).
+        Push(u8, u8),
+        /// The started write at this index (mod the number running)
+        /// finishes: its guard drops and its slot frees.
+        Finish(usize),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u8..3, 0u8..8).prop_map(|(c, m)| Op::Push(c, m)),
+            (0usize..8).prop_map(Op::Finish),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Under any interleaving of pushes and finishes, with limits:
+        /// each caller's writes start in the order it queued them, two
+        /// running writes never share a key, the limits hold, and once
+        /// everything has finished every queued write has started.
+        #[test]
+        fn start_order_model(ops in proptest::collection::vec(op(), 1..60)) {
+            const KEYS: [&str; 3] = ["k0", "k1", "k2"];
+            let mut q: FairQueues<&'static str, (u8, usize, Vec<&'static str>)> =
+                FairQueues::with_limits(KeyLocks::new(), 3, 2);
+            let mut pushed = [0usize; 3];
+            let mut next = [0usize; 3];
+            let mut running: Vec<((u8, usize, Vec<&'static str>), KeyGuard<&'static str>)> =
+                Vec::new();
+            let mut step = |q: &mut FairQueues<_, _>, running: &mut Vec<_>, next: &mut [usize; 3]| {
+                for (job, guard) in q.start() {
+                    let (caller, n, _): &(u8, usize, Vec<&str>) = &job;
+                    proptest::prop_assert_eq!(*n, next[*caller as usize], "caller {} out of order", caller);
+                    next[*caller as usize] += 1;
+                    running.push((job, guard));
+                }
+                let mut seen = std::collections::HashSet::new();
+                for ((_, _, keys), _) in running.iter() {
+                    for k in keys {
+                        proptest::prop_assert!(seen.insert(*k), "two running writes hold {}", k);
+                    }
+                }
+                proptest::prop_assert!(running.len() <= 3);
+                for c in 0..3u8 {
+                    proptest::prop_assert!(running.iter().filter(|((rc, _, _), _)| *rc == c).count() <= 2);
+                }
+                Ok(())
+            };
+            for o in ops {
+                match o {
+                    Op::Push(c, mask) => {
+                        let keys: Vec<&'static str> =
+                            (0..3).filter(|b| mask & (1 << b) != 0).map(|b| KEYS[b]).collect();
+                        q.push(&format!("c{c}"), keys.clone(), (c, pushed[c as usize], keys));
+                        pushed[c as usize] += 1;
+                    }
+                    Op::Finish(i) if !running.is_empty() => {
+                        let ((c, _, _), guard) = running.remove(i % running.len());
+                        drop(guard);
+                        q.finished(&format!("c{c}"));
+                    }
+                    Op::Finish(_) => {}
+                }
+                step(&mut q, &mut running, &mut next)?;
+            }
+            while !running.is_empty() {
+                let ((c, _, _), guard) = running.remove(0);
+                drop(guard);
+                q.finished(&format!("c{c}"));
+                step(&mut q, &mut running, &mut next)?;
+            }
+            proptest::prop_assert_eq!(q.waiting(), 0);
+            proptest::prop_assert_eq!(next, pushed);
+        }
+    }
 }
