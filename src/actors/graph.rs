@@ -102,6 +102,26 @@ impl<T: Send + 'static> Write<T> {
     }
 }
 
+/// A mutation request as sent (`POST /graphs/{id}/mutate`): the actor
+/// compiles `source` against its graph's catalog
+/// ([`crate::engine::mutate::compile_request`]), then queues it as the
+/// caller's write: prepared off the mailbox, committed in a commit turn.
+/// The caller has been authorized (`change` on `branch`) and admitted;
+/// the engine does not decide policy again. Answers the query's name and
+/// the write's report; a source that does not compile, names no declared
+/// query or is a read query is [`EngineError::Source`] (400).
+pub struct Mutate {
+    pub actor: String,
+    pub branch: String,
+    pub source: String,
+    pub name: Option<String>,
+    pub params: serde_json::Value,
+}
+
+impl Message for Mutate {
+    type Result = Result<(String, WriteReport), ActorError>;
+}
+
 /// A queued write, type-erased: started with its key guard, it runs the
 /// job and delivers the result itself.
 struct Pending {
@@ -428,6 +448,41 @@ impl<T: Send + 'static> Handler<Write<T>> for GraphActor {
                 Err(_) => Err(ActorError::Gone),
             }
         })
+    }
+}
+
+impl Handler<Mutate> for GraphActor {
+    type Result = ResponseFuture<Result<(String, WriteReport), ActorError>>;
+
+    fn handle(&mut self, msg: Mutate, ctx: &mut Context<Self>) -> Self::Result {
+        let id = self.id.clone();
+        let Mutate {
+            actor,
+            branch,
+            source,
+            name,
+            params,
+        } = msg;
+        let who = actor.clone();
+        // No (table, branch) key: a mutation is prepared concurrently with
+        // other writes and ordered by the commit queue.
+        let write = Write::new(&actor, Vec::new(), move |g: Arc<Graph>| {
+            Box::pin(async move {
+                let q =
+                    crate::engine::mutate::compile_request(&g.catalog(), &source, name.as_deref())?;
+                if !q.is_mutation() {
+                    return Err(EngineError::Source {
+                        reason: format!(
+                            "`{}` is a read query; send it to POST /graphs/{id}/query",
+                            q.name
+                        ),
+                    });
+                }
+                let r = g.mutate(&q, &params, &branch, &who).await?;
+                Ok((q.name.clone(), r))
+            }) as BoxFuture<'static, Result<(String, WriteReport), EngineError>>
+        });
+        <Self as Handler<Write<(String, WriteReport)>>>::handle(self, write, ctx)
     }
 }
 

@@ -48,7 +48,8 @@ pub struct GraphSpec {
     pub queries_dir: Option<PathBuf>,
     /// More stored-query files (a `--cluster` server's verified blobs).
     pub query_files: Vec<PathBuf>,
-    /// The gate for this graph's requests and engine writes.
+    /// The gate for this graph's requests (each route decides once,
+    /// before any engine work; the engine has no gate of its own here).
     pub gate: Gate,
     /// This graph's read-query limits (the server's defaults, or its
     /// `--query-limits`).
@@ -223,10 +224,12 @@ type Opened = Result<(Arc<Graph>, StoredQueries), String>;
 
 /// Opens, heals and loads the stored queries of one graph.
 async fn open_graph(spec: Arc<GraphSpec>) -> Opened {
+    // No engine gate: every route decides policy once, first, before any
+    // engine work (src/http/mod.rs); the engine trusts that decision. The
+    // CLI, which has no routes, installs its gate on the graph instead.
     let graph = Graph::open(&spec.uri)
         .await
         .map_err(|e| e.to_string())?
-        .with_gate(&spec.id, spec.gate.clone())
         .with_query_limits(spec.limits);
     let healed = graph
         .recover("omnigraph-server")

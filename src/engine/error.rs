@@ -56,6 +56,11 @@ pub enum EngineError {
     LeaseLost { write_id: String },
     #[error("query error:\n{rendered}")]
     Query { rendered: String },
+    /// The request's `.gq` source cannot be run as sent: it does not
+    /// check, names no query it declares, or is the wrong kind for the
+    /// route. The message says which and what to send instead.
+    #[error("{reason}")]
+    Source { reason: String },
     #[error("parameter `${name}`: {reason}")]
     Param { name: String, reason: String },
     #[error(

@@ -18,6 +18,46 @@ use crate::query::ir::{
 };
 use crate::schema::{PropType, Property};
 
+/// Compiles a request's `.gq` source against `catalog` and picks the
+/// query named `name`, or the only one it declares. Errors
+/// ([`EngineError::Source`], a 400 on the wire): the source does not check
+/// (the rendered diagnostics, positions in `<request>`), `name` is not
+/// declared (the names it does declare), or the source declares several
+/// and `name` is missing.
+pub fn compile_request(
+    catalog: &crate::schema::Catalog,
+    src: &str,
+    name: Option<&str>,
+) -> Result<CheckedQuery, EngineError> {
+    let (compiled, diags) = crate::query::compile_queries_file(catalog, "<request>", src);
+    if compiled.has_errors() {
+        return Err(EngineError::Source {
+            reason: format!("the query does not check:\n{}", diags.render(false)),
+        });
+    }
+    match name {
+        Some(n) => compiled
+            .query(n)
+            .cloned()
+            .ok_or_else(|| EngineError::Source {
+                reason: format!(
+                    "no query named `{n}` in the source; it declares: {}",
+                    compiled.declared.join(", ")
+                ),
+            }),
+        None => match compiled.queries.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err(EngineError::Source {
+                reason: format!(
+                    "the source declares {} queries; pick one with `name` ({})",
+                    compiled.queries.len(),
+                    compiled.declared.join(", ")
+                ),
+            }),
+        },
+    }
+}
+
 /// Binds a query's parameters from a JSON object: every required parameter
 /// present, every value of its declared type, no undeclared names.
 pub fn bind_params(q: &CheckedQuery, params: &Json) -> Result<HashMap<String, Cell>, EngineError> {

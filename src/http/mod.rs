@@ -1,13 +1,17 @@
 //! The HTTP API on actix-web. Routes, bodies and status codes follow the
 //! reference `docs/user/operations/server.md` and `openapi.json`
-//! (ModernRelay/omnigraph); `docs/http.md` lists them.
+//! (ModernRelay/omnigraph); `docs/server.md` lists them.
 //!
 //! Every handler does the same steps, in this order: resolve the caller
-//! from the bearer token (401), find a ready graph (404), decide the action
-//! with the graph's gate (403; 404 for a denied `invoke_query`), admit the
-//! request with the AdmissionActor for writes (429 + `Retry-After`), then
-//! send one message to the GraphActor and map its answer. Errors are one
-//! JSON shape, [`ErrorOutput`].
+//! from the bearer token (401), find a ready graph (404), read and parse
+//! the body when the decision needs it (the branch is in it), decide the
+//! action with the graph's gate (403; 404 for a denied `invoke_query`),
+//! admit the request with the AdmissionActor for writes (429 +
+//! `Retry-After`), then message the GraphActor and map its answer. The
+//! decision is made here, once: the server's graphs carry no engine gate.
+//! `mutate` is one typed message ([`crate::actors::Mutate`]); other routes
+//! still ask the actor for the graph's catalog or table list first (one
+//! more trip). Errors are one JSON shape, [`ErrorOutput`].
 
 pub mod auth;
 pub mod client;
@@ -146,6 +150,7 @@ impl From<EngineError> for ApiError {
         let status = match &e {
             E::Load { .. }
             | E::Query { .. }
+            | E::Source { .. }
             | E::Param { .. }
             | E::EmptyOverwrite { .. }
             | E::Budget { .. }

@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 
 use super::{ApiError, AppState, BODY_LIMIT, LOAD_BODY_LIMIT, caller};
 use crate::actors::supervisor::{Quarantine, Restart, StoredQueries};
-use crate::actors::{Admit, GraphEntry, Read, Write};
+use crate::actors::{Admit, GraphEntry, Mutate, Read, Write};
 use crate::api::*;
 use crate::engine::exec::QueryControl;
 use crate::engine::load::LoadMode;
@@ -274,35 +274,14 @@ async fn read_target(
 }
 
 /// Compiles `.gq` source against the graph's catalog and picks `name` (or
-/// the only query).
+/// the only query): [`crate::engine::mutate::compile_request`], a 400 when
+/// it cannot.
 fn compile(
     catalog: &crate::schema::Catalog,
     src: &str,
     name: Option<&str>,
 ) -> Result<CheckedQuery, ApiError> {
-    let (compiled, diags) = crate::query::compile_queries_file(catalog, "<request>", src);
-    if compiled.has_errors() {
-        return Err(ApiError::bad_request(format!(
-            "the query does not check:\n{}",
-            diags.render(false)
-        )));
-    }
-    match name {
-        Some(n) => compiled.query(n).cloned().ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "no query named `{n}` in the source; it declares: {}",
-                compiled.declared.join(", ")
-            ))
-        }),
-        None => match compiled.queries.as_slice() {
-            [one] => Ok(one.clone()),
-            _ => Err(ApiError::bad_request(format!(
-                "the source declares {} queries; pick one with `name` ({})",
-                compiled.queries.len(),
-                compiled.declared.join(", ")
-            ))),
-        },
-    }
+    Ok(crate::engine::mutate::compile_request(catalog, src, name)?)
 }
 
 /// The open graph behind an entry (for compiling against its catalog).
@@ -927,24 +906,28 @@ async fn mutate(
     // Before the query is compiled: a caller who may not change the
     // branch spends nothing of the server's on its source.
     authorize(&entry, &actor, Action::Change, on_branch(&branch))?;
-    let g = open_graph(&entry).await?;
-    let q = compile(&g.catalog(), &body.query, body.name.as_deref())?;
-    if !q.is_mutation() {
-        return Err(ApiError::bad_request(format!(
-            "`{}` is a read query; send it to POST /graphs/{}/query",
-            q.name, entry.spec.id
-        )));
-    }
-    run_mutation(
-        &state,
-        &entry,
-        &actor,
-        q,
-        body.params.unwrap_or(Json::Null),
-        branch,
-        raw.len() as u64,
-    )
-    .await
+    let _permit = admit(&state, &actor, raw.len() as u64).await?;
+    // One trip to the GraphActor: it compiles the source against its
+    // catalog, prepares and commits the write.
+    let addr = entry.addr.as_ref().ok_or_else(|| {
+        ApiError::not_found(format!("no graph `{}` is being served", entry.spec.id))
+    })?;
+    let (name, r) = addr
+        .send(Mutate {
+            actor: actor.clone(),
+            branch: branch.clone(),
+            source: body.query,
+            name: body.name,
+            params: body.params.unwrap_or(Json::Null),
+        })
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the graph stopped while writing; read the branch before retrying",
+            )
+        })??;
+    ok(&ChangeOutput::of_write(&branch, &name, &actor, &r))
 }
 
 fn declared_len(req: &HttpRequest) -> Option<u64> {
