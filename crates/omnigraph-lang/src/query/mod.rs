@@ -10,6 +10,7 @@ pub mod check;
 pub mod explain;
 pub mod ir;
 pub mod lint;
+mod plan;
 
 use crate::diag::{Diagnostic, Diagnostics, Severity};
 use crate::schema::Catalog;
