@@ -1,0 +1,103 @@
+//! Branch writes: create, delete, merge.
+
+use super::*;
+
+#[utoipa::path(post, path = "/graphs/{id}/branches", request_body = BranchCreateRequest, responses((status = 200, body = BranchCreateOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn create_branch(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let raw = read_body(body, BODY_LIMIT).await?;
+    let body: BranchCreateRequest = parse_json(&raw, None)?;
+    let from = body.from.unwrap_or_else(|| MAIN.to_string());
+    authorize(&entry, &actor, Action::BranchCreate, on_target(&body.name))?;
+    let _permit = admit(&state, &actor, raw.len() as u64).await?;
+    let (n2, f2, a2) = (body.name.clone(), from.clone(), actor.clone());
+    write(&entry, &actor, Vec::new(), move |g| {
+        async move { g.create_branch(&n2, &f2, &a2).await }.boxed()
+    })
+    .await?;
+    ok(&BranchCreateOutput {
+        uri: entry.spec.uri.clone(),
+        from,
+        name: body.name,
+        actor_id: Some(actor),
+    })
+}
+
+#[utoipa::path(delete, path = "/graphs/{id}/branches/{branch}", responses((status = 200, body = BranchDeleteOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn delete_branch(
+    req: HttpRequest,
+    state: Data<AppState>,
+    path: Path<(String, String)>,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let (id, name) = path.into_inner();
+    let entry = graph(&state, &id)?;
+    authorize(&entry, &actor, Action::BranchDelete, on_target(&name))?;
+    let _permit = admit(&state, &actor, 0).await?;
+    let (n2, a2) = (name.clone(), actor.clone());
+    let keys = all_table_keys(&*open_graph(&entry).await?, &name);
+    write(&entry, &actor, keys, move |g| {
+        async move { g.delete_branch(&n2, &a2).await }.boxed()
+    })
+    .await?;
+    ok(&BranchDeleteOutput {
+        uri: entry.spec.uri.clone(),
+        name,
+        actor_id: Some(actor),
+    })
+}
+
+#[utoipa::path(post, path = "/graphs/{id}/branches/merge", request_body = BranchMergeRequest, responses((status = 200, body = BranchMergeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, description = "Merge conflicts (`merge_conflicts[]`); nothing was published", body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn merge_branches(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let raw = read_body(body, BODY_LIMIT).await?;
+    let body: BranchMergeRequest = parse_json(&raw, None)?;
+    let target = body.target.unwrap_or_else(|| MAIN.to_string());
+    let ctx = BranchCtx {
+        branch: Some(&body.source),
+        target: Some(&target),
+    };
+    authorize(&entry, &actor, Action::BranchMerge, ctx)?;
+    let _permit = admit(&state, &actor, raw.len() as u64).await?;
+    // The merge writes the target and, with `delete_branch`, the source.
+    let mut keys = all_table_keys(&*open_graph(&entry).await?, &target);
+    if body.delete_branch {
+        keys.extend(all_table_keys(&*open_graph(&entry).await?, &body.source));
+    }
+    let (s2, t2, a2, del) = (
+        body.source.clone(),
+        target.clone(),
+        actor.clone(),
+        body.delete_branch,
+    );
+    let r = write(&entry, &actor, keys, move |g| {
+        async move { g.merge(&s2, &t2, &a2, del).await }.boxed()
+    })
+    .await?;
+    let outcome = serde_json::to_value(r.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    ok(&BranchMergeOutput {
+        source: r.source,
+        target: r.target,
+        outcome,
+        base: r.base,
+        graph_commit_id: r.head,
+        actor_id: Some(actor),
+        branch_deleted: r.branch_deleted,
+        branch_delete_error: r.branch_delete_error,
+    })
+}

@@ -1,0 +1,104 @@
+//! Export: every row of a branch as JSONL, streamed in chunks.
+
+use super::*;
+
+/// Streams NDJSON in chunks of at most 64 KiB through a two-chunk queue:
+/// memory stays constant whatever the graph's size, and a slow client
+/// slows the export.
+#[utoipa::path(post, path = "/graphs/{id}/export", request_body = ExportRequest, responses((status = 200, description = "NDJSON stream, one entity per line", content_type = "application/x-ndjson"), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn export(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let body: ExportRequest = parse_json(
+        &read_body(body, BODY_LIMIT).await?,
+        Some(ExportRequest::default()),
+    )?;
+    let branch = body.branch.unwrap_or_else(|| MAIN.to_string());
+    authorize(&entry, &actor, Action::Export, on_branch(&branch))?;
+    let g = open_graph(&entry).await?;
+    for t in &body.type_names {
+        if g.catalog().node(t).is_none() && g.catalog().edge(t).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "`{t}` is not a node or edge type of graph `{}`",
+                entry.spec.id
+            )));
+        }
+    }
+    // The branch must exist before we answer 200.
+    let b2 = branch.clone();
+    read(&entry, move |g| {
+        async move { g.view(&ReadAt::Branch(b2)).await.map(|_| ()) }.boxed()
+    })
+    .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(2);
+    let types = if body.type_names.is_empty() {
+        None
+    } else {
+        Some(body.type_names)
+    };
+    let rt = state.rt.clone();
+    let graph_id = entry.spec.id.clone();
+    state.rt.spawn_blocking(move || {
+        let mut w = ChunkWriter {
+            buf: Vec::with_capacity(CHUNK),
+            tx: tx.clone(),
+        };
+        let at = ReadAt::Branch(branch);
+        let r = rt.block_on(g.export(&at, types.as_deref(), &mut w, |_| {}));
+        let r = r.and_then(|_| {
+            std::io::Write::flush(&mut w).map_err(|e| EngineError::Io {
+                path: "<response>".into(),
+                source: e,
+            })
+        });
+        if let Err(e) = r {
+            tracing::error!(graph = %graph_id, error = %e, "export failed after 200; the body ends early");
+            let _ = futures::executor::block_on(tx.send(Err(e.to_string())));
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|item| (item.map_err(actix_web::error::ErrorInternalServerError), rx))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-ndjson")
+        .streaming(stream))
+}
+
+pub(super) const CHUNK: usize = 64 << 10;
+
+pub(super) struct ChunkWriter {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, String>>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        futures::executor::block_on(self.tx.send(Ok(chunk))).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}

@@ -1,0 +1,63 @@
+//! Branch and commit listings: branches, commits, one commit.
+
+use super::*;
+
+#[utoipa::path(get, path = "/graphs/{id}/branches", responses((status = 200, body = BranchListOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn list_branches(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let bs = read(&entry, |g| async move { g.branches().await }.boxed()).await?;
+    // Only the branches the caller may read; none readable is the refusal
+    // for `main`.
+    let branches: Vec<String> = bs
+        .into_iter()
+        .map(|b| b.name)
+        .filter(|b| authorize(&entry, &actor, Action::Read, on_branch(b)).is_ok())
+        .collect();
+    if branches.is_empty() {
+        authorize(&entry, &actor, Action::Read, on_branch(MAIN))?;
+    }
+    ok(&BranchListOutput { branches })
+}
+
+#[utoipa::path(get, path = "/graphs/{id}/commits", params(BranchParam), responses((status = 200, body = CommitListOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn list_commits(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    q: Query<BranchParam>,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let branch = q.into_inner().branch.unwrap_or_else(|| MAIN.to_string());
+    authorize(&entry, &actor, Action::Read, on_branch(&branch))?;
+    let b2 = branch.clone();
+    let cs = read(&entry, move |g| async move { g.commits(&b2).await }.boxed()).await?;
+    ok(&CommitListOutput {
+        commits: cs
+            .iter()
+            .map(|c| CommitOutput::from_commit(c, None))
+            .collect(),
+    })
+}
+
+#[utoipa::path(get, path = "/graphs/{id}/commits/{commit_id}", responses((status = 200, body = CommitOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn show_commit(
+    req: HttpRequest,
+    state: Data<AppState>,
+    path: Path<(String, String)>,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let (id, commit) = path.into_inner();
+    let entry = graph(&state, &id)?;
+    let c = read(&entry, move |g| {
+        async move { g.commit(&commit).await }.boxed()
+    })
+    .await?;
+    authorize(&entry, &actor, Action::Read, on_branch(&c.branch))?;
+    ok(&CommitOutput::from_commit(&c, None))
+}

@@ -1,0 +1,221 @@
+//! Read routes: snapshot, query (and the deprecated `/read`, `/change`,
+//! `/ingest` aliases).
+
+use super::*;
+
+#[utoipa::path(get, path = "/graphs/{id}/snapshot", params(BranchParam), responses((status = 200, body = SnapshotOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn snapshot(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    q: Query<BranchParam>,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let branch = q.into_inner().branch.unwrap_or_else(|| MAIN.to_string());
+    authorize(&entry, &actor, Action::Read, on_branch(&branch))?;
+    let b2 = branch.clone();
+    let s = read(&entry, move |g| {
+        async move { g.snapshot(&ReadAt::Branch(b2)).await }.boxed()
+    })
+    .await?;
+    ok(&SnapshotOutput::of(&s))
+}
+
+/// The `outcome` label of `omnigraph_queries_total`.
+pub(super) fn query_outcome<T>(r: &Result<T, EngineError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(EngineError::Cancelled { .. }) => "cancelled",
+        Err(EngineError::Budget { .. }) => "budget",
+        Err(EngineError::Overloaded { .. }) => "overloaded",
+        Err(_) => "error",
+    }
+}
+
+/// Sets its flag when dropped: a query handed the flag stops soon after
+/// ([`Graph::query_with`](crate::engine::Graph::query_with)).
+#[derive(Default)]
+pub(super) struct CancelOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn run_read(
+    state: &AppState,
+    entry: &GraphEntry,
+    actor: &str,
+    q: CheckedQuery,
+    params: Json,
+    branch: Option<String>,
+    snapshot: Option<String>,
+    limits: Option<crate::api::QueryLimitsInput>,
+) -> Res {
+    let (at, policy_branch) = read_target(entry, branch.clone(), snapshot.clone()).await?;
+    authorize(entry, actor, Action::Read, on_branch(&policy_branch))?;
+    let name = q.name.clone();
+    // Dropped with this handler: the query, running on the Lance runtime,
+    // stops at its next check. The server drops a handler whose client
+    // closed its connection (`h1_allow_half_closed(false)`, in
+    // `omnigraph-server`), so a disconnect cancels the query.
+    let cancel = CancelOnDrop::default();
+    let control = QueryControl {
+        cancel: Some(cancel.0.clone()),
+        lower: limits.unwrap_or_default().into(),
+    };
+    let (metrics, gid) = (state.metrics.clone(), entry.spec.id.clone());
+    let r = read(entry, move |g| {
+        async move {
+            let running = metrics.query_running(&gid);
+            let r = g.query_with(&q, &params, &at, control).await;
+            drop(running);
+            metrics.query_outcome(&gid, query_outcome(&r));
+            r
+        }
+        .boxed()
+    })
+    .await?;
+    drop(cancel);
+    ok(&ReadOutput {
+        query_name: name,
+        target: ReadTargetOutput {
+            branch: if snapshot.is_some() {
+                None
+            } else {
+                Some(policy_branch)
+            },
+            snapshot,
+        },
+        columns: r.columns,
+        row_count: r.rows.len(),
+        rows: r.rows,
+        graph_commit_id: Some(r.graph_commit_id),
+    })
+}
+
+#[utoipa::path(post, path = "/graphs/{id}/query", request_body = QueryRequest, responses((status = 200, body = ReadOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn query(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> Res {
+    query_inner(req, state, id, body, false).await
+}
+
+/// `/query`, or with `legacy` the deprecated `/read`: the same rows without
+/// `graph_commit_id` (the reference keeps `/read`'s body byte-stable).
+pub(super) async fn query_inner(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+    legacy: bool,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let body: QueryRequest = parse_json(&read_body(body, BODY_LIMIT).await?, None)?;
+    // A snapshot read checks against the schema of that commit.
+    let catalog = match &body.snapshot {
+        Some(c) => {
+            let c2 = c.clone();
+            read(&entry, move |g| {
+                async move { g.catalog_at(&ReadAt::Commit(c2)).await }.boxed()
+            })
+            .await?
+        }
+        None => open_graph(&entry).await?.catalog(),
+    };
+    let q = compile(&catalog, &body.query, body.name.as_deref())?;
+    if q.is_mutation() {
+        return Err(ApiError::bad_request(format!(
+            "`{}` is a mutation; send it to POST /graphs/{}/mutate",
+            q.name, entry.spec.id
+        )));
+    }
+    let res = run_read(
+        &state,
+        &entry,
+        &actor,
+        q,
+        body.params.unwrap_or(Json::Null),
+        body.branch,
+        body.snapshot,
+        body.limits,
+    )
+    .await?;
+    if !legacy {
+        return Ok(res);
+    }
+    let bytes = actix_web::body::to_bytes(res.into_body())
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "response body"))?;
+    let mut v: Json = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("graph_commit_id");
+    }
+    ok(&v)
+}
+
+/// Marks a deprecated route's response (success or error) with
+/// `Deprecation: true` (RFC 9745) and `Link: <successor>;
+/// rel="successor-version"` (RFC 8288), as the reference does.
+pub(super) fn deprecated(r: Res, successor: &str) -> HttpResponse {
+    let mut res = match r {
+        Ok(res) => res,
+        Err(e) => actix_web::ResponseError::error_response(&e),
+    };
+    let h = res.headers_mut();
+    h.insert(
+        actix_web::http::header::HeaderName::from_static("deprecation"),
+        actix_web::http::header::HeaderValue::from_static("true"),
+    );
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&format!(
+        "<{successor}>; rel=\"successor-version\""
+    )) {
+        h.insert(actix_web::http::header::LINK, v);
+    }
+    res
+}
+
+/// Deprecated alias of `/query` (legacy field names accepted, no
+/// `graph_commit_id` in the response).
+#[deprecated = "use POST /graphs/{id}/query"]
+#[utoipa::path(post, path = "/graphs/{id}/read", request_body = QueryRequest, responses((status = 200, description = "The rows `/query` answers, without `graph_commit_id`; the response carries `Deprecation: true` and `Link: <query>; rel=\"successor-version\"`", body = ReadOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn read_alias(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> HttpResponse {
+    deprecated(query_inner(req, state, id, body, true).await, "query")
+}
+
+/// Deprecated alias of `/mutate`.
+#[deprecated = "use POST /graphs/{id}/mutate"]
+#[utoipa::path(post, path = "/graphs/{id}/change", request_body = ChangeRequest, responses((status = 200, description = "What `/mutate` answers; the response carries `Deprecation: true` and `Link: <mutate>; rel=\"successor-version\"`", body = ChangeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn change_alias(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> HttpResponse {
+    deprecated(mutate(req, state, id, body).await, "mutate")
+}
+
+/// Deprecated alias of `/load` (the JSON envelope).
+#[deprecated = "use POST /graphs/{id}/load"]
+#[utoipa::path(post, path = "/graphs/{id}/ingest", request_body = LoadRequest, responses((status = 200, description = "What `/load` answers; the response carries `Deprecation: true` and `Link: <load>; rel=\"successor-version\"`", body = IngestOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn ingest_alias(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> HttpResponse {
+    deprecated(load_envelope(req, state, id, body).await, "load")
+}

@@ -1,0 +1,61 @@
+//! Schema routes: show the accepted schema, apply a new one.
+
+use super::*;
+
+#[utoipa::path(get, path = "/graphs/{id}/schema", responses((status = 200, body = SchemaOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn schema(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    authorize(&entry, &actor, Action::Read, on_branch(MAIN))?;
+    let source = read(&entry, |g| {
+        async move {
+            // Picks up a schema another handle or process applied.
+            g.manifest().await?;
+            Ok(g.schema_source())
+        }
+        .boxed()
+    })
+    .await?;
+    ok(&SchemaOutput {
+        schema_source: source,
+    })
+}
+
+#[utoipa::path(post, path = "/graphs/{id}/schema/apply", request_body = SchemaApplyRequest, responses((status = 200, body = SchemaApplyOutput), (status = 400, description = "The schema has errors, or the migration is refused (unsupported steps, drops without `allow_data_loss`, other branches, rows breaking a new constraint)", body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn schema_apply(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let raw = read_body(body, BODY_LIMIT).await?;
+    let body: SchemaApplyRequest = parse_json(&raw, None)?;
+    authorize(&entry, &actor, Action::SchemaApply, on_target(MAIN))?;
+    let _permit = admit(&state, &actor, raw.len() as u64).await?;
+    let keys = all_table_keys(&*open_graph(&entry).await?, MAIN);
+    // The graph's stored queries must still type check against the new
+    // schema; otherwise they would be served broken. A schema that does not
+    // compile is left to `apply_schema`, which reports it.
+    if let Ok(catalog) = crate::schema::compile_schema_file("<request>", &body.schema_source)
+        && let Err(why) = entry.queries.recheck(&catalog, None)
+    {
+        return Err(ApiError::bad_request(format!(
+            "this schema would break the graph's stored queries; change the query files \
+             (then restart the graph) or keep what they use:\n{why}"
+        )));
+    }
+    let (src, a2, allow) = (body.schema_source, actor.clone(), body.allow_data_loss);
+    let r = write(&entry, &actor, keys, move |g| {
+        async move { g.apply_schema("<request>", &src, allow, &a2).await }.boxed()
+    })
+    .await?;
+    if r.applied
+        && let Err(e) = fresh_queries(&state, &entry, &*open_graph(&entry).await?)
+    {
+        // Checked above; only a concurrent apply of another schema gets here.
+        tracing::warn!(graph = %entry.spec.id, error = %e.message, "stored queries after schema apply");
+    }
+    ok(&SchemaApplyOutput::of(&entry.spec.uri, &actor, &r))
+}

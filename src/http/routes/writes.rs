@@ -1,0 +1,222 @@
+//! Write routes: mutate and the two load routes.
+
+use super::*;
+
+/// Admits and runs a compiled mutation on `branch`; the caller has already
+/// authorized `change` there (`/mutate` before compiling the source, a
+/// stored mutation after `invoke_query`).
+pub(super) async fn run_mutation(
+    state: &AppState,
+    entry: &GraphEntry,
+    actor: &str,
+    q: CheckedQuery,
+    params: Json,
+    branch: String,
+    bytes: u64,
+) -> Res {
+    let _permit = admit(state, actor, bytes).await?;
+    // A mutation is prepared concurrently with other writes and committed
+    // in the GraphActor's commit queue: it holds no (table, branch) key.
+    let keys = Vec::new();
+    let name = q.name.clone();
+    let (b2, a2) = (branch.clone(), actor.to_string());
+    let r = write(entry, actor, keys, move |g| {
+        async move { g.mutate(&q, &params, &b2, &a2).await }.boxed()
+    })
+    .await?;
+    ok(&ChangeOutput::of_write(&branch, &name, actor, &r))
+}
+
+#[utoipa::path(post, path = "/graphs/{id}/mutate", request_body = ChangeRequest, responses((status = 200, body = ChangeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn mutate(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let raw = read_body(body, BODY_LIMIT).await?;
+    let body: ChangeRequest = parse_json(&raw, None)?;
+    let branch = body.branch.unwrap_or_else(|| MAIN.to_string());
+    // Before the query is compiled: a caller who may not change the
+    // branch spends nothing of the server's on its source.
+    authorize(&entry, &actor, Action::Change, on_branch(&branch))?;
+    let _permit = admit(&state, &actor, raw.len() as u64).await?;
+    // One trip to the GraphActor: it compiles the source against its
+    // catalog, prepares and commits the write.
+    let addr = entry.addr.as_ref().ok_or_else(|| {
+        ApiError::not_found(format!("no graph `{}` is being served", entry.spec.id))
+    })?;
+    let (name, r) = addr
+        .send(Mutate {
+            actor: actor.clone(),
+            branch: branch.clone(),
+            source: body.query,
+            name: body.name,
+            params: body.params.unwrap_or(Json::Null),
+        })
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the graph stopped while writing; read the branch before retrying",
+            )
+        })??;
+    ok(&ChangeOutput::of_write(&branch, &name, &actor, &r))
+}
+
+pub(super) fn declared_len(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Both load routes: authorize `change` on the branch before any engine
+/// work, then `branch_create` when `from` creates it; admit, read the
+/// body, write.
+///
+/// Admission charges the bytes the load holds while in flight: the body
+/// already read (the JSON envelope), its `Content-Length`, or, for a body
+/// sent without one (chunked), this route's limit ([`LOAD_BODY_LIMIT`]),
+/// the most it can grow to; a budget smaller than that refuses such a
+/// body with 413 and says to send `Content-Length`.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn run_load(
+    req: &HttpRequest,
+    state: &AppState,
+    entry: &GraphEntry,
+    actor: &str,
+    params: LoadParams,
+    body: LoadBody,
+) -> Res {
+    let branch = params.branch.unwrap_or_else(|| MAIN.to_string());
+    let mode = params.mode.unwrap_or(LoadModeWire::Merge);
+    authorize(entry, actor, Action::Change, on_branch(&branch))?;
+    let existing = read(entry, |g| async move { g.branches().await }.boxed()).await?;
+    let creates = !existing.iter().any(|b| b.name == branch);
+    if creates {
+        match &params.from {
+            Some(_) => authorize(entry, actor, Action::BranchCreate, on_target(&branch))?,
+            None => {
+                return Err(ApiError::not_found(format!(
+                    "branch `{branch}` does not exist; pass `from` to create it"
+                )));
+            }
+        }
+    }
+    let (bytes, unsized_body) = match (&body, declared_len(req)) {
+        (LoadBody::Given(b), _) => (b.len() as u64, false),
+        (LoadBody::Raw(_), Some(n)) => (n, false),
+        (LoadBody::Raw(_), None) => (LOAD_BODY_LIMIT as u64, true),
+    };
+    let _permit = match admit(state, actor, bytes).await {
+        Err(mut e) if unsized_body && e.status == StatusCode::PAYLOAD_TOO_LARGE => {
+            e.message = format!(
+                "{}; a body sent without Content-Length (chunked) is charged this route's limit of {LOAD_BODY_LIMIT} bytes: send Content-Length",
+                e.message
+            );
+            return Err(e);
+        }
+        r => r?,
+    };
+    let (data, body_kind) = match body {
+        LoadBody::Raw(p) => (read_body(p, LOAD_BODY_LIMIT).await?, BodyKind::Ndjson),
+        LoadBody::Given(b) => (b, BodyKind::Envelope),
+    };
+    let engine_mode = LoadMode::from(mode);
+    // Like a mutation, a load is prepared concurrently and committed in
+    // the GraphActor's commit queue.
+    let keys = Vec::new();
+    let (b2, a2, from) = (branch.clone(), actor.to_string(), params.from.clone());
+    let allow_empty = params.allow_empty.unwrap_or(false);
+    let big = data.len() >= BULK_LOAD_BYTES;
+    let mut w = Write::new(actor, keys, move |g: Arc<Graph>| {
+        async move {
+            g.load_with(
+                std::io::Cursor::new(data),
+                engine_mode,
+                allow_empty,
+                &b2,
+                from.as_deref(),
+                &a2,
+            )
+            .await
+        }
+        .boxed()
+    });
+    if big {
+        w = w.bulk();
+    }
+    let r = send_write(entry, w).await?;
+    let load = GraphBatchLoadOutput::of_write(&branch, creates, params.from, mode, actor, &r);
+    match body_kind {
+        BodyKind::Ndjson => ok(&load),
+        BodyKind::Envelope => ok(&IngestOutput {
+            uri: entry.spec.uri.clone(),
+            load,
+        }),
+    }
+}
+
+pub(super) enum LoadBody {
+    Raw(web::Payload),
+    Given(Bytes),
+}
+
+/// Which load route answers: `load/ndjson` ([`GraphBatchLoadOutput`]) or
+/// the JSON envelope of `load`/`ingest` ([`IngestOutput`]).
+pub(super) enum BodyKind {
+    Ndjson,
+    Envelope,
+}
+
+#[utoipa::path(post, path = "/graphs/{id}/load/ndjson", params(LoadParams), request_body(content = String, content_type = "application/x-ndjson"), responses((status = 200, body = GraphBatchLoadOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn load_ndjson(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    params: Query<LoadParams>,
+    body: web::Payload,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    run_load(
+        &req,
+        &state,
+        &entry,
+        &actor,
+        params.into_inner(),
+        LoadBody::Raw(body),
+    )
+    .await
+}
+
+#[utoipa::path(post, path = "/graphs/{id}/load", request_body = LoadRequest, responses((status = 200, body = IngestOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn load_envelope(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> Res {
+    let actor = caller(&req, &state.tokens)?;
+    let entry = graph(&state, &id)?;
+    let raw = read_body(body, LOAD_BODY_LIMIT).await?;
+    let body: LoadRequest = parse_json(&raw, None)?;
+    let params = LoadParams {
+        branch: body.branch,
+        from: body.from,
+        mode: body.mode,
+        allow_empty: body.allow_empty,
+    };
+    run_load(
+        &req,
+        &state,
+        &entry,
+        &actor,
+        params,
+        LoadBody::Given(Bytes::from(body.data)),
+    )
+    .await
+}
