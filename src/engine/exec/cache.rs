@@ -25,7 +25,11 @@ pub struct Csr {
 }
 
 impl Csr {
-    pub(super) fn build(pairs: &[(u32, u32)], ids: Vec<String>, dense: HashMap<String, u32>) -> Csr {
+    pub(super) fn build(
+        pairs: &[(u32, u32)],
+        ids: Vec<String>,
+        dense: HashMap<String, u32>,
+    ) -> Csr {
         let n = ids.len();
         let side = |key: fn(&(u32, u32)) -> (u32, u32)| {
             let mut off = vec![0u32; n + 1];
@@ -99,7 +103,8 @@ impl crate::engine::table_cache::Weighed for TableState {
 /// Table states keyed by (table, Lance branch, version), least recently
 /// used dropped first past [`crate::engine::table_cache::MAX_ENTRIES`] entries or
 /// [`crate::engine::table_cache::MAX_BYTES`] of decoded rows and adjacency.
-pub type TableCache = crate::engine::table_cache::Bounded<(String, Option<String>, u64), TableState>;
+pub type TableCache =
+    crate::engine::table_cache::Bounded<(String, Option<String>, u64), TableState>;
 
 /// More ids than this are resolved by decoding the whole table instead of an
 /// indexed `IN (…)` lookup.

@@ -45,9 +45,9 @@ mod pipeline;
 mod project;
 mod text;
 
+pub(crate) use cache::sql_string;
 use cache::*;
 pub use cache::{Csr, Decoded, TableCache, TableState};
-pub(crate) use cache::sql_string;
 use eval::*;
 use pipeline::*;
 use project::*;

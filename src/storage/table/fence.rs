@@ -1,0 +1,173 @@
+//! A `CommitHandler` that lets a commit land only as one given version
+//! (the fence of docs/architecture.md, "Fencing"): Lance writes version
+//! `N + 1` with create-if-absent, so exactly one writer gets a version
+//! number, and this handler refuses every number but the expected one.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+use lance::io::ObjectStore;
+use lance_table::format::{IndexMetadata, Manifest, Transaction};
+use lance_table::io::commit::{
+    CommitError, CommitHandler, ManifestLocation, ManifestNamingScheme, ManifestWriter,
+};
+use object_store::path::Path;
+
+/// Delegates to `inner` (Lance's handler for the URI) with two
+/// changes, each optional: with `expected`, a commit lands only as that
+/// version (the fence), and a further commit through the same handler
+/// only as the version after its own last one; with `head`, the first listing of versions
+/// after `head` answers empty, because the caller knows `head` is the
+/// newest published version and a version someone else wrote after it
+/// makes the fenced commit refuse instead of being missed (this spares
+/// a commit Lance's read of the version hint and its probes). Only the
+/// first: Lance hands a dataset's handler on to the datasets a commit
+/// or checkout derives from it, which may be kept and used later, when
+/// `head` is no longer the newest.
+#[derive(Debug)]
+pub(super) struct Fence {
+    pub inner: Arc<dyn CommitHandler>,
+    pub expected: Option<std::sync::atomic::AtomicU64>,
+    pub head: Option<u64>,
+    pub head_used: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl CommitHandler for Fence {
+    fn is_version_not_found_definitive(&self) -> bool {
+        self.inner.is_version_not_found_definitive()
+    }
+
+    fn propagate_commit_error_after_success(&self) -> bool {
+        self.inner.propagate_commit_error_after_success()
+    }
+
+    async fn resolve_latest_location(
+        &self,
+        base_path: &Path,
+        object_store: &ObjectStore,
+    ) -> lance::Result<ManifestLocation> {
+        self.inner
+            .resolve_latest_location(base_path, object_store)
+            .await
+    }
+
+    async fn resolve_version_location(
+        &self,
+        base_path: &Path,
+        version: u64,
+        object_store: &dyn object_store::ObjectStore,
+    ) -> lance::Result<ManifestLocation> {
+        self.inner
+            .resolve_version_location(base_path, version, object_store)
+            .await
+    }
+
+    async fn version_exists(
+        &self,
+        base_path: &Path,
+        version: u64,
+        object_store: &dyn object_store::ObjectStore,
+        naming_scheme: ManifestNamingScheme,
+    ) -> lance::Result<bool> {
+        self.inner
+            .version_exists(base_path, version, object_store, naming_scheme)
+            .await
+    }
+
+    fn list_detached_manifest_locations<'a>(
+        &self,
+        base_path: &Path,
+        object_store: &'a ObjectStore,
+    ) -> futures::stream::BoxStream<'a, lance::Result<ManifestLocation>> {
+        self.inner
+            .list_detached_manifest_locations(base_path, object_store)
+    }
+
+    fn list_manifest_locations<'a>(
+        &self,
+        base_path: &Path,
+        object_store: &'a ObjectStore,
+        sorted_descending: bool,
+    ) -> futures::stream::BoxStream<'a, lance::Result<ManifestLocation>> {
+        self.inner
+            .list_manifest_locations(base_path, object_store, sorted_descending)
+    }
+
+    fn list_manifest_locations_since<'a>(
+        &self,
+        base_path: &Path,
+        object_store: &'a ObjectStore,
+        since_version: u64,
+    ) -> futures::stream::BoxStream<'a, lance::Result<ManifestLocation>> {
+        // Whatever it asks for, the first listing uses up the shortcut.
+        let first = !self
+            .head_used
+            .swap(true, std::sync::atomic::Ordering::SeqCst);
+        if first && self.head == Some(since_version) {
+            return futures::stream::empty().boxed();
+        }
+        self.inner
+            .list_manifest_locations_since(base_path, object_store, since_version)
+    }
+
+    async fn commit(
+        &self,
+        manifest: &mut Manifest,
+        indices: Option<Vec<IndexMetadata>>,
+        base_path: &Path,
+        object_store: &ObjectStore,
+        manifest_writer: ManifestWriter,
+        naming_scheme: ManifestNamingScheme,
+        transaction: Option<Transaction>,
+    ) -> Result<ManifestLocation, CommitError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let want = self.expected.as_ref().map(|e| e.load(SeqCst));
+        if want.is_some_and(|v| v != manifest.version) {
+            return Err(CommitError::CommitConflict);
+        }
+        let r = self
+            .inner
+            .commit(
+                manifest,
+                indices,
+                base_path,
+                object_store,
+                manifest_writer,
+                naming_scheme,
+                transaction,
+            )
+            .await;
+        // The fence moves with its own commits: an operation that
+        // commits twice (a compaction reserves its fragment ids first)
+        // lands both, in order, and nothing of anyone else's between.
+        if r.is_ok()
+            && let (Some(e), Some(v)) = (&self.expected, want)
+        {
+            e.store(v + 1, SeqCst);
+        }
+        r
+    }
+
+    // A fenced handler takes no predecessor-conditioned commits: Lance
+    // then always calls `commit`, where the fence is.
+    fn supports_predecessor_condition(&self) -> bool {
+        self.expected.is_none() && self.inner.supports_predecessor_condition()
+    }
+
+    async fn forget_version(
+        &self,
+        base_path: &Path,
+        version: u64,
+        identity: &str,
+    ) -> lance::Result<()> {
+        self.inner
+            .forget_version(base_path, version, identity)
+            .await
+    }
+
+    async fn delete(&self, base_path: &Path) -> lance::Result<()> {
+        self.inner.delete(base_path).await
+    }
+}
