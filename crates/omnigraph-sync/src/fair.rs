@@ -264,7 +264,7 @@ mod tests {
             let mut next = [0usize; 3];
             let mut running: Vec<((u8, usize, Vec<&'static str>), KeyGuard<&'static str>)> =
                 Vec::new();
-            let mut step = |q: &mut FairQueues<_, _>, running: &mut Vec<_>, next: &mut [usize; 3]| {
+            let step = |q: &mut FairQueues<_, _>, running: &mut Vec<_>, next: &mut [usize; 3]| {
                 for (job, guard) in q.start() {
                     let (caller, n, _): &(u8, usize, Vec<&str>) = &job;
                     proptest::prop_assert_eq!(*n, next[*caller as usize], "caller {} out of order", caller);
