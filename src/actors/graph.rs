@@ -122,6 +122,25 @@ impl Message for Mutate {
     type Result = Result<(String, WriteReport), ActorError>;
 }
 
+/// A read query as sent (`POST /graphs/{id}/query`): the actor compiles
+/// `source` against the catalog at `at` (the graph's for a branch, the
+/// commit's for a snapshot), refuses a mutation, and runs it on the Lance
+/// runtime like any [`Read`] (a panic fails only this request), counted in
+/// the query metrics. The caller has been authorized (`read` on the branch
+/// `at` names). Answers the query's name and its rows. A source that does
+/// not compile or is a mutation is [`EngineError::Source`] (400).
+pub struct RunQuery {
+    pub source: String,
+    pub name: Option<String>,
+    pub params: serde_json::Value,
+    pub at: crate::engine::ReadAt,
+    pub control: crate::engine::exec::QueryControl,
+}
+
+impl Message for RunQuery {
+    type Result = Result<(String, crate::engine::exec::QueryResult), ActorError>;
+}
+
 /// A queued write, type-erased: started with its key guard, it runs the
 /// job and delivers the result itself.
 struct Pending {
@@ -483,6 +502,48 @@ impl Handler<Mutate> for GraphActor {
             }) as BoxFuture<'static, Result<(String, WriteReport), EngineError>>
         });
         <Self as Handler<Write<(String, WriteReport)>>>::handle(self, write, ctx)
+    }
+}
+
+impl Handler<RunQuery> for GraphActor {
+    type Result = ResponseFuture<Result<(String, crate::engine::exec::QueryResult), ActorError>>;
+
+    fn handle(&mut self, msg: RunQuery, ctx: &mut Context<Self>) -> Self::Result {
+        let (metrics, id) = (self.metrics.clone(), self.id.clone());
+        let read = Read::new(move |g: Arc<Graph>| {
+            Box::pin(async move {
+                let RunQuery {
+                    source,
+                    name,
+                    params,
+                    at,
+                    control,
+                } = msg;
+                let catalog = match &at {
+                    crate::engine::ReadAt::Commit(_) => g.catalog_at(&at).await?,
+                    _ => g.catalog(),
+                };
+                let q = crate::engine::mutate::compile_request(&catalog, &source, name.as_deref())?;
+                if q.is_mutation() {
+                    return Err(EngineError::Source {
+                        reason: format!(
+                            "`{}` is a mutation; send it to POST /graphs/{id}/mutate",
+                            q.name
+                        ),
+                    });
+                }
+                let running = metrics.query_running(&id);
+                let r = g.query_with(&q, &params, &at, control).await;
+                drop(running);
+                metrics.query_outcome(&id, super::metrics::query_outcome(&r));
+                Ok((q.name.clone(), r?))
+            })
+                as BoxFuture<
+                    'static,
+                    Result<(String, crate::engine::exec::QueryResult), EngineError>,
+                >
+        });
+        <Self as Handler<Read<(String, crate::engine::exec::QueryResult)>>>::handle(self, read, ctx)
     }
 }
 

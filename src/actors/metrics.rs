@@ -31,6 +31,18 @@ struct Inner {
     running: BTreeMap<String, i64>,
 }
 
+/// The `outcome` label of `omnigraph_queries_total` for a query's result.
+pub fn query_outcome<T>(r: &Result<T, crate::engine::EngineError>) -> &'static str {
+    use crate::engine::EngineError as E;
+    match r {
+        Ok(_) => "ok",
+        Err(E::Cancelled { .. }) => "cancelled",
+        Err(E::Budget { .. }) => "budget",
+        Err(E::Overloaded { .. }) => "overloaded",
+        Err(_) => "error",
+    }
+}
+
 /// The server's metrics; shared by every actor and handler.
 #[derive(Default)]
 pub struct Metrics {

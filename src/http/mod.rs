@@ -9,9 +9,11 @@
 //! admit the request with the AdmissionActor for writes (429 +
 //! `Retry-After`), then message the GraphActor and map its answer. The
 //! decision is made here, once: the server's graphs carry no engine gate.
-//! `mutate` is one typed message ([`crate::actors::Mutate`]); other routes
-//! still ask the actor for the graph's catalog or table list first (one
-//! more trip). Errors are one JSON shape, [`ErrorOutput`].
+//! `mutate` and `query` are one typed message each
+//! ([`crate::actors::Mutate`], [`crate::actors::RunQuery`]; a snapshot
+//! read first reads its commit for the branch policy decides on); other
+//! routes still ask the actor for the graph's table list or stored queries
+//! first (one more trip). Errors are one JSON shape, [`ErrorOutput`].
 
 pub mod auth;
 pub mod client;

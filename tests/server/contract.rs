@@ -357,6 +357,24 @@ fn every_shared_route_answers_in_the_documented_shape() {
         Some(&broken),
         400,
     );
+    // The same for a read: `read` is decided before the source compiles.
+    let broken_read = json!({"query_source": "query q( { match"}).to_string();
+    call(
+        "POST",
+        "/graphs/{graph_id}/query",
+        "/graphs/g/query",
+        Some("tok-b"),
+        Some(&broken_read),
+        403,
+    );
+    call(
+        "POST",
+        "/graphs/{graph_id}/query",
+        "/graphs/g/query",
+        tok,
+        Some(&broken_read),
+        400,
+    );
 
     call(
         "GET",

@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 
 use super::{ApiError, AppState, BODY_LIMIT, LOAD_BODY_LIMIT, caller};
 use crate::actors::supervisor::{Quarantine, Restart, StoredQueries};
-use crate::actors::{Admit, GraphEntry, Mutate, Read, Write};
+use crate::actors::{Admit, GraphEntry, Mutate, Read, RunQuery, Write};
 use crate::api::*;
 use crate::engine::exec::QueryControl;
 use crate::engine::load::LoadMode;
@@ -289,17 +289,6 @@ async fn read_target(
             Ok((ReadAt::Branch(b.clone()), b))
         }
     }
-}
-
-/// Compiles `.gq` source against the graph's catalog and picks `name` (or
-/// the only query): [`crate::engine::mutate::compile_request`], a 400 when
-/// it cannot.
-fn compile(
-    catalog: &crate::schema::Catalog,
-    src: &str,
-    name: Option<&str>,
-) -> Result<CheckedQuery, ApiError> {
-    Ok(crate::engine::mutate::compile_request(catalog, src, name)?)
 }
 
 /// The open graph behind an entry (for compiling against its catalog).

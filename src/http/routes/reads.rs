@@ -22,16 +22,7 @@ pub(super) async fn snapshot(
     ok(&SnapshotOutput::of(&s))
 }
 
-/// The `outcome` label of `omnigraph_queries_total`.
-pub(super) fn query_outcome<T>(r: &Result<T, EngineError>) -> &'static str {
-    match r {
-        Ok(_) => "ok",
-        Err(EngineError::Cancelled { .. }) => "cancelled",
-        Err(EngineError::Budget { .. }) => "budget",
-        Err(EngineError::Overloaded { .. }) => "overloaded",
-        Err(_) => "error",
-    }
-}
+pub(super) use crate::actors::metrics::query_outcome;
 
 /// Sets its flag when dropped: a query handed the flag stops soon after
 /// ([`Graph::query_with`](crate::engine::Graph::query_with)).
@@ -80,13 +71,24 @@ pub(super) async fn run_read(
     })
     .await?;
     drop(cancel);
-    ok(&ReadOutput {
+    ok(&read_output(name, r, policy_branch, snapshot))
+}
+
+/// The wire answer of a read: the rows, and where they were read (a
+/// snapshot, or the branch).
+fn read_output(
+    name: String,
+    r: crate::engine::exec::QueryResult,
+    branch: String,
+    snapshot: Option<String>,
+) -> ReadOutput {
+    ReadOutput {
         query_name: name,
         target: ReadTargetOutput {
             branch: if snapshot.is_some() {
                 None
             } else {
-                Some(policy_branch)
+                Some(branch)
             },
             snapshot,
         },
@@ -94,7 +96,7 @@ pub(super) async fn run_read(
         row_count: r.rows.len(),
         rows: r.rows,
         graph_commit_id: Some(r.graph_commit_id),
-    })
+    }
 }
 
 #[utoipa::path(post, path = "/graphs/{id}/query", request_body = QueryRequest, responses((status = 200, body = ReadOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
@@ -119,35 +121,40 @@ pub(super) async fn query_inner(
     let actor = caller(&req, &state.tokens)?;
     let entry = graph(&state, &id)?;
     let body: QueryRequest = parse_json(&read_body(body, BODY_LIMIT).await?, None)?;
-    // A snapshot read checks against the schema of that commit.
-    let catalog = match &body.snapshot {
-        Some(c) => {
-            let c2 = c.clone();
-            read(&entry, move |g| {
-                async move { g.catalog_at(&ReadAt::Commit(c2)).await }.boxed()
-            })
-            .await?
-        }
-        None => open_graph(&entry).await?.catalog(),
+    // Where the read goes, and the branch policy decides on (a snapshot's
+    // own branch: one trip to the actor to read the commit), before the
+    // query is compiled: a caller who may not read spends nothing of the
+    // server's on its source.
+    let (at, policy_branch) = read_target(&entry, body.branch, body.snapshot.clone()).await?;
+    authorize(&entry, &actor, Action::Read, on_branch(&policy_branch))?;
+    // Dropped with this handler: the query, running on the Lance runtime,
+    // stops at its next check (a client that disconnects cancels it).
+    let cancel = CancelOnDrop::default();
+    let control = QueryControl {
+        cancel: Some(cancel.0.clone()),
+        lower: body.limits.unwrap_or_default().into(),
     };
-    let q = compile(&catalog, &body.query, body.name.as_deref())?;
-    if q.is_mutation() {
-        return Err(ApiError::bad_request(format!(
-            "`{}` is a mutation; send it to POST /graphs/{}/mutate",
-            q.name, entry.spec.id
-        )));
-    }
-    let res = run_read(
-        &state,
-        &entry,
-        &actor,
-        q,
-        body.params.unwrap_or(Json::Null),
-        body.branch,
-        body.snapshot,
-        body.limits,
-    )
-    .await?;
+    let addr = entry.addr.as_ref().ok_or_else(|| {
+        ApiError::not_found(format!("no graph `{}` is being served", entry.spec.id))
+    })?;
+    // One trip: the actor compiles against the catalog at `at` and runs it.
+    let (name, r) = addr
+        .send(RunQuery {
+            source: body.query,
+            name: body.name,
+            params: body.params.unwrap_or(Json::Null),
+            at,
+            control,
+        })
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the graph stopped while answering; retry",
+            )
+        })??;
+    drop(cancel);
+    let res = ok(&read_output(name, r, policy_branch, body.snapshot))?;
     if !legacy {
         return Ok(res);
     }
