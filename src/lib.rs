@@ -1,5 +1,6 @@
 //! Omnigraph: a typed, versioned, branchable property-graph database on Lance
-//! and object storage.
+//! and object storage (graph roots on local files today; `s3://` roots are
+//! issue 22, the control-object store already passes its contract on s3).
 //!
 //! Layers (imports point down): `cli` → `engine` → `storage`; `engine` also
 //! uses `query` and `schema`; `query` → `schema`.

@@ -15,9 +15,10 @@
 //! - [`CommitRequest`]: a prepared write's *commit step*, sent by the
 //!   graph handle's commit path back to this actor. The mailbox owns the
 //!   commit queue: one turn at a time, each turn taking every write that
-//!   queued while the previous turn ran (heal when due, then per write:
-//!   sidecar, fenced table commits, manifest publish; each write keeps its
-//!   own commit and reply).
+//!   queued while the previous turn ran: heal when due, then the turn's
+//!   writes as one group where they can share it (one sidecar, fenced
+//!   table commits, one manifest publish; [`Graph::commit_group_here`]),
+//!   the others one by one; each write keeps its own commit and reply.
 //! - Upkeep (index extension and folding, compaction) is not part of a
 //!   commit turn: the actor runs one step at a time between turns
 //!   ([`Graph::upkeep_once`]), yielding to queued commits for at most

@@ -2,8 +2,10 @@
 //! registry, one [`GraphActor`] per open graph, and the [`AdmissionActor`].
 //!
 //! actix arbiters are single-threaded, so no actor does Lance work on its
-//! own thread: each hands the future to the multi-threaded tokio runtime
-//! ([`tokio::runtime::Handle`]) it was given and awaits the join handle.
+//! own thread: each hands the future to one of the multi-threaded tokio
+//! runtimes it was given ([`Runtimes`]: `main` for reads, light writes and
+//! commit turns; `bulk` for big loads' prepares and upkeep steps) and
+//! awaits the join handle.
 //! See `docs/architecture.md` ("Server actors") for the message flow.
 
 pub mod admission;

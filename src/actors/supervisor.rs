@@ -11,8 +11,10 @@
 //!   once): open, heal (an unreadable sidecar fails here), load and type
 //!   check the stored queries. A failure quarantines that graph alone.
 //! - A GraphActor whose task panicked is restarted after a backoff
-//!   (200 ms × 2^(crashes−1)); after [`MAX_CRASHES`] crashes without a
-//!   clean open in between, the graph is quarantined.
+//!   (200 ms × 2^(crashes−1)); after [`MAX_CRASHES`] crashes the graph is
+//!   quarantined. A clean reopen does not reset the count (a graph that
+//!   opens fine and crashes on its next write still ends quarantined); an
+//!   operator's [`Restart`] does.
 //! - Ops: [`Quarantine`] stops serving a graph; [`Restart`] reopens, heals
 //!   and serves it again, without a process restart.
 

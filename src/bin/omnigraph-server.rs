@@ -1,8 +1,9 @@
 //! `omnigraph-server`: serves many graphs over HTTP.
 //!
 //! ```text
-//! omnigraph-server (--graph ID=URI ... [--queries ID=DIR] [--policy ID=FILE] | --cluster DIR)
-//!                  [--server-policy FILE] [--bind ADDR] [--unauthenticated]
+//! omnigraph-server (--graph ID=URI ... [--queries ID=DIR] [--policy ID=FILE]
+//!                   [--server-policy FILE] | --cluster DIR)
+//!                  [--query-limits ID=LIMITS ...] [--bind ADDR] [--unauthenticated]
 //!                  [--require-all-graphs]
 //! ```
 //!

@@ -4,8 +4,9 @@
 //! `docs/user/cli/reference.md`, "`~/.omnigraph/config.yaml` (operator)"
 //! and "Credentials keyed by server name"; docs/cli.md, "Remote mode").
 //!
-//! `config.yaml` holds no token, ever: `servers: {NAME: {url: URL}}`;
-//! other keys are read by other builds and ignored here. `credentials`
+//! `config.yaml` holds no token, ever: `servers: {NAME: {url: URL}}`,
+//! `profiles`, `defaults` and `aliases` (`omnigraph alias`); other keys
+//! are ignored. `credentials`
 //! holds one section per server, `[NAME]` then `token = …`, and is created
 //! `0600`; a file that group or others may read is refused with the
 //! command that fixes it. A token for a server is looked up, in order, in

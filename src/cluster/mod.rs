@@ -1,8 +1,9 @@
 //! The cluster control plane: `cluster.yaml` (reference
-//! `docs/user/clusters/config.md` of ModernRelay/omnigraph): so far
-//! `cluster validate` and a read-only `cluster plan` against the state
-//! ledger. Apply, import, approvals and `--cluster` boot come with the rest
-//! of the control-plane work.
+//! `docs/user/clusters/config.md` of ModernRelay/omnigraph). This file
+//! parses and validates the config (`cluster validate`); [`plan`] diffs it
+//! against the state ledger; [`apply`] holds the writers (`import`,
+//! `apply`, `approve`, `force-unlock`, `refresh`, `status`) and
+//! [`apply::serving`], what `omnigraph-server --cluster` boots from.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -10,12 +10,14 @@
 //! | owner | dead when |
 //! |---|---|
 //! | this process | its write is not running here ([`LiveWrites`]) |
-//! | another process on this host | that pid is gone (or a zombie), or is this process |
+//! | another process on this host | that pid is gone (or a zombie), or is this process, or the lease ended more than [`CLOCK_SKEW_MS`] ago (a reused pid) |
 //! | anything else (another host, an old sidecar without owner and lease) | the lease ended more than [`CLOCK_SKEW_MS`] ago; a sidecar without owner is dead |
 //!
 //! The timing assumption: clocks of writers on different hosts differ by
 //! less than [`CLOCK_SKEW_MS`], and a writer that cannot renew its lease
-//! stops before publishing ([`Lease::check`]).
+//! stops before publishing (the lease check before the publish in the
+//! commit protocol: `engine/commit.rs`, `engine/group.rs`, answering
+//! [`EngineError::LeaseLost`](super::EngineError::LeaseLost)).
 
 use std::collections::HashSet;
 use std::sync::{LazyLock, Mutex};

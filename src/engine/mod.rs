@@ -2,9 +2,12 @@
 //! through a versioned manifest.
 //!
 //! Layout of a graph root (a local directory; `file://` accepted):
-//! - `_graph/schema.pg`, `_graph/catalog.json` — the accepted schema and its
-//!   compiled catalog;
+//! - `_graph/schema.pg`, `_graph/catalog.json` — the schema `init` wrote
+//!   and its compiled catalog; after a schema apply the accepted one is
+//!   `_graph/schema/<id>.pg|.json`, named by the manifest;
 //! - `_graph/manifest/…`, `_graph/commits/…` — see [`manifest`];
+//! - `_graph/__recovery/`, `_graph/audit/` — write sidecars and heal's
+//!   audit records ([`recovery`]);
 //! - `nodes/<Type>.lance`, `edges/<Edge>.lance` — one Lance dataset per type.
 //!
 //! A write stages and commits each touched table's Lance transaction, then
@@ -19,7 +22,7 @@
 //! of the write entry points (prepare with retry, then commit through the
 //! commit path); `commit` the commit protocol of one write and `group` of
 //! a group; `merge`, `schema_apply`, `recovery` (heal) and `upkeep` their
-//! own operations; `exec` runs read queries.
+//! own operations; `exec` runs read queries; `export` streams rows.
 
 pub mod budget;
 mod commit;

@@ -1,5 +1,6 @@
-//! Control objects (manifest versions, commit records, schema, locks) behind
-//! one adapter over `object_store`.
+//! Control objects (manifest versions, commit records, schema, recovery
+//! sidecars, audit records; the cluster's ledger) behind one adapter over
+//! `object_store`.
 //!
 //! Guarantees the engine relies on, per backend (local filesystem, memory,
 //! s3 and S3-compatible servers):

@@ -1,7 +1,8 @@
 //! Diagnostics shared by the `.pg` and `.gq` compilers.
 //!
-//! A [`Diagnostic`] carries a stable code (`S1xx` for schema rules, `Q000` for
-//! query parse errors, `T…` for query type errors), a message, the byte span it
+//! A [`Diagnostic`] carries a stable code (`S001` for schema syntax errors,
+//! `S1xx` for schema rules, `Q000` for query parse errors, `Q001` for a
+//! literal out of range, `T…` for query type errors), a message, the byte span it
 //! points at and an optional remedy. [`Diagnostics`] binds a list of them to
 //! the source text and file name so they can be rendered for people (a caret
 //! snippet, via `miette`'s graphical handler) or as JSON (one object per

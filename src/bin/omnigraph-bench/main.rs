@@ -7,6 +7,8 @@
 //! omnigraph-bench load-generated [ROWS]                    # generated nodes+edges, default 1,000,000
 //! omnigraph-bench query-generated [NODES] [EDGES] [DIR]    # read latencies, default 1M nodes, 5M edges
 //! omnigraph-bench actor-isolation [SECONDS] [HEAVY_CONNS]   # server: one flooding caller vs four light ones
+//! omnigraph-bench group-commit [SECONDS]                   # server: 1, 16 and 8×1 concurrent writers
+//! omnigraph-bench example-seed [NODES]                     # the example cluster's seed (scripts/example)
 //! ```
 //! The load commands print rows, seconds, rows/s. `query-generated` builds
 //! (or reuses, when DIR already holds it) a graph of `Item` nodes with an
@@ -26,7 +28,8 @@ use omnigraph::engine::load::LoadMode;
 
 /// mimalloc instead of the system allocator: under concurrent writes the
 /// server spent about a fifth of its CPU in glibc's malloc and free
-/// (docs/performance.md, "Group commit, kept stagings and mimalloc").
+/// (docs/performance.md, "Group commit: kept stagings, appends at the
+/// head, mimalloc").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,8 +1,9 @@
-//! Graph commands: `init`, `load`, `mutate`, `snapshot`, `export`,
-//! `branch`, `commit`. Embedded, they open the graph directly; with
-//! `--server URL --graph ID` (remote mode, [`super::remote`]) `query`,
-//! `mutate`, `load`, `snapshot`, `branch` and `commit` send the same
-//! request to a server and print its answer the same way.
+//! Graph commands: `init`, `load`, `mutate`, `query`, `snapshot`,
+//! `export`, `branch`, `commit`, `repair`, `schema plan|apply|show`.
+//! Embedded, they open the graph directly; with `--server URL --graph ID`
+//! (remote mode, [`super::remote`]) `query`, `mutate`, `load`,
+//! `snapshot`, `export`, `branch`, `commit` and `schema apply|show` send
+//! the same request to a server and print its answer the same way.
 
 use std::io::{BufReader, Write};
 use std::path::PathBuf;

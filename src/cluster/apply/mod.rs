@@ -14,6 +14,7 @@
 //!   `__cluster/resources/policy/<name>/<hex>.yaml` — content-addressed
 //!   blobs, written before the ledger (the publish point);
 //! - `__cluster/approvals/<id>.json` — approval artifacts;
+//! - `__cluster/recoveries/<id>.json` — recovery intents (`intents.rs`);
 //! - `graphs/<id>.omni` — graph roots.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,5 +1,5 @@
 //! A `CommitHandler` that lets a commit land only as one given version
-//! (the fence of docs/architecture.md, "Fencing"): Lance writes version
+//! (the fence of docs/architecture.md, "Fencing and leases"): Lance writes version
 //! `N + 1` with create-if-absent, so exactly one writer gets a version
 //! number, and this handler refuses every number but the expected one.
 

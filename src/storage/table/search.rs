@@ -1,5 +1,6 @@
 //! Filtered scans and text search: `scan_where`, Lance's full-text index
-//! (`search`, `match_text`, `bm25`) and fuzzy matching without one.
+//! (`search`, `match_text`, `bm25`), and fuzzy matching over the fragments
+//! an index does not cover yet.
 
 use super::*;
 

@@ -2,8 +2,8 @@
 //! properties merged in, keys, endpoints, indexes and constraints.
 //!
 //! The catalog is what every layer above the compiler reads: the query type
-//! checker, the engine (Arrow schemas, validation on load) and, later, schema
-//! migration planning. It is plain data and serializes to JSON so a graph can
+//! checker, the engine (Arrow schemas, validation on load) and schema
+//! migration planning (`schema::migrate`). It is plain data and serializes to JSON so a graph can
 //! persist its compiled IR beside the `.pg` source.
 
 use std::collections::BTreeMap;

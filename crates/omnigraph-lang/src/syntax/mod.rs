@@ -2,8 +2,9 @@
 //! [`Rule::schema`]) and `.gq` (entry rule [`Rule::query_file`]). The grammars
 //! share their lexical rules and type references (`syntax/common.pest`).
 //!
-//! Nothing here knows about the catalog; `schema::parse` and `query::parse`
-//! turn the pest trees into ASTs with byte spans.
+//! Nothing here knows about the catalog; `schema::ast::parse_schema` and
+//! `query::ast::parse_queries` turn the pest trees into ASTs with byte
+//! spans.
 
 use pest::Parser as _;
 use pest_derive::Parser;
