@@ -80,6 +80,11 @@ pub struct Write<T> {
     /// Big work (a large load): prepared on the bulk runtime
     /// ([`super::Runtimes`]).
     pub bulk: bool,
+    /// Branches whose every table this write holds as well as `keys`
+    /// (a merge's target, a branch delete, a schema apply on `main`),
+    /// expanded to (table, branch) keys by the actor from its graph's
+    /// catalog when the write is queued: no trip to ask for the tables.
+    pub branches: Vec<String>,
 }
 
 impl<T: Send + 'static> Write<T> {
@@ -92,7 +97,14 @@ impl<T: Send + 'static> Write<T> {
             keys,
             job: Box::new(f),
             bulk: false,
+            branches: Vec::new(),
         }
+    }
+
+    /// This write, holding every table of each of `branches` too.
+    pub fn on_branches(mut self, branches: Vec<String>) -> Write<T> {
+        self.branches = branches;
+        self
     }
 
     /// This write, prepared on the bulk runtime (its commit step still
@@ -421,10 +433,14 @@ impl<T: Send + 'static> Handler<Write<T>> for GraphActor {
         let crash = self.crash_reporter();
         let Write {
             actor,
-            keys,
+            mut keys,
             job,
             bulk,
+            branches,
         } = msg;
+        for b in branches {
+            keys.extend(self.graph.table_keys().into_iter().map(|k| (k, b.clone())));
+        }
         metrics.queue(&id, 1);
         let started = Instant::now();
         let (tx, rx) = tokio::sync::oneshot::channel::<Result<Result<T, EngineError>, String>>();

@@ -11,9 +11,10 @@
 //! decision is made here, once: the server's graphs carry no engine gate.
 //! `mutate` and `query` are one typed message each
 //! ([`crate::actors::Mutate`], [`crate::actors::RunQuery`]; a snapshot
-//! read first reads its commit for the branch policy decides on); other
-//! routes still ask the actor for the graph's table list or stored queries
-//! first (one more trip). Errors are one JSON shape, [`ErrorOutput`].
+//! read first reads its commit for the branch policy decides on); writes
+//! that hold whole branches name them (`Write::on_branches`) and the actor
+//! expands them to table keys. Export and the stored-query routes still
+//! ask the actor for the graph handle first (one more trip). Errors are one JSON shape, [`ErrorOutput`].
 
 pub mod auth;
 pub mod client;

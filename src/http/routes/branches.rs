@@ -41,11 +41,12 @@ pub(super) async fn delete_branch(
     authorize(&entry, &actor, Action::BranchDelete, on_target(&name))?;
     let _permit = admit(&state, &actor, 0).await?;
     let (n2, a2) = (name.clone(), actor.clone());
-    let keys = all_table_keys(&*open_graph(&entry).await?, &name);
-    write(&entry, &actor, keys, move |g| {
+    // Holds every table of the branch: one message, the actor names them.
+    let w = Write::new(&actor, Vec::new(), move |g: Arc<Graph>| {
         async move { g.delete_branch(&n2, &a2).await }.boxed()
     })
-    .await?;
+    .on_branches(vec![name.clone()]);
+    send_write(&entry, w).await?;
     ok(&BranchDeleteOutput {
         uri: entry.spec.uri.clone(),
         name,
@@ -71,10 +72,11 @@ pub(super) async fn merge_branches(
     };
     authorize(&entry, &actor, Action::BranchMerge, ctx)?;
     let _permit = admit(&state, &actor, raw.len() as u64).await?;
-    // The merge writes the target and, with `delete_branch`, the source.
-    let mut keys = all_table_keys(&*open_graph(&entry).await?, &target);
+    // The merge writes the target and, with `delete_branch`, the source:
+    // it holds every table of both (named by the actor; one message).
+    let mut branches = vec![target.clone()];
     if body.delete_branch {
-        keys.extend(all_table_keys(&*open_graph(&entry).await?, &body.source));
+        branches.push(body.source.clone());
     }
     let (s2, t2, a2, del) = (
         body.source.clone(),
@@ -82,10 +84,11 @@ pub(super) async fn merge_branches(
         actor.clone(),
         body.delete_branch,
     );
-    let r = write(&entry, &actor, keys, move |g| {
+    let w = Write::new(&actor, Vec::new(), move |g: Arc<Graph>| {
         async move { g.merge(&s2, &t2, &a2, del).await }.boxed()
     })
-    .await?;
+    .on_branches(branches);
+    let r = send_write(&entry, w).await?;
     let outcome = serde_json::to_value(r.outcome)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

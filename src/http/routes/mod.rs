@@ -309,13 +309,6 @@ async fn current_graph(entry: &GraphEntry) -> Result<Arc<Graph>, ApiError> {
     .await
 }
 
-fn all_table_keys(g: &Graph, branch: &str) -> Vec<(String, String)> {
-    g.table_keys()
-        .into_iter()
-        .map(|k| (k, branch.to_string()))
-        .collect()
-}
-
 /// Logs each request (id, method, route, status, latency) and counts it.
 pub async fn observe(
     req: actix_web::dev::ServiceRequest,

@@ -34,7 +34,6 @@ pub(super) async fn schema_apply(
     let body: SchemaApplyRequest = parse_json(&raw, None)?;
     authorize(&entry, &actor, Action::SchemaApply, on_target(MAIN))?;
     let _permit = admit(&state, &actor, raw.len() as u64).await?;
-    let keys = all_table_keys(&*open_graph(&entry).await?, MAIN);
     // The graph's stored queries must still type check against the new
     // schema; otherwise they would be served broken. A schema that does not
     // compile is left to `apply_schema`, which reports it.
@@ -47,10 +46,12 @@ pub(super) async fn schema_apply(
         )));
     }
     let (src, a2, allow) = (body.schema_source, actor.clone(), body.allow_data_loss);
-    let r = write(&entry, &actor, keys, move |g| {
+    // Holds every table of `main` (named by the actor; one message).
+    let w = Write::new(&actor, Vec::new(), move |g: Arc<Graph>| {
         async move { g.apply_schema("<request>", &src, allow, &a2).await }.boxed()
     })
-    .await?;
+    .on_branches(vec![MAIN.to_string()]);
+    let r = send_write(&entry, w).await?;
     if r.applied
         && let Err(e) = fresh_queries(&state, &entry, &*open_graph(&entry).await?)
     {
