@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn tokens_resolve_to_their_actor_only() {
-        let t = Tokens::from_pairs([("a", "tok-a"), ("b", "tok-b")], "test").unwrap();
+        let t = Tokens::from_pairs([("a", "tok-a"), ("b", "tok-b")], "test").expect("valid tokens");
         assert_eq!(t.actor("tok-a"), Some("a"));
         assert_eq!(t.actor("tok-b"), Some("b"));
         assert_eq!(t.actor("tok-c"), None);

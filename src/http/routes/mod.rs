@@ -221,22 +221,37 @@ async fn admit(state: &AppState, actor: &str, bytes: u64) -> Result<Permit, ApiE
     })
 }
 
+/// Sends `msg` to the graph's actor and maps its answer: 404 when the
+/// graph is not served, 503 with `stopped` when the actor went away
+/// before answering, the actor's own error otherwise.
+async fn ask<M, T>(entry: &GraphEntry, msg: M, stopped: &'static str) -> Result<T, ApiError>
+where
+    M: actix::Message<Result = Result<T, crate::actors::ActorError>> + Send + 'static,
+    T: Send + 'static,
+    crate::actors::GraphActor: actix::Handler<M>,
+{
+    let addr = entry.addr.as_ref().ok_or_else(|| {
+        ApiError::not_found(format!("no graph `{}` is being served", entry.spec.id))
+    })?;
+    let r = addr
+        .send(msg)
+        .await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, stopped))?;
+    Ok(r?)
+}
+
+/// The 503 message of a read whose graph stopped while answering.
+const STOPPED_READING: &str = "the graph stopped while answering; retry";
+/// The 503 message of a write whose graph stopped while writing.
+const STOPPED_WRITING: &str = "the graph stopped while writing; read the branch before retrying";
+
 async fn read<T: Send + 'static>(
     entry: &GraphEntry,
     job: impl FnOnce(Arc<Graph>) -> futures::future::BoxFuture<'static, Result<T, EngineError>>
     + Send
     + 'static,
 ) -> Result<T, ApiError> {
-    let addr = entry.addr.as_ref().ok_or_else(|| {
-        ApiError::not_found(format!("no graph `{}` is being served", entry.spec.id))
-    })?;
-    let r = addr.send(Read::new(job)).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the graph stopped while answering; retry",
-        )
-    })?;
-    Ok(r?)
+    ask(entry, Read::new(job), STOPPED_READING).await
 }
 
 async fn write<T: Send + 'static>(
@@ -255,16 +270,7 @@ async fn write<T: Send + 'static>(
 pub const BULK_LOAD_BYTES: usize = 64 << 10;
 
 async fn send_write<T: Send + 'static>(entry: &GraphEntry, w: Write<T>) -> Result<T, ApiError> {
-    let addr = entry.addr.as_ref().ok_or_else(|| {
-        ApiError::not_found(format!("no graph `{}` is being served", entry.spec.id))
-    })?;
-    let r = addr.send(w).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the graph stopped while writing; read the branch before retrying",
-        )
-    })?;
-    Ok(r?)
+    ask(entry, w, STOPPED_WRITING).await
 }
 
 /// Where a read goes: `snapshot` (a commit id) or `branch` (default main).

@@ -134,25 +134,19 @@ pub(super) async fn query_inner(
         cancel: Some(cancel.0.clone()),
         lower: body.limits.unwrap_or_default().into(),
     };
-    let addr = entry.addr.as_ref().ok_or_else(|| {
-        ApiError::not_found(format!("no graph `{}` is being served", entry.spec.id))
-    })?;
     // One trip: the actor compiles against the catalog at `at` and runs it.
-    let (name, r) = addr
-        .send(RunQuery {
+    let (name, r) = ask(
+        &entry,
+        RunQuery {
             source: body.query,
             name: body.name,
             params: body.params.unwrap_or(Json::Null),
             at,
             control,
-        })
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the graph stopped while answering; retry",
-            )
-        })??;
+        },
+        STOPPED_READING,
+    )
+    .await?;
     drop(cancel);
     let res = ok(&read_output(name, r, policy_branch, body.snapshot))?;
     if !legacy {

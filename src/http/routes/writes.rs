@@ -45,24 +45,18 @@ pub(super) async fn mutate(
     let _permit = admit(&state, &actor, raw.len() as u64).await?;
     // One trip to the GraphActor: it compiles the source against its
     // catalog, prepares and commits the write.
-    let addr = entry.addr.as_ref().ok_or_else(|| {
-        ApiError::not_found(format!("no graph `{}` is being served", entry.spec.id))
-    })?;
-    let (name, r) = addr
-        .send(Mutate {
+    let (name, r) = ask(
+        &entry,
+        Mutate {
             actor: actor.clone(),
             branch: branch.clone(),
             source: body.query,
             name: body.name,
             params: body.params.unwrap_or(Json::Null),
-        })
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the graph stopped while writing; read the branch before retrying",
-            )
-        })??;
+        },
+        STOPPED_WRITING,
+    )
+    .await?;
     ok(&ChangeOutput::of_write(&branch, &name, &actor, &r))
 }
 
