@@ -51,7 +51,7 @@ pub const MAX_WRITES_RUNNING: usize = 16;
 pub const MAX_WRITES_PER_CALLER: usize = 4;
 
 /// A (table key, branch) pair: the unit of write queueing.
-pub type WriteKey = (String, String);
+pub type WriteKey = (crate::engine::TableKey, String);
 
 type Job<T> = Box<dyn FnOnce(Arc<Graph>) -> BoxFuture<'static, Result<T, EngineError>> + Send>;
 

@@ -14,7 +14,7 @@ pub mod metrics;
 pub mod supervisor;
 
 pub use admission::{AdmissionActor, AdmissionConfig, Admit, Rejection};
-pub use graph::{GraphActor, Mutate, Read, RunQuery, Write};
+pub use graph::{GraphActor, Mutate, Read, RunQuery, Write, WriteKey};
 pub use metrics::Metrics;
 pub use supervisor::{
     GraphEntry, GraphSpec, GraphState, Quarantine, Registry, Restart, StoredQueries,

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use utoipa::ToSchema;
 
-use crate::engine::WriteReport;
 use crate::engine::load::LoadMode;
 use crate::engine::manifest::Commit;
+use crate::engine::{TableKind, WriteReport};
 
 /// The closed set of error codes (reference `ErrorCode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -231,13 +231,12 @@ impl CommitOutput {
     }
 }
 
-/// Rows a write inserted, updated or deleted in tables whose key starts
-/// with `prefix` (`"node:"`, `"edge:"`).
-fn affected(r: &WriteReport, prefix: &str) -> usize {
+/// Rows a write inserted, updated or deleted in the tables of `kind`.
+fn affected(r: &WriteReport, kind: TableKind) -> usize {
     r.written
         .iter()
         .chain(r.deleted.iter())
-        .filter(|(k, _)| k.starts_with(prefix))
+        .filter(|(k, _)| k.kind() == kind)
         .map(|(_, n)| n)
         .sum()
 }
@@ -251,8 +250,8 @@ impl ChangeOutput {
         ChangeOutput {
             branch: branch.to_string(),
             query_name: query_name.to_string(),
-            affected_nodes: affected(r, "node:"),
-            affected_edges: affected(r, "edge:"),
+            affected_nodes: affected(r, TableKind::Node),
+            affected_edges: affected(r, TableKind::Edge),
             actor_id: Some(actor.to_string()),
             commit: CommitOutput::of_write(r),
         }
@@ -292,20 +291,18 @@ impl GraphBatchLoadOutput {
         actor: &str,
         r: &WriteReport,
     ) -> GraphBatchLoadOutput {
-        let decls = |prefix: &str| -> Vec<GraphBatchDeclarationOutput> {
+        let decls = |kind: TableKind| -> Vec<GraphBatchDeclarationOutput> {
             r.written
                 .iter()
-                .filter_map(|(k, n)| {
-                    k.strip_prefix(prefix)
-                        .map(|name| GraphBatchDeclarationOutput {
-                            name: name.to_string(),
-                            entities_loaded: *n,
-                        })
+                .filter(|(k, _)| k.kind() == kind)
+                .map(|(k, n)| GraphBatchDeclarationOutput {
+                    name: k.name().to_string(),
+                    entities_loaded: *n,
                 })
                 .collect()
         };
-        let nodes = decls("node:");
-        let edges = decls("edge:");
+        let nodes = decls(TableKind::Node);
+        let edges = decls(TableKind::Edge);
         let total_entities = nodes
             .iter()
             .chain(edges.iter())
@@ -368,7 +365,7 @@ impl SnapshotOutput {
                 .tables
                 .iter()
                 .map(|t| {
-                    let (kind, name) = t.table.split_once(':').unwrap_or(("node", &t.table));
+                    let (kind, name) = (t.table.kind().as_str(), t.table.name());
                     SnapshotDatasetOutput {
                         entity_kind: kind.to_string(),
                         type_name: name.to_string(),

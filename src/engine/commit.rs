@@ -388,7 +388,7 @@ impl Graph {
     /// (the insert ledger, [`ledger`]).
     pub(crate) fn read_holds(
         &self,
-        key: &str,
+        key: &TableKey,
         read: Option<&TableRef>,
         now: Option<&TableRef>,
         absent: Option<&HashSet<String>>,
@@ -407,7 +407,7 @@ impl Graph {
 
     pub(crate) fn keeps_staged(
         &self,
-        key: &str,
+        key: &TableKey,
         target: Option<&str>,
         change: &table::StagedChange,
         head: u64,
@@ -428,7 +428,7 @@ impl Graph {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn commit_table(
         &self,
-        key: &str,
+        key: &TableKey,
         branch: &str,
         base: &TableRef,
         target: Option<&str>,

@@ -32,6 +32,12 @@ pub enum EngineError {
     BranchExists { name: String },
     #[error("invalid branch name `{name}`: {reason}")]
     BadBranchName { name: String, reason: String },
+    #[error("`{key}` is not a table key; a table is named `node:<Type>` or `edge:<Type>`")]
+    BadTableKey { key: String },
+    #[error(
+        "invalid graph id `{id}`: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit, no '..'"
+    )]
+    BadGraphId { id: String },
     #[error("branch `main` cannot be deleted")]
     MainProtected,
     #[error("commit `{id}` does not exist")]

@@ -41,7 +41,7 @@ impl Graph {
         };
         let mut total = 0;
         for key in super::keys_of(&view.catalog) {
-            let (kind, name) = key.split_once(':').unwrap_or(("node", key.as_str()));
+            let (kind, name) = (key.kind().as_str(), key.name());
             if types.is_some_and(|ts| !ts.iter().any(|t| t == name)) {
                 continue;
             }

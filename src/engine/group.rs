@@ -521,7 +521,7 @@ impl Graph {
                     let op = link.op.ok_or_else(|| {
                         (
                             EngineError::Corrupt {
-                                path: key.clone(),
+                                path: key.to_string(),
                                 reason: "a grouped write without a change".into(),
                             },
                             false,

@@ -55,11 +55,11 @@ struct Versions {
 impl Ledger {
     /// Records that `version` of `key` on `branch`, committed by this
     /// process, inserted `ids` (`None`: unknown).
-    pub fn record(&mut self, key: &str, branch: Option<&str>, version: u64, ids: Inserted) {
+    pub fn record(&mut self, key: &TableKey, branch: Option<&str>, version: u64, ids: Inserted) {
         let ids = ids.filter(|s| s.len() <= MAX_IDS);
         let t = self
             .tables
-            .entry((key.to_string(), branch.map(str::to_string)))
+            .entry((key.clone(), branch.map(str::to_string)))
             .or_default();
         t.ids += ids.as_ref().map_or(0, |s| s.len());
         if let Some(Some(old)) = t.by_version.insert(version, ids) {
@@ -76,7 +76,7 @@ impl Ledger {
 
     /// Records versions `from..=to` as inserting nothing (index builds,
     /// compaction: the same rows rewritten).
-    pub fn record_no_rows(&mut self, key: &str, branch: Option<&str>, from: u64, to: u64) {
+    pub fn record_no_rows(&mut self, key: &TableKey, branch: Option<&str>, from: u64, to: u64) {
         for v in from..=to {
             self.record(key, branch, v, Some(Arc::new(HashSet::new())));
         }
@@ -86,7 +86,7 @@ impl Ledger {
     /// inserted any of `ids`. `after == upto` is trivially true.
     pub fn none_inserted(
         &self,
-        key: &str,
+        key: &TableKey,
         branch: Option<&str>,
         after: u64,
         upto: u64,
@@ -95,10 +95,7 @@ impl Ledger {
         if after >= upto {
             return after == upto;
         }
-        let Some(t) = self
-            .tables
-            .get(&(key.to_string(), branch.map(str::to_string)))
-        else {
+        let Some(t) = self.tables.get(&(key.clone(), branch.map(str::to_string))) else {
             return false;
         };
         let mut count = 0u64;
@@ -133,49 +130,49 @@ mod tests {
     #[test]
     fn a_known_disjoint_range_passes_and_a_gap_or_an_overlap_does_not() {
         let mut l = Ledger::default();
-        l.record("node:P", None, 5, ids(&["a"]));
-        l.record("node:P", None, 6, ids(&["b"]));
-        l.record_no_rows("node:P", None, 7, 7);
-        assert!(l.none_inserted("node:P", None, 4, 7, &set(&["c"])));
-        assert!(l.none_inserted("node:P", None, 7, 7, &set(&["a"])));
+        l.record(&TableKey::node("P"), None, 5, ids(&["a"]));
+        l.record(&TableKey::node("P"), None, 6, ids(&["b"]));
+        l.record_no_rows(&TableKey::node("P"), None, 7, 7);
+        assert!(l.none_inserted(&TableKey::node("P"), None, 4, 7, &set(&["c"])));
+        assert!(l.none_inserted(&TableKey::node("P"), None, 7, 7, &set(&["a"])));
         // Overlap: `b` was inserted at 6.
-        assert!(!l.none_inserted("node:P", None, 4, 7, &set(&["b"])));
+        assert!(!l.none_inserted(&TableKey::node("P"), None, 4, 7, &set(&["b"])));
         // Gap: 8 is unknown.
-        l.record("node:P", None, 9, ids(&[]));
-        assert!(!l.none_inserted("node:P", None, 7, 9, &set(&["c"])));
+        l.record(&TableKey::node("P"), None, 9, ids(&[]));
+        assert!(!l.none_inserted(&TableKey::node("P"), None, 7, 9, &set(&["c"])));
         // Another Lance branch knows nothing.
-        assert!(!l.none_inserted("node:P", Some("f"), 4, 7, &set(&["c"])));
+        assert!(!l.none_inserted(&TableKey::node("P"), Some("f"), 4, 7, &set(&["c"])));
         // Unknown contents.
-        l.record("node:Q", None, 2, None);
-        assert!(!l.none_inserted("node:Q", None, 1, 2, &set(&["c"])));
+        l.record(&TableKey::node("Q"), None, 2, None);
+        assert!(!l.none_inserted(&TableKey::node("Q"), None, 1, 2, &set(&["c"])));
         // Staged after the head: never.
-        assert!(!l.none_inserted("node:P", None, 8, 7, &set(&["c"])));
+        assert!(!l.none_inserted(&TableKey::node("P"), None, 8, 7, &set(&["c"])));
         l.clear();
-        assert!(!l.none_inserted("node:P", None, 4, 7, &set(&["c"])));
+        assert!(!l.none_inserted(&TableKey::node("P"), None, 4, 7, &set(&["c"])));
     }
 
     #[test]
     fn old_versions_are_forgotten() {
         let mut l = Ledger::default();
         for v in 1..=(MAX_VERSIONS as u64 + 10) {
-            l.record("node:P", None, v, ids(&[]));
+            l.record(&TableKey::node("P"), None, v, ids(&[]));
         }
-        assert!(!l.none_inserted("node:P", None, 0, 20, &set(&["x"])));
-        assert!(l.none_inserted("node:P", None, 20, 30, &set(&["x"])));
+        assert!(!l.none_inserted(&TableKey::node("P"), None, 0, 20, &set(&["x"])));
+        assert!(l.none_inserted(&TableKey::node("P"), None, 20, 30, &set(&["x"])));
     }
 
     #[test]
     fn the_ids_held_are_bounded() {
         let mut l = Ledger::default();
         let big: HashSet<String> = (0..MAX_IDS / 2 + 1).map(|i| i.to_string()).collect();
-        l.record("node:P", None, 1, Some(Arc::new(big.clone())));
-        l.record("node:P", None, 2, Some(Arc::new(big)));
+        l.record(&TableKey::node("P"), None, 1, Some(Arc::new(big.clone())));
+        l.record(&TableKey::node("P"), None, 2, Some(Arc::new(big)));
         // Version 1 was forgotten to make room for version 2.
-        assert!(!l.none_inserted("node:P", None, 0, 2, &set(&["x"])));
-        assert!(l.none_inserted("node:P", None, 1, 2, &set(&["x"])));
+        assert!(!l.none_inserted(&TableKey::node("P"), None, 0, 2, &set(&["x"])));
+        assert!(l.none_inserted(&TableKey::node("P"), None, 1, 2, &set(&["x"])));
         // Too many ids for one version: unknown.
         let huge: HashSet<String> = (0..MAX_IDS + 1).map(|i| i.to_string()).collect();
-        l.record("node:P", None, 3, Some(Arc::new(huge)));
-        assert!(!l.none_inserted("node:P", None, 2, 3, &set(&["x"])));
+        l.record(&TableKey::node("P"), None, 3, Some(Arc::new(huge)));
+        assert!(!l.none_inserted(&TableKey::node("P"), None, 2, 3, &set(&["x"])));
     }
 }

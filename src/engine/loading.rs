@@ -5,13 +5,13 @@ use super::*;
 
 impl Graph {
     /// Builds an Arrow batch of rows for a table.
-    pub(crate) fn batch(&self, key: &str, rows: &[Row]) -> Result<RecordBatch, EngineError> {
+    pub(crate) fn batch(&self, key: &TableKey, rows: &[Row]) -> Result<RecordBatch, EngineError> {
         let schema = Arc::new(self.arrow_schema(key));
         let props = self.props(key);
         let mut cols: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(
             rows.iter().map(|r| r.id.as_str()),
         ))];
-        if key.starts_with("edge:") {
+        if key.is_edge() {
             cols.push(Arc::new(StringArray::from_iter_values(
                 rows.iter().map(|r| r.src.as_deref().unwrap_or_default()),
             )));
@@ -30,11 +30,15 @@ impl Graph {
     }
 
     /// Reads every row of a table at a pinned version.
-    pub(crate) async fn read_rows(&self, key: &str, r: &TableRef) -> Result<Vec<Row>, EngineError> {
+    pub(crate) async fn read_rows(
+        &self,
+        key: &TableKey,
+        r: &TableRef,
+    ) -> Result<Vec<Row>, EngineError> {
         let ds = table::open(&self.at(key, r)).await?;
         let batches = table::scan_all(&ds, None).await?;
         let props = self.props(key).to_vec();
-        let edge = key.starts_with("edge:");
+        let edge = key.is_edge();
         let mut out = Vec::new();
         for b in batches {
             out.extend(rows_of(&b, &props, edge));
@@ -172,7 +176,7 @@ impl Graph {
     /// (then every stored id is returned).
     pub(super) async fn stored_ids(
         &self,
-        key: &str,
+        key: &TableKey,
         r: &TableRef,
         ids: &[&str],
     ) -> Result<HashSet<String>, EngineError> {
@@ -212,7 +216,7 @@ impl Graph {
     /// columns whole past [`PROBE_MAX_IDS`] sources.
     pub(super) async fn stored_edges_from(
         &self,
-        key: &str,
+        key: &TableKey,
         r: &TableRef,
         srcs: &[&str],
     ) -> Result<Vec<(String, String, String)>, EngineError> {

@@ -25,8 +25,7 @@ use crate::storage::{ControlError, ControlStore};
 /// The name of the branch that always exists.
 pub const MAIN: &str = "main";
 
-/// `node:Type` or `edge:Type`.
-pub type TableKey = String;
+pub use super::ids::TableKey;
 
 /// One table version as a branch sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use super::load::{Row, unique_tuple};
 use super::manifest::{Commit, TableKey, TableRef};
-use super::{EngineError, Graph, TableWrite, edge_key, node_key};
+use super::{EngineError, Graph, TableKind, TableWrite, edge_key, node_key};
 
 /// How a merge resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -135,14 +135,16 @@ struct TableChange {
     delete: Vec<String>,
 }
 
-fn entity(key: &str) -> (String, String) {
-    match key.split_once(':') {
-        Some((k, n)) => (k.to_string(), n.to_string()),
-        None => ("node".to_string(), key.to_string()),
-    }
+fn entity(key: &TableKey) -> (String, String) {
+    (key.kind().as_str().to_string(), key.name().to_string())
 }
 
-fn conflict(kind: ConflictKind, key: &str, id: Option<&str>, message: String) -> MergeConflict {
+fn conflict(
+    kind: ConflictKind,
+    key: &TableKey,
+    id: Option<&str>,
+    message: String,
+) -> MergeConflict {
     let (entity_kind, type_name) = entity(key);
     MergeConflict {
         kind,
@@ -389,7 +391,7 @@ impl Graph {
         Ok(seen)
     }
 
-    async fn rows_at(&self, key: &str, r: Option<&TableRef>) -> Result<Rows, EngineError> {
+    async fn rows_at(&self, key: &TableKey, r: Option<&TableRef>) -> Result<Rows, EngineError> {
         let Some(r) = r else {
             return Ok(Rows::new());
         };
@@ -533,10 +535,9 @@ impl Graph {
             }
         }
         for key in &changed {
-            let Some((props, uniques)) = (match key.split_once(':') {
-                Some(("edge", n)) => catalog.edge(n).map(|e| (&e.properties, &e.unique)),
-                Some((_, n)) => catalog.node(n).map(|n| (&n.properties, &n.unique)),
-                None => None,
+            let Some((props, uniques)) = (match key.kind() {
+                TableKind::Edge => catalog.edge(key.name()).map(|e| (&e.properties, &e.unique)),
+                TableKind::Node => catalog.node(key.name()).map(|n| (&n.properties, &n.unique)),
             }) else {
                 continue;
             };

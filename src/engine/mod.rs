@@ -30,6 +30,7 @@ pub mod error;
 pub mod exec;
 pub mod export;
 pub mod group;
+pub mod ids;
 pub mod lease;
 pub mod ledger;
 pub use omnigraph_data::load;
@@ -55,8 +56,9 @@ use arrow_schema::Schema;
 use serde::Serialize;
 
 pub use error::EngineError;
+pub use ids::{BranchName, GraphId, TableKey, TableKind};
 use load::{Existing, LoadMode, Row, Staged};
-use manifest::{BranchState, Commit, MAIN, Manifest, ManifestStore, TableKey, TableRef};
+use manifest::{BranchState, Commit, MAIN, Manifest, ManifestStore, TableRef};
 
 use crate::schema::{Catalog, Property, compile_schema_file};
 use crate::storage::ControlStore;
@@ -333,7 +335,7 @@ impl Drop for AbortOnDrop {
 }
 
 /// The error for a write whose table `key` moved since it was prepared.
-pub(crate) fn stale(key: &str, why: &str) -> EngineError {
+pub(crate) fn stale(key: &TableKey, why: &str) -> EngineError {
     EngineError::Stale {
         table: key.to_string(),
         reason: why.to_string(),
@@ -349,14 +351,14 @@ pub(crate) struct Extra<'a> {
     pub schema: Option<&'a schema_apply::SchemaSwitch>,
 }
 
-/// `node:Type` for a node table.
+/// The table of node type `name` ([`TableKey::node`]).
 pub fn node_key(name: &str) -> TableKey {
-    format!("node:{name}")
+    TableKey::node(name)
 }
 
-/// `edge:Type` for an edge table.
+/// The table of edge type `name` ([`TableKey::edge`]).
 pub fn edge_key(name: &str) -> TableKey {
-    format!("edge:{name}")
+    TableKey::edge(name)
 }
 
 /// Whether `name` is one path-safe component: 1–100 characters of
@@ -629,33 +631,30 @@ impl Graph {
         keys
     }
 
-    fn table_uri(&self, key: &str) -> String {
-        let (kind, name) = key.split_once(':').unwrap_or(("node", key));
-        let dir = if kind == "edge" { "edges" } else { "nodes" };
+    fn table_uri(&self, key: &TableKey) -> String {
         self.root
-            .join(dir)
-            .join(format!("{name}.lance"))
+            .join(key.kind().dir())
+            .join(format!("{}.lance", key.name()))
             .display()
             .to_string()
     }
 
-    fn arrow_schema(&self, key: &str) -> Schema {
+    fn arrow_schema(&self, key: &TableKey) -> Schema {
         let cat = self.catalog();
-        match key.split_once(':') {
-            Some(("edge", name)) => cat.edge(name).map(values::edge_schema),
-            Some((_, name)) => cat.node(name).map(values::node_schema),
-            None => None,
+        match key.kind() {
+            TableKind::Edge => cat.edge(key.name()).map(values::edge_schema),
+            TableKind::Node => cat.node(key.name()).map(values::node_schema),
         }
         .unwrap_or_else(Schema::empty)
     }
 
     /// The properties of a table's type.
-    fn props(&self, key: &str) -> Vec<Property> {
+    fn props(&self, key: &TableKey) -> Vec<Property> {
         props_of(&self.catalog(), key)
     }
 
     /// The declared indexes of a table's properties: (column, kind).
-    pub(crate) fn index_decls(&self, key: &str) -> Vec<(String, crate::schema::IndexKind)> {
+    pub(crate) fn index_decls(&self, key: &TableKey) -> Vec<(String, crate::schema::IndexKind)> {
         index_decls_of(&self.catalog(), key)
     }
 
@@ -667,11 +666,10 @@ impl Graph {
 }
 
 /// The properties of a table's type in `cat` (empty for an unknown key).
-pub(crate) fn props_of(cat: &Catalog, key: &str) -> Vec<Property> {
-    match key.split_once(':') {
-        Some(("edge", name)) => cat.edge(name).map(|e| e.properties.clone()),
-        Some((_, name)) => cat.node(name).map(|n| n.properties.clone()),
-        None => None,
+pub(crate) fn props_of(cat: &Catalog, key: &TableKey) -> Vec<Property> {
+    match key.kind() {
+        TableKind::Edge => cat.edge(key.name()).map(|e| e.properties.clone()),
+        TableKind::Node => cat.node(key.name()).map(|n| n.properties.clone()),
     }
     .unwrap_or_default()
 }
@@ -684,12 +682,14 @@ pub(crate) fn keys_of(cat: &Catalog) -> Vec<TableKey> {
 }
 
 /// The declared indexes of a table's properties in `cat`: (column, kind).
-pub(crate) fn index_decls_of(cat: &Catalog, key: &str) -> Vec<(String, crate::schema::IndexKind)> {
+pub(crate) fn index_decls_of(
+    cat: &Catalog,
+    key: &TableKey,
+) -> Vec<(String, crate::schema::IndexKind)> {
     {
-        let decls = match key.split_once(':') {
-            Some(("edge", name)) => cat.edge(name).map(|e| e.indexes.as_slice()),
-            Some((_, name)) => cat.node(name).map(|n| n.indexes.as_slice()),
-            None => None,
+        let decls = match key.kind() {
+            TableKind::Edge => cat.edge(key.name()).map(|e| e.indexes.as_slice()),
+            TableKind::Node => cat.node(key.name()).map(|n| n.indexes.as_slice()),
         };
         decls
             .unwrap_or(&[])
@@ -721,11 +721,10 @@ fn staged_keys(s: &Staged) -> Vec<TableKey> {
     keys
 }
 
-fn staged_rows<'s>(s: &'s Staged, key: &str) -> &'s [Row] {
-    let rows = match key.split_once(':') {
-        Some(("edge", n)) => s.edges.get(n),
-        Some((_, n)) => s.nodes.get(n),
-        None => None,
+fn staged_rows<'s>(s: &'s Staged, key: &TableKey) -> &'s [Row] {
+    let rows = match key.kind() {
+        TableKind::Edge => s.edges.get(key.name()),
+        TableKind::Node => s.nodes.get(key.name()),
     };
     rows.map_or(&[], Vec::as_slice)
 }

@@ -10,7 +10,8 @@ use serde_json::Value as Json;
 use super::load::{self, Existing, Row, Staged};
 use super::values::{Cell, format_datetime, from_json, key_string, to_json};
 use super::{
-    EngineError, Graph, Prepared, PreparedWrite, TableWrite, View, WriteReport, edge_key, node_key,
+    EngineError, Graph, Prepared, PreparedWrite, TableKey, TableKind, TableWrite, View,
+    WriteReport, edge_key, node_key,
 };
 use crate::query::ast::CmpOp;
 use crate::query::ir::{
@@ -196,28 +197,28 @@ struct Pending<'g> {
     graph: &'g Graph,
     view: View,
     /// Stored rows per table, read once.
-    stored: HashMap<String, Vec<Row>>,
+    stored: HashMap<TableKey, Vec<Row>>,
     /// Rows to upsert per table, by id.
-    upserts: BTreeMap<String, BTreeMap<String, Row>>,
+    upserts: BTreeMap<TableKey, BTreeMap<String, Row>>,
     /// Ids to delete per table.
-    deletes: BTreeMap<String, BTreeSet<String>>,
+    deletes: BTreeMap<TableKey, BTreeSet<String>>,
 }
 
 impl<'g> Pending<'g> {
-    async fn stored(&mut self, key: &str) -> Result<&Vec<Row>, EngineError> {
+    async fn stored(&mut self, key: &TableKey) -> Result<&Vec<Row>, EngineError> {
         if !self.stored.contains_key(key) {
             let rows = match self.view.tables.get(key) {
                 Some(r) => self.graph.read_rows(key, r).await?,
                 None => Vec::new(),
             };
-            self.stored.insert(key.to_string(), rows);
+            self.stored.insert(key.clone(), rows);
         }
         Ok(&self.stored[key])
     }
 
     /// Rows visible to a later statement: stored, overlaid by upserts,
     /// minus deletes.
-    async fn visible(&mut self, key: &str) -> Result<Vec<Row>, EngineError> {
+    async fn visible(&mut self, key: &TableKey) -> Result<Vec<Row>, EngineError> {
         let stored = self.stored(key).await?.clone();
         let ups = self.upserts.get(key).cloned().unwrap_or_default();
         let dels = self.deletes.get(key).cloned().unwrap_or_default();
@@ -509,10 +510,9 @@ impl Graph {
         let mut staged = Staged::default();
         for (key, rows) in &st.upserts {
             let rows: Vec<Row> = rows.values().cloned().collect();
-            match key.split_once(':') {
-                Some(("edge", n)) => staged.edges.insert(n.to_string(), rows),
-                Some((_, n)) => staged.nodes.insert(n.to_string(), rows),
-                None => None,
+            match key.kind() {
+                TableKind::Edge => staged.edges.insert(key.name().to_string(), rows),
+                TableKind::Node => staged.nodes.insert(key.name().to_string(), rows),
             };
         }
         let mut existing = Existing::default();
@@ -594,7 +594,7 @@ impl Graph {
         .await
     }
 
-    fn target(&self, kind: TargetKind, name: &str) -> (String, Vec<Property>) {
+    fn target(&self, kind: TargetKind, name: &str) -> (TableKey, Vec<Property>) {
         match kind {
             TargetKind::Node => (
                 node_key(name),

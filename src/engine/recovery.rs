@@ -224,7 +224,7 @@ impl Graph {
     async fn committed_by(
         &self,
         sc: &Sidecar,
-        key: &str,
+        key: &TableKey,
         t: &SidecarTable,
         head: Option<u64>,
     ) -> Result<Option<u64>, EngineError> {
@@ -248,7 +248,7 @@ impl Graph {
     /// does not exist).
     async fn lance_head(
         &self,
-        key: &str,
+        key: &TableKey,
         lance_branch: Option<&str>,
     ) -> Result<Option<u64>, EngineError> {
         table::head_version(&self.table_uri(key), lance_branch)
@@ -260,7 +260,7 @@ impl Graph {
     /// whose sidecar covers table `key` on Lance branch `target`.
     pub(crate) async fn live_writer(
         &self,
-        key: &str,
+        key: &TableKey,
         target: Option<&str>,
         own: &str,
     ) -> Result<Option<String>, EngineError> {
@@ -287,7 +287,7 @@ impl Graph {
     /// `own` is the asking write's id.
     pub(crate) async fn moved_head(
         &self,
-        key: &str,
+        key: &TableKey,
         branch: &str,
         published: &TableRef,
         target: Option<&str>,
@@ -737,7 +737,7 @@ impl Graph {
             }
             for (branch, refs) in by_branch {
                 let id = ulid::Ulid::new().to_string();
-                let names: Vec<&str> = refs.keys().map(String::as_str).collect();
+                let names: Vec<&str> = refs.keys().map(TableKey::as_str).collect();
                 let message = format!("repair: publish drifted {}", names.join(", "));
                 let cur = self.manifest().await?;
                 let (_, c) = self

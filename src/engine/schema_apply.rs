@@ -364,8 +364,7 @@ impl Graph {
                 .is_some_and(|k| self.index_specs(k) != next.index_specs(&key));
             let rows = match (base, renamed || reshaped || check) {
                 (Some(r), true) => remap(
-                    self.read_rows(old_key.as_deref().unwrap_or(&key), r)
-                        .await?,
+                    self.read_rows(old_key.as_ref().unwrap_or(&key), r).await?,
                     &old_props,
                     &new_props,
                 ),

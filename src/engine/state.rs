@@ -7,10 +7,10 @@ impl Graph {
     /// The physical indexes a table carries (docs/storage.md, "Indexes"):
     /// BTREE on `id` (and `src`, `dst` for edges) and on every BTREE
     /// declaration; an inverted index on every full-text declaration.
-    pub(crate) fn index_specs(&self, key: &str) -> Vec<table::IndexSpec> {
+    pub(crate) fn index_specs(&self, key: &TableKey) -> Vec<table::IndexSpec> {
         use crate::schema::IndexKind;
         let mut specs = vec![table::IndexSpec::Btree("id".into())];
-        if key.starts_with("edge:") {
+        if key.is_edge() {
             specs.push(table::IndexSpec::Btree("src".into()));
             specs.push(table::IndexSpec::Btree("dst".into()));
         }
@@ -27,7 +27,7 @@ impl Graph {
         specs
     }
 
-    pub(super) fn at(&self, key: &str, r: &TableRef) -> TableAt {
+    pub(super) fn at(&self, key: &TableKey, r: &TableRef) -> TableAt {
         TableAt {
             uri: self.table_uri(key),
             branch: r.lance_branch.clone(),

@@ -159,6 +159,8 @@ impl From<EngineError> for ApiError {
             | E::Budget { .. }
             | E::Cancelled { .. }
             | E::BadBranchName { .. }
+            | E::BadTableKey { .. }
+            | E::BadGraphId { .. }
             | E::Schema { .. }
             | E::MergeRefused { .. }
             | E::SchemaRefused { .. }

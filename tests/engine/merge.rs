@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use omnigraph::engine::load::LoadMode;
 use omnigraph::engine::merge::{ConflictKind, MergeOutcome};
-use omnigraph::engine::{EngineError, Graph, ReadAt};
+use omnigraph::engine::{EngineError, Graph, ReadAt, TableKey};
 use omnigraph::query::compile_queries;
 use proptest::prelude::*;
 use serde_json::json;
@@ -261,7 +261,7 @@ async fn merged_state_is_checked() {
         .expect("t");
     let r = g.merge(&s, &t, "m", false).await.expect("clean merge");
     assert_eq!(r.outcome, MergeOutcome::Merged);
-    assert_eq!(r.written.get("edge:Knows"), Some(&1));
+    assert_eq!(r.written.get(&TableKey::edge("Knows")), Some(&1));
     let n = counts(&g, &at(&t)).await;
     assert_eq!((n["edge:Knows"], n["edge:WorksAt"]), (1, 1));
     let m = counts(&g, &at("main")).await;

@@ -1,7 +1,7 @@
 //! `.gq` mutations: one commit per query, cascades, no-op reporting.
 
 use omnigraph::engine::load::LoadMode;
-use omnigraph::engine::{EngineError, Graph, ReadAt};
+use omnigraph::engine::{EngineError, Graph, ReadAt, TableKey};
 use omnigraph::query::compile_queries;
 use serde_json::json;
 
@@ -99,7 +99,7 @@ async fn mutations_publish_one_commit_each_and_cascade() {
 
     // Delete cascades to incident edges, in one commit.
     let r = run(&g, "drop", json!({"slug": "b"})).await.expect("drop");
-    assert_eq!(r.deleted.get("edge:Knows"), Some(&1));
+    assert_eq!(r.deleted.get(&TableKey::edge("Knows")), Some(&1));
     let n = counts(&g, &main_at()).await;
     assert_eq!((n["node:Person"], n["edge:Knows"]), (1, 0));
 }

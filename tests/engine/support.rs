@@ -121,7 +121,7 @@ pub async fn counts(g: &Graph, at: &ReadAt) -> HashMap<String, usize> {
         .expect("snapshot")
         .tables
         .into_iter()
-        .map(|t| (t.table, t.rows))
+        .map(|t| (t.table.to_string(), t.rows))
         .collect()
 }
 

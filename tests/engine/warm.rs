@@ -2,7 +2,7 @@
 //! manifest, kept dataset handles, a commit handle that knows the head) and
 //! the upkeep it puts off must never change what a write or a read sees.
 
-use omnigraph::engine::{Graph, ReadAt};
+use omnigraph::engine::{Graph, ReadAt, TableKey};
 
 use super::support::runtime;
 use omnigraph::query::compile_queries;
@@ -118,7 +118,7 @@ fn background_upkeep_catches_up_without_commits() {
         for (i, k) in all.iter().enumerate() {
             mutate(&g, "doc", json!({"k": k, "b": format!("graph w{i}")})).await;
         }
-        let item = "node:Item".to_string();
+        let item = TableKey::node("Item");
         assert_eq!(g.upkeep_pending(), 1, "the one table written wants upkeep");
         let due = g.upkeep_due("main", &item).await.expect("due");
         assert!(due.contains(&"compaction".to_string()), "{due:?}");
@@ -189,7 +189,7 @@ fn an_upkeep_task_catches_up_by_itself() {
     let rt = runtime();
     let tmp = tempfile::tempdir().expect("tmp");
     let uri = tmp.path().join("g").to_str().expect("utf8").to_string();
-    let item = "node:Item".to_string();
+    let item = TableKey::node("Item");
     let all: Vec<String> = (0..14).map(|i| format!("k{i:02}")).collect();
     rt.block_on(async {
         let g = Graph::init(&uri, "s.pg", SCHEMA)
@@ -257,7 +257,7 @@ async fn drain_upkeep(g: &Graph) -> Vec<String> {
 /// The `Item` table as `main` publishes it.
 async fn item_dataset(g: &Graph, root: &std::path::Path) -> lance::Dataset {
     use omnigraph::storage::table::{TableAt, open};
-    let r = g.manifest().await.expect("m").branches["main"].tables["node:Item"].clone();
+    let r = g.manifest().await.expect("m").branches["main"].tables[&TableKey::node("Item")].clone();
     open(&TableAt {
         uri: root
             .join("nodes")

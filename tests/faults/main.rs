@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use omnigraph::engine::load::LoadMode;
 use omnigraph::engine::recovery::HealAction;
-use omnigraph::engine::{EngineError, Graph, ReadAt};
+use omnigraph::engine::{EngineError, Graph, ReadAt, TableKey};
 use omnigraph::query::compile_queries;
 use serde_json::json;
 
@@ -945,7 +945,7 @@ fn a_failed_upkeep_step_is_retried_without_another_write() {
                 .await
                 .expect("write");
         }
-        let key = "node:Item".to_string();
+        let key = TableKey::node("Item");
         // Every step fails while the failpoint holds.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         assert!(

@@ -444,7 +444,7 @@ pub fn snapshot(a: SnapshotArgs) -> Result<ExitCode, CliError> {
         let w = s
             .tables
             .iter()
-            .map(|t| t.table.len())
+            .map(|t| t.table.as_str().len())
             .max()
             .unwrap_or(5)
             .max(5);

@@ -33,7 +33,7 @@ use super::budget::{self, Charge, LowerLimits, QueryLimits};
 use super::load::Row;
 use super::mutate::{bind_params, holds};
 use super::values::{Cell, format_datetime, to_json};
-use super::{EngineError, Graph, ReadAt, View, edge_key, node_key, rows_of};
+use super::{EngineError, Graph, ReadAt, TableKey, View, edge_key, node_key, rows_of};
 use crate::query::ast::CmpOp;
 use crate::query::ir::*;
 use crate::schema::{IndexKind, Property};
@@ -83,7 +83,7 @@ type FtsKey = (usize, String, String, String);
 /// Execution context: the tables a query touches, indexed by slot.
 struct Ctx<'a> {
     tables: Vec<Arc<TableState>>,
-    table_ix: HashMap<String, usize>,
+    table_ix: HashMap<TableKey, usize>,
     props: Vec<Vec<Property>>,
     slots: HashMap<String, usize>,
     /// Variable → table index, for node variables.
@@ -235,11 +235,11 @@ pub struct QueryControl {
 type Binding = Vec<Option<Bound>>;
 
 impl Graph {
-    fn table_state(&self, view: &View, key: &str) -> Arc<TableState> {
+    fn table_state(&self, view: &View, key: &TableKey) -> Arc<TableState> {
         let r = view.tables.get(key);
         let mut btree = vec!["id".to_string()];
         let mut fulltext = Vec::new();
-        let edge = key.starts_with("edge:");
+        let edge = key.is_edge();
         if edge {
             btree.extend(["src".to_string(), "dst".to_string()]);
         }

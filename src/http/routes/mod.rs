@@ -257,7 +257,7 @@ async fn read<T: Send + 'static>(
 async fn write<T: Send + 'static>(
     entry: &GraphEntry,
     actor: &str,
-    keys: Vec<(String, String)>,
+    keys: Vec<crate::actors::WriteKey>,
     job: impl FnOnce(Arc<Graph>) -> futures::future::BoxFuture<'static, Result<T, EngineError>>
     + Send
     + 'static,
