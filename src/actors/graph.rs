@@ -1,13 +1,17 @@
 //! The GraphActor: the single owner of one open graph and of its write
 //! path (docs/architecture.md, "The write path").
 //!
-//! - [`Read`]: runs at once on the Lance runtime against the shared
-//!   [`Graph`] (each read pins its own manifest snapshot); reads never wait
-//!   for writes or for the mailbox beyond the dispatch itself.
-//! - [`Write`]: names its caller and the (table, branch) keys it holds
-//!   (none for a mutation or a load). The actor's mailbox owns the write
-//!   queues ([`FairQueues`]): one FIFO per caller, served round-robin,
-//!   at most [`MAX_WRITES_RUNNING`] writes running and
+//! Routes send it typed messages ([`super::ops`]); none of them hands the
+//! graph out.
+//! - [`Read`] of a [`GraphRead`]: runs at once on the Lance runtime
+//!   against the shared [`Graph`] (each read pins its own manifest
+//!   snapshot); reads never wait for writes or for the mailbox beyond the
+//!   dispatch itself.
+//! - [`Write`] of a [`GraphWrite`]: names its caller and the branches it
+//!   holds whole (none for a mutation or a load; the actor expands them
+//!   to (table, branch) keys from its catalog). The actor's mailbox owns
+//!   the write queues ([`FairQueues`]): one FIFO per caller, served
+//!   round-robin, at most [`MAX_WRITES_RUNNING`] writes running and
 //!   [`MAX_WRITES_PER_CALLER`] of one caller, so one caller's flood leaves
 //!   room for the others. A running write *prepares* on the Lance runtime
 //!   (binds, validates against a pinned head, stages its table changes
@@ -41,6 +45,7 @@ use omnigraph_sync::commit::CommitQueue;
 use omnigraph_sync::fair::FairQueues;
 use omnigraph_sync::keylock::KeyLocks;
 
+use super::ops::{GraphRead, GraphWrite, OpContext, Read, Write};
 use super::supervisor::Crashed;
 use super::{ActorError, Metrics};
 use crate::engine::{CommitPath, EngineError, Graph, PreparedWrite, WriteReport};
@@ -54,105 +59,6 @@ pub const MAX_WRITES_PER_CALLER: usize = 4;
 pub type WriteKey = (crate::engine::TableKey, String);
 
 type Job<T> = Box<dyn FnOnce(Arc<Graph>) -> BoxFuture<'static, Result<T, EngineError>> + Send>;
-
-/// A read: a closure given the open graph.
-pub struct Read<T>(pub Job<T>);
-
-impl<T: Send + 'static> Read<T> {
-    pub fn new<F>(f: F) -> Read<T>
-    where
-        F: FnOnce(Arc<Graph>) -> BoxFuture<'static, Result<T, EngineError>> + Send + 'static,
-    {
-        Read(Box::new(f))
-    }
-}
-
-impl<T: Send + 'static> Message for Read<T> {
-    type Result = Result<T, ActorError>;
-}
-
-/// A write: the caller (for fair queueing), the keys it touches and a
-/// closure given the open graph.
-pub struct Write<T> {
-    pub actor: String,
-    pub keys: Vec<WriteKey>,
-    pub job: Job<T>,
-    /// Big work (a large load): prepared on the bulk runtime
-    /// ([`super::Runtimes`]).
-    pub bulk: bool,
-    /// Branches whose every table this write holds as well as `keys`
-    /// (a merge's target, a branch delete, a schema apply on `main`),
-    /// expanded to (table, branch) keys by the actor from its graph's
-    /// catalog when the write is queued: no trip to ask for the tables.
-    pub branches: Vec<String>,
-}
-
-impl<T: Send + 'static> Write<T> {
-    pub fn new<F>(actor: &str, keys: Vec<WriteKey>, f: F) -> Write<T>
-    where
-        F: FnOnce(Arc<Graph>) -> BoxFuture<'static, Result<T, EngineError>> + Send + 'static,
-    {
-        Write {
-            actor: actor.to_string(),
-            keys,
-            job: Box::new(f),
-            bulk: false,
-            branches: Vec::new(),
-        }
-    }
-
-    /// This write, holding every table of each of `branches` too.
-    pub fn on_branches(mut self, branches: Vec<String>) -> Write<T> {
-        self.branches = branches;
-        self
-    }
-
-    /// This write, prepared on the bulk runtime (its commit step still
-    /// takes the actor's commit turn like any other).
-    pub fn bulk(mut self) -> Write<T> {
-        self.bulk = true;
-        self
-    }
-}
-
-/// A mutation request as sent (`POST /graphs/{id}/mutate`): the actor
-/// compiles `source` against its graph's catalog
-/// ([`crate::engine::mutate::compile_request`]), then queues it as the
-/// caller's write: prepared off the mailbox, committed in a commit turn.
-/// The caller has been authorized (`change` on `branch`) and admitted;
-/// the engine does not decide policy again. Answers the query's name and
-/// the write's report; a source that does not compile, names no declared
-/// query or is a read query is [`EngineError::Source`] (400).
-pub struct Mutate {
-    pub actor: String,
-    pub branch: String,
-    pub source: String,
-    pub name: Option<String>,
-    pub params: serde_json::Value,
-}
-
-impl Message for Mutate {
-    type Result = Result<(String, WriteReport), ActorError>;
-}
-
-/// A read query as sent (`POST /graphs/{id}/query`): the actor compiles
-/// `source` against the catalog at `at` (the graph's for a branch, the
-/// commit's for a snapshot), refuses a mutation, and runs it on the Lance
-/// runtime like any [`Read`] (a panic fails only this request), counted in
-/// the query metrics. The caller has been authorized (`read` on the branch
-/// `at` names). Answers the query's name and its rows. A source that does
-/// not compile or is a mutation is [`EngineError::Source`] (400).
-pub struct RunQuery {
-    pub source: String,
-    pub name: Option<String>,
-    pub params: serde_json::Value,
-    pub at: crate::engine::ReadAt,
-    pub control: crate::engine::exec::QueryControl,
-}
-
-impl Message for RunQuery {
-    type Result = Result<(String, crate::engine::exec::QueryResult), ActorError>;
-}
 
 /// A queued write, type-erased: started with its key guard, it runs the
 /// job and delivers the result itself.
@@ -212,10 +118,6 @@ impl CommitPath for ToActor {
             r
         })
     }
-}
-
-impl<T: Send + 'static> Message for Write<T> {
-    type Result = Result<T, ActorError>;
 }
 
 /// One open graph's actor.
@@ -400,11 +302,13 @@ fn join_error(e: tokio::task::JoinError) -> String {
     }
 }
 
-impl<T: Send + 'static> Handler<Read<T>> for GraphActor {
-    type Result = ResponseFuture<Result<T, ActorError>>;
+impl<O: GraphRead> Handler<Read<O>> for GraphActor {
+    type Result = ResponseFuture<Result<O::Output, ActorError>>;
 
-    fn handle(&mut self, msg: Read<T>, _: &mut Context<Self>) -> Self::Result {
-        let task = self.rt.spawn((msg.0)(self.graph.clone()));
+    fn handle(&mut self, msg: Read<O>, _: &mut Context<Self>) -> Self::Result {
+        let task = self
+            .rt
+            .spawn(msg.0.run(self.graph.clone(), &self.op_context()));
         let id = self.id.clone();
         Box::pin(async move {
             match task.await {
@@ -423,21 +327,44 @@ impl<T: Send + 'static> Handler<Read<T>> for GraphActor {
     }
 }
 
-impl<T: Send + 'static> Handler<Write<T>> for GraphActor {
-    type Result = ResponseFuture<Result<T, ActorError>>;
+impl<O: GraphWrite> Handler<Write<O>> for GraphActor {
+    type Result = ResponseFuture<Result<O::Output, ActorError>>;
 
-    fn handle(&mut self, msg: Write<T>, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Write<O>, ctx: &mut Context<Self>) -> Self::Result {
+        let op = msg.0;
+        let actor = op.actor().to_string();
+        let (branches, bulk) = (op.branches(), op.bulk());
+        let cx = self.op_context();
+        let job: Job<O::Output> = Box::new(move |g| op.run(g, &cx));
+        self.queue_write(actor, branches, bulk, job, ctx)
+    }
+}
+
+impl GraphActor {
+    /// What an op may know of this actor.
+    fn op_context(&self) -> OpContext {
+        OpContext {
+            graph: self.id.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    /// Queues `job` as `actor`'s write, holding every (table, branch) key
+    /// of `branches` (expanded from the graph's catalog now), prepared on
+    /// the bulk runtime when `bulk`; answers when it has run.
+    fn queue_write<T: Send + 'static>(
+        &mut self,
+        actor: String,
+        branches: Vec<String>,
+        bulk: bool,
+        job: Job<T>,
+        ctx: &mut Context<Self>,
+    ) -> ResponseFuture<Result<T, ActorError>> {
         let graph = self.graph.clone();
         let metrics = self.metrics.clone();
         let id = self.id.clone();
         let crash = self.crash_reporter();
-        let Write {
-            actor,
-            mut keys,
-            job,
-            bulk,
-            branches,
-        } = msg;
+        let mut keys: Vec<WriteKey> = Vec::new();
         for b in branches {
             keys.extend(self.graph.table_keys().into_iter().map(|k| (k, b.clone())));
         }
@@ -484,83 +411,6 @@ impl<T: Send + 'static> Handler<Write<T>> for GraphActor {
                 Err(_) => Err(ActorError::Gone),
             }
         })
-    }
-}
-
-impl Handler<Mutate> for GraphActor {
-    type Result = ResponseFuture<Result<(String, WriteReport), ActorError>>;
-
-    fn handle(&mut self, msg: Mutate, ctx: &mut Context<Self>) -> Self::Result {
-        let id = self.id.clone();
-        let Mutate {
-            actor,
-            branch,
-            source,
-            name,
-            params,
-        } = msg;
-        let who = actor.clone();
-        // No (table, branch) key: a mutation is prepared concurrently with
-        // other writes and ordered by the commit queue.
-        let write = Write::new(&actor, Vec::new(), move |g: Arc<Graph>| {
-            Box::pin(async move {
-                let q =
-                    crate::engine::mutate::compile_request(&g.catalog(), &source, name.as_deref())?;
-                if !q.is_mutation() {
-                    return Err(EngineError::Source {
-                        reason: format!(
-                            "`{}` is a read query; send it to POST /graphs/{id}/query",
-                            q.name
-                        ),
-                    });
-                }
-                let r = g.mutate(&q, &params, &branch, &who).await?;
-                Ok((q.name.clone(), r))
-            }) as BoxFuture<'static, Result<(String, WriteReport), EngineError>>
-        });
-        <Self as Handler<Write<(String, WriteReport)>>>::handle(self, write, ctx)
-    }
-}
-
-impl Handler<RunQuery> for GraphActor {
-    type Result = ResponseFuture<Result<(String, crate::engine::exec::QueryResult), ActorError>>;
-
-    fn handle(&mut self, msg: RunQuery, ctx: &mut Context<Self>) -> Self::Result {
-        let (metrics, id) = (self.metrics.clone(), self.id.clone());
-        let read = Read::new(move |g: Arc<Graph>| {
-            Box::pin(async move {
-                let RunQuery {
-                    source,
-                    name,
-                    params,
-                    at,
-                    control,
-                } = msg;
-                let catalog = match &at {
-                    crate::engine::ReadAt::Commit(_) => g.catalog_at(&at).await?,
-                    _ => g.catalog(),
-                };
-                let q = crate::engine::mutate::compile_request(&catalog, &source, name.as_deref())?;
-                if q.is_mutation() {
-                    return Err(EngineError::Source {
-                        reason: format!(
-                            "`{}` is a mutation; send it to POST /graphs/{id}/mutate",
-                            q.name
-                        ),
-                    });
-                }
-                let running = metrics.query_running(&id);
-                let r = g.query_with(&q, &params, &at, control).await;
-                drop(running);
-                metrics.query_outcome(&id, super::metrics::query_outcome(&r));
-                Ok((q.name.clone(), r?))
-            })
-                as BoxFuture<
-                    'static,
-                    Result<(String, crate::engine::exec::QueryResult), EngineError>,
-                >
-        });
-        <Self as Handler<Read<(String, crate::engine::exec::QueryResult)>>>::handle(self, read, ctx)
     }
 }
 

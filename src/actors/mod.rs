@@ -11,11 +11,13 @@
 pub mod admission;
 pub mod graph;
 pub mod metrics;
+pub mod ops;
 pub mod supervisor;
 
 pub use admission::{AdmissionActor, AdmissionConfig, Admit, Rejection};
-pub use graph::{GraphActor, Mutate, Read, RunQuery, Write, WriteKey};
+pub use graph::{GraphActor, WriteKey};
 pub use metrics::Metrics;
+pub use ops::{GraphRead, GraphWrite, Read, Write};
 pub use supervisor::{
     GraphEntry, GraphSpec, GraphState, Quarantine, Registry, Restart, StoredQueries,
     SupervisorActor,

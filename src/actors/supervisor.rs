@@ -44,7 +44,7 @@ pub const MAX_CRASHES: u32 = 3;
 /// How to open one graph.
 #[derive(Debug, Clone)]
 pub struct GraphSpec {
-    pub id: String,
+    pub id: crate::engine::GraphId,
     pub uri: String,
     /// A directory of `.gq` files: the graph's stored queries.
     pub queries_dir: Option<PathBuf>,
@@ -291,7 +291,7 @@ impl SupervisorActor {
             let entry = match r {
                 Ok((graph, queries)) => {
                     let addr = GraphActor::new(
-                        spec.id.clone(),
+                        spec.id.to_string(),
                         1,
                         graph,
                         rt.clone(),
@@ -310,7 +310,7 @@ impl SupervisorActor {
                 }
                 Err(reason) => {
                     tracing::error!(graph = %spec.id, %reason, "graph quarantined at boot");
-                    failed.push((spec.id.clone(), reason.clone()));
+                    failed.push((spec.id.to_string(), reason.clone()));
                     GraphEntry {
                         spec: spec.clone(),
                         state: GraphState::Quarantined { reason },
@@ -321,7 +321,7 @@ impl SupervisorActor {
                     }
                 }
             };
-            registry.graphs.insert(spec.id.clone(), entry);
+            registry.graphs.insert(spec.id.to_string(), entry);
         }
         (sup, registry, failed)
     }

@@ -140,11 +140,7 @@ fn config(mut args: Args) -> Result<Config, String> {
         }
     }
     for id in graphs.keys() {
-        if !omnigraph::engine::is_path_safe_name(id) {
-            return Err(format!(
-                "graph id `{id}`: use letters, digits, '.', '_' or '-', starting with a letter or digit"
-            ));
-        }
+        omnigraph::engine::GraphId::parse(id).map_err(|e| e.to_string())?;
     }
     let tokens = Tokens::from_env()?;
     let unauthenticated = args.unauthenticated || env_flag("OMNIGRAPH_UNAUTHENTICATED");
@@ -184,7 +180,7 @@ fn config(mut args: Args) -> Result<Config, String> {
             None => defaults,
         };
         specs.push(GraphSpec {
-            id: id.clone(),
+            id: omnigraph::engine::GraphId::parse(id).map_err(|e| e.to_string())?,
             uri: uri.clone(),
             queries_dir: queries.get(id).map(PathBuf::from),
             query_files: cluster_files.remove(id).unwrap_or_default(),

@@ -271,11 +271,11 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
     }
     for (id, g) in &file.graphs {
         report.graphs += 1;
-        if !crate::engine::is_path_safe_name(id) {
+        if let Err(e) = crate::engine::GraphId::parse(id) {
             findings.push(finding(
                 "invalid_graph_id",
                 format!("graph.{id}"),
-                format!("graph id `{id}`: use letters, digits, '.', '_' or '-', starting with a letter or digit"),
+                e.to_string(),
             ));
         }
         let schema_path = dir.join(&g.schema);

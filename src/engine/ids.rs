@@ -171,6 +171,14 @@ impl BranchName {
     }
 }
 
+/// [`BranchName::parse`], for command-line arguments.
+impl std::str::FromStr for BranchName {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<BranchName, EngineError> {
+        BranchName::parse(s)
+    }
+}
+
 impl std::ops::Deref for BranchName {
     type Target = str;
     fn deref(&self) -> &str {

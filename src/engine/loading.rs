@@ -365,7 +365,10 @@ impl Graph {
         if !m.branches.contains_key(branch) {
             match from {
                 Some(base) => {
-                    match self.create_branch(branch, base, actor).await {
+                    match self
+                        .create_branch(&BranchName::parse(branch)?, base, actor)
+                        .await
+                    {
                         Ok(_) | Err(EngineError::BranchExists { .. }) => {}
                         Err(e) => return Err(e),
                     }

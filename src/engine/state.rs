@@ -156,16 +156,17 @@ impl Graph {
             .collect())
     }
 
-    /// Creates branch `name` at the head of `from`. No data is copied: the
-    /// new branch starts with `from`'s table versions and forks each table
-    /// lazily on its first write.
+    /// Creates branch `name` (checked where it entered, [`BranchName`]) at
+    /// the head of `from`. No data is copied: the new branch starts with
+    /// `from`'s table versions and forks each table lazily on its first
+    /// write.
     pub async fn create_branch(
         &self,
-        name: &str,
+        name: &BranchName,
         from: &str,
         actor: &str,
     ) -> Result<BranchInfo, EngineError> {
-        check_branch_name(name)?;
+        let name = name.as_str();
         self.authorize(actor, crate::policy::Action::BranchCreate, name)?;
         let base = self.manifest().await?;
         let (m, _) = self

@@ -9,12 +9,14 @@
 //! admit the request with the AdmissionActor for writes (429 +
 //! `Retry-After`), then message the GraphActor and map its answer. The
 //! decision is made here, once: the server's graphs carry no engine gate.
-//! `mutate` and `query` are one typed message each
-//! ([`crate::actors::Mutate`], [`crate::actors::RunQuery`]; a snapshot
-//! read first reads its commit for the branch policy decides on); writes
-//! that hold whole branches name them (`Write::on_branches`) and the actor
-//! expands them to table keys. Export and the stored-query routes still
-//! ask the actor for the graph handle first (one more trip). Errors are one JSON shape, [`ErrorOutput`].
+//! The work is one typed message to the GraphActor
+//! ([`crate::actors::ops`]: `Read(op)` or `Write(op)`, e.g.
+//! `Write(Mutate { .. })`, `Read(RunQuery { .. })`, `Read(Export { .. })`);
+//! no route holds the graph. A few routes make a typed read first for
+//! what their decision needs: a snapshot read its commit (the branch
+//! policy decides on), a load the branch list (`branch_create` when `from`
+//! creates it), a stored query the current schema (its queries
+//! re-checked). Errors are one JSON shape, [`ErrorOutput`].
 
 pub mod auth;
 pub mod client;

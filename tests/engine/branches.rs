@@ -24,7 +24,7 @@ async fn a_branch_write_leaves_main_unchanged() {
     let main_head = head(&g, "main").await;
     let main_rows = export_sorted(&g, &branch("main")).await;
 
-    g.create_branch("feature", "main", "test")
+    g.create_branch(&crate::support::branch_name("feature"), "main", "test")
         .await
         .expect("branch");
     assert_eq!(
@@ -70,7 +70,7 @@ async fn a_branch_write_leaves_main_unchanged() {
     assert_eq!(export_sorted(&g, &branch("feature")).await, feature_rows);
 
     // A branch of a branch sees its parent's writes.
-    g.create_branch("sub", "feature", "test")
+    g.create_branch(&crate::support::branch_name("sub"), "feature", "test")
         .await
         .expect("sub");
     assert_eq!(counts(&g, &branch("sub")).await["node:Person"], 3);
@@ -149,19 +149,23 @@ async fn branch_rules() {
     for bad in ["../x", "a//b", "/a", "a/", "a/../b", "a/.b", "", "a b"] {
         assert!(
             matches!(
-                g.create_branch(bad, "main", "test").await,
+                omnigraph::engine::BranchName::parse(bad),
                 Err(EngineError::BadBranchName { .. })
             ),
             "{bad:?} accepted"
         );
     }
     assert!(matches!(
-        g.create_branch("ok", "nope", "test").await,
+        g.create_branch(&crate::support::branch_name("ok"), "nope", "test")
+            .await,
         Err(EngineError::UnknownBranch { .. })
     ));
-    g.create_branch("ok", "main", "test").await.expect("create");
+    g.create_branch(&crate::support::branch_name("ok"), "main", "test")
+        .await
+        .expect("create");
     assert!(matches!(
-        g.create_branch("ok", "main", "test").await,
+        g.create_branch(&crate::support::branch_name("ok"), "main", "test")
+            .await,
         Err(EngineError::BranchExists { .. })
     ));
     let err = load_str(&g, PEOPLE, LoadMode::Append, "missing")
@@ -181,7 +185,7 @@ async fn branch_rules() {
     load_str(&g, PEOPLE, LoadMode::Append, "main")
         .await
         .expect("main");
-    g.create_branch("ok", "main", "test")
+    g.create_branch(&crate::support::branch_name("ok"), "main", "test")
         .await
         .expect("recreate");
     load_str(
@@ -197,12 +201,20 @@ async fn branch_rules() {
     // A name with `/` (the reference quickstart's `review/new-hires`): a
     // branch like any other, written, read, merged and deleted; its
     // sibling `review-new-hires` (the same Lance branch prefix) stays apart.
-    g.create_branch("review/new-hires", "main", "test")
-        .await
-        .expect("slashed name");
-    g.create_branch("review-new-hires", "main", "test")
-        .await
-        .expect("its sibling");
+    g.create_branch(
+        &crate::support::branch_name("review/new-hires"),
+        "main",
+        "test",
+    )
+    .await
+    .expect("slashed name");
+    g.create_branch(
+        &crate::support::branch_name("review-new-hires"),
+        "main",
+        "test",
+    )
+    .await
+    .expect("its sibling");
     load_str(
         &g,
         r#"{"type":"Person","data":{"slug":"r","name":"R"}}"#,

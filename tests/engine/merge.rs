@@ -116,8 +116,12 @@ async fn merge_truth_table() {
         .expect("base");
     for (i, (_, s_op, t_op, want)) in cells.into_iter().enumerate() {
         let (s, t, e) = (format!("s{i}"), format!("t{i}"), format!("e{i}"));
-        g.create_branch(&s, "main", "tester").await.expect("s");
-        g.create_branch(&t, "main", "tester").await.expect("t");
+        g.create_branch(&crate::support::branch_name(&s), "main", "tester")
+            .await
+            .expect("s");
+        g.create_branch(&crate::support::branch_name(&t), "main", "tester")
+            .await
+            .expect("t");
         upsert(&g, &s, &format!("xs{i}"), "source side").await;
         upsert(&g, &t, &format!("xt{i}"), "target side").await;
         apply(&g, &s, &e, s_op).await;
@@ -165,8 +169,12 @@ async fn merge_truth_table() {
 /// Two branches `NAME-src` and `NAME-tgt` at main's head.
 async fn fork(g: &Graph, name: &str) -> (String, String) {
     let (s, t) = (format!("{name}-src"), format!("{name}-tgt"));
-    g.create_branch(&s, "main", "t").await.expect("s");
-    g.create_branch(&t, "main", "t").await.expect("t");
+    g.create_branch(&crate::support::branch_name(&s), "main", "t")
+        .await
+        .expect("s");
+    g.create_branch(&crate::support::branch_name(&t), "main", "t")
+        .await
+        .expect("t");
     (s, t)
 }
 
@@ -278,7 +286,9 @@ async fn fast_forward_and_up_to_date() {
     load_str(&g, &person("a", "Ann"), LoadMode::Append, "main")
         .await
         .expect("base");
-    g.create_branch("f", "main", "t").await.expect("f");
+    g.create_branch(&crate::support::branch_name("f"), "main", "t")
+        .await
+        .expect("f");
     upsert(&g, "f", "b", "Bob").await;
     upsert(&g, "f", "a", "Ann F.").await;
     let f_head = head(&g, "f").await;
@@ -420,7 +430,7 @@ proptest! {
         let jsonl: String = base.iter().map(|(k, v)| person(k, v) + "\n").collect();
         rt.block_on(load_str(&g, &jsonl, LoadMode::Append, "main")).expect("base");
         rt.block_on(async {
-            g.create_branch("s", "main", "t").await.expect("s");
+            g.create_branch(&crate::support::branch_name("s"), "main", "t").await.expect("s");
             apply_edits(&g, "s", &s_edits).await;
             apply_edits(&g, "main", &t_edits).await;
         });

@@ -264,7 +264,9 @@ async fn refused_plans_change_nothing() {
     assert_eq!(head(&g, "main").await, h, "nothing published");
 
     // Other branches block steps that rewrite tables, not added types.
-    g.create_branch("dev", "main", "t").await.expect("dev");
+    g.create_branch(&crate::support::branch_name("dev"), "main", "t")
+        .await
+        .expect("dev");
     let reason = refused(g.apply_schema("d.pg", &dropped, true, "m").await);
     assert!(reason.contains("(dev)"), "{reason}");
     let added = format!("{src}\nnode Tag {{\n    name: String @key\n}}\n");

@@ -203,3 +203,8 @@ pub async fn prepare(
         omnigraph::engine::Prepared::Nothing(r) => panic!("nothing to write: {}", r.message),
     }
 }
+
+/// A branch name the test knows is valid.
+pub fn branch_name(name: &str) -> omnigraph::engine::BranchName {
+    omnigraph::engine::BranchName::parse(name).expect("a valid branch name")
+}

@@ -12,7 +12,12 @@ use std::collections::BTreeMap;
 
 use omnigraph::engine::load::LoadMode;
 use omnigraph::engine::recovery::HealAction;
-use omnigraph::engine::{EngineError, Graph, ReadAt, TableKey};
+use omnigraph::engine::{BranchName, EngineError, Graph, ReadAt, TableKey};
+
+/// A branch name the test knows is valid.
+fn branch_name(name: &str) -> BranchName {
+    BranchName::parse(name).expect("a valid branch name")
+}
 use omnigraph::query::compile_queries;
 use serde_json::json;
 
@@ -44,7 +49,7 @@ fn graph_with_one_write(rt: &tokio::runtime::Runtime, dir: &std::path::Path, w: 
         // moves after they fork, so each merge is a three-way one.
         rt.block_on(async {
             for tag in ["ok0", "pending", "bad", "ok1"] {
-                g.create_branch(tag, "main", "faults").await?;
+                g.create_branch(&branch_name(tag), "main", "faults").await?;
                 load_triple(&g, tag, tag).await?;
             }
             load_triple(&g, "base", "main").await
@@ -467,7 +472,7 @@ fn an_interrupted_write_on_a_deleted_branch_is_discarded() {
     let rt = runtime();
     let tmp = tempfile::tempdir().expect("tmp");
     let g = graph_with_one_write(&rt, tmp.path(), Writer::Load);
-    rt.block_on(g.create_branch("dev", "main", "test"))
+    rt.block_on(g.create_branch(&branch_name("dev"), "main", "test"))
         .expect("branch");
     fail::cfg("publish.before", "return").expect("cfg");
     let data = "{\"type\":\"Item\",\"data\":{\"key\":\"dev-a\",\"n\":1}}\n";

@@ -149,7 +149,9 @@ pub struct ExportArgs {
 pub enum BranchCommand {
     /// Create a branch at the head of another.
     Create {
-        name: String,
+        /// The new branch's name: 1-100 letters, digits, '.', '_', '-',
+        /// with '/' between parts (checked here, before anything runs).
+        name: crate::engine::BranchName,
         #[arg(long, default_value = "main")]
         from: String,
         #[command(flatten)]

@@ -132,7 +132,7 @@ pub(super) fn branch_remote(
             let out: crate::api::BranchCreateOutput = rt.block_on(r.graph_post(
                 &["branches"],
                 &crate::api::BranchCreateRequest {
-                    name,
+                    name: name.to_string(),
                     from: Some(from.clone()),
                 },
             ))?;

@@ -14,12 +14,18 @@ pub(super) async fn create_branch(
     let raw = read_body(body, BODY_LIMIT).await?;
     let body: BranchCreateRequest = parse_json(&raw, None)?;
     let from = body.from.unwrap_or_else(|| MAIN.to_string());
-    authorize(&entry, &actor, Action::BranchCreate, on_target(&body.name))?;
+    let name = crate::engine::BranchName::parse(&body.name)?;
+    authorize(&entry, &actor, Action::BranchCreate, on_target(&name))?;
     let _permit = admit(&state, &actor, raw.len() as u64).await?;
-    let (n2, f2, a2) = (body.name.clone(), from.clone(), actor.clone());
-    write(&entry, &actor, Vec::new(), move |g| {
-        async move { g.create_branch(&n2, &f2, &a2).await }.boxed()
-    })
+    ask(
+        &entry,
+        Write(ops::CreateBranch {
+            name,
+            from: from.clone(),
+            actor: actor.clone(),
+        }),
+        STOPPED_WRITING,
+    )
     .await?;
     ok(&BranchCreateOutput {
         uri: entry.spec.uri.clone(),
@@ -40,13 +46,12 @@ pub(super) async fn delete_branch(
     let entry = graph(&state, &id)?;
     authorize(&entry, &actor, Action::BranchDelete, on_target(&name))?;
     let _permit = admit(&state, &actor, 0).await?;
-    let (n2, a2) = (name.clone(), actor.clone());
     // Holds every table of the branch: one message, the actor names them.
-    let w = Write::new(&actor, Vec::new(), move |g: Arc<Graph>| {
-        async move { g.delete_branch(&n2, &a2).await }.boxed()
-    })
-    .on_branches(vec![name.clone()]);
-    send_write(&entry, w).await?;
+    let op = ops::DeleteBranch {
+        name: name.clone(),
+        actor: actor.clone(),
+    };
+    ask(&entry, Write(op), STOPPED_WRITING).await?;
     ok(&BranchDeleteOutput {
         uri: entry.spec.uri.clone(),
         name,
@@ -74,21 +79,13 @@ pub(super) async fn merge_branches(
     let _permit = admit(&state, &actor, raw.len() as u64).await?;
     // The merge writes the target and, with `delete_branch`, the source:
     // it holds every table of both (named by the actor; one message).
-    let mut branches = vec![target.clone()];
-    if body.delete_branch {
-        branches.push(body.source.clone());
-    }
-    let (s2, t2, a2, del) = (
-        body.source.clone(),
-        target.clone(),
-        actor.clone(),
-        body.delete_branch,
-    );
-    let w = Write::new(&actor, Vec::new(), move |g: Arc<Graph>| {
-        async move { g.merge(&s2, &t2, &a2, del).await }.boxed()
-    })
-    .on_branches(branches);
-    let r = send_write(&entry, w).await?;
+    let op = ops::MergeBranches {
+        source: body.source.clone(),
+        target: target.clone(),
+        actor: actor.clone(),
+        delete_source: body.delete_branch,
+    };
+    let r = ask(&entry, Write(op), STOPPED_WRITING).await?;
     let outcome = serde_json::to_value(r.outcome)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

@@ -20,47 +20,27 @@ pub(super) async fn export(
     )?;
     let branch = body.branch.unwrap_or_else(|| MAIN.to_string());
     authorize(&entry, &actor, Action::Export, on_branch(&branch))?;
-    let g = open_graph(&entry).await?;
-    for t in &body.type_names {
-        if g.catalog().node(t).is_none() && g.catalog().edge(t).is_none() {
-            return Err(ApiError::bad_request(format!(
-                "`{t}` is not a node or edge type of graph `{}`",
-                entry.spec.id
-            )));
-        }
-    }
-    // The branch must exist before we answer 200.
-    let b2 = branch.clone();
-    read(&entry, move |g| {
-        async move { g.view(&ReadAt::Branch(b2)).await.map(|_| ()) }.boxed()
-    })
-    .await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(2);
     let types = if body.type_names.is_empty() {
         None
     } else {
         Some(body.type_names)
     };
-    let rt = state.rt.clone();
-    let graph_id = entry.spec.id.clone();
-    state.rt.spawn_blocking(move || {
-        let mut w = ChunkWriter {
+    let on_error_tx = tx.clone();
+    let op = ops::Export {
+        at: ReadAt::Branch(branch),
+        types,
+        sink: Box::new(ChunkWriter {
             buf: Vec::with_capacity(CHUNK),
-            tx: tx.clone(),
-        };
-        let at = ReadAt::Branch(branch);
-        let r = rt.block_on(g.export(&at, types.as_deref(), &mut w, |_| {}));
-        let r = r.and_then(|_| {
-            std::io::Write::flush(&mut w).map_err(|e| EngineError::Io {
-                path: "<response>".into(),
-                source: e,
-            })
-        });
-        if let Err(e) = r {
-            tracing::error!(graph = %graph_id, error = %e, "export failed after 200; the body ends early");
-            let _ = futures::executor::block_on(tx.send(Err(e.to_string())));
-        }
-    });
+            tx,
+        }),
+        on_error: Box::new(move |why| {
+            let _ = futures::executor::block_on(on_error_tx.send(Err(why)));
+        }),
+    };
+    // One trip: the actor checks the types and the branch, answers, then
+    // writes the rows on a blocking thread while this response streams.
+    ask(&entry, Read(op), STOPPED_READING).await?;
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await

@@ -10,7 +10,7 @@ pub(super) async fn list_branches(
 ) -> Res {
     let actor = caller(&req, &state.tokens)?;
     let entry = graph(&state, &id)?;
-    let bs = read(&entry, |g| async move { g.branches().await }.boxed()).await?;
+    let bs = ask(&entry, Read(ops::ListBranches), STOPPED_READING).await?;
     // Only the branches the caller may read; none readable is the refusal
     // for `main`.
     let branches: Vec<String> = bs
@@ -35,8 +35,10 @@ pub(super) async fn list_commits(
     let entry = graph(&state, &id)?;
     let branch = q.into_inner().branch.unwrap_or_else(|| MAIN.to_string());
     authorize(&entry, &actor, Action::Read, on_branch(&branch))?;
-    let b2 = branch.clone();
-    let cs = read(&entry, move |g| async move { g.commits(&b2).await }.boxed()).await?;
+    let op = ops::ListCommits {
+        branch: branch.clone(),
+    };
+    let cs = ask(&entry, Read(op), STOPPED_READING).await?;
     ok(&CommitListOutput {
         commits: cs
             .iter()
@@ -54,9 +56,11 @@ pub(super) async fn show_commit(
     let actor = caller(&req, &state.tokens)?;
     let (id, commit) = path.into_inner();
     let entry = graph(&state, &id)?;
-    let c = read(&entry, move |g| {
-        async move { g.commit(&commit).await }.boxed()
-    })
+    let c = ask(
+        &entry,
+        Read(ops::ShowCommit { id: commit }),
+        STOPPED_READING,
+    )
     .await?;
     authorize(&entry, &actor, Action::Read, on_branch(&c.branch))?;
     ok(&CommitOutput::from_commit(&c, None))

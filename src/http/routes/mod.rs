@@ -7,18 +7,19 @@ use std::time::Instant;
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes, Data, Path, Query};
 use actix_web::{HttpRequest, HttpResponse};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use omnigraph_sync::admission::Permit;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
 use super::{ApiError, AppState, BODY_LIMIT, LOAD_BODY_LIMIT, caller};
+use crate::actors::ops::{self, Read, Write};
 use crate::actors::supervisor::{Quarantine, Restart, StoredQueries};
-use crate::actors::{Admit, GraphEntry, Mutate, Read, RunQuery, Write};
+use crate::actors::{Admit, GraphEntry};
 use crate::api::*;
+use crate::engine::ReadAt;
 use crate::engine::exec::QueryControl;
 use crate::engine::load::LoadMode;
-use crate::engine::{EngineError, Graph, ReadAt};
 use crate::policy::{Action, BranchCtx};
 use crate::query::CheckedQuery;
 
@@ -42,49 +43,75 @@ use writes::*;
 
 const MAIN: &str = "main";
 
-/// Mounts every route.
-#[allow(deprecated)] // the deprecated aliases are still served
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/healthz", web::head().to(healthz))
-        .route("/openapi.json", web::get().to(openapi))
-        .route("/metrics", web::get().to(metrics))
-        .route("/graphs", web::get().to(list_graphs))
-        .route("/admin/graphs", web::get().to(admin_graphs))
-        .route(
-            "/admin/graphs/{id}/quarantine",
-            web::post().to(admin_quarantine),
-        )
-        .route("/admin/graphs/{id}/restart", web::post().to(admin_restart))
-        .route("/graphs/{id}/snapshot", web::get().to(snapshot))
-        .route("/graphs/{id}/query", web::post().to(query))
-        .route("/graphs/{id}/mutate", web::post().to(mutate))
-        .route("/graphs/{id}/load", web::post().to(load_envelope))
-        .route("/graphs/{id}/load/ndjson", web::post().to(load_ndjson))
-        .route("/graphs/{id}/export", web::post().to(export))
-        .route("/graphs/{id}/schema", web::get().to(schema))
-        .route("/graphs/{id}/schema/apply", web::post().to(schema_apply))
-        .route("/graphs/{id}/branches", web::get().to(list_branches))
-        .route("/graphs/{id}/branches", web::post().to(create_branch))
-        .route(
-            "/graphs/{id}/branches/merge",
-            web::post().to(merge_branches),
-        )
-        .route(
-            "/graphs/{id}/branches/{branch}",
-            web::delete().to(delete_branch),
-        )
-        .route("/graphs/{id}/commits", web::get().to(list_commits))
-        .route(
-            "/graphs/{id}/commits/{commit_id}",
-            web::get().to(show_commit),
-        )
-        .route("/graphs/{id}/queries", web::get().to(list_queries))
-        .route("/graphs/{id}/queries/{name}", web::post().to(invoke_query))
+/// The route table. The router ([`configure`]) and the OpenAPI
+/// document's path list ([`ApiDoc`]) are both generated from it, so a
+/// documented route is always served and a served one always documented
+/// (each handler's `#[utoipa::path]` gives its method, path and answers;
+/// `documented_routes_match_the_router` checks those against this table).
+/// `undocumented` routes are served without an entry: `HEAD /healthz`,
+/// the document itself and the Prometheus text.
+macro_rules! route_table {
+    (
+        documented { $( $dm:ident $dp:literal => $dh:ident, )* }
+        undocumented { $( $um:ident $up:literal => $uh:ident, )* }
+    ) => {
+        /// Mounts every route.
+        #[allow(deprecated)] // the deprecated aliases are still served
+        pub fn configure(cfg: &mut web::ServiceConfig) {
+            $( cfg.route($dp, web::$dm().to($dh)); )*
+            $( cfg.route($up, web::$um().to($uh)); )*
+        }
+
+        /// (method, path) of every documented route, in table order.
+        #[cfg(test)]
+        const DOCUMENTED: &[(&str, &str)] = &[ $( (stringify!($dm), $dp), )* ];
+
+        /// The OpenAPI document, generated from the handlers and wire types.
+        #[allow(deprecated)] // lists the deprecated aliases too
+        #[derive(utoipa::OpenApi)]
+        #[openapi(
+            info(title = "Omnigraph server", description = "Versioned, branchable property graphs over HTTP."),
+            paths( $( $dh ),* ),
+            components(schemas(ErrorOutput, ErrorCode, ReadOutput, ChangeOutput)),
+            modifiers(&BearerScheme)
+        )]
+        pub struct ApiDoc;
+    };
+}
+
+route_table! {
+    documented {
+        get "/healthz" => healthz,
+        get "/graphs" => list_graphs,
+        get "/admin/graphs" => admin_graphs,
+        post "/admin/graphs/{id}/quarantine" => admin_quarantine,
+        post "/admin/graphs/{id}/restart" => admin_restart,
+        get "/graphs/{id}/snapshot" => snapshot,
+        post "/graphs/{id}/query" => query,
+        post "/graphs/{id}/mutate" => mutate,
+        post "/graphs/{id}/load" => load_envelope,
+        post "/graphs/{id}/load/ndjson" => load_ndjson,
+        post "/graphs/{id}/export" => export,
+        get "/graphs/{id}/schema" => schema,
+        post "/graphs/{id}/schema/apply" => schema_apply,
+        get "/graphs/{id}/branches" => list_branches,
+        post "/graphs/{id}/branches" => create_branch,
+        post "/graphs/{id}/branches/merge" => merge_branches,
+        delete "/graphs/{id}/branches/{branch}" => delete_branch,
+        get "/graphs/{id}/commits" => list_commits,
+        get "/graphs/{id}/commits/{commit_id}" => show_commit,
+        get "/graphs/{id}/queries" => list_queries,
+        post "/graphs/{id}/queries/{name}" => invoke_query,
         // Deprecated aliases kept by the reference (RFC 9745 / RFC 8288 headers).
-        .route("/graphs/{id}/read", web::post().to(read_alias))
-        .route("/graphs/{id}/change", web::post().to(change_alias))
-        .route("/graphs/{id}/ingest", web::post().to(ingest_alias));
+        post "/graphs/{id}/read" => read_alias,
+        post "/graphs/{id}/change" => change_alias,
+        post "/graphs/{id}/ingest" => ingest_alias,
+    }
+    undocumented {
+        head "/healthz" => healthz,
+        get "/openapi.json" => openapi,
+        get "/metrics" => metrics,
+    }
 }
 
 type Res = Result<HttpResponse, ApiError>;
@@ -245,33 +272,9 @@ const STOPPED_READING: &str = "the graph stopped while answering; retry";
 /// The 503 message of a write whose graph stopped while writing.
 const STOPPED_WRITING: &str = "the graph stopped while writing; read the branch before retrying";
 
-async fn read<T: Send + 'static>(
-    entry: &GraphEntry,
-    job: impl FnOnce(Arc<Graph>) -> futures::future::BoxFuture<'static, Result<T, EngineError>>
-    + Send
-    + 'static,
-) -> Result<T, ApiError> {
-    ask(entry, Read::new(job), STOPPED_READING).await
-}
-
-async fn write<T: Send + 'static>(
-    entry: &GraphEntry,
-    actor: &str,
-    keys: Vec<crate::actors::WriteKey>,
-    job: impl FnOnce(Arc<Graph>) -> futures::future::BoxFuture<'static, Result<T, EngineError>>
-    + Send
-    + 'static,
-) -> Result<T, ApiError> {
-    send_write(entry, Write::new(actor, keys, job)).await
-}
-
 /// Bodies of at least this many bytes are loads prepared on the bulk
-/// runtime (`Write::bulk`): about 1,000 typical JSONL rows.
+/// runtime ([`ops::Load::bulk`]): about 1,000 typical JSONL rows.
 pub const BULK_LOAD_BYTES: usize = 64 << 10;
-
-async fn send_write<T: Send + 'static>(entry: &GraphEntry, w: Write<T>) -> Result<T, ApiError> {
-    ask(entry, w, STOPPED_WRITING).await
-}
 
 /// Where a read goes: `snapshot` (a commit id) or `branch` (default main).
 /// Returns the read position and the branch policy is decided on (a
@@ -286,8 +289,12 @@ async fn read_target(
             "give either `branch` or `snapshot`, not both",
         )),
         (_, Some(commit)) => {
-            let c2 = commit.clone();
-            let c = read(entry, move |g| async move { g.commit(&c2).await }.boxed()).await?;
+            let c = ask(
+                entry,
+                Read(ops::ShowCommit { id: commit.clone() }),
+                STOPPED_READING,
+            )
+            .await?;
             Ok((ReadAt::Commit(commit), c.branch))
         }
         (b, None) => {
@@ -295,24 +302,6 @@ async fn read_target(
             Ok((ReadAt::Branch(b.clone()), b))
         }
     }
-}
-
-/// The open graph behind an entry (for compiling against its catalog).
-async fn open_graph(entry: &GraphEntry) -> Result<Arc<Graph>, ApiError> {
-    read(entry, |g| async move { Ok(g) }.boxed()).await
-}
-
-/// The graph's handle after reading its newest manifest, so it holds a
-/// schema another handle or process applied.
-async fn current_graph(entry: &GraphEntry) -> Result<Arc<Graph>, ApiError> {
-    read(entry, |g| {
-        async move {
-            g.manifest().await?;
-            Ok(g)
-        }
-        .boxed()
-    })
-    .await
 }
 
 /// Logs each request (id, method, route, status, latency) and counts it.
@@ -349,22 +338,6 @@ pub async fn observe(
     Ok(res)
 }
 
-/// The OpenAPI document, generated from the handlers and wire types.
-#[allow(deprecated)] // lists the deprecated aliases too
-#[derive(utoipa::OpenApi)]
-#[openapi(
-    info(title = "Omnigraph server", description = "Versioned, branchable property graphs over HTTP."),
-    paths(
-        healthz, list_graphs, admin_graphs, admin_quarantine, admin_restart, snapshot, query,
-        schema, schema_apply, list_branches, merge_branches, list_commits, show_commit, export, mutate, load_ndjson,
-        load_envelope, create_branch, delete_branch, list_queries, invoke_query, read_alias,
-        change_alias, ingest_alias
-    ),
-    components(schemas(ErrorOutput, ErrorCode, ReadOutput, ChangeOutput)),
-    modifiers(&BearerScheme)
-)]
-pub struct ApiDoc;
-
 struct BearerScheme;
 
 impl utoipa::Modify for BearerScheme {
@@ -374,6 +347,40 @@ impl utoipa::Modify for BearerScheme {
         components.add_security_scheme(
             "bearer_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::OpenApi;
+
+    #[test]
+    fn documented_routes_match_the_router() {
+        let doc = ApiDoc::openapi();
+        let mut listed = 0;
+        for (path, item) in &doc.paths.paths {
+            let methods = [
+                ("get", item.get.is_some()),
+                ("post", item.post.is_some()),
+                ("put", item.put.is_some()),
+                ("delete", item.delete.is_some()),
+                ("head", item.head.is_some()),
+                ("patch", item.patch.is_some()),
+            ];
+            for (m, _) in methods.iter().filter(|(_, present)| *present) {
+                listed += 1;
+                assert!(
+                    DOCUMENTED.contains(&(*m, path.as_str())),
+                    "the document lists {m} {path}, which the router does not serve"
+                );
+            }
+        }
+        assert_eq!(
+            listed,
+            DOCUMENTED.len(),
+            "a documented route's handler declares another method or path than the table"
         );
     }
 }

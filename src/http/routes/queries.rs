@@ -29,7 +29,8 @@ pub(super) async fn list_queries(req: HttpRequest, state: Data<AppState>, id: Pa
     let actor = caller(&req, &state.tokens)?;
     let entry = graph(&state, &id)?;
     authorize(&entry, &actor, Action::Read, on_branch(MAIN))?;
-    let stored = fresh_queries(&state, &entry, &*current_graph(&entry).await?)?;
+    let schema = ask(&entry, Read(ops::CurrentSchema), STOPPED_READING).await?;
+    let stored = fresh_queries(&state, &entry, &schema)?;
     let queries = stored
         .queries
         .values()
@@ -85,7 +86,8 @@ pub(super) async fn invoke_query(
         return Err(unknown());
     }
     // Stored queries checked against the schema the graph has now.
-    let queries = fresh_queries(&state, &entry, &*current_graph(&entry).await?)?;
+    let schema = ask(&entry, Read(ops::CurrentSchema), STOPPED_READING).await?;
+    let queries = fresh_queries(&state, &entry, &schema)?;
     let q = queries.queries.get(&name).cloned().ok_or_else(unknown)?;
     let raw = read_body(body, BODY_LIMIT).await?;
     let body: InvokeStoredQueryRequest =
@@ -102,7 +104,6 @@ pub(super) async fn invoke_query(
         run_mutation(&state, &entry, &actor, q, params, branch, raw.len() as u64).await
     } else {
         run_read(
-            &state,
             &entry,
             &actor,
             q,
@@ -115,16 +116,15 @@ pub(super) async fn invoke_query(
     }
 }
 
-/// The graph's stored queries, checked against the schema `g` holds now:
+/// The graph's stored queries, checked against `schema` (the graph's now):
 /// the registry's when they were checked against it, else re-checked (and
 /// then served from the registry). A schema applied outside this server
 /// that breaks them is a 409 naming the query file and the diagnostics.
 pub(super) fn fresh_queries(
     state: &AppState,
     entry: &GraphEntry,
-    g: &Graph,
+    schema: &crate::engine::SchemaState,
 ) -> Result<Arc<StoredQueries>, ApiError> {
-    let schema = g.schema_state();
     if schema.id == entry.queries.schema_id {
         return Ok(entry.queries.clone());
     }

@@ -14,15 +14,12 @@ pub(super) async fn snapshot(
     let entry = graph(&state, &id)?;
     let branch = q.into_inner().branch.unwrap_or_else(|| MAIN.to_string());
     authorize(&entry, &actor, Action::Read, on_branch(&branch))?;
-    let b2 = branch.clone();
-    let s = read(&entry, move |g| {
-        async move { g.snapshot(&ReadAt::Branch(b2)).await }.boxed()
-    })
-    .await?;
+    let op = ops::TakeSnapshot {
+        at: ReadAt::Branch(branch),
+    };
+    let s = ask(&entry, Read(op), STOPPED_READING).await?;
     ok(&SnapshotOutput::of(&s))
 }
-
-pub(super) use crate::actors::metrics::query_outcome;
 
 /// Sets its flag when dropped: a query handed the flag stops soon after
 /// ([`Graph::query_with`](crate::engine::Graph::query_with)).
@@ -37,7 +34,6 @@ impl Drop for CancelOnDrop {
 
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run_read(
-    state: &AppState,
     entry: &GraphEntry,
     actor: &str,
     q: CheckedQuery,
@@ -58,18 +54,13 @@ pub(super) async fn run_read(
         cancel: Some(cancel.0.clone()),
         lower: limits.unwrap_or_default().into(),
     };
-    let (metrics, gid) = (state.metrics.clone(), entry.spec.id.clone());
-    let r = read(entry, move |g| {
-        async move {
-            let running = metrics.query_running(&gid);
-            let r = g.query_with(&q, &params, &at, control).await;
-            drop(running);
-            metrics.query_outcome(&gid, query_outcome(&r));
-            r
-        }
-        .boxed()
-    })
-    .await?;
+    let op = ops::RunChecked {
+        query: q,
+        params,
+        at,
+        control,
+    };
+    let r = ask(entry, Read(op), STOPPED_READING).await?;
     drop(cancel);
     ok(&read_output(name, r, policy_branch, snapshot))
 }
@@ -137,13 +128,13 @@ pub(super) async fn query_inner(
     // One trip: the actor compiles against the catalog at `at` and runs it.
     let (name, r) = ask(
         &entry,
-        RunQuery {
+        Read(ops::RunQuery {
             source: body.query,
             name: body.name,
             params: body.params.unwrap_or(Json::Null),
             at,
             control,
-        },
+        }),
         STOPPED_READING,
     )
     .await?;

@@ -7,17 +7,10 @@ pub(super) async fn schema(req: HttpRequest, state: Data<AppState>, id: Path<Str
     let actor = caller(&req, &state.tokens)?;
     let entry = graph(&state, &id)?;
     authorize(&entry, &actor, Action::Read, on_branch(MAIN))?;
-    let source = read(&entry, |g| {
-        async move {
-            // Picks up a schema another handle or process applied.
-            g.manifest().await?;
-            Ok(g.schema_source())
-        }
-        .boxed()
-    })
-    .await?;
+    // Picks up a schema another handle or process applied.
+    let s = ask(&entry, Read(ops::CurrentSchema), STOPPED_READING).await?;
     ok(&SchemaOutput {
-        schema_source: source,
+        schema_source: s.source.clone(),
     })
 }
 
@@ -45,15 +38,15 @@ pub(super) async fn schema_apply(
              (then restart the graph) or keep what they use:\n{why}"
         )));
     }
-    let (src, a2, allow) = (body.schema_source, actor.clone(), body.allow_data_loss);
     // Holds every table of `main` (named by the actor; one message).
-    let w = Write::new(&actor, Vec::new(), move |g: Arc<Graph>| {
-        async move { g.apply_schema("<request>", &src, allow, &a2).await }.boxed()
-    })
-    .on_branches(vec![MAIN.to_string()]);
-    let r = send_write(&entry, w).await?;
+    let op = ops::ApplySchema {
+        source: body.schema_source,
+        allow_data_loss: body.allow_data_loss,
+        actor: actor.clone(),
+    };
+    let (r, now) = ask(&entry, Write(op), STOPPED_WRITING).await?;
     if r.applied
-        && let Err(e) = fresh_queries(&state, &entry, &*open_graph(&entry).await?)
+        && let Err(e) = fresh_queries(&state, &entry, &now)
     {
         // Checked above; only a concurrent apply of another schema gets here.
         tracing::warn!(graph = %entry.spec.id, error = %e.message, "stored queries after schema apply");

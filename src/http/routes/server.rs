@@ -60,7 +60,7 @@ pub(super) async fn list_graphs(req: HttpRequest, state: Data<AppState>) -> Res 
         .into_iter()
         .filter(|e| e.state == crate::actors::GraphState::Ready)
         .map(|e| GraphInfo {
-            graph_id: e.spec.id.clone(),
+            graph_id: e.spec.id.to_string(),
             uri: e.spec.uri.clone(),
         })
         .collect();
@@ -76,7 +76,7 @@ pub(super) async fn admin_graphs(req: HttpRequest, state: Data<AppState>) -> Res
         .all()
         .into_iter()
         .map(|e| AdminGraphInfo {
-            graph_id: e.spec.id.clone(),
+            graph_id: e.spec.id.to_string(),
             uri: e.spec.uri.clone(),
             state: e.state.name().to_string(),
             reason: match &e.state {

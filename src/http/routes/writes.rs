@@ -17,13 +17,14 @@ pub(super) async fn run_mutation(
     let _permit = admit(state, actor, bytes).await?;
     // A mutation is prepared concurrently with other writes and committed
     // in the GraphActor's commit queue: it holds no (table, branch) key.
-    let keys = Vec::new();
     let name = q.name.clone();
-    let (b2, a2) = (branch.clone(), actor.to_string());
-    let r = write(entry, actor, keys, move |g| {
-        async move { g.mutate(&q, &params, &b2, &a2).await }.boxed()
-    })
-    .await?;
+    let op = ops::RunMutation {
+        query: q,
+        params,
+        branch: branch.clone(),
+        actor: actor.to_string(),
+    };
+    let r = ask(entry, Write(op), STOPPED_WRITING).await?;
     ok(&ChangeOutput::of_write(&branch, &name, actor, &r))
 }
 
@@ -47,13 +48,13 @@ pub(super) async fn mutate(
     // catalog, prepares and commits the write.
     let (name, r) = ask(
         &entry,
-        Mutate {
+        Write(ops::Mutate {
             actor: actor.clone(),
             branch: branch.clone(),
             source: body.query,
             name: body.name,
             params: body.params.unwrap_or(Json::Null),
-        },
+        }),
         STOPPED_WRITING,
     )
     .await?;
@@ -88,7 +89,7 @@ pub(super) async fn run_load(
     let branch = params.branch.unwrap_or_else(|| MAIN.to_string());
     let mode = params.mode.unwrap_or(LoadModeWire::Merge);
     authorize(entry, actor, Action::Change, on_branch(&branch))?;
-    let existing = read(entry, |g| async move { g.branches().await }.boxed()).await?;
+    let existing = ask(entry, Read(ops::ListBranches), STOPPED_READING).await?;
     let creates = !existing.iter().any(|b| b.name == branch);
     if creates {
         match &params.from {
@@ -122,28 +123,16 @@ pub(super) async fn run_load(
     let engine_mode = LoadMode::from(mode);
     // Like a mutation, a load is prepared concurrently and committed in
     // the GraphActor's commit queue.
-    let keys = Vec::new();
-    let (b2, a2, from) = (branch.clone(), actor.to_string(), params.from.clone());
-    let allow_empty = params.allow_empty.unwrap_or(false);
-    let big = data.len() >= BULK_LOAD_BYTES;
-    let mut w = Write::new(actor, keys, move |g: Arc<Graph>| {
-        async move {
-            g.load_with(
-                std::io::Cursor::new(data),
-                engine_mode,
-                allow_empty,
-                &b2,
-                from.as_deref(),
-                &a2,
-            )
-            .await
-        }
-        .boxed()
-    });
-    if big {
-        w = w.bulk();
-    }
-    let r = send_write(entry, w).await?;
+    let op = ops::Load {
+        bulk: data.len() >= BULK_LOAD_BYTES,
+        data,
+        mode: engine_mode,
+        allow_empty: params.allow_empty.unwrap_or(false),
+        branch: branch.clone(),
+        from: params.from.clone(),
+        actor: actor.to_string(),
+    };
+    let r = ask(entry, Write(op), STOPPED_WRITING).await?;
     let load = GraphBatchLoadOutput::of_write(&branch, creates, params.from, mode, actor, &r);
     match body_kind {
         BodyKind::Ndjson => ok(&load),
