@@ -2,8 +2,9 @@
 //! parameters drawn from the seed's own rows, against an independent
 //! oracle.
 //!
-//! The oracle reads the seed file itself (not the graph), and evaluates the
-//! checked IR the naive way: nested loops over every row, traversal by
+//! The oracle reads the seed file itself (not the graph), and the match
+//! block as written (the parsed AST, not the planner's lowered pipeline) the
+//! naive way: generate and test over every row in the order written, traversal by
 //! shortest distance within the hop bounds (the reference rule: each
 //! destination once per source, visited nodes not revisited, a self-loop
 //! reports its node one hop later), comparisons, grouping, aggregates, the
@@ -13,13 +14,15 @@
 //! scored over every non-null value of the property in the table.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::Path;
 
 use omnigraph::engine::load::{LoadMode, node_id};
 use omnigraph::engine::values::{Cell, format_datetime, from_json, to_json};
 use omnigraph::engine::{Graph, ReadAt};
-use omnigraph::query::ast::CmpOp;
+use omnigraph::query::ast::{
+    BodyAst, ClauseAst, CmpOp, ExprAst, QueryFile, ReadAst, parse_queries,
+};
 use omnigraph::query::compile_queries;
 use omnigraph::query::ir::*;
 use omnigraph::schema::{Catalog, PropType, ScalarType};
@@ -337,121 +340,6 @@ impl Oracle<'_> {
         out
     }
 
-    fn run(&self, ops: &[Op], rows: Vec<OBinding>) -> Vec<OBinding> {
-        let mut rows = rows;
-        for op in ops {
-            rows = match op {
-                Op::Scan {
-                    var,
-                    node_type,
-                    equals,
-                    ..
-                } => {
-                    let mut out = Vec::new();
-                    for b in &rows {
-                        for (i, r) in self.rows_of(node_type).iter().enumerate() {
-                            let ok = equals.iter().all(|(p, e)| {
-                                let l = if p == "id" {
-                                    Cell::Str(r.id.clone())
-                                } else {
-                                    r.props.get(p).cloned().unwrap_or(Cell::Null)
-                                };
-                                oholds(&l, CmpOp::Eq, &self.eval(e, b))
-                            });
-                            if ok {
-                                let mut nb = b.clone();
-                                nb.insert(
-                                    var.clone(),
-                                    Ent {
-                                        edge: false,
-                                        ty: node_type.clone(),
-                                        i,
-                                    },
-                                );
-                                out.push(nb);
-                            }
-                        }
-                    }
-                    out
-                }
-                Op::Expand {
-                    from_var,
-                    edge,
-                    to_var,
-                    to_type,
-                    reverse,
-                    undirected,
-                    min_hops,
-                    max_hops,
-                    edge_var,
-                    to_bound,
-                } => {
-                    let fwd = !*reverse || *undirected;
-                    let bwd = *reverse || *undirected;
-                    let index_of = |id: &str| self.rows_of(to_type).iter().position(|r| r.id == id);
-                    let mut out = Vec::new();
-                    for b in &rows {
-                        let Some(from) = b.get(from_var) else {
-                            continue;
-                        };
-                        let start = self.row(from).id.clone();
-                        let mut push = |other: &str, e: Option<usize>| {
-                            let Some(i) = index_of(other) else { return };
-                            let to = Ent {
-                                edge: false,
-                                ty: to_type.clone(),
-                                i,
-                            };
-                            if *to_bound && b.get(to_var) != Some(&to) {
-                                return;
-                            }
-                            let mut nb = b.clone();
-                            nb.insert(to_var.clone(), to);
-                            if let (Some(ev), Some(e)) = (edge_var, e) {
-                                nb.insert(
-                                    ev.clone(),
-                                    Ent {
-                                        edge: true,
-                                        ty: edge.clone(),
-                                        i: e,
-                                    },
-                                );
-                            }
-                            out.push(nb);
-                        };
-                        if edge_var.is_some() {
-                            let edges = self.seed.edges.get(edge).map_or(&[][..], Vec::as_slice);
-                            for (i, e) in edges.iter().enumerate() {
-                                if fwd && e.src == start {
-                                    push(&e.dst, Some(i));
-                                } else if bwd && e.dst == start {
-                                    push(&e.src, Some(i));
-                                }
-                            }
-                        } else {
-                            for other in self.reach(edge, &start, fwd, bwd, *min_hops, *max_hops) {
-                                push(&other, None);
-                            }
-                        }
-                    }
-                    out
-                }
-                Op::Filter { left, op, right } => rows
-                    .into_iter()
-                    .filter(|b| match (op, right) {
-                        (Some(op), Some(r)) => oholds(&self.eval(left, b), *op, &self.eval(r, b)),
-                        _ => self.eval(left, b) == Cell::Bool(true),
-                    })
-                    .collect(),
-                Op::AntiJoin { ops } => rows
-                    .into_iter()
-                    .filter(|b| self.run(ops, vec![b.clone()]).is_empty())
-                    .collect(),
-            };
-        }
-        rows
-    }
-
     /// BM25 (k1 = 1.2, b = 0.75) of each row's text against `q`, with the
     /// corpus statistics of every non-null value in the table.
     fn bm25(&self, ty: &str, property: &str, q: &str, docs: &[Vec<String>]) -> Vec<f64> {
@@ -593,9 +481,11 @@ impl Oracle<'_> {
         }
     }
 
-    /// The query's rows as JSON objects, in the engine's documented order.
-    fn answer(&self, plan: &ReadPlan, cat: &Catalog) -> Vec<Map<String, Json>> {
-        let rows = self.run(&plan.pipeline, vec![OBinding::new()]);
+    /// The query's rows as JSON objects, in the engine's documented order:
+    /// the match block as written ([`Oracle::match_ast`]), then the checked
+    /// projections, grouping, order and limit.
+    fn answer(&self, w: &Written, plan: &ReadPlan, cat: &Catalog) -> Vec<Map<String, Json>> {
+        let rows = self.match_ast(w, &w.read.clauses, vec![OBinding::new()]);
         let nulls_first = |a: &Cell, b: &Cell| match (a == &Cell::Null, b == &Cell::Null) {
             (true, true) => Ordering::Equal,
             (true, false) => Ordering::Less,
@@ -728,6 +618,305 @@ impl Oracle<'_> {
     }
 }
 
+/// Node and edge variable → type, read from the match block as written
+/// (bindings name their type; a traversal's ends take its edge's endpoint
+/// types unless a binding says otherwise), including `not { }` blocks.
+fn ast_var_types(cat: &Catalog, clauses: &[ClauseAst], out: &mut HashMap<String, String>) {
+    for c in clauses {
+        match c {
+            ClauseAst::Binding { var, ty, .. } => {
+                out.insert(var.name.clone(), ty.name.clone());
+            }
+            ClauseAst::Traversal {
+                src,
+                edge_var,
+                edge,
+                dst,
+                ..
+            } => {
+                if let Some(e) = cat.edge_ci(&edge.name) {
+                    out.entry(src.name.clone()).or_insert(e.from.clone());
+                    out.entry(dst.name.clone()).or_insert(e.to.clone());
+                    if let Some(ev) = edge_var {
+                        out.insert(ev.name.clone(), e.name.clone());
+                    }
+                }
+            }
+            ClauseAst::Not { clauses, .. } => ast_var_types(cat, clauses, out),
+            ClauseAst::Filter { .. } => {}
+        }
+    }
+}
+
+/// The read body of query `name` in `file`, as parsed (not checked).
+fn read_ast<'f>(file: &'f QueryFile, name: &str) -> (&'f ReadAst, HashSet<String>) {
+    let q = file
+        .queries
+        .iter()
+        .find(|q| q.name.name == name)
+        .unwrap_or_else(|| panic!("query `{name}` parsed"));
+    let BodyAst::Read(r) = &q.body else {
+        panic!("`{name}` is a read query")
+    };
+    (r, q.params.iter().map(|p| p.name.name.clone()).collect())
+}
+
+/// Makes a string literal comparable with a date or timestamp on the other
+/// side (the language's literal rule: `"2026-01-01"` compared with a
+/// `Date`).
+fn coerce(l: Cell, r: Cell) -> (Cell, Cell) {
+    let parse = |s: &str, scalar: ScalarType| {
+        from_json(
+            &Json::from(s.to_string()),
+            &PropType::Scalar { scalar },
+            true,
+        )
+        .unwrap_or(Cell::Null)
+    };
+    match (&l, &r) {
+        (Cell::Date(_), Cell::Str(s)) => (l.clone(), parse(s, ScalarType::Date)),
+        (Cell::DateTime(_), Cell::Str(s)) => (l.clone(), parse(s, ScalarType::DateTime)),
+        (Cell::Str(s), Cell::Date(_)) => (parse(s, ScalarType::Date), r.clone()),
+        (Cell::Str(s), Cell::DateTime(_)) => (parse(s, ScalarType::DateTime), r.clone()),
+        _ => (l, r),
+    }
+}
+
+/// What the oracle reads of one query as written: its match block, its
+/// declared parameters, and its variables' types.
+struct Written<'a> {
+    cat: &'a Catalog,
+    read: &'a ReadAst,
+    declared: HashSet<String>,
+    types: HashMap<String, String>,
+}
+
+impl<'a> Written<'a> {
+    /// Query `name` of `file` as written, against `cat`.
+    fn of(cat: &'a Catalog, file: &'a QueryFile, name: &str) -> Written<'a> {
+        let (read, declared) = read_ast(file, name);
+        let mut types = HashMap::new();
+        ast_var_types(cat, &read.clauses, &mut types);
+        Written {
+            cat,
+            read,
+            declared,
+            types,
+        }
+    }
+}
+
+impl Oracle<'_> {
+    /// An expression as written, over one binding: a `$name` is the
+    /// parameter when the query declares one of that name, else the bound
+    /// node's id.
+    fn eval_ast(&self, w: &Written, e: &ExprAst, b: &OBinding) -> Cell {
+        match e {
+            ExprAst::Var(v) if w.declared.contains(&v.name) => {
+                self.params.get(&v.name).cloned().unwrap_or(Cell::Null)
+            }
+            ExprAst::Var(v) => b
+                .get(&v.name)
+                .map_or(Cell::Null, |e| Cell::Str(self.row(e).id.clone())),
+            ExprAst::Prop { var, prop, .. } => self.prop(b, &var.name, &prop.name),
+            ExprAst::Str { value, .. } => Cell::Str(value.clone()),
+            ExprAst::Int { value, .. } => Cell::I64(*value),
+            ExprAst::Float { value, .. } => Cell::F64(*value),
+            ExprAst::Bool { value, .. } => Cell::Bool(*value),
+            ExprAst::Null { .. } => Cell::Null,
+            ExprAst::List { items, .. } => {
+                Cell::List(items.iter().map(|i| self.eval_ast(w, i, b)).collect())
+            }
+            ExprAst::Call { func, args, .. } => match func.name.as_str() {
+                "now" => Cell::DateTime(self.now),
+                f @ ("search" | "fuzzy" | "match_text") => {
+                    let doc = match args.first() {
+                        Some(a) => words(&text_of(&self.eval_ast(w, a, b))),
+                        None => Vec::new(),
+                    };
+                    let q = match args.get(1) {
+                        Some(a) => words(&text_of(&self.eval_ast(w, a, b))),
+                        None => Vec::new(),
+                    };
+                    let k = match (f, args.get(2)) {
+                        ("fuzzy", Some(m)) => {
+                            num(&self.eval_ast(w, m, b)).map_or(1, |k| k.max(0.0) as usize)
+                        }
+                        ("fuzzy", None) => 1,
+                        _ => 0,
+                    };
+                    let hit = |x: &String| doc.iter().any(|d| edits(x, d) <= k);
+                    Cell::Bool(
+                        !q.is_empty()
+                            && if f == "match_text" {
+                                q.iter().all(hit)
+                            } else {
+                                q.iter().any(hit)
+                            },
+                    )
+                }
+                _ => Cell::Null,
+            },
+            ExprAst::Alias(_) => Cell::Null,
+        }
+    }
+
+    /// Every row of type `ty` as an entity.
+    fn ents(&self, ty: &str) -> Vec<Ent> {
+        (0..self.rows_of(ty).len())
+            .map(|i| Ent {
+                edge: false,
+                ty: ty.to_string(),
+                i,
+            })
+            .collect()
+    }
+
+    /// The bindings the match block as written admits, by generate and
+    /// test in the order written: bindings and traversals first (each
+    /// extends or checks every binding so far), then the filters, then
+    /// each `not { }` (a binding stays when its block admits nothing).
+    /// Nothing of the planner: no reordering, no index, no lowered plan.
+    fn match_ast(&self, w: &Written, clauses: &[ClauseAst], rows: Vec<OBinding>) -> Vec<OBinding> {
+        let mut rows = rows;
+        let mut fresh = 0usize;
+        // `$_` matches anything, each time anew.
+        let mut name = |v: &str| {
+            if v == "_" {
+                fresh += 1;
+                format!("_#{fresh}")
+            } else {
+                v.to_string()
+            }
+        };
+        for c in clauses {
+            rows = match c {
+                ClauseAst::Binding { var, ty, props, .. } => {
+                    let var = name(&var.name);
+                    let mut out = Vec::new();
+                    for b in rows {
+                        let candidates = match b.get(&var) {
+                            Some(e) if e.ty == ty.name && !e.edge => vec![e.clone()],
+                            Some(_) => Vec::new(),
+                            None => self.ents(&ty.name),
+                        };
+                        for e in candidates {
+                            let mut nb = b.clone();
+                            nb.insert(var.clone(), e);
+                            let ok = props.iter().all(|(p, x)| {
+                                let (l, r) =
+                                    coerce(self.prop(&nb, &var, &p.name), self.eval_ast(w, x, &nb));
+                                oholds(&l, CmpOp::Eq, &r)
+                            });
+                            if ok {
+                                out.push(nb);
+                            }
+                        }
+                    }
+                    out
+                }
+                ClauseAst::Traversal {
+                    src,
+                    edge_var,
+                    edge,
+                    undirected,
+                    bounds,
+                    dst,
+                    ..
+                } => {
+                    let Some(e) = w.cat.edge_ci(&edge.name) else {
+                        return Vec::new();
+                    };
+                    // (from type, to type, the edge type's name)
+                    let et = (e.from.clone(), e.to.clone(), e.name.clone());
+                    let (src, dst) = (name(&src.name), name(&dst.name));
+                    let src_ty = w.types.get(&src).cloned().unwrap_or(et.0.clone());
+                    let dst_ty = w.types.get(&dst).cloned().unwrap_or(et.1.clone());
+                    let (min, max) = bounds.as_ref().map_or((1, Some(1)), |h| (h.min, h.max));
+                    let mut out = Vec::new();
+                    for b in rows {
+                        let froms = match b.get(&src) {
+                            Some(e) => vec![e.clone()],
+                            None => self.ents(&src_ty),
+                        };
+                        for from in froms {
+                            let start = self.row(&from).id.clone();
+                            // (the other end's id, the edge row when named)
+                            let mut ends: Vec<(String, Option<usize>)> = Vec::new();
+                            if let Some(_ev) = edge_var {
+                                let edges =
+                                    self.seed.edges.get(&et.2).map_or(&[][..], Vec::as_slice);
+                                for (i, e) in edges.iter().enumerate() {
+                                    if e.src == start {
+                                        ends.push((e.dst.clone(), Some(i)));
+                                    } else if *undirected && e.dst == start {
+                                        ends.push((e.src.clone(), Some(i)));
+                                    }
+                                }
+                            } else {
+                                for v in self.reach(&et.2, &start, true, *undirected, min, max) {
+                                    ends.push((v, None));
+                                }
+                            }
+                            for (other, edge_row) in ends {
+                                let Some(i) =
+                                    self.rows_of(&dst_ty).iter().position(|r| r.id == other)
+                                else {
+                                    continue;
+                                };
+                                let to = Ent {
+                                    edge: false,
+                                    ty: dst_ty.clone(),
+                                    i,
+                                };
+                                if b.get(&dst).is_some_and(|t| *t != to) {
+                                    continue;
+                                }
+                                let mut nb = b.clone();
+                                nb.insert(src.clone(), from.clone());
+                                nb.insert(dst.clone(), to);
+                                if let (Some(ev), Some(i)) = (edge_var, edge_row) {
+                                    nb.insert(
+                                        ev.name.clone(),
+                                        Ent {
+                                            edge: true,
+                                            ty: et.2.clone(),
+                                            i,
+                                        },
+                                    );
+                                }
+                                out.push(nb);
+                            }
+                        }
+                    }
+                    out
+                }
+                ClauseAst::Filter { .. } | ClauseAst::Not { .. } => rows,
+            };
+        }
+        for c in clauses {
+            if let ClauseAst::Filter {
+                left, op, right, ..
+            } = c
+            {
+                rows.retain(|b| match (op, right) {
+                    (Some((op, _)), Some(r)) => {
+                        let (l, r) = coerce(self.eval_ast(w, left, b), self.eval_ast(w, r, b));
+                        oholds(&l, *op, &r)
+                    }
+                    _ => self.eval_ast(w, left, b) == Cell::Bool(true),
+                });
+            }
+        }
+        for c in clauses {
+            if let ClauseAst::Not { clauses, .. } = c {
+                rows.retain(|b| self.match_ast(w, clauses, vec![b.clone()]).is_empty());
+            }
+        }
+        rows
+    }
+}
+
 fn cell_json(c: &Cell) -> Json {
     match c {
         Cell::DateTime(ms) => Json::from(format_datetime(*ms)),
@@ -764,30 +953,11 @@ enum Use {
     Vector(String, String),
 }
 
-/// Node variable → type, including variables bound only inside `not { }`.
-fn var_types(ops: &[Op], out: &mut HashMap<String, String>) {
-    for op in ops {
-        match op {
-            Op::Scan { var, node_type, .. } => {
-                out.insert(var.clone(), node_type.clone());
-            }
-            Op::Expand {
-                to_var, to_type, ..
-            } => {
-                out.insert(to_var.clone(), to_type.clone());
-            }
-            Op::AntiJoin { ops } => var_types(ops, out),
-            Op::Filter { .. } => {}
-        }
-    }
-}
-
-fn param_uses(plan: &ReadPlan) -> HashMap<String, Use> {
-    let mut types = HashMap::new();
-    var_types(&plan.pipeline, &mut types);
-    let ty = |var: &str| types.get(var).cloned();
+fn param_uses(w: &Written, plan: &ReadPlan) -> HashMap<String, Use> {
+    let ty = |var: &str| w.types.get(var).cloned();
     let mut uses = HashMap::new();
-    let mut expr = |e: &Expr, uses: &mut HashMap<String, Use>| {
+    // Projections and order keys: scoring functions over a parameter.
+    let expr = |e: &Expr, uses: &mut HashMap<String, Use>| {
         let mut stack = vec![e];
         while let Some(e) = stack.pop() {
             match e {
@@ -825,40 +995,56 @@ fn param_uses(plan: &ReadPlan) -> HashMap<String, Use> {
             }
         }
     };
-    fn walk(
-        ops: &[Op],
-        ty: &dyn Fn(&str) -> Option<String>,
-        uses: &mut HashMap<String, Use>,
-        expr: &mut dyn FnMut(&Expr, &mut HashMap<String, Use>),
-    ) {
-        for op in ops {
-            match op {
-                Op::Scan {
-                    node_type, equals, ..
-                } => {
-                    for (p, e) in equals {
-                        if let Expr::Param { name } = e {
-                            uses.entry(name.clone())
-                                .or_insert(Use::Value(node_type.clone(), p.clone()));
+    // The match block as written: a parameter compared with a property,
+    // or searched for in one.
+    fn walk(w: &Written, clauses: &[ClauseAst], uses: &mut HashMap<String, Use>) {
+        let param = |e: &ExprAst| match e {
+            ExprAst::Var(v) if w.declared.contains(&v.name) => Some(v.name.clone()),
+            _ => None,
+        };
+        let prop_of = |e: &ExprAst| match e {
+            ExprAst::Prop { var, prop, .. } => w
+                .types
+                .get(&var.name)
+                .map(|t| (t.clone(), prop.name.clone())),
+            _ => None,
+        };
+        for c in clauses {
+            match c {
+                ClauseAst::Binding { ty, props, .. } => {
+                    for (p, e) in props {
+                        if let Some(name) = param(e) {
+                            uses.entry(name)
+                                .or_insert(Use::Value(ty.name.clone(), p.name.clone()));
                         }
                     }
                 }
-                Op::Filter { left, right, .. } => {
-                    if let (Expr::Property { var, property }, Some(Expr::Param { name })) =
-                        (left, right)
-                        && let Some(t) = ty(var)
-                    {
-                        uses.entry(name.clone())
-                            .or_insert(Use::Value(t, property.clone()));
+                ClauseAst::Filter {
+                    left,
+                    right: Some(right),
+                    ..
+                } => {
+                    if let (Some((t, p)), Some(name)) = (prop_of(left), param(right)) {
+                        uses.entry(name).or_insert(Use::Value(t, p));
                     }
-                    expr(left, uses);
                 }
-                Op::AntiJoin { ops } => walk(ops, ty, uses, expr),
-                Op::Expand { .. } => {}
+                ClauseAst::Filter {
+                    left: ExprAst::Call { func, args, .. },
+                    right: None,
+                    ..
+                } if matches!(func.name.as_str(), "search" | "fuzzy" | "match_text") => {
+                    if let (Some((t, p)), Some(name)) =
+                        (args.first().and_then(prop_of), args.get(1).and_then(param))
+                    {
+                        uses.entry(name).or_insert(Use::Text(t, p));
+                    }
+                }
+                ClauseAst::Not { clauses, .. } => walk(w, clauses, uses),
+                _ => {}
             }
         }
     }
-    walk(&plan.pipeline, &ty, &mut uses, &mut expr);
+    walk(w, &w.read.clauses, &mut uses);
     for p in &plan.projections {
         expr(&p.expr, &mut uses);
     }
@@ -872,10 +1058,11 @@ fn param_uses(plan: &ReadPlan) -> HashMap<String, Use> {
 /// of the type a parameter is compared with), a value from that row.
 fn param_sets(
     q: &CheckedQuery,
+    w: &Written,
     plan: &ReadPlan,
     seed: &Seed,
 ) -> Vec<(Json, HashMap<String, Cell>)> {
-    let uses = param_uses(plan);
+    let uses = param_uses(w, plan);
     let mut sets = Vec::new();
     for pick in 0..3usize {
         let mut js = Map::new();
@@ -1004,13 +1191,15 @@ fn every_cookbook_read_query_matches_the_oracle() {
                 file.display(),
                 compiled.diagnostics
             );
+            let written = parse_queries(&src).expect("parses");
             for q in &compiled.queries {
                 let QueryKind::Read(plan) = &q.body else {
                     continue;
                 };
                 let label = format!("{}::{}", rel(&file), q.name);
                 queries += 1;
-                let sets = param_sets(q, plan, &seed);
+                let w = Written::of(&cat, &written, &q.name);
+                let sets = param_sets(q, &w, plan, &seed);
                 if sets.is_empty() {
                     skipped.push(format!("{label}: no parameter values in the seed"));
                     continue;
@@ -1030,7 +1219,7 @@ fn every_cookbook_read_query_matches_the_oracle() {
                         params: &pc,
                         now: chrono::Utc::now().timestamp_millis(),
                     };
-                    let want = oracle.answer(plan, &cat);
+                    let want = oracle.answer(&w, plan, &cat);
                     assert_same_rows(&format!("{label} with params {pj}"), &got.rows, &want);
                     runs += 1;
                     non_empty += usize::from(!want.is_empty());
@@ -1120,6 +1309,7 @@ query sb($q: String) { match { $d: Doc { n: 2 }  search($d.body, $q) } return { 
         let cat = (*graph.catalog()).clone();
         let compiled = compile_queries(&cat, queries);
         assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
+        let written = parse_queries(queries).expect("parses");
         for text in [
             "graph",
             "GRAPH lance",
@@ -1143,7 +1333,7 @@ query sb($q: String) { match { $d: Doc { n: 2 }  search($d.body, $q) } return { 
                     params: &params,
                     now: 0,
                 };
-                let want = oracle.answer(plan, &cat);
+                let want = oracle.answer(&Written::of(&cat, &written, &q.name), plan, &cat);
                 assert_same_rows(
                     &format!("seed {seed}, query {} with {text:?}", q.name),
                     &got.rows,
