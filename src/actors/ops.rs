@@ -151,7 +151,7 @@ impl GraphRead for ListCommits {
 
 /// One commit by id ([`Graph::commit`]); `UnknownCommit` (404) otherwise.
 pub struct ShowCommit {
-    pub id: String,
+    pub id: crate::engine::CommitId,
 }
 
 impl GraphRead for ShowCommit {

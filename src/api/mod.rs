@@ -111,7 +111,7 @@ impl SchemaApplyOutput {
                 .map(|s| serde_json::to_value(s).unwrap_or_default())
                 .collect(),
             schema_id: r.schema_id.clone(),
-            graph_commit_id: r.commit.as_ref().map(|c| c.id.clone()),
+            graph_commit_id: r.commit.as_ref().map(|c| c.id.to_string()),
             actor_id: Some(actor.to_string()),
         }
     }
@@ -210,11 +210,11 @@ pub struct CommitOutput {
 impl CommitOutput {
     pub fn from_commit(c: &Commit, manifest_version: Option<u64>) -> CommitOutput {
         CommitOutput {
-            graph_commit_id: c.id.clone(),
+            graph_commit_id: c.id.to_string(),
             graph_manifest_version: manifest_version.or(c.manifest_version),
             graph_branch: Some(c.branch.clone()),
-            parent_commit_id: c.parents.first().cloned(),
-            merged_parent_commit_id: c.parents.get(1).cloned(),
+            parent_commit_id: c.parents.first().map(ToString::to_string),
+            merged_parent_commit_id: c.parents.get(1).map(ToString::to_string),
             actor_id: Some(c.actor.clone()),
             created_at: c.timestamp_ms.saturating_mul(1000),
             message: c.message.clone(),
@@ -358,7 +358,7 @@ impl SnapshotOutput {
     pub fn of(s: &crate::engine::Snapshot) -> SnapshotOutput {
         SnapshotOutput {
             graph_branch: s.branch.clone().unwrap_or_default(),
-            graph_commit_id: s.commit.clone(),
+            graph_commit_id: s.commit.to_string(),
             graph_manifest_version: s.manifest_version,
             internal_schema_version: crate::engine::INTERNAL_SCHEMA_VERSION,
             datasets: s

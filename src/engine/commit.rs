@@ -600,9 +600,9 @@ impl Graph {
                         }
                     }
                     let commit = Commit {
-                        id: ulid::Ulid::new().to_string(),
+                        id: CommitId::new(ulid::Ulid::new()),
                         parents: std::iter::once(bs.head.clone())
-                            .chain(merge_parent.map(str::to_string))
+                            .chain(merge_parent.map(CommitId::from_text))
                             .collect(),
                         branch: branch_s.clone(),
                         actor: actor.to_string(),

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use super::manifest::{Commit, TableKey, TableRef};
 #[cfg_attr(not(feature = "failpoints"), allow(unused_imports))]
 use super::{
-    EngineError, Graph, PreparedWrite, TableWrite, WriteReport, fault, lease, now_ms, recovery,
-    stale,
+    CommitId, EngineError, Graph, PreparedWrite, TableWrite, WriteReport, fault, lease, now_ms,
+    recovery, stale,
 };
 use crate::storage::table::{self, TableAt};
 
@@ -399,7 +399,7 @@ impl Graph {
                         }
                         let id = ids.generate().unwrap_or_else(|_| ulid::Ulid::new());
                         let c = Commit {
-                            id: id.to_string(),
+                            id: CommitId::new(id),
                             parents: vec![bs.head.clone()],
                             branch: branch.to_string(),
                             actor: actor.clone(),

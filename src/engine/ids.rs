@@ -7,7 +7,7 @@
 //! - [`BranchName`]: a graph branch's name, validated by
 //!   [`check_branch_name`](super::check_branch_name)'s rule.
 //! - [`CommitId`]: a commit's id (a ULID as 26 Crockford base-32
-//!   characters; ids of stored commits are taken as written).
+//!   characters; ids read from storage or a request are taken as written).
 //! - [`GraphId`]: a served graph's id, one path-safe component
 //!   ([`is_path_safe_name`](super::is_path_safe_name)).
 
@@ -208,6 +208,71 @@ impl<'de> Deserialize<'de> for BranchName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<BranchName, D::Error> {
         let text = String::deserialize(d)?;
         BranchName::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A commit's id: a ULID (26 Crockford base-32 characters) for every
+/// commit this engine makes; an id read from storage or a request is taken
+/// as written (an unknown one is `UnknownCommit`, 404). Typed so a commit
+/// id is never passed where a branch name is wanted. Serialized as the id.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CommitId(String);
+
+impl CommitId {
+    /// A new id: a ULID, ordered by creation time.
+    pub fn new(id: ulid::Ulid) -> CommitId {
+        CommitId(id.to_string())
+    }
+
+    /// The id `text` as given (a request's, a stored record's).
+    pub fn from_text(text: &str) -> CommitId {
+        CommitId(text.to_string())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for CommitId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CommitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for CommitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+/// Compares with the id's text.
+impl PartialEq<str> for CommitId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+/// Compares with the id's text.
+impl PartialEq<&str> for CommitId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+/// Compares with the id's text.
+impl PartialEq<String> for CommitId {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
     }
 }
 

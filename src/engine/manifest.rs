@@ -25,7 +25,7 @@ use crate::storage::{ControlError, ControlStore};
 /// The name of the branch that always exists.
 pub const MAIN: &str = "main";
 
-pub use super::ids::TableKey;
+pub use super::ids::{CommitId, TableKey};
 
 /// One table version as a branch sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,7 +66,7 @@ impl TableRef {
 /// A graph branch's state in one manifest version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BranchState {
-    pub head: String,
+    pub head: CommitId,
     pub tables: BTreeMap<TableKey, TableRef>,
     /// The Lance branch this graph branch writes (`None` for `main`, which
     /// writes the datasets' main line). Unique per branch incarnation, so a
@@ -90,9 +90,9 @@ pub struct Manifest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commit {
     /// A ULID: sortable by creation time.
-    pub id: String,
+    pub id: CommitId,
     /// First parent is the branch's previous head; a merge has two.
-    pub parents: Vec<String>,
+    pub parents: Vec<CommitId>,
     pub branch: String,
     pub actor: String,
     /// Milliseconds since the epoch (UTC).
@@ -387,7 +387,7 @@ impl ManifestStore {
     pub async fn history(&self, head: &str) -> Result<Vec<Commit>, EngineError> {
         let mut out: Vec<Commit> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let mut frontier = vec![head.to_string()];
+        let mut frontier = vec![CommitId::from_text(head)];
         while let Some(id) = frontier.pop() {
             if !seen.insert(id.clone()) {
                 continue;
@@ -406,7 +406,8 @@ impl ManifestStore {
 /// (later) id among those that may come next.
 fn newest_first(commits: Vec<Commit>) -> Vec<Commit> {
     use std::collections::{BinaryHeap, HashMap};
-    let mut children: HashMap<String, usize> = commits.iter().map(|c| (c.id.clone(), 0)).collect();
+    let mut children: HashMap<CommitId, usize> =
+        commits.iter().map(|c| (c.id.clone(), 0)).collect();
     for c in &commits {
         for p in &c.parents {
             if let Some(n) = children.get_mut(p) {
@@ -414,9 +415,9 @@ fn newest_first(commits: Vec<Commit>) -> Vec<Commit> {
             }
         }
     }
-    let mut by_id: HashMap<String, Commit> =
+    let mut by_id: HashMap<CommitId, Commit> =
         commits.into_iter().map(|c| (c.id.clone(), c)).collect();
-    let mut ready: BinaryHeap<String> = children
+    let mut ready: BinaryHeap<CommitId> = children
         .iter()
         .filter(|(_, n)| **n == 0)
         .map(|(id, _)| id.clone())

@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use super::load::{Row, unique_tuple};
 use super::manifest::{Commit, TableKey, TableRef};
-use super::{EngineError, Graph, TableKind, TableWrite, edge_key, node_key};
+use super::{CommitId, EngineError, Graph, TableKind, TableWrite, edge_key, node_key};
 
 /// How a merge resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,9 +109,9 @@ pub struct MergeReport {
     pub target: String,
     pub outcome: MergeOutcome,
     /// The merge base commit.
-    pub base: String,
+    pub base: CommitId,
     /// The target's head after the merge.
-    pub head: String,
+    pub head: CommitId,
     /// The two-parent commit a `merged` outcome published.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub commit: Option<Commit>,
@@ -355,11 +355,11 @@ impl Graph {
     }
 
     /// The newest common ancestor of two commits (ULIDs sort by time).
-    pub async fn merge_base(&self, a: &str, b: &str) -> Result<String, EngineError> {
+    pub async fn merge_base(&self, a: &str, b: &str) -> Result<CommitId, EngineError> {
         let ours = self.ancestors(a).await?;
-        let mut best: Option<String> = None;
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut queue: VecDeque<String> = VecDeque::from([b.to_string()]);
+        let mut best: Option<CommitId> = None;
+        let mut seen: HashSet<CommitId> = HashSet::new();
+        let mut queue: VecDeque<CommitId> = VecDeque::from([CommitId::from_text(b)]);
         while let Some(id) = queue.pop_front() {
             if !seen.insert(id.clone()) {
                 continue;
@@ -379,9 +379,9 @@ impl Graph {
         })
     }
 
-    async fn ancestors(&self, head: &str) -> Result<HashSet<String>, EngineError> {
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut stack = vec![head.to_string()];
+    async fn ancestors(&self, head: &str) -> Result<HashSet<CommitId>, EngineError> {
+        let mut seen: HashSet<CommitId> = HashSet::new();
+        let mut stack = vec![CommitId::from_text(head)];
         while let Some(id) = stack.pop() {
             if !seen.insert(id.clone()) {
                 continue;

@@ -56,7 +56,7 @@ use arrow_schema::Schema;
 use serde::Serialize;
 
 pub use error::EngineError;
-pub use ids::{BranchName, GraphId, TableKey, TableKind};
+pub use ids::{BranchName, CommitId, GraphId, TableKey, TableKind};
 use load::{Existing, LoadMode, Row, Staged};
 use manifest::{BranchState, Commit, MAIN, Manifest, ManifestStore, TableRef};
 
@@ -85,14 +85,14 @@ pub enum ReadAt {
     /// The head of a branch.
     Branch(String),
     /// Any commit, on any branch (time travel).
-    Commit(String),
+    Commit(CommitId),
 }
 
 /// The state a read sees: table versions and the commit they belong to.
 #[derive(Debug, Clone)]
 pub struct View {
     pub branch: Option<String>,
-    pub commit: String,
+    pub commit: CommitId,
     pub tables: BTreeMap<TableKey, TableRef>,
     /// The schema of that state: the current one for a branch head, the
     /// one the commit was published under for a commit (so time travel
@@ -115,7 +115,7 @@ pub struct TableSnapshot {
 pub struct Snapshot {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
-    pub commit: String,
+    pub commit: CommitId,
     pub manifest_version: u64,
     pub tables: Vec<TableSnapshot>,
 }
@@ -136,7 +136,7 @@ pub struct WriteReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct BranchInfo {
     pub name: String,
-    pub head: String,
+    pub head: CommitId,
 }
 
 /// One table's change in a write: exactly one Lance commit per table.

@@ -101,7 +101,7 @@ impl Graph {
             );
         }
         let commit = Commit {
-            id: ulid::Ulid::new().to_string(),
+            id: CommitId::new(ulid::Ulid::new()),
             parents: Vec::new(),
             branch: MAIN.to_string(),
             actor: "init".to_string(),

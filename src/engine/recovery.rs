@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(not(feature = "failpoints"), allow(unused_imports))]
 use super::fault;
 use super::manifest::{TableKey, TableRef};
-use super::{EngineError, Graph, now_ms};
+use super::{CommitId, EngineError, Graph, now_ms};
 use crate::storage::ControlError;
 use crate::storage::table::{self, TableAt};
 
@@ -108,7 +108,7 @@ pub struct AuditRecord {
     /// The interrupted write.
     pub write: Sidecar,
     /// The commit a roll forward or repair published.
-    pub commit: Option<String>,
+    pub commit: Option<CommitId>,
 }
 
 /// A table whose Lance head is ahead of the published manifest.
@@ -126,7 +126,7 @@ pub struct RepairReport {
     pub healed: Vec<(String, HealAction)>,
     pub drift: Vec<Drift>,
     /// Commits published (with `--confirm`), one per branch with drift.
-    pub published: Vec<String>,
+    pub published: Vec<CommitId>,
 }
 
 fn sidecar_path(id: &str) -> String {
@@ -360,7 +360,7 @@ impl Graph {
         write_id: &str,
         started_ms: i64,
     ) -> Result<Option<super::manifest::Commit>, EngineError> {
-        let mut cur = Some(head.to_string());
+        let mut cur = Some(CommitId::from_text(head));
         while let Some(id) = cur {
             let Some(c) = self.manifests.commit(&id).await? else {
                 return Ok(None);
@@ -445,7 +445,7 @@ impl Graph {
         &self,
         sc: &Sidecar,
         busy: &[(Option<String>, TableKey)],
-    ) -> Result<Option<(HealAction, Option<String>)>, EngineError> {
+    ) -> Result<Option<(HealAction, Option<CommitId>)>, EngineError> {
         let mut heads = BTreeMap::new();
         for key in sc.tables.keys() {
             let head = self.lance_head(key, sc.lance_branch.as_deref()).await?;
@@ -632,7 +632,7 @@ impl Graph {
         sc: &Sidecar,
         action: HealAction,
         actor: &str,
-        commit: Option<String>,
+        commit: Option<CommitId>,
     ) -> Result<(), EngineError> {
         fail::fail_point!("audit.append", |_| Err(fault("audit.append")));
         let rec = AuditRecord {

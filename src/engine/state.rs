@@ -91,7 +91,7 @@ impl Graph {
                     .manifests
                     .commit(id)
                     .await?
-                    .ok_or_else(|| EngineError::UnknownCommit { id: id.clone() })?;
+                    .ok_or_else(|| EngineError::UnknownCommit { id: id.to_string() })?;
                 let current = self.schema_state();
                 let catalog = if c.schema == current.id {
                     current.catalog.clone()

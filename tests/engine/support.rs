@@ -126,7 +126,7 @@ pub async fn counts(g: &Graph, at: &ReadAt) -> HashMap<String, usize> {
 }
 
 /// The head commit of a branch.
-pub async fn head(g: &Graph, branch: &str) -> String {
+pub async fn head(g: &Graph, branch: &str) -> omnigraph::engine::CommitId {
     g.branches()
         .await
         .expect("branches")

@@ -303,7 +303,16 @@ pub fn commit(c: CommitCommand) -> Result<ExitCode, CliError> {
                 for c in cs {
                     println!(
                         "{}",
-                        commit_line(&c.id, c.timestamp_ms, &c.actor, &c.message, &c.parents)
+                        commit_line(
+                            &c.id,
+                            c.timestamp_ms,
+                            &c.actor,
+                            &c.message,
+                            &c.parents
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>(),
+                        )
                     );
                 }
             }
@@ -329,7 +338,11 @@ pub fn commit(c: CommitCommand) -> Result<ExitCode, CliError> {
                     if c.parents.is_empty() {
                         "-".to_string()
                     } else {
-                        c.parents.join(", ")
+                        c.parents
+                            .iter()
+                            .map(|p| p.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     }
                 );
                 for (t, r) in &c.tables {

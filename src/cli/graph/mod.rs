@@ -125,7 +125,7 @@ pub struct At {
 impl At {
     fn read_at(&self) -> ReadAt {
         match (&self.commit, &self.branch) {
-            (Some(c), _) => ReadAt::Commit(c.clone()),
+            (Some(c), _) => ReadAt::Commit(crate::engine::CommitId::from_text(c)),
             (None, Some(b)) => ReadAt::Branch(b.clone()),
             (None, None) => ReadAt::Branch("main".into()),
         }

@@ -390,7 +390,7 @@ impl Graph {
         Ok(QueryResult {
             columns: plan.projections.iter().map(|p| p.name.clone()).collect(),
             rows: result,
-            graph_commit_id: view.commit,
+            graph_commit_id: view.commit.to_string(),
         })
     }
 }

@@ -58,7 +58,9 @@ pub(super) async fn show_commit(
     let entry = graph(&state, &id)?;
     let c = ask(
         &entry,
-        Read(ops::ShowCommit { id: commit }),
+        Read(ops::ShowCommit {
+            id: crate::engine::CommitId::from_text(&commit),
+        }),
         STOPPED_READING,
     )
     .await?;

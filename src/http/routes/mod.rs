@@ -289,13 +289,14 @@ async fn read_target(
             "give either `branch` or `snapshot`, not both",
         )),
         (_, Some(commit)) => {
+            let id = crate::engine::CommitId::from_text(&commit);
             let c = ask(
                 entry,
-                Read(ops::ShowCommit { id: commit.clone() }),
+                Read(ops::ShowCommit { id: id.clone() }),
                 STOPPED_READING,
             )
             .await?;
-            Ok((ReadAt::Commit(commit), c.branch))
+            Ok((ReadAt::Commit(id), c.branch))
         }
         (b, None) => {
             let b = b.unwrap_or_else(|| MAIN.to_string());
