@@ -97,274 +97,28 @@ pub fn apply(dir: &Path, actor: &str) -> Result<ApplyReport, ClusterError> {
             "no state ledger yet; run `omnigraph cluster import --config DIR` first",
         ));
     };
-    let mut l = old.clone();
-    let mut changes: Vec<AppliedChange> = Vec::new();
-    let applied = |l: &Ledger, r: &str| {
-        l.applied_revision
-            .resources
-            .get(r)
-            .map(|a| a.digest.clone())
-    };
-    let record = |changes: &mut Vec<AppliedChange>,
-                  l: &mut Ledger,
-                  r: &str,
-                  action: &str,
-                  outcome: &str,
-                  message: Option<String>| {
-        l.resource_statuses.insert(
-            r.to_string(),
-            ResourceStatus {
-                status: outcome.to_string(),
-                conditions: Vec::new(),
-                message: message.clone(),
-            },
-        );
-        changes.push(AppliedChange {
-            resource: r.to_string(),
-            action: action.to_string(),
-            outcome: outcome.to_string(),
-            message,
-        });
-    };
     let rt = rt()?;
-    let mut blocked: BTreeSet<String> = BTreeSet::new();
-    let mut retire = sweep(&rt, &root, &mut l, &mut changes, &mut blocked)?;
-    // 1. Graphs: create roots, migrate schemas, each fenced by an intent.
-    for (res, want) in report
-        .resources
-        .iter()
-        .filter(|(r, _)| r.starts_with("schema."))
-    {
-        let id = &res["schema.".len()..];
-        let have = applied(&l, res);
-        if have.as_deref() == Some(want.as_str()) || blocked.contains(id) {
-            continue;
-        }
-        let src = report.payloads.get(res).cloned().unwrap_or_default();
-        let gr = graph_root(&root, id);
-        let uri = gr.display().to_string();
-        let file = format!("{}/schema.{id}.pg", dir.display());
-        let outcome: Result<&str, String> = if !gr.exists() {
-            let intent = arm(&root, "graph_create", id, want, actor)?;
-            rt.block_on(Graph::init(&uri, &file, &src))
-                .map(|_| {
-                    retire.push(intent);
-                    "create"
-                })
-                .map_err(|e| e.to_string())
-        } else {
-            // Preview first: a refusal arms nothing.
-            rt.block_on(async {
-                let g = Graph::open(&uri).await?;
-                let new = crate::schema::compile_schema_file(&file, &src).map_err(|d| {
-                    crate::engine::EngineError::Schema {
-                        rendered: d.render(false),
-                    }
-                })?;
-                let plan = crate::schema::migrate::plan(&g.catalog(), &new);
-                if !plan.supported || plan.data_loss {
-                    return Err(crate::engine::EngineError::SchemaRefused {
-                        reason: "the migration is unsupported or drops data; cluster apply runs additive migrations only (apply it with `omnigraph schema apply --allow-data-loss`, then re-run)".into(),
-                    });
-                }
-                if plan.steps.is_empty() {
-                    return Ok(None);
-                }
-                Ok(Some(g))
-            })
-            .map_err(|e| e.to_string())
-            .and_then(|g| match g {
-                None => Ok("update"),
-                Some(g) => {
-                    let intent = arm(&root, "schema_apply", id, want, actor)
-                        .map_err(|e| e.to_string())?;
-                    rt.block_on(g.apply_schema(&file, &src, false, actor))
-                        .map(|_| {
-                            retire.push(intent);
-                            if have.is_some() { "update" } else { "create" }
-                        })
-                        .map_err(|e| e.to_string())
-                }
-            })
-        };
-        match outcome {
-            Ok(action) => {
-                l.applied_revision.resources.insert(
-                    res.clone(),
-                    AppliedResource {
-                        digest: want.clone(),
-                        applies_to: Vec::new(),
-                    },
-                );
-                record(&mut changes, &mut l, res, action, "applied", None);
-            }
-            Err(e) => {
-                blocked.insert(id.to_string());
-                let action = if have.is_some() { "update" } else { "create" };
-                record(
-                    &mut changes,
-                    &mut l,
-                    res,
-                    action,
-                    "error",
-                    Some(format!("schema_apply_failed: {e}")),
-                );
-            }
-        }
-    }
-    // 2. Queries and policies: blobs, then the ledger entry.
-    for (res, want) in &report.resources {
-        let is_query = res.starts_with("query.");
-        if !(is_query || res.starts_with("policy.")) {
-            continue;
-        }
-        let have = applied(&l, res);
-        let bindings = report.bindings.get(res).cloned().unwrap_or_default();
-        let same_bindings = l
-            .applied_revision
-            .resources
-            .get(res)
-            .is_some_and(|a| a.applies_to == bindings);
-        if have.as_deref() == Some(want.as_str()) && same_bindings {
-            // A missing or tampered blob is republished.
-            if let Some(path) = blob_path(&root, res, want) {
-                let intact = std::fs::read(&path).is_ok_and(|b| blob_matches(res, &b, want, &l));
-                if !intact {
-                    let payload = report.payloads.get(res).cloned().unwrap_or_default();
-                    write_atomic(&path, payload.as_bytes())?;
-                    changes.push(AppliedChange {
-                        resource: res.clone(),
-                        action: "republish".into(),
-                        outcome: "applied".into(),
-                        message: Some(format!("rewrote {}", path.display())),
-                    });
-                }
-            }
-            continue;
-        }
-        let action = if have.is_some() { "update" } else { "create" };
-        let graph = res.split('.').nth(1).unwrap_or_default();
-        if is_query && blocked.contains(graph) {
-            record(
-                &mut changes,
-                &mut l,
-                res,
-                action,
-                "blocked",
-                Some(format!(
-                    "apply_dependency_blocked: schema.{graph} did not apply"
-                )),
-            );
-            continue;
-        }
-        let Some(path) = blob_path(&root, res, want) else {
-            continue;
-        };
-        let payload = report.payloads.get(res).cloned().unwrap_or_default();
-        write_atomic(&path, payload.as_bytes())?;
-        l.applied_revision.resources.insert(
-            res.clone(),
-            AppliedResource {
-                digest: want.clone(),
-                applies_to: bindings,
-            },
-        );
-        record(&mut changes, &mut l, res, action, "applied", None);
-    }
-    // 3. Deletes: resources the config no longer declares.
-    let gone: Vec<String> = l
-        .applied_revision
-        .resources
-        .keys()
-        .filter(|r| !report.resources.contains_key(*r))
-        .cloned()
-        .collect();
+    let mut run = Run {
+        dir,
+        actor,
+        report: &report,
+        l: old.clone(),
+        changes: Vec::new(),
+        blocked: BTreeSet::new(),
+        retire: Vec::new(),
+    };
+    run.retire = sweep(&rt, &root, &mut run.l, &mut run.changes, &mut run.blocked)?;
+    run.graphs(&rt)?;
+    run.blobs()?;
     let desired_digest = config_digest(&report);
-    let state_digest = digest(&old_bytes);
-    for res in gone {
-        if let Some(id) = res.strip_prefix("graph.") {
-            let valid_approval = approvals(&root).into_iter().find(|(_, a)| {
-                a.resource == res
-                    && a.consumed_at.is_none()
-                    && a.config_digest == desired_digest
-                    && a.state_digest == state_digest
-            });
-            let Some((apath, mut a)) = valid_approval else {
-                record(
-                    &mut changes,
-                    &mut l,
-                    &res,
-                    "delete",
-                    "blocked",
-                    Some(format!(
-                        "approval_required: deleting a graph needs `omnigraph cluster approve {res} --config DIR --as ACTOR` (bound to this config and ledger)"
-                    )),
-                );
-                blocked.insert(id.to_string());
-                continue;
-            };
-            let gr = graph_root(&root, id);
-            retire.push(arm(&root, "graph_delete", id, "", actor)?);
-            if gr.exists() {
-                std::fs::remove_dir_all(&gr).map_err(|e| io(&gr, e))?;
-            }
-            let prefix_q = format!("query.{id}.");
-            l.applied_revision.resources.retain(|k, _| {
-                k != &res && k != &format!("schema.{id}") && !k.starts_with(&prefix_q)
-            });
-            a.consumed_at = Some(chrono::Utc::now().to_rfc3339());
-            l.approval_records
-                .insert(a.id.clone(), serde_json::to_value(&a).unwrap_or(Json::Null));
-            write_atomic(
-                &apath,
-                &serde_json::to_vec_pretty(&a).map_err(|e| cerr("io_error", e.to_string()))?,
-            )?;
-            l.observations.insert(
-                res.clone(),
-                serde_json::json!({"tombstone": true, "deleted_at": a.consumed_at}),
-            );
-            l.resource_statuses.remove(&res);
-            changes.push(AppliedChange {
-                resource: res.clone(),
-                action: "delete".into(),
-                outcome: "applied".into(),
-                message: Some(format!("removed {}", gr.display())),
-            });
-        } else if res.starts_with("query.") || res.starts_with("policy.") {
-            let graph = res.split('.').nth(1).unwrap_or_default();
-            if res.starts_with("query.") && blocked.contains(graph) {
-                continue;
-            }
-            l.applied_revision.resources.remove(&res);
-            l.resource_statuses.remove(&res);
-            record(&mut changes, &mut l, &res, "delete", "applied", None);
-            l.resource_statuses.remove(&res);
-        }
-    }
-    // 4. Graph composites follow their parts.
-    for (res, want) in report
-        .resources
-        .iter()
-        .filter(|(r, _)| r.starts_with("graph."))
-    {
-        let id = &res["graph.".len()..];
-        if blocked.contains(id) || applied(&l, res).as_deref() == Some(want.as_str()) {
-            continue;
-        }
-        let action = if applied(&l, res).is_some() {
-            "update"
-        } else {
-            "create"
-        };
-        l.applied_revision.resources.insert(
-            res.clone(),
-            AppliedResource {
-                digest: want.clone(),
-                applies_to: Vec::new(),
-            },
-        );
-        record(&mut changes, &mut l, res, action, "applied", None);
-    }
+    run.deletes(&desired_digest, &digest(&old_bytes))?;
+    run.composites();
+    let Run {
+        mut l,
+        changes,
+        retire,
+        ..
+    } = run;
     let converged = changes.iter().all(|c| c.outcome == "applied")
         && report.resources.iter().all(|(r, d)| {
             l.applied_revision
@@ -394,4 +148,326 @@ pub fn apply(dir: &Path, actor: &str) -> Result<ApplyReport, ClusterError> {
         state_revision: l.state_revision,
         converged,
     })
+}
+
+/// One apply's working state, under the lock: the ledger being written,
+/// what changed, the graphs whose dependents must wait, the intents to
+/// retire once the ledger is written.
+struct Run<'a> {
+    dir: &'a Path,
+    actor: &'a str,
+    report: &'a ValidationReport,
+    l: Ledger,
+    changes: Vec<AppliedChange>,
+    blocked: BTreeSet<String>,
+    retire: Vec<PathBuf>,
+}
+
+impl Run<'_> {
+    fn root(&self) -> &Path {
+        &self.report.storage_root
+    }
+
+    /// The digest the ledger has applied for resource `r`.
+    fn applied(&self, r: &str) -> Option<String> {
+        self.l
+            .applied_revision
+            .resources
+            .get(r)
+            .map(|a| a.digest.clone())
+    }
+
+    /// Records resource `r`'s outcome in the ledger and the report.
+    fn record(&mut self, r: &str, action: &str, outcome: &str, message: Option<String>) {
+        self.l.resource_statuses.insert(
+            r.to_string(),
+            ResourceStatus {
+                status: outcome.to_string(),
+                conditions: Vec::new(),
+                message: message.clone(),
+            },
+        );
+        self.changes.push(AppliedChange {
+            resource: r.to_string(),
+            action: action.to_string(),
+            outcome: outcome.to_string(),
+            message,
+        });
+    }
+
+    /// Marks resource `r` applied at `digest` for `applies_to`.
+    fn mark_applied(&mut self, r: &str, digest: &str, applies_to: Vec<String>) {
+        self.l.applied_revision.resources.insert(
+            r.to_string(),
+            AppliedResource {
+                digest: digest.to_string(),
+                applies_to,
+            },
+        );
+    }
+
+    /// 1. Graphs: create roots, migrate schemas, each fenced by an intent.
+    /// A graph whose schema does not apply blocks its queries.
+    fn graphs(&mut self, rt: &tokio::runtime::Runtime) -> Result<(), ClusterError> {
+        let report = self.report;
+        for (res, want) in report
+            .resources
+            .iter()
+            .filter(|(r, _)| r.starts_with("schema."))
+        {
+            let id = &res["schema.".len()..];
+            let have = self.applied(res);
+            if have.as_deref() == Some(want.as_str()) || self.blocked.contains(id) {
+                continue;
+            }
+            let src = report.payloads.get(res).cloned().unwrap_or_default();
+            let file = format!("{}/schema.{id}.pg", self.dir.display());
+            let outcome = self.schema(rt, id, want, &file, &src, have.is_some())?;
+            match outcome {
+                Ok(action) => {
+                    self.mark_applied(res, want, Vec::new());
+                    self.record(res, action, "applied", None);
+                }
+                Err(e) => {
+                    self.blocked.insert(id.to_string());
+                    let action = if have.is_some() { "update" } else { "create" };
+                    self.record(
+                        res,
+                        action,
+                        "error",
+                        Some(format!("schema_apply_failed: {e}")),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates graph `id` with schema `src`, or migrates it (additive
+    /// migrations only; a preview first, so a refusal arms nothing).
+    /// The outer error stops the apply (an intent could not be armed);
+    /// the inner one is the graph's outcome.
+    fn schema(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        id: &str,
+        want: &str,
+        file: &str,
+        src: &str,
+        existed: bool,
+    ) -> Result<Result<&'static str, String>, ClusterError> {
+        let gr = graph_root(self.root(), id);
+        let uri = gr.display().to_string();
+        if !gr.exists() {
+            let intent = arm(self.root(), "graph_create", id, want, self.actor)?;
+            return Ok(rt
+                .block_on(Graph::init(&uri, file, src))
+                .map(|_| {
+                    self.retire.push(intent);
+                    "create"
+                })
+                .map_err(|e| e.to_string()));
+        }
+        let preview = rt.block_on(async {
+            let g = Graph::open(&uri).await?;
+            let new = crate::schema::compile_schema_file(file, src).map_err(|d| {
+                crate::engine::EngineError::Schema {
+                    rendered: d.render(false),
+                }
+            })?;
+            let plan = crate::schema::migrate::plan(&g.catalog(), &new);
+            if !plan.supported || plan.data_loss {
+                return Err(crate::engine::EngineError::SchemaRefused {
+                    reason: "the migration is unsupported or drops data; cluster apply runs additive migrations only (apply it with `omnigraph schema apply --allow-data-loss`, then re-run)".into(),
+                });
+            }
+            if plan.steps.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(g))
+        });
+        Ok(match preview {
+            Err(e) => Err(e.to_string()),
+            Ok(None) => Ok("update"),
+            Ok(Some(g)) => {
+                let intent = match arm(self.root(), "schema_apply", id, want, self.actor) {
+                    Ok(i) => i,
+                    Err(e) => return Ok(Err(e.to_string())),
+                };
+                rt.block_on(g.apply_schema(file, src, false, self.actor))
+                    .map(|_| {
+                        self.retire.push(intent);
+                        if existed { "update" } else { "create" }
+                    })
+                    .map_err(|e| e.to_string())
+            }
+        })
+    }
+
+    /// 2. Queries and policies: blobs, then the ledger entry. An applied
+    /// blob that is missing or tampered with is republished.
+    fn blobs(&mut self) -> Result<(), ClusterError> {
+        let report = self.report;
+        for (res, want) in &report.resources {
+            let is_query = res.starts_with("query.");
+            if !(is_query || res.starts_with("policy.")) {
+                continue;
+            }
+            let have = self.applied(res);
+            let bindings = report.bindings.get(res).cloned().unwrap_or_default();
+            let same_bindings = self
+                .l
+                .applied_revision
+                .resources
+                .get(res)
+                .is_some_and(|a| a.applies_to == bindings);
+            if have.as_deref() == Some(want.as_str()) && same_bindings {
+                if let Some(path) = blob_path(self.root(), res, want) {
+                    let intact =
+                        std::fs::read(&path).is_ok_and(|b| blob_matches(res, &b, want, &self.l));
+                    if !intact {
+                        let payload = report.payloads.get(res).cloned().unwrap_or_default();
+                        write_atomic(&path, payload.as_bytes())?;
+                        self.changes.push(AppliedChange {
+                            resource: res.clone(),
+                            action: "republish".into(),
+                            outcome: "applied".into(),
+                            message: Some(format!("rewrote {}", path.display())),
+                        });
+                    }
+                }
+                continue;
+            }
+            let action = if have.is_some() { "update" } else { "create" };
+            let graph = res.split('.').nth(1).unwrap_or_default();
+            if is_query && self.blocked.contains(graph) {
+                self.record(
+                    res,
+                    action,
+                    "blocked",
+                    Some(format!(
+                        "apply_dependency_blocked: schema.{graph} did not apply"
+                    )),
+                );
+                continue;
+            }
+            let Some(path) = blob_path(self.root(), res, want) else {
+                continue;
+            };
+            let payload = report.payloads.get(res).cloned().unwrap_or_default();
+            write_atomic(&path, payload.as_bytes())?;
+            self.mark_applied(res, want, bindings);
+            self.record(res, action, "applied", None);
+        }
+        Ok(())
+    }
+
+    /// 3. Deletes: resources the config no longer declares. A graph goes
+    /// only with an unconsumed approval bound to this config (`desired`)
+    /// and ledger (`state`) digests.
+    fn deletes(&mut self, desired: &str, state: &str) -> Result<(), ClusterError> {
+        let gone: Vec<String> = self
+            .l
+            .applied_revision
+            .resources
+            .keys()
+            .filter(|r| !self.report.resources.contains_key(*r))
+            .cloned()
+            .collect();
+        for res in gone {
+            if let Some(id) = res.strip_prefix("graph.") {
+                self.delete_graph(&res, id, desired, state)?;
+            } else if res.starts_with("query.") || res.starts_with("policy.") {
+                let graph = res.split('.').nth(1).unwrap_or_default();
+                if res.starts_with("query.") && self.blocked.contains(graph) {
+                    continue;
+                }
+                self.l.applied_revision.resources.remove(&res);
+                self.l.resource_statuses.remove(&res);
+                self.record(&res, "delete", "applied", None);
+                self.l.resource_statuses.remove(&res);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes graph `id` (resource `res`) when an approval allows it,
+    /// consuming the approval; blocked otherwise.
+    fn delete_graph(
+        &mut self,
+        res: &str,
+        id: &str,
+        desired: &str,
+        state: &str,
+    ) -> Result<(), ClusterError> {
+        let valid_approval = approvals(self.root()).into_iter().find(|(_, a)| {
+            a.resource == res
+                && a.consumed_at.is_none()
+                && a.config_digest == desired
+                && a.state_digest == state
+        });
+        let Some((apath, mut a)) = valid_approval else {
+            self.record(
+                res,
+                "delete",
+                "blocked",
+                Some(format!(
+                    "approval_required: deleting a graph needs `omnigraph cluster approve {res} --config DIR --as ACTOR` (bound to this config and ledger)"
+                )),
+            );
+            self.blocked.insert(id.to_string());
+            return Ok(());
+        };
+        let gr = graph_root(self.root(), id);
+        let intent = arm(self.root(), "graph_delete", id, "", self.actor)?;
+        self.retire.push(intent);
+        if gr.exists() {
+            std::fs::remove_dir_all(&gr).map_err(|e| io(&gr, e))?;
+        }
+        let prefix_q = format!("query.{id}.");
+        let schema = format!("schema.{id}");
+        self.l
+            .applied_revision
+            .resources
+            .retain(|k, _| k != res && *k != schema && !k.starts_with(&prefix_q));
+        a.consumed_at = Some(chrono::Utc::now().to_rfc3339());
+        self.l
+            .approval_records
+            .insert(a.id.clone(), serde_json::to_value(&a).unwrap_or(Json::Null));
+        write_atomic(
+            &apath,
+            &serde_json::to_vec_pretty(&a).map_err(|e| cerr("io_error", e.to_string()))?,
+        )?;
+        self.l.observations.insert(
+            res.to_string(),
+            serde_json::json!({"tombstone": true, "deleted_at": a.consumed_at}),
+        );
+        self.l.resource_statuses.remove(res);
+        self.changes.push(AppliedChange {
+            resource: res.to_string(),
+            action: "delete".into(),
+            outcome: "applied".into(),
+            message: Some(format!("removed {}", gr.display())),
+        });
+        Ok(())
+    }
+
+    /// 4. Graph composites follow their parts.
+    fn composites(&mut self) {
+        let report = self.report;
+        for (res, want) in report
+            .resources
+            .iter()
+            .filter(|(r, _)| r.starts_with("graph."))
+        {
+            let id = &res["graph.".len()..];
+            let have = self.applied(res);
+            if self.blocked.contains(id) || have.as_deref() == Some(want.as_str()) {
+                continue;
+            }
+            let action = if have.is_some() { "update" } else { "create" };
+            self.mark_applied(res, want, Vec::new());
+            self.record(res, action, "applied", None);
+        }
+    }
 }
