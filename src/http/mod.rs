@@ -3,7 +3,8 @@
 //! (ModernRelay/omnigraph); `docs/server.md` lists them.
 //!
 //! Every handler does the same steps, in this order: resolve the caller
-//! from the bearer token (401), find a ready graph (404), read and parse
+//! from the bearer token (401), find a ready graph (404) — one call,
+//! `enter`, the first of every graph route — read and parse
 //! the body when the decision needs it (the branch is in it), decide the
 //! action with the graph's gate (403; 404 for a denied `invoke_query`),
 //! admit the request with the AdmissionActor for writes (429 +

@@ -9,10 +9,8 @@ pub(super) async fn create_branch(
     id: Path<String>,
     body: web::Payload,
 ) -> Res {
-    let actor = caller(&req, &state.tokens)?;
-    let entry = graph(&state, &id)?;
-    let raw = read_body(body, BODY_LIMIT).await?;
-    let body: BranchCreateRequest = parse_json(&raw, None)?;
+    let Entered { actor, entry } = enter(&req, &state, &id)?;
+    let (raw, body): (Bytes, BranchCreateRequest) = read_json(body, None).await?;
     let from = body.from.unwrap_or_else(|| MAIN.to_string());
     let name = crate::engine::BranchName::parse(&body.name)?;
     authorize(&entry, &actor, Action::BranchCreate, on_target(&name))?;
@@ -41,9 +39,8 @@ pub(super) async fn delete_branch(
     state: Data<AppState>,
     path: Path<(String, String)>,
 ) -> Res {
-    let actor = caller(&req, &state.tokens)?;
     let (id, name) = path.into_inner();
-    let entry = graph(&state, &id)?;
+    let Entered { actor, entry } = enter(&req, &state, &id)?;
     authorize(&entry, &actor, Action::BranchDelete, on_target(&name))?;
     let _permit = admit(&state, &actor, 0).await?;
     // Holds every table of the branch: one message, the actor names them.
@@ -66,10 +63,8 @@ pub(super) async fn merge_branches(
     id: Path<String>,
     body: web::Payload,
 ) -> Res {
-    let actor = caller(&req, &state.tokens)?;
-    let entry = graph(&state, &id)?;
-    let raw = read_body(body, BODY_LIMIT).await?;
-    let body: BranchMergeRequest = parse_json(&raw, None)?;
+    let Entered { actor, entry } = enter(&req, &state, &id)?;
+    let (raw, body): (Bytes, BranchMergeRequest) = read_json(body, None).await?;
     let target = body.target.unwrap_or_else(|| MAIN.to_string());
     let ctx = BranchCtx {
         branch: Some(&body.source),

@@ -12,12 +12,8 @@ pub(super) async fn export(
     id: Path<String>,
     body: web::Payload,
 ) -> Res {
-    let actor = caller(&req, &state.tokens)?;
-    let entry = graph(&state, &id)?;
-    let body: ExportRequest = parse_json(
-        &read_body(body, BODY_LIMIT).await?,
-        Some(ExportRequest::default()),
-    )?;
+    let Entered { actor, entry } = enter(&req, &state, &id)?;
+    let (_, body) = read_json(body, Some(ExportRequest::default())).await?;
     let branch = body.branch.unwrap_or_else(|| MAIN.to_string());
     authorize(&entry, &actor, Action::Export, on_branch(&branch))?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(2);

@@ -8,8 +8,7 @@ pub(super) async fn list_branches(
     state: Data<AppState>,
     id: Path<String>,
 ) -> Res {
-    let actor = caller(&req, &state.tokens)?;
-    let entry = graph(&state, &id)?;
+    let Entered { actor, entry } = enter(&req, &state, &id)?;
     let bs = ask(&entry, Read(ops::ListBranches), STOPPED_READING).await?;
     // Only the branches the caller may read; none readable is the refusal
     // for `main`.
@@ -31,8 +30,7 @@ pub(super) async fn list_commits(
     id: Path<String>,
     q: Query<BranchParam>,
 ) -> Res {
-    let actor = caller(&req, &state.tokens)?;
-    let entry = graph(&state, &id)?;
+    let Entered { actor, entry } = enter(&req, &state, &id)?;
     let branch = q.into_inner().branch.unwrap_or_else(|| MAIN.to_string());
     authorize(&entry, &actor, Action::Read, on_branch(&branch))?;
     let op = ops::ListCommits {
@@ -53,9 +51,8 @@ pub(super) async fn show_commit(
     state: Data<AppState>,
     path: Path<(String, String)>,
 ) -> Res {
-    let actor = caller(&req, &state.tokens)?;
     let (id, commit) = path.into_inner();
-    let entry = graph(&state, &id)?;
+    let Entered { actor, entry } = enter(&req, &state, &id)?;
     let c = ask(
         &entry,
         Read(ops::ShowCommit {

@@ -169,6 +169,38 @@ fn parse_json<T: DeserializeOwned>(body: &[u8], empty: Option<T>) -> Result<T, A
     })
 }
 
+/// Reads a JSON body of at most [`BODY_LIMIT`] bytes (413; 408 when it
+/// does not arrive in time) and parses it (400; an empty body is `empty`
+/// when given). Answers the bytes too: admission charges them.
+async fn read_json<T: DeserializeOwned>(
+    body: web::Payload,
+    empty: Option<T>,
+) -> Result<(Bytes, T), ApiError> {
+    let raw = read_body(body, BODY_LIMIT).await?;
+    let parsed = parse_json(&raw, empty)?;
+    Ok((raw, parsed))
+}
+
+/// Who a graph route acts for and on which graph ([`enter`]).
+struct Entered {
+    /// The caller, from the bearer token.
+    actor: String,
+    /// The served graph.
+    entry: GraphEntry,
+}
+
+/// The gate's first steps, the same for every graph route and always its
+/// first call: the caller from the bearer token (401), then graph `id`
+/// among the ready ones (404). What each route does next, in this order:
+/// read the body when its decision needs it ([`read_json`]), decide
+/// ([`authorize`], 403), admit a write ([`admit`], 429), then send one
+/// typed message to the GraphActor ([`ask`]).
+fn enter(req: &HttpRequest, state: &AppState, id: &str) -> Result<Entered, ApiError> {
+    let actor = caller(req, &state.tokens)?;
+    let entry = graph(state, id)?;
+    Ok(Entered { actor, entry })
+}
+
 /// A ready graph or 404 (unknown, quarantined and restarting alike).
 fn graph(state: &AppState, id: &str) -> Result<GraphEntry, ApiError> {
     state

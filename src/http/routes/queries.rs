@@ -26,8 +26,7 @@ pub(super) fn param_kind(
 
 #[utoipa::path(get, path = "/graphs/{id}/queries", responses((status = 200, body = QueriesCatalogOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, description = "The graph's schema changed outside this server and its stored queries no longer type check", body = ErrorOutput)), security(("bearer_token" = [])))]
 pub(super) async fn list_queries(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> Res {
-    let actor = caller(&req, &state.tokens)?;
-    let entry = graph(&state, &id)?;
+    let Entered { actor, entry } = enter(&req, &state, &id)?;
     authorize(&entry, &actor, Action::Read, on_branch(MAIN))?;
     let schema = ask(&entry, Read(ops::CurrentSchema), STOPPED_READING).await?;
     let stored = fresh_queries(&state, &entry, &schema)?;
@@ -66,9 +65,8 @@ pub(super) async fn invoke_query(
     path: Path<(String, String)>,
     body: web::Payload,
 ) -> Res {
-    let actor = caller(&req, &state.tokens)?;
     let (id, name) = path.into_inner();
-    let entry = graph(&state, &id)?;
+    let Entered { actor, entry } = enter(&req, &state, &id)?;
     // Deny == unknown: one 404 body for both, so names cannot be probed.
     let unknown = || {
         ApiError::not_found(format!(
@@ -89,9 +87,7 @@ pub(super) async fn invoke_query(
     let schema = ask(&entry, Read(ops::CurrentSchema), STOPPED_READING).await?;
     let queries = fresh_queries(&state, &entry, &schema)?;
     let q = queries.queries.get(&name).cloned().ok_or_else(unknown)?;
-    let raw = read_body(body, BODY_LIMIT).await?;
-    let body: InvokeStoredQueryRequest =
-        parse_json(&raw, Some(InvokeStoredQueryRequest::default()))?;
+    let (raw, body) = read_json(body, Some(InvokeStoredQueryRequest::default())).await?;
     let params = body.params.unwrap_or(Json::Null);
     if q.is_mutation() {
         if body.snapshot.is_some() {

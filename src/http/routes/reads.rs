@@ -10,8 +10,7 @@ pub(super) async fn snapshot(
     id: Path<String>,
     q: Query<BranchParam>,
 ) -> Res {
-    let actor = caller(&req, &state.tokens)?;
-    let entry = graph(&state, &id)?;
+    let Entered { actor, entry } = enter(&req, &state, &id)?;
     let branch = q.into_inner().branch.unwrap_or_else(|| MAIN.to_string());
     authorize(&entry, &actor, Action::Read, on_branch(&branch))?;
     let op = ops::TakeSnapshot {
@@ -109,9 +108,8 @@ pub(super) async fn query_inner(
     body: web::Payload,
     legacy: bool,
 ) -> Res {
-    let actor = caller(&req, &state.tokens)?;
-    let entry = graph(&state, &id)?;
-    let body: QueryRequest = parse_json(&read_body(body, BODY_LIMIT).await?, None)?;
+    let Entered { actor, entry } = enter(&req, &state, &id)?;
+    let (_, body): (Bytes, QueryRequest) = read_json(body, None).await?;
     // Where the read goes, and the branch policy decides on (a snapshot's
     // own branch: one trip to the actor to read the commit), before the
     // query is compiled: a caller who may not read spends nothing of the

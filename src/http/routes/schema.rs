@@ -4,8 +4,7 @@ use super::*;
 
 #[utoipa::path(get, path = "/graphs/{id}/schema", responses((status = 200, body = SchemaOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
 pub(super) async fn schema(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> Res {
-    let actor = caller(&req, &state.tokens)?;
-    let entry = graph(&state, &id)?;
+    let Entered { actor, entry } = enter(&req, &state, &id)?;
     authorize(&entry, &actor, Action::Read, on_branch(MAIN))?;
     // Picks up a schema another handle or process applied.
     let s = ask(&entry, Read(ops::CurrentSchema), STOPPED_READING).await?;
@@ -21,10 +20,8 @@ pub(super) async fn schema_apply(
     id: Path<String>,
     body: web::Payload,
 ) -> Res {
-    let actor = caller(&req, &state.tokens)?;
-    let entry = graph(&state, &id)?;
-    let raw = read_body(body, BODY_LIMIT).await?;
-    let body: SchemaApplyRequest = parse_json(&raw, None)?;
+    let Entered { actor, entry } = enter(&req, &state, &id)?;
+    let (raw, body): (Bytes, SchemaApplyRequest) = read_json(body, None).await?;
     authorize(&entry, &actor, Action::SchemaApply, on_target(MAIN))?;
     let _permit = admit(&state, &actor, raw.len() as u64).await?;
     // The graph's stored queries must still type check against the new

@@ -35,10 +35,8 @@ pub(super) async fn mutate(
     id: Path<String>,
     body: web::Payload,
 ) -> Res {
-    let actor = caller(&req, &state.tokens)?;
-    let entry = graph(&state, &id)?;
-    let raw = read_body(body, BODY_LIMIT).await?;
-    let body: ChangeRequest = parse_json(&raw, None)?;
+    let Entered { actor, entry } = enter(&req, &state, &id)?;
+    let (raw, body): (Bytes, ChangeRequest) = read_json(body, None).await?;
     let branch = body.branch.unwrap_or_else(|| MAIN.to_string());
     // Before the query is compiled: a caller who may not change the
     // branch spends nothing of the server's on its source.
@@ -163,8 +161,7 @@ pub(super) async fn load_ndjson(
     params: Query<LoadParams>,
     body: web::Payload,
 ) -> Res {
-    let actor = caller(&req, &state.tokens)?;
-    let entry = graph(&state, &id)?;
+    let Entered { actor, entry } = enter(&req, &state, &id)?;
     run_load(
         &req,
         &state,
@@ -183,8 +180,7 @@ pub(super) async fn load_envelope(
     id: Path<String>,
     body: web::Payload,
 ) -> Res {
-    let actor = caller(&req, &state.tokens)?;
-    let entry = graph(&state, &id)?;
+    let Entered { actor, entry } = enter(&req, &state, &id)?;
     let raw = read_body(body, LOAD_BODY_LIMIT).await?;
     let body: LoadRequest = parse_json(&raw, None)?;
     let params = LoadParams {
