@@ -105,6 +105,7 @@ impl<O: GraphWrite> actix::Message for Write<O> {
 
 /// A branch's tables and head ([`Graph::snapshot`]).
 pub struct TakeSnapshot {
+    /// Where to read: a branch's head or a commit.
     pub at: ReadAt,
 }
 
@@ -135,6 +136,7 @@ impl GraphRead for ListBranches {
 
 /// A branch's commits, newest first ([`Graph::commits`]).
 pub struct ListCommits {
+    /// The graph branch.
     pub branch: String,
 }
 
@@ -151,6 +153,7 @@ impl GraphRead for ListCommits {
 
 /// One commit by id ([`Graph::commit`]); `UnknownCommit` (404) otherwise.
 pub struct ShowCommit {
+    /// The commit's id.
     pub id: crate::engine::CommitId,
 }
 
@@ -184,9 +187,13 @@ impl GraphRead for CurrentSchema {
 /// Runs a checked read query at `at` ([`Graph::query_with`]), counted in
 /// the query metrics of graph `graph` (running, outcome).
 pub struct RunChecked {
+    /// The checked query (a stored one).
     pub query: CheckedQuery,
+    /// Parameter values by name (JSON; `null` for none).
     pub params: serde_json::Value,
+    /// Where to read: a branch's head or a commit.
     pub at: ReadAt,
+    /// The request's cancellation flag and lowered limits.
     pub control: crate::engine::exec::QueryControl,
 }
 
@@ -215,9 +222,13 @@ impl GraphRead for RunChecked {
 /// streams them. An error after that is logged and ends `sink` early
 /// (`on_error` is given its message).
 pub struct Export {
+    /// Where to read: a branch's head or a commit.
     pub at: ReadAt,
+    /// Only these node or edge types; `None` for all.
     pub types: Option<Vec<String>>,
+    /// Where the load-format lines go (the response's chunk queue).
     pub sink: Box<dyn std::io::Write + Send>,
+    /// Called with the error's message when the export fails after it answered.
     pub on_error: Box<dyn FnOnce(String) + Send>,
 }
 
@@ -266,8 +277,11 @@ impl GraphRead for Export {
 
 /// Creates branch `name` at the head of `from` ([`Graph::create_branch`]).
 pub struct CreateBranch {
+    /// The new branch's name.
     pub name: crate::engine::BranchName,
+    /// The branch whose head it starts at.
     pub from: String,
+    /// The caller the write is made as and queued under.
     pub actor: String,
 }
 
@@ -287,7 +301,9 @@ impl GraphWrite for CreateBranch {
 
 /// Deletes branch `name` ([`Graph::delete_branch`]), holding its tables.
 pub struct DeleteBranch {
+    /// The branch to delete (never `main`).
     pub name: String,
+    /// The caller the write is made as and queued under.
     pub actor: String,
 }
 
@@ -307,9 +323,13 @@ impl GraphWrite for DeleteBranch {
 /// Merges `source` into `target` ([`Graph::merge`]), holding the target's
 /// tables and, with `delete_source`, the source's.
 pub struct MergeBranches {
+    /// The branch merged from.
     pub source: String,
+    /// The branch merged into.
     pub target: String,
+    /// The caller the write is made as and queued under.
     pub actor: String,
+    /// Delete the source branch after a successful merge.
     pub delete_source: bool,
 }
 
@@ -342,8 +362,11 @@ impl GraphWrite for MergeBranches {
 /// every table of `main`. Answers the report and the schema the graph
 /// holds after it.
 pub struct ApplySchema {
+    /// The new schema's `.pg` source.
     pub source: String,
+    /// Allow steps that drop data (a dropped type or property).
     pub allow_data_loss: bool,
+    /// The caller the write is made as and queued under.
     pub actor: String,
 }
 
@@ -374,12 +397,19 @@ impl GraphWrite for ApplySchema {
 /// `from` when given and missing). Prepared on the bulk runtime when
 /// `bulk`; ordered by the commit queue like a mutation.
 pub struct Load {
+    /// The JSONL rows, as sent.
     pub data: bytes::Bytes,
+    /// Overwrite, append or merge.
     pub mode: LoadMode,
+    /// Allow an overwrite with no rows (it deletes every row of the branch).
     pub allow_empty: bool,
+    /// The graph branch.
     pub branch: String,
+    /// Create `branch` from this one when it does not exist.
     pub from: Option<String>,
+    /// The caller the write is made as and queued under.
     pub actor: String,
+    /// Prepare on the bulk runtime (a big body).
     pub bulk: bool,
 }
 
@@ -414,9 +444,13 @@ impl GraphWrite for Load {
 /// Runs a checked mutation (a stored one) on `branch` ([`Graph::mutate`]);
 /// ordered by the commit queue.
 pub struct RunMutation {
+    /// The checked query (a stored one).
     pub query: CheckedQuery,
+    /// Parameter values by name (JSON; `null` for none).
     pub params: serde_json::Value,
+    /// The graph branch.
     pub branch: String,
+    /// The caller the write is made as and queued under.
     pub actor: String,
 }
 
@@ -445,10 +479,15 @@ impl GraphWrite for RunMutation {
 /// and the write's report; a source that does not compile, names no
 /// declared query or is a read query is [`EngineError::Source`] (400).
 pub struct Mutate {
+    /// The caller the write is made as and queued under.
     pub actor: String,
+    /// The graph branch.
     pub branch: String,
+    /// The request's `.gq` source.
     pub source: String,
+    /// Which query of the source to run; `None` when it declares one.
     pub name: Option<String>,
+    /// Parameter values by name (JSON; `null` for none).
     pub params: serde_json::Value,
 }
 
@@ -492,10 +531,15 @@ impl GraphWrite for Mutate {
 /// the query's name and its rows; a source that does not compile or is a
 /// mutation is [`EngineError::Source`] (400).
 pub struct RunQuery {
+    /// The request's `.gq` source.
     pub source: String,
+    /// Which query of the source to run; `None` when it declares one.
     pub name: Option<String>,
+    /// Parameter values by name (JSON; `null` for none).
     pub params: serde_json::Value,
+    /// Where to read: a branch's head or a commit.
     pub at: ReadAt,
+    /// The request's cancellation flag and lowered limits.
     pub control: crate::engine::exec::QueryControl,
 }
 
