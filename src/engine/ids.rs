@@ -122,31 +122,6 @@ impl PartialEq<&str> for TableKey {
     }
 }
 
-impl fmt::Display for TableKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for TableKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl Serialize for TableKey {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for TableKey {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<TableKey, D::Error> {
-        let text = String::deserialize(d)?;
-        TableKey::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
 /// A graph branch's name, checked once by
 /// [`check_branch_name`](super::check_branch_name)'s rule (1–100
 /// characters, path-safe parts joined by `/`). Serialized as the name.
@@ -179,38 +154,6 @@ impl std::str::FromStr for BranchName {
     }
 }
 
-impl std::ops::Deref for BranchName {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for BranchName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for BranchName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl Serialize for BranchName {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for BranchName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<BranchName, D::Error> {
-        let text = String::deserialize(d)?;
-        BranchName::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
 /// A commit's id: a ULID (26 Crockford base-32 characters) for every
 /// commit this engine makes; an id read from storage or a request is taken
 /// as written (an unknown one is `UnknownCommit`, 404). Typed so a commit
@@ -233,25 +176,6 @@ impl CommitId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl std::ops::Deref for CommitId {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for CommitId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for CommitId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
     }
 }
 
@@ -298,37 +222,64 @@ impl GraphId {
     }
 }
 
-impl std::ops::Deref for GraphId {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
+/// `Display` and `Debug` as the text an identity wraps.
+macro_rules! shown_as_text {
+    ($t:ty) => {
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+    };
 }
 
-impl fmt::Display for GraphId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Serialized as its text; deserialized through `parse`, so a stored or
+/// sent value is checked like any other.
+macro_rules! serde_as_parsed_text {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<$t, D::Error> {
+                let text = String::deserialize(d)?;
+                <$t>::parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
 
-impl fmt::Debug for GraphId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
+/// Reads as the `str` it wraps.
+macro_rules! derefs_to_str {
+    ($t:ty) => {
+        impl std::ops::Deref for $t {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
 }
 
-impl Serialize for GraphId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for GraphId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<GraphId, D::Error> {
-        let text = String::deserialize(d)?;
-        GraphId::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
+shown_as_text!(TableKey);
+shown_as_text!(BranchName);
+shown_as_text!(CommitId);
+shown_as_text!(GraphId);
+serde_as_parsed_text!(TableKey);
+serde_as_parsed_text!(BranchName);
+serde_as_parsed_text!(GraphId);
+derefs_to_str!(BranchName);
+derefs_to_str!(CommitId);
+derefs_to_str!(GraphId);
 
 #[cfg(test)]
 mod tests {
