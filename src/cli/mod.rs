@@ -30,9 +30,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub quiet: bool,
     /// Consent to a destructive write (an overwrite load, a branch delete)
-    /// against a non-local target. Every target this build writes is
-    /// local, where the reference asks for no consent: accepted so that
-    /// scripts written for the reference run unchanged.
+    /// against a non-local target (`s3://`, a served graph); without it
+    /// such a write asks on a terminal and is refused otherwise (reference
+    /// CLI, "Write diagnostics & destructive confirmation"). Local targets
+    /// never ask.
     #[arg(long, global = true)]
     pub yes: bool,
 }
@@ -54,6 +55,46 @@ fn write_target(c: &Command) -> Option<(&'static str, String)> {
         _ => return None,
     };
     Some((verb, target.echo()?))
+}
+
+/// The verb of a destructive write (an overwrite `load`, `branch
+/// delete`) and its target echo, when the target is not local: such a
+/// write needs `--yes` or a yes on a terminal (reference CLI, "Write
+/// diagnostics & destructive confirmation").
+fn destructive_remote(c: &Command) -> Option<(&'static str, String)> {
+    let destructive = match c {
+        Command::Load(a) => a.mode == crate::engine::load::LoadMode::Overwrite,
+        Command::Branch(graph::BranchCommand::Delete { .. }) => true,
+        _ => false,
+    };
+    let (verb, echo) = write_target(c)?;
+    (destructive && echo.ends_with("remote)")).then_some((verb, echo))
+}
+
+/// Asks on the terminal whether to run `verb` against `echo`; refuses
+/// without asking when stdin is not a terminal.
+fn confirm_destructive(verb: &str, echo: &str) -> Result<(), CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let refused = || {
+        CliError::Usage(format!(
+            "`omnigraph {verb}` against a non-local target ({echo}) is destructive: \
+             pass --yes to run it"
+        ))
+    };
+    if !std::io::stdin().is_terminal() {
+        return Err(refused());
+    }
+    eprint!("omnigraph {verb} → {echo} is destructive. Proceed? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|_| refused())?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(refused()),
+    }
 }
 
 /// The target echo's scope word: a bare path or `file://` is `local`,
@@ -447,6 +488,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         && let Some((verb, uri)) = write_target(&cli.command)
     {
         eprintln!("omnigraph {verb} → {uri}");
+    }
+    if !cli.yes
+        && let Some((verb, echo)) = destructive_remote(&cli.command)
+    {
+        confirm_destructive(verb, &echo)?;
     }
     match cli.command {
         Command::Schema(SchemaCommand::Check { schema, json }) => {

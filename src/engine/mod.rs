@@ -40,6 +40,7 @@ pub mod merge;
 pub mod mutate;
 mod open;
 pub mod recovery;
+pub mod root;
 pub mod schema_apply;
 mod state;
 pub mod table_cache;
@@ -48,7 +49,6 @@ mod write;
 pub use omnigraph_data::values;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
@@ -59,9 +59,10 @@ pub use error::EngineError;
 pub use ids::{BranchName, CommitId, GraphId, TableKey, TableKind};
 use load::{Existing, LoadMode, Row, Staged};
 use manifest::{BranchState, Commit, MAIN, Manifest, ManifestStore, TableRef};
+use root::GRAPH_DIR;
+pub use root::Root;
 
 use crate::schema::{Catalog, Property, compile_schema_file};
-use crate::storage::ControlStore;
 use crate::storage::table::{self, TableAt, TableError};
 
 impl From<TableError> for EngineError {
@@ -398,36 +399,12 @@ pub(crate) fn lance_branch_for(name: &str) -> String {
     format!("{}-{}", name.replace('/', "-"), ulid::Ulid::new())
 }
 
-/// Resolves a graph URI (a local path or `file://…`) to an absolute
-/// directory (`std::path::absolute`: a relative path is taken from the
-/// current directory, nothing else is resolved). Absolute because Lance
-/// records the parent's location in a branch's manifest: a graph made
-/// with `graph.omni` from one directory must open from any other (a
-/// server started elsewhere serving it). Errors: another scheme, a path
-/// the current directory cannot make absolute.
-pub fn local_root(uri: &str) -> Result<PathBuf, EngineError> {
-    let path = match uri.strip_prefix("file://") {
-        Some(rest) => PathBuf::from(rest),
-        None if uri.contains("://") => {
-            return Err(EngineError::BadUri {
-                uri: uri.to_string(),
-                reason: "only local paths and file:// URIs are supported by this build".into(),
-            });
-        }
-        None => PathBuf::from(uri),
-    };
-    std::path::absolute(&path).map_err(|e| EngineError::BadUri {
-        uri: uri.to_string(),
-        reason: format!("cannot make the path absolute: {e}"),
-    })
-}
-
 /// An open graph. Cheap to share behind an `Arc`; every method reads the
 /// manifest it needs, so several handles (and processes) may write.
 #[derive(Debug, Clone)]
 pub struct Graph {
     uri: String,
-    root: PathBuf,
+    root: Root,
     manifests: ManifestStore,
     /// The accepted schema, shared by clones of this handle and swapped
     /// when the manifest names a newer one (a schema apply, here or in
@@ -493,18 +470,16 @@ pub const STALE_ATTEMPTS: usize = 8;
 
 /// The commit turns of the graph roots this process has open, by root.
 static COMMIT_TURNS: std::sync::LazyLock<
-    std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 > = std::sync::LazyLock::new(Default::default);
 
-fn commit_lock_for(root: &Path) -> Arc<tokio::sync::Mutex<()>> {
-    let key = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+fn commit_lock_for(root: &Root) -> Arc<tokio::sync::Mutex<()>> {
+    let key = root.key();
     match COMMIT_TURNS.lock() {
         Ok(mut m) => m.entry(key).or_default().clone(),
         Err(_) => Arc::default(),
     }
 }
-
-const GRAPH_DIR: &str = "_graph";
 
 /// One accepted schema: its id in the manifest (`None`: the one `init`
 /// wrote, `_graph/catalog.json`), compiled catalog and `.pg` source.
@@ -633,10 +608,7 @@ impl Graph {
 
     fn table_uri(&self, key: &TableKey) -> String {
         self.root
-            .join(key.kind().dir())
-            .join(format!("{}.lance", key.name()))
-            .display()
-            .to_string()
+            .join(&format!("{}/{}.lance", key.kind().dir(), key.name()))
     }
 
     fn arrow_schema(&self, key: &TableKey) -> Schema {

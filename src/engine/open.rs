@@ -12,50 +12,45 @@ impl Graph {
         schema_file: &str,
         schema_source: &str,
     ) -> Result<Graph, EngineError> {
-        let root = local_root(uri)?;
+        let root = Root::parse(uri)?;
         let catalog =
             compile_schema_file(schema_file, schema_source).map_err(|d| EngineError::Schema {
                 rendered: d.render(false),
             })?;
-        for existing in [GRAPH_DIR, "nodes", "edges"] {
-            if root.join(existing).exists() {
-                return Err(EngineError::AlreadyExists {
-                    uri: uri.to_string(),
-                    what: format!("`{existing}/` (a graph or its files)"),
-                });
-            }
+        if let Some(existing) = root.first_occupied().await? {
+            return Err(EngineError::AlreadyExists {
+                uri: uri.to_string(),
+                what: format!("`{existing}/` (a graph or its files)"),
+            });
         }
-        let created_root = !root.exists();
+        let created_root = root.local().is_some_and(|p| !p.exists());
         // A root made again where one was deleted reuses table URIs and
         // version numbers: nothing cached about the old one may serve it.
         table::forget_cached();
-        let mut created: Vec<PathBuf> = Vec::new();
+        let mut created: Vec<&'static str> = Vec::new();
         let result = Self::init_inner(uri, &root, catalog, schema_source, &mut created).await;
         if result.is_err() {
             // Remove only what this call created, newest first.
-            for p in created.iter().rev() {
-                let _ = std::fs::remove_dir_all(p);
-            }
-            if created_root {
-                let _ = std::fs::remove_dir(&root);
-            }
+            root.remove_created(&created, created_root).await;
         }
         result
     }
 
     pub(super) async fn init_inner(
         uri: &str,
-        root: &Path,
+        root: &Root,
         catalog: Catalog,
         schema_source: &str,
-        created: &mut Vec<PathBuf>,
+        created: &mut Vec<&'static str>,
     ) -> Result<Graph, EngineError> {
-        std::fs::create_dir_all(root).map_err(|source| EngineError::Io {
-            path: root.display().to_string(),
-            source,
-        })?;
-        created.push(root.join(GRAPH_DIR));
-        let control = ControlStore::local(&root.join(GRAPH_DIR))?;
+        if let Some(p) = root.local() {
+            std::fs::create_dir_all(p).map_err(|source| EngineError::Io {
+                path: p.display().to_string(),
+                source,
+            })?;
+        }
+        created.push(root::GRAPH_DIR);
+        let control = root.control()?;
         control
             .create("schema.pg", schema_source.as_bytes().to_vec())
             .await?;
@@ -65,15 +60,17 @@ impl Graph {
         })?;
         control.create("catalog.json", cat_json).await?;
         for dir in ["nodes", "edges"] {
-            created.push(root.join(dir));
-            std::fs::create_dir_all(root.join(dir)).map_err(|source| EngineError::Io {
-                path: root.join(dir).display().to_string(),
-                source,
-            })?;
+            created.push(dir);
+            if let Some(p) = root.local() {
+                std::fs::create_dir_all(p.join(dir)).map_err(|source| EngineError::Io {
+                    path: p.join(dir).display().to_string(),
+                    source,
+                })?;
+            }
         }
         let graph = Graph {
             uri: uri.to_string(),
-            root: root.to_path_buf(),
+            root: root.clone(),
             manifests: ManifestStore::new(control),
             schema: SchemaState::cell(None, catalog, schema_source.to_string()),
             schema_pinned: false,
@@ -136,21 +133,17 @@ impl Graph {
 
     /// Opens an existing graph.
     pub async fn open(uri: &str) -> Result<Graph, EngineError> {
-        let root = local_root(uri)?;
-        if !root.join(GRAPH_DIR).join("catalog.json").exists() {
+        let root = Root::parse(uri)?;
+        if !root.has_graph().await? {
             return Err(EngineError::NotAGraph {
                 uri: uri.to_string(),
             });
         }
-        let control = ControlStore::local(&root.join(GRAPH_DIR))?;
+        let control = root.control()?;
         let cat_bytes = control.get("catalog.json").await?;
         let catalog: Catalog =
             serde_json::from_slice(&cat_bytes).map_err(|e| EngineError::Corrupt {
-                path: root
-                    .join(GRAPH_DIR)
-                    .join("catalog.json")
-                    .display()
-                    .to_string(),
+                path: root.join("_graph/catalog.json"),
                 reason: e.to_string(),
             })?;
         let schema_source = String::from_utf8_lossy(&control.get("schema.pg").await?).into_owned();

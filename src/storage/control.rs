@@ -116,17 +116,14 @@ impl ControlStore {
     /// Control objects under `s3://<bucket>[/<prefix>]` on AWS S3 or an
     /// S3-compatible server.
     ///
-    /// Configuration is read from the `AWS_*` environment variables first
-    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
-    /// `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, …), then `options` override
-    /// them. Option keys are `object_store`'s `AmazonS3ConfigKey` names, the
-    /// same keys Lance takes as `storage_options`: `aws_access_key_id`,
-    /// `aws_secret_access_key`, `aws_session_token`, `aws_region`,
-    /// `aws_endpoint` (an S3-compatible server such as MinIO),
-    /// `allow_http` (`true` for a plain-HTTP endpoint),
-    /// `aws_virtual_hosted_style_request`. Conditional writes use the HTTP
-    /// precondition headers (`aws_conditional_put = etag`, the only mode
-    /// accepted: a store that ignores them would break create-if-absent).
+    /// Configuration: the `AWS_*` environment variables, then the options
+    /// registered for the bucket, then `options` ([`super::s3`], the same
+    /// for Lance tables). Keys are `object_store`'s `AmazonS3ConfigKey`
+    /// names (`aws_endpoint`, `aws_region`, `aws_access_key_id`,
+    /// `aws_secret_access_key`, `allow_http`, …). Conditional writes use
+    /// the HTTP precondition headers (`aws_conditional_put = etag`, the
+    /// only mode accepted: a store that ignores them would break
+    /// create-if-absent).
     ///
     /// Nothing is contacted here; a wrong endpoint or credentials surface on
     /// the first request as [`ControlError::Storage`].
@@ -142,46 +139,12 @@ impl ControlStore {
         K: AsRef<str>,
         V: Into<String>,
     {
-        use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
-        let bad = |reason: String| ControlError::BadLocation {
+        let (builder, at) = super::s3::builder(uri, options)?;
+        let store = builder.build().map_err(|e| ControlError::BadLocation {
             uri: uri.to_string(),
-            reason,
-        };
-        let rest = uri
-            .strip_prefix("s3://")
-            .ok_or_else(|| bad("expected s3://<bucket>[/<prefix>]".into()))?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(bad(
-                "the bucket name is empty: expected s3://<bucket>[/<prefix>]".into(),
-            ));
-        }
-        let mut builder = AmazonS3Builder::from_env();
-        for (key, value) in options {
-            let key = key.as_ref();
-            let parsed: AmazonS3ConfigKey = key.to_ascii_lowercase().parse().map_err(|_| {
-                bad(format!(
-                    "unknown S3 option `{key}` (expected an object_store AmazonS3ConfigKey \
-                     name such as aws_endpoint, aws_region, aws_access_key_id, allow_http)"
-                ))
-            })?;
-            builder = builder.with_config(parsed, value);
-        }
-        if builder.get_config_value(&AmazonS3ConfigKey::ConditionalPut)
-            == Some(S3ConditionalPut::Disabled.to_string())
-        {
-            return Err(bad(
-                "conditional puts are disabled (aws_conditional_put); control objects \
-                 need If-None-Match/If-Match: remove the option"
-                    .into(),
-            ));
-        }
-        let store = builder
-            .with_bucket_name(bucket)
-            .with_conditional_put(S3ConditionalPut::ETagMatch)
-            .build()
-            .map_err(|e| bad(e.to_string()))?;
-        let prefix = prefix.trim_matches('/');
+            reason: e.to_string(),
+        })?;
+        let prefix = at.prefix.as_str();
         let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
             Arc::new(store)
         } else {

@@ -5,6 +5,7 @@
 
 pub mod control;
 pub mod metered;
+pub mod s3;
 pub mod table;
 
 pub use control::{ControlError, ControlStore};

@@ -11,6 +11,9 @@ mod merge;
 mod mutations;
 mod oracle;
 mod queries;
+mod s3;
 mod schema_apply;
+#[path = "../common/storage.rs"]
+mod storage;
 mod support;
 mod warm;

@@ -21,6 +21,9 @@ fn branch_name(name: &str) -> BranchName {
 use omnigraph::query::compile_queries;
 use serde_json::json;
 
+#[path = "../common/storage.rs"]
+mod storage;
+
 const SCHEMA: &str = "node Item {\n  key: String @key\n  n: I64\n}\nedge Link: Item -> Item\n";
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -33,12 +36,18 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// A fresh graph under `dir` holding one acknowledged write, `ok0`.
 fn graph_with_one_write(rt: &tokio::runtime::Runtime, dir: &std::path::Path, w: Writer) -> Graph {
+    graph_with_one_write_on(rt, storage::Backend::Local, dir, w)
+}
+
+/// [`graph_with_one_write`] on `backend`.
+fn graph_with_one_write_on(
+    rt: &tokio::runtime::Runtime,
+    backend: storage::Backend,
+    dir: &std::path::Path,
+    w: Writer,
+) -> Graph {
     let g = rt
-        .block_on(Graph::init(
-            dir.join("g").to_str().expect("utf8"),
-            "f.pg",
-            SCHEMA,
-        ))
+        .block_on(Graph::init(&backend.root(dir, "g"), "f.pg", SCHEMA))
         .expect("init");
     if let Writer::SchemaApply = w {
         rt.block_on(load_triple(&g, "base", "main"))
@@ -253,16 +262,19 @@ fn every_failpoint_times_every_writer() {
     let scenario = fail::FailScenario::setup();
     let rt = runtime();
     let mut rows = 0;
-    for writer in [
-        Writer::Load,
-        Writer::Mutate,
-        Writer::Merge,
-        Writer::SchemaApply,
-    ] {
+    for (backend, writer) in storage::backends().into_iter().flat_map(|b| {
+        [
+            Writer::Load,
+            Writer::Mutate,
+            Writer::Merge,
+            Writer::SchemaApply,
+        ]
+        .map(|w| (b, w))
+    }) {
         for case in CASES {
-            let label = format!("{writer:?} × {} ({})", case.point, case.action);
+            let label = format!("{backend}: {writer:?} × {} ({})", case.point, case.action);
             let tmp = tempfile::tempdir().expect("tmp");
-            let g = graph_with_one_write(&rt, tmp.path(), writer);
+            let g = graph_with_one_write_on(&rt, backend, tmp.path(), writer);
             let mut acked = vec!["ok0".to_string()];
             if case.pending_first {
                 fail::cfg("publish.before", "return").expect("cfg");

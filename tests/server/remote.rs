@@ -92,10 +92,30 @@ fn remote_verbs_match_embedded_ones() {
         args.iter().chain(tail).map(|s| s.to_string()).collect()
     };
 
-    // A load through the server; its echo names the served target.
-    let (code, out, err) = run(
+    // An overwrite load of a served graph is destructive: refused
+    // without --yes when no terminal can ask (reference CLI, "Write
+    // diagnostics & destructive confirmation"), nothing sent.
+    let (code, _, err) = run(
         &strs(&with(
             &["load", "--data", &data, "--mode", "overwrite", "--json"],
+            &remote,
+        )),
+        tok,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("pass --yes"), "{err}");
+    // With it, a load through the server; its echo names the served target.
+    let (code, out, err) = run(
+        &strs(&with(
+            &[
+                "load",
+                "--data",
+                &data,
+                "--mode",
+                "overwrite",
+                "--json",
+                "--yes",
+            ],
             &remote,
         )),
         tok,
@@ -237,7 +257,10 @@ fn remote_verbs_match_embedded_ones() {
     ));
     assert_eq!(on_branch["rows"][0]["name"], "Linus", "{on_branch}");
     ok(
-        &strs(&with(&["branch", "delete", "review/new-hires"], &remote)),
+        &strs(&with(
+            &["branch", "delete", "review/new-hires", "--yes"],
+            &remote,
+        )),
         tok,
     );
     let branches = json(&ok(
@@ -320,7 +343,10 @@ fn remote_verbs_match_embedded_ones() {
     // Branch delete's answer, embedded and remote.
     ok(&strs(&with(&["branch", "create", "tmp"], &remote)), tok);
     let far = json(&ok(
-        &strs(&with(&["branch", "delete", "tmp", "--json"], &remote)),
+        &strs(&with(
+            &["branch", "delete", "tmp", "--json", "--yes"],
+            &remote,
+        )),
         tok,
     ));
     ok(&strs(&with(&["branch", "create", "tmp"], &remote)), tok);

@@ -142,20 +142,46 @@ fn params(mode: WriteMode) -> WriteParams {
     }
 }
 
+/// [`params`] for creating the dataset at `uri`, with its store
+/// parameters ([`store_params`]).
+fn create_params(uri: &str) -> WriteParams {
+    WriteParams {
+        store_params: store_params(uri),
+        ..params(WriteMode::Create)
+    }
+}
+
+/// Lance store parameters for `uri`: metered when counting is on
+/// ([`super::metered`]), with the S3 options registered for its bucket
+/// ([`super::s3::lance_options`]); `None` when neither applies. Lance
+/// hands them on to the datasets it derives (branches, checkouts).
+fn store_params(uri: &str) -> Option<lance::io::ObjectStoreParams> {
+    let options = super::s3::lance_options(uri);
+    let metered = super::metered::lance_store_params();
+    if options.is_none() {
+        return metered;
+    }
+    Some(lance::io::ObjectStoreParams {
+        storage_options_accessor: options
+            .map(|o| Arc::new(lance::io::StorageOptionsAccessor::with_static_options(o))),
+        ..metered.unwrap_or_default()
+    })
+}
+
 /// A dataset builder for `uri` on the main line (the shared [`session`]),
 /// metered when storage counting is on ([`super::metered`]).
 fn builder(uri: &str) -> DatasetBuilder {
-    metered(DatasetBuilder::from_uri(uri).with_session(session()))
+    with_store(uri, DatasetBuilder::from_uri(uri).with_session(session()))
 }
 
 /// A dataset builder for `uri` to open a Lance branch with: a session of
 /// its own (see [`session`]), metered when storage counting is on.
 fn branch_builder(uri: &str) -> DatasetBuilder {
-    metered(DatasetBuilder::from_uri(uri))
+    with_store(uri, DatasetBuilder::from_uri(uri))
 }
 
-fn metered(b: DatasetBuilder) -> DatasetBuilder {
-    match super::metered::lance_store_params() {
+fn with_store(uri: &str, b: DatasetBuilder) -> DatasetBuilder {
+    match store_params(uri) {
         Some(p) => b.with_store_params(p),
         None => b,
     }
@@ -164,7 +190,7 @@ fn metered(b: DatasetBuilder) -> DatasetBuilder {
 /// Creates an empty dataset with `schema`; returns its version (1).
 pub async fn create_empty(uri: &str, schema: SchemaRef) -> Result<u64, TableError> {
     let reader = RecordBatchIterator::new(Vec::<Result<RecordBatch, ArrowError>>::new(), schema);
-    let ds = Dataset::write(reader, uri, Some(params(WriteMode::Create)))
+    let ds = Dataset::write(reader, uri, Some(create_params(uri)))
         .await
         .map_err(|e| terr(uri, e))?;
     Ok(ds.version().version)
@@ -181,7 +207,7 @@ pub async fn create_or_replace(uri: &str, batch: RecordBatch) -> Result<u64, Tab
         Err(_) => {
             let schema = batch.schema();
             let reader = RecordBatchIterator::new(vec![Ok(batch)], schema);
-            let ds = Dataset::write(reader, uri, Some(params(WriteMode::Create)))
+            let ds = Dataset::write(reader, uri, Some(create_params(uri)))
                 .await
                 .map_err(|e| terr(uri, e))?;
             Ok(ds.version().version)
