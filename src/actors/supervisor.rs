@@ -48,8 +48,9 @@ pub struct GraphSpec {
     pub uri: String,
     /// A directory of `.gq` files: the graph's stored queries.
     pub queries_dir: Option<PathBuf>,
-    /// More stored-query files (a `--cluster` server's verified blobs).
-    pub query_files: Vec<PathBuf>,
+    /// More stored queries as (where they came from, source): a
+    /// `--cluster` server's verified blobs.
+    pub query_sources: Vec<(String, String)>,
     /// The gate for this graph's requests (each route decides once,
     /// before any engine work; the engine has no gate of its own here).
     pub gate: Gate,
@@ -89,14 +90,13 @@ pub struct StoredQueries {
 }
 
 impl StoredQueries {
-    /// Loads every `.gq` file in `dir` (sorted), then `extra`, and type
-    /// checks each against
-    /// `graph`'s catalog. Errors: an unreadable directory or file, a query
-    /// that does not check (the rendered diagnostics), a name declared in
-    /// two files.
+    /// Loads every `.gq` file in `dir` (sorted), then the `extra` sources
+    /// (origin, text), and type checks each against `graph`'s catalog.
+    /// Errors: an unreadable directory or file, a query that does not
+    /// check (the rendered diagnostics), a name declared in two files.
     pub fn load(
         dir: Option<&PathBuf>,
-        extra: &[PathBuf],
+        extra: &[(String, String)],
         graph: &Graph,
     ) -> Result<StoredQueries, String> {
         let mut files: Vec<PathBuf> = match dir {
@@ -108,8 +108,7 @@ impl StoredQueries {
             None => Vec::new(),
         };
         files.sort();
-        files.extend(extra.iter().cloned());
-        let sources = files
+        let mut sources = files
             .iter()
             .map(|f| {
                 std::fs::read_to_string(f)
@@ -117,6 +116,7 @@ impl StoredQueries {
                     .map_err(|e| format!("cannot read {}: {e}", f.display()))
             })
             .collect::<Result<Vec<_>, String>>()?;
+        sources.extend(extra.iter().cloned());
         let schema = graph.schema_state();
         Self::check(sources, &schema.catalog, schema.id.clone())
     }
@@ -240,7 +240,7 @@ async fn open_graph(spec: Arc<GraphSpec>) -> Opened {
     for (sidecar, action) in healed {
         tracing::info!(graph = %spec.id, %sidecar, ?action, "healed at open");
     }
-    let queries = StoredQueries::load(spec.queries_dir.as_ref(), &spec.query_files, &graph)?;
+    let queries = StoredQueries::load(spec.queries_dir.as_ref(), &spec.query_sources, &graph)?;
     Ok((Arc::new(graph), queries))
 }
 

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! omnigraph-server (--graph ID=URI ... [--queries ID=DIR] [--policy ID=FILE]
-//!                   [--server-policy FILE] | --cluster DIR)
+//!                   [--server-policy FILE] | --cluster DIR|s3://BUCKET/PREFIX)
 //!                  [--query-limits ID=LIMITS ...] [--bind ADDR] [--unauthenticated]
 //!                  [--require-all-graphs]
 //! ```
@@ -44,11 +44,12 @@ struct Args {
     )]
     graphs: Vec<String>,
     /// Serve the applied revision of a cluster (`omnigraph cluster
-    /// apply`): its config folder or storage root. Its graphs, verified
-    /// stored-query blobs and policy bundles replace `--graph`, `--queries`,
-    /// `--policy` and `--server-policy`.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["graphs", "queries", "policies", "server_policy"])]
-    cluster: Option<PathBuf>,
+    /// apply`): its config folder, or its storage root (a local folder or
+    /// `s3://bucket/prefix`: then nothing local is read). Its graphs,
+    /// verified stored-query blobs and policy bundles replace `--graph`,
+    /// `--queries`, `--policy` and `--server-policy`.
+    #[arg(long, value_name = "DIR|URI", conflicts_with_all = ["graphs", "queries", "policies", "server_policy"])]
+    cluster: Option<String>,
     /// A directory of `.gq` stored queries for graph ID, as `ID=DIR`.
     #[arg(long = "queries", value_name = "ID=DIR")]
     queries: Vec<String>,
@@ -110,18 +111,25 @@ struct Config {
 /// Checks the arguments and the environment; every refusal says what to
 /// change.
 fn config(mut args: Args) -> Result<Config, String> {
-    let mut cluster_files: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    if let Some(dir) = &args.cluster {
+    // A `--cluster` server's stored queries and policy bundles, as the
+    // verified blobs' (origin, text).
+    let mut cluster_queries: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut cluster_policies: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut cluster_server_policy: Option<(String, String)> = None;
+    if let Some(target) = &args.cluster {
         // Boot from the applied revision only: the same flags, from the ledger.
-        let s = omnigraph::cluster::apply::serving(dir).map_err(|e| e.to_string())?;
+        let s = omnigraph::cluster::apply::serving(target).map_err(|e| e.to_string())?;
         for g in s.graphs {
             args.graphs.push(format!("{}={}", g.id, g.uri));
-            if let Some(p) = g.policy {
-                args.policies.push(format!("{}={}", g.id, p.display()));
+            if let Some(b) = g.policy {
+                cluster_policies.insert(g.id.clone(), (b.uri, b.text));
             }
-            cluster_files.insert(g.id, g.query_files);
+            cluster_queries.insert(
+                g.id,
+                g.queries.into_iter().map(|b| (b.uri, b.text)).collect(),
+            );
         }
-        args.server_policy = s.server_policy;
+        cluster_server_policy = s.server_policy.map(|b| (b.uri, b.text));
     }
     let graphs = pairs("--graph", &args.graphs)?;
     let queries = pairs("--queries", &args.queries)?;
@@ -144,7 +152,10 @@ fn config(mut args: Args) -> Result<Config, String> {
     }
     let tokens = Tokens::from_env()?;
     let unauthenticated = args.unauthenticated || env_flag("OMNIGRAPH_UNAUTHENTICATED");
-    let any_policy = !policies.is_empty() || args.server_policy.is_some();
+    let any_policy = !policies.is_empty()
+        || args.server_policy.is_some()
+        || !cluster_policies.is_empty()
+        || cluster_server_policy.is_some();
     let mode = match (tokens.is_empty(), any_policy) {
         (true, false) if unauthenticated => "open",
         (true, false) => {
@@ -158,10 +169,18 @@ fn config(mut args: Args) -> Result<Config, String> {
     };
     let mut specs = Vec::new();
     for (id, uri) in &graphs {
-        let gate = match policies.get(id) {
-            Some(file) => {
-                let p =
-                    PolicyEngine::load(std::path::Path::new(file)).map_err(|e| e.to_string())?;
+        let bundle = match (policies.get(id), cluster_policies.get(id)) {
+            (Some(file), _) => {
+                Some(PolicyEngine::load(std::path::Path::new(file)).map_err(|e| e.to_string())?)
+            }
+            (None, Some((uri, text))) => {
+                Some(PolicyEngine::compile(uri, text).map_err(|e| e.to_string())?)
+            }
+            (None, None) => None,
+        };
+        let gate = match bundle {
+            Some(p) => {
+                let file = p.path().to_string();
                 if p.kind() != BundleKind::Graph {
                     return Err(format!(
                         "--policy {id}={file} is a server bundle (graph_list / graph_admin); pass it with --server-policy"
@@ -183,18 +202,24 @@ fn config(mut args: Args) -> Result<Config, String> {
             id: omnigraph::engine::GraphId::parse(id).map_err(|e| e.to_string())?,
             uri: uri.clone(),
             queries_dir: queries.get(id).map(PathBuf::from),
-            query_files: cluster_files.remove(id).unwrap_or_default(),
+            query_sources: cluster_queries.remove(id).unwrap_or_default(),
             gate,
             limits,
         });
     }
-    let server_gate = match &args.server_policy {
-        Some(file) => {
-            let p = PolicyEngine::load(file).map_err(|e| e.to_string())?;
+    let server_bundle = match (&args.server_policy, &cluster_server_policy) {
+        (Some(file), _) => Some(PolicyEngine::load(file).map_err(|e| e.to_string())?),
+        (None, Some((uri, text))) => {
+            Some(PolicyEngine::compile(uri, text).map_err(|e| e.to_string())?)
+        }
+        (None, None) => None,
+    };
+    let server_gate = match server_bundle {
+        Some(p) => {
             if p.kind() != BundleKind::Server {
                 return Err(format!(
                     "--server-policy {} grants per-graph actions; pass it with --policy ID=FILE",
-                    file.display()
+                    p.path()
                 ));
             }
             Gate::Policy(Arc::new(p))

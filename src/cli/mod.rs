@@ -574,7 +574,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 if !plan.state_found {
                     println!(
                         "no state ledger at {}: every resource is a create",
-                        plan.state_path.display()
+                        plan.state_path
                     );
                 }
                 for c in &plan.changes {
@@ -824,11 +824,11 @@ fn cluster_write(c: ClusterCommand) -> Result<ExitCode, CliError> {
                 if r.created {
                     println!(
                         "created {} ({} graphs observed)",
-                        r.state_path.display(),
+                        r.state_path,
                         r.observations.len()
                     );
                 } else {
-                    println!("{} already exists; nothing changed", r.state_path.display());
+                    println!("{} already exists; nothing changed", r.state_path);
                 }
             });
             Ok(ExitCode::SUCCESS)

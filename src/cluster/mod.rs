@@ -110,9 +110,11 @@ pub struct ValidationReport {
     /// compares with the ledger.
     #[serde(skip)]
     pub resources: BTreeMap<String, String>,
-    /// Where the cluster stores its state: `storage:` or the folder.
+    /// Where the cluster stores its state and graphs: `storage:` (a path
+    /// relative to the folder, `file://…` or `s3://bucket/prefix`) or the
+    /// folder itself.
     #[serde(skip)]
-    pub storage_root: PathBuf,
+    pub storage_root: crate::engine::root::Root,
     /// What `apply` publishes per desired resource: the schema source, the
     /// query file's source, the policy bundle's text.
     #[serde(skip)]
@@ -188,7 +190,9 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
         policies: 0,
         findings: Vec::new(),
         resources: BTreeMap::new(),
-        storage_root: dir.to_path_buf(),
+        storage_root: crate::engine::root::Root::Local(
+            std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
+        ),
         payloads: BTreeMap::new(),
         bindings: BTreeMap::new(),
     };
@@ -254,20 +258,25 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
             format!("state.backend `{b}` is not supported; omit it or use `cluster`"),
         ));
     }
-    if let Some(storage) = &file.storage
-        && storage.contains("://")
-        && !storage.starts_with("file://")
-    {
-        findings.push(finding(
-            "unsupported_storage",
-            "config",
-            format!("storage `{storage}`: this build stores clusters on local paths only (file:// or a path)"),
-        ));
-    }
     report.name = file.metadata.and_then(|m| m.name);
     if let Some(storage) = &file.storage {
-        let local = storage.strip_prefix("file://").unwrap_or(storage);
-        report.storage_root = dir.join(local);
+        // A relative local path is relative to the folder.
+        let uri = if storage.contains("://") {
+            storage.clone()
+        } else {
+            dir.join(storage).display().to_string()
+        };
+        match crate::engine::root::Root::parse(&uri) {
+            Ok(root) => report.storage_root = root,
+            Err(e) => findings.push(finding(
+                "unsupported_storage",
+                "config",
+                format!(
+                    "{}: storage `{storage}`: {e}; use a path, file://… or s3://bucket/prefix",
+                    path.display()
+                ),
+            )),
+        }
     }
     for (id, g) in &file.graphs {
         report.graphs += 1;

@@ -1,10 +1,10 @@
 //! `cluster plan`: the desired resources (from a valid folder) against the
-//! state ledger `<storage>/__cluster/state.json` (reference shape:
+//! state ledger `<storage>/__cluster/state.json`, local or on S3 (reference shape:
 //! `docs/user/clusters/config.md`, "Planning"). Read-only: it never writes
 //! the ledger.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -54,18 +54,14 @@ pub struct Change {
 /// A plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
-    /// The ledger read (`None`: none yet; every resource is a create).
-    pub state_path: PathBuf,
+    /// The ledger's URI (`state_found: false`: none yet; every resource
+    /// is a create).
+    pub state_path: String,
     pub state_found: bool,
     pub state_revision: u64,
     pub changes: Vec<Change>,
     /// Resources already as desired.
     pub unchanged: usize,
-}
-
-/// The ledger's path under a storage root.
-pub fn state_path(root: &Path) -> PathBuf {
-    root.join("__cluster").join("state.json")
 }
 
 /// Validates `dir`, then plans against its ledger. `Ok((report, None))`
@@ -76,26 +72,23 @@ pub fn plan(dir: &Path) -> Result<(ValidationReport, Option<Plan>), String> {
     if !report.ok {
         return Ok((report, None));
     }
-    let path = state_path(&report.storage_root);
-    let (found, revision, applied) = match std::fs::read(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (false, 0, BTreeMap::new()),
-        Err(e) => {
-            return Err(format!(
-                "cannot read the state ledger {}: {e}",
-                path.display()
-            ));
-        }
-        Ok(bytes) => {
+    let store =
+        super::apply::ClusterStore::open(&report.storage_root).map_err(|e| e.to_string())?;
+    let path = store.uri(super::apply::LEDGER);
+    let read = store
+        .read(super::apply::LEDGER)
+        .map_err(|e| format!("cannot read the state ledger {path}: {e}"))?;
+    let (found, revision, applied) = match read {
+        None => (false, 0, BTreeMap::new()),
+        Some(bytes) => {
             let l: Ledger = serde_json::from_slice(&bytes).map_err(|e| {
                 format!(
-                    "the state ledger {} is not valid ({e}); restore it from a trusted copy",
-                    path.display()
+                    "the state ledger {path} is not valid ({e}); restore it from a trusted copy"
                 )
             })?;
             if l.version != 1 {
                 return Err(format!(
-                    "the state ledger {} has version {}; this release reads version 1",
-                    path.display(),
+                    "the state ledger {path} has version {}; this release reads version 1",
                     l.version
                 ));
             }

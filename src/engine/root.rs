@@ -79,9 +79,14 @@ impl Root {
         self.store_at(GRAPH_DIR)
     }
 
-    /// A control store over the folder `dir` of the root (for checks of
-    /// what a root already holds, and clean-up).
-    fn store_at(&self, dir: &str) -> Result<ControlStore, EngineError> {
+    /// A control store over the folder `dir` (`/`-separated) of the root:
+    /// checks of what a root already holds, clean-up, and the cluster
+    /// control plane's `__cluster/` objects. A local folder is created
+    /// when missing.
+    ///
+    /// # Errors
+    /// [`EngineError::Control`] when the store cannot be configured.
+    pub fn store_at(&self, dir: &str) -> Result<ControlStore, EngineError> {
         Ok(match self {
             Root::Local(p) => ControlStore::local(&p.join(dir))?,
             Root::S3(at) => ControlStore::s3(&at.join(dir).uri(), Vec::<(String, String)>::new())?,
@@ -148,6 +153,33 @@ impl Root {
                         let _ = s.delete_prefix("").await;
                     }
                 }
+            }
+        }
+    }
+}
+
+impl Root {
+    /// Removes everything under the root (a local directory and its
+    /// contents; every object under an S3 prefix). A missing root is not
+    /// an error.
+    ///
+    /// # Errors
+    /// [`EngineError::Control`] when the object store fails;
+    /// [`EngineError::BadUri`] (naming the root) when a local directory
+    /// cannot be removed.
+    pub async fn remove_all(&self) -> Result<(), EngineError> {
+        match self {
+            Root::Local(p) => match std::fs::remove_dir_all(p) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(EngineError::BadUri {
+                    uri: p.display().to_string(),
+                    reason: format!("cannot remove it: {e}"),
+                }),
+            },
+            Root::S3(_) => {
+                self.store_at("")?.delete_prefix("").await?;
+                Ok(())
             }
         }
     }

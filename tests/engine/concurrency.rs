@@ -1,21 +1,50 @@
-//! Two processes loading into one graph at the same time: every load is
-//! accounted for. One that reported success is present afterwards; one that
-//! failed failed with a write conflict (nothing else is acceptable) and left
-//! nothing behind.
+//! Two processes loading into one graph at the same time, on a local root
+//! and on `s3://` (moto): every load is accounted for. One that reported
+//! success is present afterwards; one that failed failed with a write
+//! conflict (nothing else is acceptable) and left nothing behind.
 
 use std::collections::HashSet;
+use std::process::{Command, Output};
 
-use crate::support::omnigraph;
+use crate::storage::Backend;
 
 #[test]
 fn concurrent_processes_never_lose_an_acknowledged_load() {
+    for backend in crate::storage::backends() {
+        two_processes_load(backend);
+    }
+}
+
+/// The CLI with `env` (the backend's `AWS_*` variables).
+fn run(env: &[(String, String)], args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_omnigraph"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("run omnigraph")
+}
+
+fn two_processes_load(backend: Backend) {
+    let env = backend.env();
+    let omnigraph = |args: &[&str]| run(&env, args);
     let tmp = tempfile::tempdir().expect("tmp");
-    let uri = crate::support::cli_small_graph(tmp.path());
+    let schema = tmp.path().join("s.pg");
+    std::fs::write(&schema, crate::support::SMALL).expect("write schema");
+    let uri = backend.root(tmp.path(), "g");
+    let out = omnigraph(&["init", "--schema", schema.to_str().expect("utf8"), &uri]);
+    assert!(
+        out.status.success(),
+        "{backend}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     const ROUNDS: usize = 6;
     let workers: Vec<_> = (0..2)
         .map(|w| {
             let uri = uri.clone();
             let dir = tmp.path().to_path_buf();
+            let env = env.clone();
+            let omnigraph = move |args: &[&str]| run(&env, args);
             std::thread::spawn(move || {
                 let mut ok = Vec::new();
                 let mut refused = Vec::new();
@@ -49,7 +78,7 @@ fn concurrent_processes_never_lose_an_acknowledged_load() {
     for (slug, code, err) in &refused {
         assert!(
             err.contains("conflict") || err.contains("is being written"),
-            "load {slug} failed with exit {code:?} for another reason: {err}"
+            "{backend}: load {slug} failed with exit {code:?} for another reason: {err}"
         );
     }
     assert!(
@@ -68,13 +97,13 @@ fn concurrent_processes_never_lose_an_acknowledged_load() {
     for slug in &acknowledged {
         assert!(
             present.contains(slug),
-            "acknowledged load {slug} is missing"
+            "{backend}: acknowledged load {slug} is missing"
         );
     }
     for (slug, _, _) in &refused {
         assert!(
             !present.contains(slug),
-            "refused load {slug} is visible: a partial commit"
+            "{backend}: refused load {slug} is visible: a partial commit"
         );
     }
     // Every commit the loads published is on main's history.

@@ -558,10 +558,9 @@ fn cluster_apply_interrupted_before_the_ledger_converges_on_rerun() {
         "ledger untouched"
     );
     assert_eq!(intents(), 1);
-    let root = ca::graph_root(dir, "g");
-    let g = rt
-        .block_on(Graph::open(root.to_str().expect("utf8")))
-        .expect("the graph exists");
+    let store = ca::ClusterStore::open_uri(dir.to_str().expect("utf8")).expect("store");
+    let root = store.graph_uri("g");
+    let g = rt.block_on(Graph::open(&root)).expect("the graph exists");
     rt.block_on(load_triple(&g, "acked", "main"))
         .expect("a write");
     let r = ca::apply(dir, "ops").expect("re-run");
@@ -576,7 +575,10 @@ fn cluster_apply_interrupted_before_the_ledger_converges_on_rerun() {
         r.changes
     );
     assert_eq!(intents(), 0);
-    let (l, _) = ca::read_ledger(dir).expect("read").expect("ledger");
+    let l = ca::read_ledger(&store)
+        .expect("read")
+        .expect("ledger")
+        .ledger;
     assert_eq!(l.recovery_records.len(), 1);
     assert!(rt.block_on(visible(&g)).contains_key("acked"));
 
@@ -593,11 +595,12 @@ fn cluster_apply_interrupted_before_the_ledger_converges_on_rerun() {
     let r = ca::apply(dir, "ops").expect("re-run");
     assert!(r.converged, "{:?}", r.changes);
     assert_eq!(intents(), 0);
-    let (l, _) = ca::read_ledger(dir).expect("read").expect("ledger");
+    let l = ca::read_ledger(&store)
+        .expect("read")
+        .expect("ledger")
+        .ledger;
     assert_eq!(l.recovery_records.len(), 2);
-    let g = rt
-        .block_on(Graph::open(root.to_str().expect("utf8")))
-        .expect("open");
+    let g = rt.block_on(Graph::open(&root)).expect("open");
     assert!(g.schema_source().contains("note: String?"));
     assert_eq!(rt.block_on(visible(&g)).get("acked"), Some(&(2, 1)));
     // Converged: a further apply writes nothing.

@@ -16,9 +16,14 @@ const TOKENS: &str =
     r#"{"act-reader":"tok-reader","act-analyst":"tok-analyst","act-admin":"tok-admin"}"#;
 
 fn omnigraph(args: &[&str]) -> (Option<i32>, String, String) {
+    omnigraph_with(args, &[])
+}
+
+fn omnigraph_with(args: &[&str], env: &[(String, String)]) -> (Option<i32>, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_omnigraph"))
         .args(args)
         .env("NO_COLOR", "1")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run omnigraph");
     (
@@ -277,7 +282,8 @@ fn a_cluster_is_applied_served_changed_and_deleted() {
 
     // The lock: a second writer fails cleanly; the ledger is intact.
     let before = std::fs::read(&state).expect("ledger");
-    let held = omnigraph::cluster::apply::lock(&cfg_dir, "test").expect("lock");
+    let store = omnigraph::cluster::apply::ClusterStore::open_uri(cfg).expect("store");
+    let held = omnigraph::cluster::apply::lock(&store, "test").expect("lock");
     let (code, _, err) = omnigraph(&["cluster", "apply", "--config", cfg]);
     assert_eq!(code, Some(1));
     assert!(
@@ -428,4 +434,134 @@ fn two_applies_at_once_one_holds_the_lock() {
         assert_eq!(std::fs::read(&state).expect("ledger"), after_bytes);
         assert!(!lock.exists(), "no lock left behind");
     }
+}
+
+/// A cluster whose `storage:` is `s3://…` (moto): import, apply and status
+/// keep nothing local; `omnigraph-server --cluster s3://…` boots from the
+/// bucket alone and serves the stored queries under the stored policies;
+/// the state lock is create-if-absent in the bucket.
+#[test]
+fn a_cluster_on_s3_boots_from_the_bucket_alone() {
+    let Some(s3) = crate::storage::s3() else {
+        eprintln!("OMNIGRAPH_MOTO_PYTHON is not set: the s3 cluster test is skipped");
+        return;
+    };
+    let book = cookbooks_dir().join("industry-intel");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg_dir = tmp.path().join("cfg");
+    std::fs::create_dir_all(&cfg_dir).expect("mkdir");
+    std::fs::copy(book.join("schema.pg"), cfg_dir.join("schema.pg")).expect("copy");
+    copy_dir(&book.join("queries"), &cfg_dir.join("queries"));
+    copy_dir(&book.join("policies"), &cfg_dir.join("policies"));
+    let storage = s3.root(tmp.path(), "cluster");
+    let yaml = std::fs::read_to_string(book.join("cluster.yaml")).expect("yaml");
+    assert!(yaml.contains("state:\n"), "{yaml}");
+    std::fs::write(
+        cfg_dir.join("cluster.yaml"),
+        yaml.replacen("state:\n", &format!("storage: {storage}\nstate:\n"), 1),
+    )
+    .expect("write");
+    let cfg = cfg_dir.to_str().expect("utf8");
+    let env = s3.env();
+    let ok = |args: &[&str]| {
+        let (code, out, err) = omnigraph_with(args, &env);
+        assert_eq!(code, Some(0), "{args:?}: {err}\n{out}");
+        out
+    };
+
+    let imp = json_of(&ok(&["cluster", "import", "--config", cfg, "--json"]));
+    assert_eq!(imp["created"], true, "{imp}");
+    assert_eq!(
+        imp["state_path"],
+        format!("{storage}/__cluster/state.json"),
+        "{imp}"
+    );
+    let a = json_of(&ok(&[
+        "cluster", "apply", "--config", cfg, "--json", "--as", "ops",
+    ]));
+    assert_eq!(a["converged"], true, "{a}");
+    let again = json_of(&ok(&["cluster", "apply", "--config", cfg, "--json"]));
+    assert_eq!(again["state_written"], false, "{again}");
+    let st = json_of(&ok(&["cluster", "status", "--config", cfg, "--json"]));
+    assert_eq!(st["converged"], true, "{st}");
+    let plan = json_of(&ok(&["cluster", "plan", "--config", cfg, "--json"]));
+    assert_eq!(plan["changes"], json!([]), "{plan}");
+    let local: Vec<String> = std::fs::read_dir(&cfg_dir)
+        .expect("read_dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        !local.iter().any(|f| f == "__cluster" || f == "graphs"),
+        "nothing of the cluster's state is local: {local:?}"
+    );
+
+    // Seed the graph in the bucket, then boot from the storage root.
+    let root = format!("{storage}/graphs/spike.omni");
+    let seed = book.join("seed.jsonl");
+    ok(&[
+        "load",
+        "--data",
+        seed.to_str().expect("utf8"),
+        "--mode",
+        "overwrite",
+        "--yes",
+        &root,
+    ]);
+    let mut server_env: Vec<(&str, &str)> =
+        env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    server_env.push(("OMNIGRAPH_SERVER_BEARER_TOKENS_JSON", TOKENS));
+    let server = Server::start(tmp.path(), &["--cluster", &storage], &server_env);
+    let (reader, admin) = (Some("tok-reader"), Some("tok-admin"));
+    let slug = std::fs::read_to_string(&seed)
+        .expect("seed")
+        .lines()
+        .find_map(|l| {
+            let v: Value = serde_json::from_str(l).ok()?;
+            (v["type"] == "Element").then(|| v["data"]["slug"].as_str().map(str::to_string))?
+        })
+        .expect("an element");
+    let r = server
+        .post(
+            "/graphs/spike/queries/get_element",
+            reader,
+            &json!({"params": {"slug": slug}}).to_string(),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(r["row_count"], 1, "{r}");
+    server.get("/graphs", admin).expect(200);
+    server.get("/graphs", reader).expect(403);
+    server.stop();
+
+    // The lock lives in the bucket: a second writer is refused, the
+    // ledger is left alone.
+    let store = omnigraph::cluster::apply::ClusterStore::open_uri(&storage).expect("store");
+    let before = omnigraph::cluster::apply::read_ledger(&store)
+        .expect("read")
+        .expect("ledger")
+        .bytes;
+    let held = omnigraph::cluster::apply::lock(&store, "test").expect("lock");
+    let (code, _, err) = omnigraph_with(&["cluster", "apply", "--config", cfg], &env);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("state_lock_held") && err.contains(&held.id),
+        "{err}"
+    );
+    drop(held);
+    let after = omnigraph::cluster::apply::read_ledger(&store)
+        .expect("read")
+        .expect("ledger")
+        .bytes;
+    assert_eq!(before, after);
+    ok(&["cluster", "apply", "--config", cfg]);
+
+    // A storage root with no cluster in it refuses to boot, naming the fix.
+    let empty = s3.root(tmp.path(), "empty");
+    let (code, err) = refuse(tmp.path(), &["--cluster", &empty], &server_env);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("state_missing") && err.contains("cluster import"),
+        "{err}"
+    );
 }

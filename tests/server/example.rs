@@ -1,7 +1,8 @@
 //! The README's first command: `scripts/example` applies the example
 //! cluster, loads a generated seed and serves it; this test runs it (with
 //! the binaries under test and a small seed), calls the server, and stops
-//! it with SIGTERM.
+//! it with SIGTERM; then again with `OMNIGRAPH_EXAMPLE_STORAGE=s3://…`,
+//! the script starting its own moto: nothing of the cluster is local.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -11,14 +12,41 @@ use omnigraph::http::client;
 
 #[test]
 fn the_main_job_serves_the_example_cluster() {
+    run_example(None);
+}
+
+#[test]
+fn the_main_job_runs_from_a_bucket() {
+    if std::env::var_os("OMNIGRAPH_MOTO_PYTHON").is_none() {
+        eprintln!("OMNIGRAPH_MOTO_PYTHON is not set: the s3 example is skipped");
+        return;
+    }
+    run_example(Some("s3://omnigraph-example/clusters/research"));
+}
+
+/// Runs `scripts/example` (with `OMNIGRAPH_EXAMPLE_STORAGE=storage` when
+/// given), calls what it serves, stops it.
+fn run_example(storage: Option<&str>) {
     let tmp = tempfile::tempdir().expect("tmp");
     let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_omnigraph"))
         .parent()
         .expect("bin dir")
         .to_path_buf();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/example");
-    let mut child = Command::new(&script)
-        .arg(tmp.path().join("work"))
+    let work = tmp.path().join("work");
+    let mut cmd = Command::new(&script);
+    if let Some(s) = storage {
+        cmd.env("OMNIGRAPH_EXAMPLE_STORAGE", s);
+    }
+    for k in [
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ] {
+        cmd.env_remove(k);
+    }
+    let mut child = cmd
+        .arg(&work)
         .env("OMNIGRAPH_BIN_DIR", &bin_dir)
         .env("OMNIGRAPH_EXAMPLE_NODES", "3000")
         .env("OMNIGRAPH_EXAMPLE_BIND", "127.0.0.1:0")
@@ -102,4 +130,16 @@ fn the_main_job_serves_the_example_cluster() {
         std::net::TcpStream::connect(&addr).is_err(),
         "the server stopped"
     );
+    if storage.is_some() {
+        let local: Vec<String> = std::fs::read_dir(&work)
+            .expect("work")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        assert!(
+            !local.iter().any(|f| f == "__cluster" || f == "graphs"),
+            "the cluster's state and graph are in the bucket, not in {local:?}"
+        );
+        assert!(text.contains("moto"), "{text}");
+    }
 }

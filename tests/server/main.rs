@@ -13,6 +13,9 @@ mod example;
 mod hostile;
 mod ops;
 mod remote;
+mod replicas;
 mod states;
+#[path = "../common/storage.rs"]
+mod storage;
 mod support;
 mod two_writers;

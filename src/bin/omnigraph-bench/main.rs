@@ -9,6 +9,7 @@
 //! omnigraph-bench actor-isolation [SECONDS] [HEAVY_CONNS]   # server: one flooding caller vs four light ones
 //! omnigraph-bench group-commit [SECONDS]                   # server: 1, 16 and 8×1 concurrent writers
 //! omnigraph-bench example-seed [NODES]                     # the example cluster's seed (scripts/example)
+//! omnigraph-bench s3-writes --uri s3://B/P --out s3.json   # warm writes' requests on S3 (scripts/bench --s3)
 //! ```
 //! The load commands print rows, seconds, rows/s. `query-generated` builds
 //! (or reuses, when DIR already holds it) a graph of `Item` nodes with an
@@ -83,6 +84,10 @@ enum Cmd {
     Gen(suite::GenArgs),
     /// Our figures over a workload written by `gen`, as JSON (see `suite::run`).
     Suite(suite::SuiteArgs),
+    /// Warm single-row writes on a graph at a URI (`s3://…`): latency and
+    /// storage requests per write at two points of history (see
+    /// `suite::s3_writes`).
+    S3Writes(suite::S3WritesArgs),
 }
 
 mod suite;
@@ -121,6 +126,7 @@ fn main() -> std::process::ExitCode {
         Cmd::GroupCommit { seconds } => rt.block_on(group_commit::run(seconds)).map(|_| ()),
         Cmd::Gen(a) => suite::generate(&a).map(|_| ()),
         Cmd::Suite(a) => rt.block_on(suite::run(&a)),
+        Cmd::S3Writes(a) => rt.block_on(suite::s3_writes(&a)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

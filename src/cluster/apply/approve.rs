@@ -16,18 +16,22 @@ pub struct Approval {
     pub consumed_at: Option<String>,
 }
 
-pub(super) fn approvals(root: &Path) -> Vec<(PathBuf, Approval)> {
-    let dir = cluster_dir(root).join("approvals");
-    let Ok(rd) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    rd.filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter_map(|p| {
-            let a: Approval = serde_json::from_slice(&std::fs::read(&p).ok()?).ok()?;
-            Some((p, a))
-        })
-        .collect()
+/// The approval artifacts under `__cluster/approvals/` (path relative to
+/// `__cluster/`, content); unreadable ones are skipped.
+pub(super) fn approvals(store: &ClusterStore) -> Result<Vec<(String, Approval)>, ClusterError> {
+    let mut out = Vec::new();
+    for p in store.list("approvals")? {
+        if !p.ends_with(".json") {
+            continue;
+        }
+        if let Some(a) = store
+            .read(&p)?
+            .and_then(|b| serde_json::from_slice::<Approval>(&b).ok())
+        {
+            out.push((p, a));
+        }
+    }
+    Ok(out)
 }
 
 /// `cluster approve graph.<id> --as ACTOR`: records an approval for the
@@ -35,8 +39,11 @@ pub(super) fn approvals(root: &Path) -> Vec<(PathBuf, Approval)> {
 /// the ledger's digest (either changing invalidates it).
 pub fn approve(dir: &Path, resource: &str, actor: &str) -> Result<Approval, ClusterError> {
     let report = valid(dir)?;
-    let root = report.storage_root.clone();
-    let Some((l, bytes)) = read_ledger(&root)? else {
+    let store = store_for(&report)?;
+    let Some(LedgerRead {
+        ledger: l, bytes, ..
+    }) = read_ledger(&store)?
+    else {
         return Err(cerr(
             "state_missing",
             "no state ledger; run `omnigraph cluster import` first",
@@ -63,12 +70,9 @@ pub fn approve(dir: &Path, resource: &str, actor: &str) -> Result<Approval, Clus
         created_at: chrono::Utc::now().to_rfc3339(),
         consumed_at: None,
     };
-    let path = cluster_dir(&root)
-        .join("approvals")
-        .join(format!("{}.json", a.id));
-    write_atomic(
-        &path,
-        &serde_json::to_vec_pretty(&a).map_err(|e| cerr("io_error", e.to_string()))?,
+    store.write(
+        &format!("approvals/{}.json", a.id),
+        serde_json::to_vec_pretty(&a).map_err(|e| cerr("io_error", e.to_string()))?,
     )?;
     Ok(a)
 }

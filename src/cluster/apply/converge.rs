@@ -6,7 +6,8 @@ use super::*;
 /// What `import` did.
 #[derive(Debug, Serialize)]
 pub struct ImportReport {
-    pub state_path: PathBuf,
+    /// The ledger's URI.
+    pub state_path: String,
     /// False when a ledger already existed (nothing written).
     pub created: bool,
     /// What was observed per declared graph.
@@ -18,23 +19,22 @@ pub struct ImportReport {
 /// schema digest). An existing ledger is left alone.
 pub fn import(dir: &Path) -> Result<ImportReport, ClusterError> {
     let report = valid(dir)?;
-    let root = report.storage_root.clone();
-    let _lock = lock(&root, "import")?;
-    let state_path = cluster_dir(&root).join("state.json");
-    if read_ledger(&root)?.is_some() {
+    let store = store_for(&report)?;
+    let _lock = lock(&store, "import")?;
+    let state_path = store.uri(LEDGER);
+    if read_ledger(&store)?.is_some() {
         return Ok(ImportReport {
             state_path,
             created: false,
             observations: BTreeMap::new(),
         });
     }
-    let rt = rt()?;
     let mut observations = BTreeMap::new();
     for res in report.resources.keys().filter(|r| r.starts_with("graph.")) {
         let id = &res["graph.".len()..];
-        let gr = graph_root(&root, id);
-        let obs = if gr.exists() {
-            match rt.block_on(Graph::open(&gr.display().to_string())) {
+        let gr = store.graph_uri(id);
+        let obs = if store.graph_exists(id)? {
+            match store.open_graph(id) {
                 Ok(g) => serde_json::json!({
                     "root": gr, "exists": true,
                     "schema_digest": digest(g.schema_source().as_bytes()),
@@ -51,7 +51,7 @@ pub fn import(dir: &Path) -> Result<ImportReport, ClusterError> {
         observations: observations.clone(),
         ..Ledger::default()
     };
-    write_ledger(&root, &l, None)?;
+    write_ledger(&store, &l, None)?;
     Ok(ImportReport {
         state_path,
         created: true,
@@ -89,17 +89,22 @@ pub struct ApplyReport {
 /// write. A converged re-apply writes nothing.
 pub fn apply(dir: &Path, actor: &str) -> Result<ApplyReport, ClusterError> {
     let report = valid(dir)?;
-    let root = report.storage_root.clone();
-    let _lock = lock(&root, "apply")?;
-    let Some((old, old_bytes)) = read_ledger(&root)? else {
+    let store = store_for(&report)?;
+    let _lock = lock(&store, "apply")?;
+    let Some(LedgerRead {
+        ledger: old,
+        bytes: old_bytes,
+        version: old_version,
+    }) = read_ledger(&store)?
+    else {
         return Err(cerr(
             "state_missing",
             "no state ledger yet; run `omnigraph cluster import --config DIR` first",
         ));
     };
-    let rt = rt()?;
     let mut run = Run {
         dir,
+        store: &store,
         actor,
         report: &report,
         l: old.clone(),
@@ -107,8 +112,8 @@ pub fn apply(dir: &Path, actor: &str) -> Result<ApplyReport, ClusterError> {
         blocked: BTreeSet::new(),
         retire: Vec::new(),
     };
-    run.retire = sweep(&rt, &root, &mut run.l, &mut run.changes, &mut run.blocked)?;
-    run.graphs(&rt)?;
+    run.retire = sweep(&store, &mut run.l, &mut run.changes, &mut run.blocked)?;
+    run.graphs()?;
     run.blobs()?;
     let desired_digest = config_digest(&report);
     run.deletes(&desired_digest, &digest(&old_bytes))?;
@@ -136,11 +141,11 @@ pub fn apply(dir: &Path, actor: &str) -> Result<ApplyReport, ClusterError> {
     )));
     if state_written {
         l.state_revision = old.state_revision + 1;
-        write_ledger(&root, &l, Some(&old_bytes))?;
+        write_ledger(&store, &l, Some(&old_version))?;
     }
     // The ledger holds the outcomes: the intents are done.
     for p in retire {
-        let _ = std::fs::remove_file(p);
+        let _ = store.delete(&p);
     }
     Ok(ApplyReport {
         changes,
@@ -155,19 +160,16 @@ pub fn apply(dir: &Path, actor: &str) -> Result<ApplyReport, ClusterError> {
 /// retire once the ledger is written.
 struct Run<'a> {
     dir: &'a Path,
+    store: &'a ClusterStore,
     actor: &'a str,
     report: &'a ValidationReport,
     l: Ledger,
     changes: Vec<AppliedChange>,
     blocked: BTreeSet<String>,
-    retire: Vec<PathBuf>,
+    retire: Vec<String>,
 }
 
 impl Run<'_> {
-    fn root(&self) -> &Path {
-        &self.report.storage_root
-    }
-
     /// The digest the ledger has applied for resource `r`.
     fn applied(&self, r: &str) -> Option<String> {
         self.l
@@ -208,7 +210,7 @@ impl Run<'_> {
 
     /// 1. Graphs: create roots, migrate schemas, each fenced by an intent.
     /// A graph whose schema does not apply blocks its queries.
-    fn graphs(&mut self, rt: &tokio::runtime::Runtime) -> Result<(), ClusterError> {
+    fn graphs(&mut self) -> Result<(), ClusterError> {
         let report = self.report;
         for (res, want) in report
             .resources
@@ -222,7 +224,7 @@ impl Run<'_> {
             }
             let src = report.payloads.get(res).cloned().unwrap_or_default();
             let file = format!("{}/schema.{id}.pg", self.dir.display());
-            let outcome = self.schema(rt, id, want, &file, &src, have.is_some())?;
+            let outcome = self.schema(id, want, &file, &src, have.is_some())?;
             match outcome {
                 Ok(action) => {
                     self.mark_applied(res, want, Vec::new());
@@ -249,18 +251,17 @@ impl Run<'_> {
     /// the inner one is the graph's outcome.
     fn schema(
         &mut self,
-        rt: &tokio::runtime::Runtime,
         id: &str,
         want: &str,
         file: &str,
         src: &str,
         existed: bool,
     ) -> Result<Result<&'static str, String>, ClusterError> {
-        let gr = graph_root(self.root(), id);
-        let uri = gr.display().to_string();
-        if !gr.exists() {
-            let intent = arm(self.root(), "graph_create", id, want, self.actor)?;
-            return Ok(rt
+        let store = self.store;
+        let uri = store.graph_uri(id);
+        if !store.graph_exists(id)? {
+            let intent = arm(store, "graph_create", id, want, self.actor)?;
+            return Ok(store
                 .block_on(Graph::init(&uri, file, src))
                 .map(|_| {
                     self.retire.push(intent);
@@ -268,7 +269,7 @@ impl Run<'_> {
                 })
                 .map_err(|e| e.to_string()));
         }
-        let preview = rt.block_on(async {
+        let preview = store.block_on(async {
             let g = Graph::open(&uri).await?;
             let new = crate::schema::compile_schema_file(file, src).map_err(|d| {
                 crate::engine::EngineError::Schema {
@@ -290,11 +291,12 @@ impl Run<'_> {
             Err(e) => Err(e.to_string()),
             Ok(None) => Ok("update"),
             Ok(Some(g)) => {
-                let intent = match arm(self.root(), "schema_apply", id, want, self.actor) {
+                let intent = match arm(store, "schema_apply", id, want, self.actor) {
                     Ok(i) => i,
                     Err(e) => return Ok(Err(e.to_string())),
                 };
-                rt.block_on(g.apply_schema(file, src, false, self.actor))
+                store
+                    .block_on(g.apply_schema(file, src, false, self.actor))
                     .map(|_| {
                         self.retire.push(intent);
                         if existed { "update" } else { "create" }
@@ -322,17 +324,19 @@ impl Run<'_> {
                 .get(res)
                 .is_some_and(|a| a.applies_to == bindings);
             if have.as_deref() == Some(want.as_str()) && same_bindings {
-                if let Some(path) = blob_path(self.root(), res, want) {
-                    let intact =
-                        std::fs::read(&path).is_ok_and(|b| blob_matches(res, &b, want, &self.l));
+                if let Some(path) = blob_path(res, want) {
+                    let intact = self
+                        .store
+                        .read(&path)?
+                        .is_some_and(|b| blob_matches(res, &b, want, &self.l));
                     if !intact {
                         let payload = report.payloads.get(res).cloned().unwrap_or_default();
-                        write_atomic(&path, payload.as_bytes())?;
+                        self.store.write(&path, payload.into_bytes())?;
                         self.changes.push(AppliedChange {
                             resource: res.clone(),
                             action: "republish".into(),
                             outcome: "applied".into(),
-                            message: Some(format!("rewrote {}", path.display())),
+                            message: Some(format!("rewrote {}", self.store.uri(&path))),
                         });
                     }
                 }
@@ -351,11 +355,11 @@ impl Run<'_> {
                 );
                 continue;
             }
-            let Some(path) = blob_path(self.root(), res, want) else {
+            let Some(path) = blob_path(res, want) else {
                 continue;
             };
             let payload = report.payloads.get(res).cloned().unwrap_or_default();
-            write_atomic(&path, payload.as_bytes())?;
+            self.store.write(&path, payload.into_bytes())?;
             self.mark_applied(res, want, bindings);
             self.record(res, action, "applied", None);
         }
@@ -400,7 +404,7 @@ impl Run<'_> {
         desired: &str,
         state: &str,
     ) -> Result<(), ClusterError> {
-        let valid_approval = approvals(self.root()).into_iter().find(|(_, a)| {
+        let valid_approval = approvals(self.store)?.into_iter().find(|(_, a)| {
             a.resource == res
                 && a.consumed_at.is_none()
                 && a.config_digest == desired
@@ -418,12 +422,10 @@ impl Run<'_> {
             self.blocked.insert(id.to_string());
             return Ok(());
         };
-        let gr = graph_root(self.root(), id);
-        let intent = arm(self.root(), "graph_delete", id, "", self.actor)?;
+        let gr = self.store.graph_uri(id);
+        let intent = arm(self.store, "graph_delete", id, "", self.actor)?;
         self.retire.push(intent);
-        if gr.exists() {
-            std::fs::remove_dir_all(&gr).map_err(|e| io(&gr, e))?;
-        }
+        self.store.remove_graph(id)?;
         let prefix_q = format!("query.{id}.");
         let schema = format!("schema.{id}");
         self.l
@@ -434,9 +436,9 @@ impl Run<'_> {
         self.l
             .approval_records
             .insert(a.id.clone(), serde_json::to_value(&a).unwrap_or(Json::Null));
-        write_atomic(
+        self.store.write(
             &apath,
-            &serde_json::to_vec_pretty(&a).map_err(|e| cerr("io_error", e.to_string()))?,
+            serde_json::to_vec_pretty(&a).map_err(|e| cerr("io_error", e.to_string()))?,
         )?;
         self.l.observations.insert(
             res.to_string(),
@@ -447,7 +449,7 @@ impl Run<'_> {
             resource: res.to_string(),
             action: "delete".into(),
             outcome: "applied".into(),
-            message: Some(format!("removed {}", gr.display())),
+            message: Some(format!("removed {gr}")),
         });
         Ok(())
     }

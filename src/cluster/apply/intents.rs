@@ -18,17 +18,14 @@ pub struct Intent {
     pub started_at: String,
 }
 
-pub(super) fn intents_dir(root: &Path) -> PathBuf {
-    cluster_dir(root).join("recoveries")
-}
-
+/// Arms an intent; returns its path under `__cluster/`.
 pub(super) fn arm(
-    root: &Path,
+    store: &ClusterStore,
     kind: &str,
     graph: &str,
     digest: &str,
     actor: &str,
-) -> Result<PathBuf, ClusterError> {
+) -> Result<String, ClusterError> {
     let i = Intent {
         id: ulid::Ulid::new().to_string(),
         kind: kind.to_string(),
@@ -37,25 +34,21 @@ pub(super) fn arm(
         actor: actor.to_string(),
         started_at: chrono::Utc::now().to_rfc3339(),
     };
-    let path = intents_dir(root).join(format!("{}.json", i.id));
-    write_atomic(
+    let path = format!("recoveries/{}.json", i.id);
+    store.write(
         &path,
-        &serde_json::to_vec_pretty(&i).map_err(|e| cerr("io_error", e.to_string()))?,
+        serde_json::to_vec_pretty(&i).map_err(|e| cerr("io_error", e.to_string()))?,
     )?;
     Ok(path)
 }
 
 /// The live schema digest of a graph root (`None`: absent or unopenable).
-pub(super) fn live_schema(
-    rt: &tokio::runtime::Runtime,
-    root: &Path,
-    graph: &str,
-) -> Option<String> {
-    let gr = graph_root(root, graph);
-    if !gr.exists() {
+pub(super) fn live_schema(store: &ClusterStore, graph: &str) -> Option<String> {
+    if !store.graph_exists(graph).unwrap_or(false) {
         return None;
     }
-    rt.block_on(Graph::open(&gr.display().to_string()))
+    store
+        .open_graph(graph)
         .ok()
         .map(|g| digest(g.schema_source().as_bytes()))
 }
@@ -64,38 +57,33 @@ pub(super) fn live_schema(
 /// intent by observation. Completed work the ledger missed is rolled
 /// forward (with an entry in `recovery_records`); work that never moved is
 /// retired; anything else is kept and blocks its graph. Returns the intent
-/// files to remove once the ledger is written.
+/// objects to remove once the ledger is written.
 pub(super) fn sweep(
-    rt: &tokio::runtime::Runtime,
-    root: &Path,
+    store: &ClusterStore,
     l: &mut Ledger,
     changes: &mut Vec<AppliedChange>,
     blocked: &mut BTreeSet<String>,
-) -> Result<Vec<PathBuf>, ClusterError> {
+) -> Result<Vec<String>, ClusterError> {
     let mut retire = Vec::new();
-    let Ok(rd) = std::fs::read_dir(intents_dir(root)) else {
-        return Ok(retire);
-    };
-    let mut files: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
-    files.sort();
-    for p in files
+    for p in store
+        .list("recoveries")?
         .into_iter()
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter(|p| p.ends_with(".json"))
     {
-        let Ok(i) = std::fs::read(&p)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice::<Intent>(&b).map_err(|e| e.to_string()))
+        let Some(i) = store
+            .read(&p)?
+            .and_then(|b| serde_json::from_slice::<Intent>(&b).ok())
         else {
             return Err(cerr(
                 "recovery_unreadable",
                 format!(
                     "{} is unreadable; inspect it, then remove it and re-run",
-                    p.display()
+                    store.uri(&p)
                 ),
             ));
         };
         let schema_res = format!("schema.{}", i.graph);
-        let live = live_schema(rt, root, &i.graph);
+        let live = live_schema(store, &i.graph);
         let applied = l
             .applied_revision
             .resources
@@ -116,9 +104,9 @@ pub(super) fn sweep(
                     "retired"
                 }
             }
-            "graph_create" if !graph_root(root, &i.graph).exists() => "discarded",
+            "graph_create" if !store.graph_exists(&i.graph)? => "discarded",
             "schema_apply" if live.is_some() && live == applied => "retired",
-            "graph_delete" if !graph_root(root, &i.graph).exists() => {
+            "graph_delete" if !store.graph_exists(&i.graph)? => {
                 let prefix = format!("query.{}.", i.graph);
                 let g = format!("graph.{}", i.graph);
                 l.applied_revision
@@ -143,8 +131,8 @@ pub(super) fn sweep(
                 message: Some(format!(
                     "{code}: an interrupted {} left {} in a state apply cannot classify; inspect it (remove a partial root and the intent {} to retry)",
                     i.kind,
-                    graph_root(root, &i.graph).display(),
-                    p.display()
+                    store.graph_uri(&i.graph),
+                    store.uri(&p)
                 )),
             });
             continue;

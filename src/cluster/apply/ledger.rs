@@ -1,5 +1,5 @@
 //! The state ledger (`__cluster/state.json`): what was applied, read and
-//! replaced whole after a compare with the bytes read under the lock.
+//! replaced whole by a compare-and-swap on the version read under the lock.
 
 use super::*;
 
@@ -47,44 +47,64 @@ pub struct ResourceStatus {
     pub message: Option<String>,
 }
 
-/// Reads the ledger and its bytes; `None` when absent.
-pub fn read_ledger(root: &Path) -> Result<Option<(Ledger, Vec<u8>)>, ClusterError> {
-    let path = cluster_dir(root).join("state.json");
-    let bytes = match std::fs::read(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(&path, e)),
-        Ok(b) => b,
+/// The ledger's path under `__cluster/`.
+pub const LEDGER: &str = "state.json";
+
+/// The ledger as read: its content, its bytes (what an approval's digest
+/// binds to) and its version (what the next write compares with).
+#[derive(Debug, Clone)]
+pub struct LedgerRead {
+    pub ledger: Ledger,
+    pub bytes: Vec<u8>,
+    pub version: ObjectVersion,
+}
+
+/// Reads the ledger; `None` when absent.
+///
+/// # Errors
+/// `state_corrupt` when it is not a valid ledger; `storage_error`.
+pub fn read_ledger(store: &ClusterStore) -> Result<Option<LedgerRead>, ClusterError> {
+    let Some((bytes, version)) = store.read_versioned(LEDGER)? else {
+        return Ok(None);
     };
-    let l: Ledger = serde_json::from_slice(&bytes).map_err(|e| {
+    let ledger: Ledger = serde_json::from_slice(&bytes).map_err(|e| {
         cerr(
             "state_corrupt",
             format!(
                 "{} is not a valid ledger ({e}); restore it from a trusted copy",
-                path.display()
+                store.uri(LEDGER)
             ),
         )
     })?;
-    Ok(Some((l, bytes)))
+    Ok(Some(LedgerRead {
+        ledger,
+        bytes,
+        version,
+    }))
 }
 
-/// Replaces the ledger if it still holds `expected` (compare-and-swap
-/// under the lock: a ledger edited meanwhile is never overwritten).
+/// Writes the ledger: created only if absent (`expected: None`), else
+/// replaced only if it is still at the version read (compare and swap on
+/// every backend: a ledger another command changed meanwhile is never
+/// overwritten, `state_conflict`).
 pub(super) fn write_ledger(
-    root: &Path,
+    store: &ClusterStore,
     l: &Ledger,
-    expected: Option<&[u8]>,
+    expected: Option<&ObjectVersion>,
 ) -> Result<(), ClusterError> {
-    let path = cluster_dir(root).join("state.json");
-    let now = std::fs::read(&path).ok();
-    if now.as_deref() != expected {
+    let bytes = serde_json::to_vec_pretty(l).map_err(|e| cerr("state_corrupt", e.to_string()))?;
+    let written = match expected {
+        None => store.create(LEDGER, bytes)?,
+        Some(v) => store.replace_if(LEDGER, v, bytes)?,
+    };
+    if !written {
         return Err(cerr(
             "state_conflict",
             format!(
                 "{} changed while this command held the lock; re-run it",
-                path.display()
+                store.uri(LEDGER)
             ),
         ));
     }
-    let bytes = serde_json::to_vec_pretty(l).map_err(|e| cerr("state_corrupt", e.to_string()))?;
-    write_atomic(&path, &bytes)
+    Ok(())
 }

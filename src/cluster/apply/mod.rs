@@ -5,10 +5,12 @@
 //! delete, `force-unlock` removes a held lock by id; [`serving`] is what
 //! `omnigraph-server --cluster` boots from (the applied revision only).
 //!
-//! Layout under the storage root (`storage:` in `cluster.yaml`, else the
-//! config folder):
-//! - `__cluster/state.json` — the ledger, replaced whole (temp file +
-//!   rename) after checking it still holds the bytes read under the lock;
+//! Layout under the storage root (`storage:` in `cluster.yaml`, a local
+//! path or `s3://bucket/prefix`; else the config folder), every object
+//! through one [`ClusterStore`]:
+//! - `__cluster/state.json` — the ledger, created only if absent, then
+//!   replaced whole only if it is still at the version read under the lock
+//!   (compare and swap: an S3 `If-Match` put, a locked compare locally);
 //! - `__cluster/lock.json` — the lock, created only if absent;
 //! - `__cluster/resources/query/<graph>/<name>/<hex>.gq` and
 //!   `__cluster/resources/policy/<name>/<hex>.yaml` — content-addressed
@@ -18,13 +20,14 @@
 //! - `graphs/<id>.omni` — graph roots.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::{ValidationReport, digest, validate};
 use crate::engine::Graph;
+use crate::storage::control::ObjectVersion;
 
 mod approve;
 mod blobs;
@@ -33,14 +36,16 @@ mod intents;
 mod ledger;
 mod lock;
 mod status;
+mod store;
 
 pub use approve::*;
-pub use blobs::*;
+use blobs::*;
 pub use converge::*;
 pub use intents::*;
 pub use ledger::*;
 pub use lock::*;
 pub use status::*;
+pub use store::*;
 
 /// A control-plane refusal: a stable code and a message with the remedy.
 #[derive(Debug, thiserror::Error)]

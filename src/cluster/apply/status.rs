@@ -32,19 +32,23 @@ pub struct RefreshReport {
 /// apply republishes them). Writes the ledger only when something changed.
 pub fn refresh(dir: &Path) -> Result<RefreshReport, ClusterError> {
     let report = valid(dir)?;
-    let root = report.storage_root.clone();
-    let _lock = lock(&root, "refresh")?;
-    let Some((old, old_bytes)) = read_ledger(&root)? else {
+    let store = store_for(&report)?;
+    let _lock = lock(&store, "refresh")?;
+    let Some(LedgerRead {
+        ledger: old,
+        version: old_version,
+        ..
+    }) = read_ledger(&store)?
+    else {
         return Err(cerr(
             "state_missing",
             "no state ledger yet; run `omnigraph cluster import --config DIR` first",
         ));
     };
-    let rt = rt()?;
     let mut l = old.clone();
     let mut changes = Vec::new();
     let mut blocked = BTreeSet::new();
-    let retire = sweep(&rt, &root, &mut l, &mut changes, &mut blocked)?;
+    let retire = sweep(&store, &mut l, &mut changes, &mut blocked)?;
     let mut drift = Vec::new();
     let drifted = |l: &mut Ledger, r: &str, kind: &str| {
         l.resource_statuses.insert(
@@ -65,7 +69,7 @@ pub fn refresh(dir: &Path) -> Result<RefreshReport, ClusterError> {
         .collect();
     for (res, recorded) in schemas {
         let g = &res["schema.".len()..];
-        if !graph_root(&root, g).exists() {
+        if !store.graph_exists(g)? {
             l.applied_revision.resources.remove(&res);
             l.applied_revision.resources.remove(&format!("graph.{g}"));
             drifted(&mut l, &format!("graph.{g}"), "missing_root");
@@ -77,10 +81,10 @@ pub fn refresh(dir: &Path) -> Result<RefreshReport, ClusterError> {
             });
             continue;
         }
-        let live = live_schema(&rt, &root, g);
+        let live = live_schema(&store, g);
         l.observations.insert(
             format!("graph.{g}"),
-            serde_json::json!({"root": graph_root(&root, g), "exists": true, "schema_digest": live}),
+            serde_json::json!({"root": store.graph_uri(g), "exists": true, "schema_digest": live}),
         );
         if let Some(live) = live
             && live != recorded
@@ -104,13 +108,13 @@ pub fn refresh(dir: &Path) -> Result<RefreshReport, ClusterError> {
         .map(|(r, a)| (r.clone(), a.digest.clone()))
         .collect();
     for (r, d) in blobs {
-        let Some(p) = blob_path(&root, &r, &d) else {
+        let Some(p) = blob_path(&r, &d) else {
             continue;
         };
-        let kind = match std::fs::read(&p) {
-            Err(_) => "missing_blob",
-            Ok(b) if !blob_matches(&r, &b, &d, &l) => "tampered_blob",
-            Ok(_) => continue,
+        let kind = match store.read(&p)? {
+            None => "missing_blob",
+            Some(b) if !blob_matches(&r, &b, &d, &l) => "tampered_blob",
+            Some(_) => continue,
         };
         drifted(&mut l, &r, kind);
         drift.push(Drift {
@@ -123,10 +127,10 @@ pub fn refresh(dir: &Path) -> Result<RefreshReport, ClusterError> {
     let state_written = l != old;
     if state_written {
         l.state_revision = old.state_revision + 1;
-        write_ledger(&root, &l, Some(&old_bytes))?;
+        write_ledger(&store, &l, Some(&old_version))?;
     }
     for p in retire {
-        let _ = std::fs::remove_file(p);
+        let _ = store.delete(&p);
     }
     Ok(RefreshReport {
         drift,
@@ -163,11 +167,9 @@ pub struct StatusReport {
 /// `cluster status`.
 pub fn status(dir: &Path) -> Result<StatusReport, ClusterError> {
     let report = valid(dir)?;
-    let root = report.storage_root.clone();
-    let lock = std::fs::read(cluster_dir(&root).join("lock.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let Some((l, _)) = read_ledger(&root)? else {
+    let store = store_for(&report)?;
+    let lock = held_lock(&store)?;
+    let Some(LedgerRead { ledger: l, .. }) = read_ledger(&store)? else {
         return Ok(StatusReport {
             state_found: false,
             state_revision: 0,
@@ -196,15 +198,15 @@ pub fn status(dir: &Path) -> Result<StatusReport, ClusterError> {
         }
         .to_string();
         if let Some(a) = &applied {
-            if let Some(p) = blob_path(&root, r, a) {
-                match std::fs::read(&p) {
-                    Err(_) => status = "missing_blob".into(),
-                    Ok(b) if !blob_matches(r, &b, a, &l) => status = "tampered_blob".into(),
-                    Ok(_) => {}
+            if let Some(p) = blob_path(r, a) {
+                match store.read(&p)? {
+                    None => status = "missing_blob".into(),
+                    Some(b) if !blob_matches(r, &b, a, &l) => status = "tampered_blob".into(),
+                    Some(_) => {}
                 }
             }
             if let Some(id) = r.strip_prefix("graph.")
-                && !graph_root(&root, id).exists()
+                && !store.graph_exists(id)?
             {
                 status = "missing_root".into();
             }
@@ -244,43 +246,55 @@ pub(super) fn blob_matches(resource: &str, bytes: &[u8], d: &str, l: &Ledger) ->
     }
 }
 
+/// A published text a `--cluster` server loads: where it came from (for
+/// messages) and its verified content.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    pub uri: String,
+    pub text: String,
+}
+
 /// One graph a `--cluster` server serves.
 #[derive(Debug, Clone)]
 pub struct ServedGraph {
     pub id: String,
     pub uri: String,
     /// Verified query blobs.
-    pub query_files: Vec<PathBuf>,
+    pub queries: Vec<Blob>,
     /// The verified policy blob bound to this graph, if any.
-    pub policy: Option<PathBuf>,
+    pub policy: Option<Blob>,
 }
 
 /// What a `--cluster` server boots from.
 #[derive(Debug, Clone)]
 pub struct Serving {
     pub graphs: Vec<ServedGraph>,
-    pub server_policy: Option<PathBuf>,
+    pub server_policy: Option<Blob>,
 }
 
-/// Reads the applied revision of the cluster at `dir` (a config folder,
-/// or a storage root holding `__cluster/state.json`). Refuses (the
-/// message names the remedy) a missing ledger, nothing applied, a missing
-/// or tampered blob.
-pub fn serving(dir: &Path) -> Result<Serving, ClusterError> {
-    let root = if cluster_dir(dir).join("state.json").exists() || !dir.join("cluster.yaml").exists()
-    {
-        dir.to_path_buf()
+/// Reads the applied revision of the cluster at `target`: a config folder
+/// (its `storage:` names the storage root), a local storage root holding
+/// `__cluster/state.json`, or an `s3://bucket/prefix` storage root; the
+/// server needs nothing else, no local state. Refuses (the message names
+/// the remedy) a missing ledger, nothing applied, a missing or tampered
+/// blob.
+pub fn serving(target: &str) -> Result<Serving, ClusterError> {
+    let store = if target.contains("://") && !target.starts_with("file://") {
+        ClusterStore::open_uri(target)?
     } else {
-        validate(dir)
-            .map_err(|e| cerr("config_unreadable", e))?
-            .storage_root
+        let dir = Path::new(target.strip_prefix("file://").unwrap_or(target));
+        if dir.join(CLUSTER_DIR).join(LEDGER).exists() || !dir.join("cluster.yaml").exists() {
+            ClusterStore::open_uri(&dir.display().to_string())?
+        } else {
+            store_for(&validate(dir).map_err(|e| cerr("config_unreadable", e))?)?
+        }
     };
-    let Some((l, _)) = read_ledger(&root)? else {
+    let Some(LedgerRead { ledger: l, .. }) = read_ledger(&store)? else {
         return Err(cerr(
             "state_missing",
             format!(
                 "{} holds no applied cluster state; run `omnigraph cluster import` and `omnigraph cluster apply` first",
-                root.display()
+                store.root()
             ),
         ));
     };
@@ -290,8 +304,8 @@ pub fn serving(dir: &Path) -> Result<Serving, ClusterError> {
         .filter_map(|r| r.strip_prefix("graph."))
         .map(|id| ServedGraph {
             id: id.to_string(),
-            uri: graph_root(&root, id).display().to_string(),
-            query_files: Vec::new(),
+            uri: store.graph_uri(id),
+            queries: Vec::new(),
             policy: None,
         })
         .collect();
@@ -301,28 +315,29 @@ pub fn serving(dir: &Path) -> Result<Serving, ClusterError> {
             "the ledger names no graphs; run `omnigraph cluster apply`",
         ));
     }
-    let verified = |r: &str, a: &AppliedResource| -> Result<PathBuf, ClusterError> {
-        let p = blob_path(&root, r, &a.digest)
+    let verified = |r: &str, a: &AppliedResource| -> Result<Blob, ClusterError> {
+        let p = blob_path(r, &a.digest)
             .ok_or_else(|| cerr("state_corrupt", format!("`{r}` has no blob")))?;
-        let bytes = std::fs::read(&p).map_err(|_| {
-            cerr(
+        let uri = store.uri(&p);
+        let Some(bytes) = store.read(&p)? else {
+            return Err(cerr(
                 "blob_missing",
                 format!(
-                    "{} (for `{r}`) is missing; run `omnigraph cluster apply` to republish it",
-                    p.display()
+                    "{uri} (for `{r}`) is missing; run `omnigraph cluster apply` to republish it"
                 ),
-            )
-        })?;
+            ));
+        };
         if !blob_matches(r, &bytes, &a.digest, &l) {
             return Err(cerr(
                 "blob_tampered",
                 format!(
-                    "{} does not match the digest the ledger recorded for `{r}`; run `omnigraph cluster apply` to republish it",
-                    p.display()
+                    "{uri} does not match the digest the ledger recorded for `{r}`; run `omnigraph cluster apply` to republish it"
                 ),
             ));
         }
-        Ok(p)
+        let text = String::from_utf8(bytes)
+            .map_err(|_| cerr("blob_tampered", format!("{uri} is not UTF-8 text")))?;
+        Ok(Blob { uri, text })
     };
     let mut server_policy = None;
     // A query's blob is its whole file: names from one file share it.
@@ -330,19 +345,19 @@ pub fn serving(dir: &Path) -> Result<Serving, ClusterError> {
     for (r, a) in res {
         if let Some(rest) = r.strip_prefix("query.") {
             let g = rest.split('.').next().unwrap_or_default();
-            let p = verified(r, a)?;
+            let b = verified(r, a)?;
             if let Some(sg) = graphs.iter_mut().find(|s| s.id == g)
                 && seen.insert((g.to_string(), a.digest.clone()))
             {
-                sg.query_files.push(p);
+                sg.queries.push(b);
             }
         } else if r.starts_with("policy.") {
-            let p = verified(r, a)?;
+            let b = verified(r, a)?;
             for scope in &a.applies_to {
                 if scope == "cluster" {
-                    server_policy = Some(p.clone());
+                    server_policy = Some(b.clone());
                 } else if let Some(sg) = graphs.iter_mut().find(|s| &s.id == scope) {
-                    sg.policy = Some(p.clone());
+                    sg.policy = Some(b.clone());
                 }
             }
         }
