@@ -16,64 +16,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::support::{Server, write};
+use crate::two_writers::{PER_BATCH, SCHEMA, batch, visible_at as visible};
 
-const SCHEMA: &str =
-    "node Item {\n  key: String @key\n  batch: String\n}\nedge Link: Item -> Item\n";
-const PER_BATCH: usize = 3;
-const COUNTS: &str = "query n() { match { $a: Item } return { $a.batch as b, count($a) as n } }";
-const EDGE_COUNTS: &str =
-    "query e() { match { $a: Item  $a link $b } return { $a.batch as b, count($b) as n } }";
 const REPLICAS: usize = 3;
 const WRITERS: usize = 6;
-
-fn batch(tag: &str) -> String {
-    let mut s = String::new();
-    for j in 0..PER_BATCH {
-        s += &format!(
-            "{{\"type\":\"Item\",\"data\":{{\"key\":\"{tag}-{j}\",\"batch\":\"{tag}\"}}}}\n"
-        );
-    }
-    for j in 0..PER_BATCH {
-        s += &format!(
-            "{{\"edge\":\"Link\",\"from\":\"{tag}-{j}\",\"to\":\"{tag}-{}\"}}\n",
-            (j + 1) % PER_BATCH
-        );
-    }
-    s
-}
-
-/// Per batch: (nodes, edges) at commit `at` (main's head when `None`).
-fn visible(server: &Server, at: Option<&str>) -> BTreeMap<String, (i64, i64)> {
-    let commit = match at {
-        Some(c) => c.to_string(),
-        None => server.get("/graphs/g/snapshot", None).expect(200).json()["graph_commit_id"]
-            .as_str()
-            .expect("commit")
-            .to_string(),
-    };
-    let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    for (q, edges) in [(COUNTS, false), (EDGE_COUNTS, true)] {
-        let body = json!({"query": q, "snapshot": commit}).to_string();
-        let r = server
-            .post("/graphs/g/query", None, &body)
-            .expect(200)
-            .json();
-        for row in r["rows"].as_array().cloned().unwrap_or_default() {
-            let b = row["b"].as_str().unwrap_or_default().to_string();
-            let n = row["n"].as_i64().unwrap_or_default();
-            let e = out.entry(b).or_default();
-            if edges {
-                e.1 = n;
-            } else {
-                e.0 = n;
-            }
-        }
-    }
-    out
-}
 
 /// Checks one replica's view: every acknowledged batch whole, nothing
 /// partial, and the batch of the last acknowledged commit visible when

@@ -17,14 +17,16 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Server, init_graph, write};
 
-const SCHEMA: &str =
+pub(crate) const SCHEMA: &str =
     "node Item {\n  key: String @key\n  batch: String\n}\nedge Link: Item -> Item\n";
-const PER_BATCH: usize = 5;
+pub(crate) const PER_BATCH: usize = 5;
 const COUNTS: &str = "query n() { match { $a: Item } return { $a.batch as b, count($a) as n } }";
 const EDGE_COUNTS: &str =
     "query e() { match { $a: Item  $a link $b } return { $a.batch as b, count($b) as n } }";
 
-fn batch(tag: &str) -> String {
+/// A numbered batch as load NDJSON: [`PER_BATCH`] `Item`s of batch `tag`
+/// and a ring of `Link` edges between them (two tables per commit).
+pub(crate) fn batch(tag: &str) -> String {
     let mut s = String::new();
     for j in 0..PER_BATCH {
         s += &format!(
@@ -43,11 +45,19 @@ fn batch(tag: &str) -> String {
 /// Per batch: (nodes, edges) visible at main's head, read through the
 /// server: both counts at one commit (the head when the read started).
 fn visible(server: &Server) -> BTreeMap<String, (i64, i64)> {
-    let head = server.get("/graphs/g/snapshot", None).expect(200).json();
-    let commit = head["graph_commit_id"]
-        .as_str()
-        .expect("commit")
-        .to_string();
+    visible_at(server, None)
+}
+
+/// Per batch: (nodes, edges) of graph `g` at commit `at` (main's head when
+/// the read started, for `None`), both counts at that one commit.
+pub(crate) fn visible_at(server: &Server, at: Option<&str>) -> BTreeMap<String, (i64, i64)> {
+    let commit = match at {
+        Some(c) => c.to_string(),
+        None => server.get("/graphs/g/snapshot", None).expect(200).json()["graph_commit_id"]
+            .as_str()
+            .expect("commit")
+            .to_string(),
+    };
     let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     for (q, edges) in [(COUNTS, false), (EDGE_COUNTS, true)] {
         let body = serde_json::json!({"query": q, "snapshot": commit}).to_string();
