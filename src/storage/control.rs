@@ -47,24 +47,66 @@ pub enum ControlError {
     Precondition { path: String },
     #[error("invalid storage location {uri}: {reason}")]
     BadLocation { uri: String, reason: String },
+    /// The store answered 401 or 403 (object_store's `Unauthenticated`,
+    /// `PermissionDenied`): credentials it does not accept, or a policy
+    /// that denies them this location.
+    #[error(
+        "storage refused access to `{path}`: {reason}; check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE) and the bucket's policy"
+    )]
+    AccessRefused { path: String, reason: String },
+}
+
+/// The store's own words for a refusal: the `<Code>`/`<Message>` of an
+/// S3 error body when the error text carries one, else the status.
+fn refusal_reason(e: &(dyn std::error::Error + 'static)) -> String {
+    let text = e.to_string();
+    let tag = |t: &str| {
+        let open = format!("<{t}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{t}>"))? + start;
+        Some(text[start..end].to_string())
+    };
+    match (tag("Code"), tag("Message")) {
+        (Some(c), Some(m)) => format!("{c}: {}", m.trim_end_matches('.')),
+        (Some(c), None) => c,
+        // A HEAD answer has no body to explain itself.
+        _ if text.contains("403 Forbidden") => "HTTP 403 Forbidden".to_string(),
+        _ if text.contains("401 Unauthorized") => "HTTP 401 Unauthorized".to_string(),
+        _ => text,
+    }
+}
+
+/// Whether `e` or an error it wraps is an HTTP 401 or 403 answer.
+fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut at = Some(e);
+    while let Some(e) = at {
+        let text = e.to_string();
+        if text.contains("403 Forbidden") || text.contains("401 Unauthorized") {
+            return true;
+        }
+        at = e.source();
+    }
+    false
 }
 
 impl ControlError {
-    fn from_store(path: &Path, e: object_store::Error) -> Self {
+    fn from_store(path: String, e: object_store::Error) -> Self {
         match e {
-            object_store::Error::AlreadyExists { .. } => ControlError::AlreadyExists {
-                path: path.to_string(),
+            object_store::Error::AlreadyExists { .. } => ControlError::AlreadyExists { path },
+            object_store::Error::NotFound { .. } => ControlError::NotFound { path },
+            object_store::Error::Precondition { .. } => ControlError::Precondition { path },
+            object_store::Error::PermissionDenied { source, .. }
+            | object_store::Error::Unauthenticated { source, .. } => ControlError::AccessRefused {
+                path,
+                reason: refusal_reason(source.as_ref()),
             },
-            object_store::Error::NotFound { .. } => ControlError::NotFound {
-                path: path.to_string(),
+            // Listings fail as `Generic` whatever the status; their text
+            // carries it (object_store keeps the HTTP error private).
+            source if refused(&source) => ControlError::AccessRefused {
+                path,
+                reason: refusal_reason(&source),
             },
-            object_store::Error::Precondition { .. } => ControlError::Precondition {
-                path: path.to_string(),
-            },
-            source => ControlError::Storage {
-                path: path.to_string(),
-                source,
-            },
+            source => ControlError::Storage { path, source },
         }
     }
 }
@@ -76,6 +118,8 @@ pub struct ControlStore {
     /// The local directory, for the file lock that makes `replace_if`
     /// atomic there; `None` for backends with native conditional updates.
     local: Option<std::path::PathBuf>,
+    /// Where the objects are (a directory or `s3://…` URI), for errors.
+    base: String,
 }
 
 /// The version of an object a reader saw (its e-tag), for
@@ -102,6 +146,7 @@ impl ControlStore {
         Ok(Self {
             store: super::metered::wrap(Arc::new(store)),
             local: Some(dir.to_path_buf()),
+            base: dir.display().to_string(),
         })
     }
 
@@ -110,6 +155,7 @@ impl ControlStore {
         Self {
             store: super::metered::wrap(Arc::new(object_store::memory::InMemory::new())),
             local: None,
+            base: "memory:".to_string(),
         }
     }
 
@@ -125,8 +171,9 @@ impl ControlStore {
     /// only mode accepted: a store that ignores them would break
     /// create-if-absent).
     ///
-    /// Nothing is contacted here; a wrong endpoint or credentials surface on
-    /// the first request as [`ControlError::Storage`].
+    /// Nothing is contacted here; a wrong endpoint surfaces on the first
+    /// request as [`ControlError::Storage`], refused credentials as
+    /// [`ControlError::AccessRefused`].
     ///
     /// # Errors
     /// [`ControlError::BadLocation`] when `uri` is not `s3://bucket[/prefix]`,
@@ -153,21 +200,25 @@ impl ControlStore {
         Ok(Self {
             store: super::metered::wrap(store),
             local: None,
+            base: uri.trim_end_matches('/').to_string(),
         })
+    }
+
+    /// `e` from the store, naming `p` by its full location.
+    fn fail(&self, p: &Path, e: object_store::Error) -> ControlError {
+        let at = if p.as_ref().is_empty() {
+            self.base.clone()
+        } else {
+            format!("{}/{p}", self.base)
+        };
+        ControlError::from_store(at, e)
     }
 
     /// Reads a whole object.
     pub async fn get(&self, path: &str) -> Result<bytes_vec::Bytes, ControlError> {
         let p = Path::from(path);
-        let r = self
-            .store
-            .get(&p)
-            .await
-            .map_err(|e| ControlError::from_store(&p, e))?;
-        let b = r
-            .bytes()
-            .await
-            .map_err(|e| ControlError::from_store(&p, e))?;
+        let r = self.store.get(&p).await.map_err(|e| self.fail(&p, e))?;
+        let b = r.bytes().await.map_err(|e| self.fail(&p, e))?;
         Ok(b.to_vec())
     }
 
@@ -186,7 +237,7 @@ impl ControlStore {
         match self.store.head(&p).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(ControlError::from_store(&p, e)),
+            Err(e) => Err(self.fail(&p, e)),
         }
     }
 
@@ -201,7 +252,7 @@ impl ControlStore {
         self.store
             .put_opts(&p, PutPayload::from(data), opts)
             .await
-            .map_err(|e| ControlError::from_store(&p, e))?;
+            .map_err(|e| self.fail(&p, e))?;
         Ok(())
     }
 
@@ -211,7 +262,7 @@ impl ControlStore {
         self.store
             .put(&p, PutPayload::from(data))
             .await
-            .map_err(|e| ControlError::from_store(&p, e))?;
+            .map_err(|e| self.fail(&p, e))?;
         Ok(())
     }
 
@@ -220,7 +271,7 @@ impl ControlStore {
         let p = Path::from(path);
         match self.store.delete(&p).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(ControlError::from_store(&p, e)),
+            Err(e) => Err(self.fail(&p, e)),
         }
     }
 
@@ -233,16 +284,13 @@ impl ControlStore {
         let r = match self.store.get(&p).await {
             Ok(r) => r,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(ControlError::from_store(&p, e)),
+            Err(e) => return Err(self.fail(&p, e)),
         };
         let v = ObjectVersion {
             e_tag: r.meta.e_tag.clone(),
             version: r.meta.version.clone(),
         };
-        let b = r
-            .bytes()
-            .await
-            .map_err(|e| ControlError::from_store(&p, e))?;
+        let b = r.bytes().await.map_err(|e| self.fail(&p, e))?;
         Ok(Some((b.to_vec(), v)))
     }
 
@@ -267,7 +315,7 @@ impl ControlStore {
             self.store
                 .put_opts(&p, PutPayload::from(data), opts)
                 .await
-                .map_err(|e| ControlError::from_store(&p, e))?;
+                .map_err(|e| self.fail(&p, e))?;
             return Ok(());
         };
         let lock_path = dir.join(".cas.lock");
@@ -295,7 +343,7 @@ impl ControlStore {
                 version: m.version,
             }),
             Err(object_store::Error::NotFound { .. }) => None,
-            Err(e) => return Err(ControlError::from_store(&p, e)),
+            Err(e) => return Err(self.fail(&p, e)),
         };
         if current.as_ref() != Some(expected) {
             return Err(ControlError::Precondition {
@@ -325,7 +373,7 @@ impl ControlStore {
             .map_ok(|m| m.location.to_string())
             .try_collect()
             .await
-            .map_err(|e| ControlError::from_store(&p, e))?;
+            .map_err(|e| self.fail(&p, e))?;
         out.sort();
         Ok(out)
     }

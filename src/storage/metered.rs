@@ -191,6 +191,7 @@ impl PaginatedListStore for MeteredLister {
         opts: PaginatedListOptions,
     ) -> Result<PaginatedListResult> {
         bump(&COUNTERS.list, 1);
+        trace("LIST", &prefix.unwrap_or(""));
         let r = self.inner.list_paginated(prefix, opts).await?;
         bump(
             &COUNTERS.listed,
@@ -220,9 +221,11 @@ impl fmt::Display for MeteredStore {
 }
 
 fn counted_listing(
+    prefix: Option<&Path>,
     s: BoxStream<'static, Result<ObjectMeta>>,
 ) -> BoxStream<'static, Result<ObjectMeta>> {
     bump(&COUNTERS.list, 1);
+    trace("LIST", &prefix.map(Path::as_ref).unwrap_or(""));
     s.inspect(|r| {
         if r.is_ok() {
             bump(&COUNTERS.listed, 1);
@@ -278,12 +281,20 @@ impl ObjectStore for MeteredStore {
         &self,
         locations: BoxStream<'static, Result<Path>>,
     ) -> BoxStream<'static, Result<Path>> {
-        self.inner
-            .delete_stream(locations.inspect(|_| bump(&COUNTERS.delete, 1)).boxed())
+        self.inner.delete_stream(
+            locations
+                .inspect(|p| {
+                    bump(&COUNTERS.delete, 1);
+                    if let Ok(p) = p {
+                        trace("DELETE", p);
+                    }
+                })
+                .boxed(),
+        )
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        counted_listing(self.inner.list(prefix))
+        counted_listing(prefix, self.inner.list(prefix))
     }
 
     fn list_with_offset(
@@ -291,11 +302,12 @@ impl ObjectStore for MeteredStore {
         prefix: Option<&Path>,
         offset: &Path,
     ) -> BoxStream<'static, Result<ObjectMeta>> {
-        counted_listing(self.inner.list_with_offset(prefix, offset))
+        counted_listing(prefix, self.inner.list_with_offset(prefix, offset))
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         bump(&COUNTERS.list, 1);
+        trace("LIST", &prefix.map(Path::as_ref).unwrap_or(""));
         let r = self.inner.list_with_delimiter(prefix).await?;
         bump(
             &COUNTERS.listed,

@@ -202,3 +202,131 @@ fn the_cli_writes_and_reads_an_s3_root_with_the_aws_variables() {
     let snap = run(&["snapshot", &uri]);
     assert!(snap.contains("node:Person"), "{snap}");
 }
+
+/// A stand-in for an S3 endpoint that refuses every request as S3 does
+/// a key it does not know (403 `InvalidAccessKeyId`). Returns its port;
+/// the thread serves until the test process ends.
+fn refusing_endpoint() -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0u8; length];
+                let _ = reader.read_exact(&mut body);
+                let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message></Error>";
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+                    xml.len()
+                );
+            });
+        }
+    });
+    port
+}
+
+/// Credentials the endpoint refuses are one error that says so and
+/// names the variables to fix, from the engine and from the CLI, for
+/// opening a graph and for creating one; nothing retries them for long.
+#[test]
+fn refused_credentials_are_one_clear_error() {
+    let port = refusing_endpoint();
+    let env = [
+        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
+        ("AWS_ALLOW_HTTP", "true".to_string()),
+        ("AWS_ACCESS_KEY_ID", "AKIAWRONG".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "wrong".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+    ];
+    let tmp = tempfile::tempdir().expect("tmp");
+    let schema = tmp.path().join("s.pg");
+    std::fs::write(&schema, SMALL).expect("schema");
+    for args in [
+        vec![
+            "init",
+            "--schema",
+            schema.to_str().expect("utf8"),
+            "s3://refusing/g",
+        ],
+        vec![
+            "query",
+            "--uri",
+            "s3://refusing/g",
+            "-e",
+            "query q() { match { $p: Person } return { $p.slug } }",
+        ],
+    ] {
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_omnigraph"))
+            .args(&args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run omnigraph");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{args:?} succeeded: {err}");
+        assert!(
+            err.contains("refused") && err.contains("AWS_ACCESS_KEY_ID"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{args:?} retried refused credentials for {:?}",
+            started.elapsed()
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    omnigraph::storage::s3::set_bucket_options(
+        "refusing-engine",
+        env.iter().map(|(k, v)| {
+            (
+                k.to_ascii_lowercase()
+                    .replace("aws_endpoint_url", "aws_endpoint"),
+                v.clone(),
+            )
+        }),
+    )
+    .expect("options");
+    let e = rt
+        .block_on(Graph::open("s3://refusing-engine/g"))
+        .expect_err("refused");
+    assert!(
+        matches!(
+            e,
+            EngineError::Control(omnigraph::storage::ControlError::AccessRefused { .. })
+        ),
+        "{e}"
+    );
+    let e = rt
+        .block_on(Graph::init("s3://refusing-engine/g", "s.pg", SMALL))
+        .expect_err("refused");
+    assert!(
+        matches!(
+            e,
+            EngineError::Control(omnigraph::storage::ControlError::AccessRefused { .. })
+        ),
+        "{e}"
+    );
+}

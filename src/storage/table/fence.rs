@@ -4,6 +4,8 @@
 //! number, and this handler refuses every number but the expected one.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use futures::StreamExt;
 
@@ -17,20 +19,51 @@ use object_store::path::Path;
 /// Delegates to `inner` (Lance's handler for the URI) with two
 /// changes, each optional: with `expected`, a commit lands only as that
 /// version (the fence), and a further commit through the same handler
-/// only as the version after its own last one; with `head`, the first listing of versions
-/// after `head` answers empty, because the caller knows `head` is the
-/// newest published version and a version someone else wrote after it
-/// makes the fenced commit refuse instead of being missed (this spares
-/// a commit Lance's read of the version hint and its probes). Only the
-/// first: Lance hands a dataset's handler on to the datasets a commit
-/// or checkout derives from it, which may be kept and used later, when
-/// `head` is no longer the newest.
+/// only as the version after its own last one; with `head`, the next
+/// listing of versions after `head` answers empty, because the caller
+/// knows `head` is the newest published version and a version someone
+/// else wrote after it makes the fenced commit refuse instead of being
+/// missed (this spares a commit Lance's read of the version hint and its
+/// probes). A listing from a little before `head` names the versions up
+/// to `head` one by one (a HEAD each) instead of listing `_versions/`: a
+/// commit rebased from an older read version (upkeep prepared while
+/// writes went on) then costs no LIST on object storage.
+///
+/// The shortcut holds for one listing, then again after each commit
+/// through this handler (whose version was the newest when it landed):
+/// Lance hands a dataset's handler on to the datasets a commit or
+/// checkout derives from it, which may be kept and used later, when
+/// `head` is no longer the newest. A stale answer there can only make
+/// a commit try a version that is taken, which create-if-absent refuses
+/// and the retry lists for real.
 #[derive(Debug)]
 pub(super) struct Fence {
-    pub inner: Arc<dyn CommitHandler>,
-    pub expected: Option<std::sync::atomic::AtomicU64>,
-    pub head: Option<u64>,
-    pub head_used: std::sync::atomic::AtomicBool,
+    inner: Arc<dyn CommitHandler>,
+    expected: Option<AtomicU64>,
+    head: AtomicU64,
+    armed: AtomicBool,
+}
+
+/// How many versions behind the known head a listing may start for
+/// [`Fence`] to name each version rather than list them.
+const RESOLVE_BY_NAME_MAX: u64 = 64;
+
+impl Fence {
+    /// `expected`: the only version a commit may land as (then the one
+    /// after each own commit); `head`: the newest published version, as
+    /// far as the caller knows.
+    pub(super) fn new(
+        inner: Arc<dyn CommitHandler>,
+        expected: Option<u64>,
+        head: Option<u64>,
+    ) -> Self {
+        Self {
+            inner,
+            expected: expected.map(AtomicU64::new),
+            head: AtomicU64::new(head.unwrap_or(0)),
+            armed: AtomicBool::new(head.is_some()),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -101,12 +134,29 @@ impl CommitHandler for Fence {
         object_store: &'a ObjectStore,
         since_version: u64,
     ) -> futures::stream::BoxStream<'a, lance::Result<ManifestLocation>> {
-        // Whatever it asks for, the first listing uses up the shortcut.
-        let first = !self
-            .head_used
-            .swap(true, std::sync::atomic::Ordering::SeqCst);
-        if first && self.head == Some(since_version) {
-            return futures::stream::empty().boxed();
+        // Whatever it asks for, a listing uses up the shortcut.
+        if self.armed.swap(false, SeqCst) {
+            let head = self.head.load(SeqCst);
+            if since_version == head {
+                return futures::stream::empty().boxed();
+            }
+            if since_version < head && head - since_version <= RESOLVE_BY_NAME_MAX {
+                // Newest first: Lance takes the first as the latest.
+                let inner = self.inner.clone();
+                let base = base_path.clone();
+                let store = object_store.inner.clone();
+                return futures::stream::iter((since_version + 1..=head).rev())
+                    .map(move |v| {
+                        let (inner, base, store) = (inner.clone(), base.clone(), store.clone());
+                        async move {
+                            inner
+                                .resolve_version_location(&base, v, store.as_ref())
+                                .await
+                        }
+                    })
+                    .buffered(8)
+                    .boxed();
+            }
         }
         self.inner
             .list_manifest_locations_since(base_path, object_store, since_version)
@@ -122,7 +172,6 @@ impl CommitHandler for Fence {
         naming_scheme: ManifestNamingScheme,
         transaction: Option<Transaction>,
     ) -> Result<ManifestLocation, CommitError> {
-        use std::sync::atomic::Ordering::SeqCst;
         let want = self.expected.as_ref().map(|e| e.load(SeqCst));
         if want.is_some_and(|v| v != manifest.version) {
             return Err(CommitError::CommitConflict);
@@ -146,6 +195,12 @@ impl CommitHandler for Fence {
             && let (Some(e), Some(v)) = (&self.expected, want)
         {
             e.store(v + 1, SeqCst);
+        }
+        // The version just landed was the newest: the next listing may
+        // take the shortcut from it.
+        if let Ok(loc) = &r {
+            self.head.store(loc.version, SeqCst);
+            self.armed.store(true, SeqCst);
         }
         r
     }

@@ -61,12 +61,7 @@ pub async fn restore(at: &TableAt, head: u64) -> Result<u64, TableError> {
     let inner = lance_table::io::commit::commit_handler_from_url(&at.uri, &None)
         .await
         .map_err(|e| terr(&at.uri, e))?;
-    let fence = Arc::new(fence::Fence {
-        inner,
-        expected: Some(std::sync::atomic::AtomicU64::new(head + 1)),
-        head: None,
-        head_used: Default::default(),
-    });
+    let fence = Arc::new(fence::Fence::new(inner, Some(head + 1), None));
     let tx = Transaction::new(
         head,
         Operation::Restore {

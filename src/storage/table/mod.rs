@@ -269,12 +269,7 @@ async fn open_fenced(at: &TableAt, expected: Option<u64>) -> Result<Dataset, Tab
     let inner = lance_table::io::commit::commit_handler_from_url(&at.uri, &None)
         .await
         .map_err(|e| terr(&at.uri, e))?;
-    let handler = Arc::new(fence::Fence {
-        inner,
-        expected: expected.map(std::sync::atomic::AtomicU64::new),
-        head: Some(at.version),
-        head_used: Default::default(),
-    });
+    let handler = Arc::new(fence::Fence::new(inner, expected, Some(at.version)));
     let b = match &at.branch {
         Some(br) => branch_builder(&at.uri)
             .with_commit_handler(handler)
@@ -508,12 +503,7 @@ pub async fn commit_staged(
     // `ds` is the newest version as far as the caller knows; one written
     // after it by anyone else makes the fence refuse, so Lance need not
     // look for it ([`open_at_head`]).
-    let fence = Arc::new(fence::Fence {
-        inner,
-        expected: Some(std::sync::atomic::AtomicU64::new(expected)),
-        head: Some(head),
-        head_used: Default::default(),
-    });
+    let fence = Arc::new(fence::Fence::new(inner, Some(expected), Some(head)));
     let mut b = lance::dataset::CommitBuilder::new(ds)
         .with_commit_handler(fence)
         .with_max_retries(1)
