@@ -452,6 +452,8 @@ pub struct RunMutation {
     pub branch: String,
     /// The caller the write is made as and queued under.
     pub actor: String,
+    /// A conditional write's required branch head ([`Graph::if_head`]).
+    pub expect_head: Option<crate::engine::CommitId>,
 }
 
 impl GraphWrite for RunMutation {
@@ -465,7 +467,9 @@ impl GraphWrite for RunMutation {
         _: &OpContext,
     ) -> BoxFuture<'static, Result<WriteReport, EngineError>> {
         async move {
-            g.mutate(&self.query, &self.params, &self.branch, &self.actor)
+            (*g).clone()
+                .if_head(self.expect_head)
+                .mutate(&self.query, &self.params, &self.branch, &self.actor)
                 .await
         }
         .boxed()
@@ -489,6 +493,8 @@ pub struct Mutate {
     pub name: Option<String>,
     /// Parameter values by name (JSON; `null` for none).
     pub params: serde_json::Value,
+    /// A conditional write's required branch head ([`Graph::if_head`]).
+    pub expect_head: Option<crate::engine::CommitId>,
 }
 
 impl GraphWrite for Mutate {
@@ -516,7 +522,9 @@ impl GraphWrite for Mutate {
                     ),
                 });
             }
-            let r = g
+            let r = (*g)
+                .clone()
+                .if_head(self.expect_head)
                 .mutate(&q, &self.params, &self.branch, &self.actor)
                 .await?;
             Ok((q.name.clone(), r))

@@ -37,6 +37,20 @@ pub struct ErrorOutput {
     /// Every conflict of a refused merge (409); nothing was published.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merge_conflicts: Vec<MergeConflictOutput>,
+    /// Set with 412: a conditional write's branch head had moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precondition_failure: Option<PreconditionFailureOutput>,
+}
+
+/// A conditional write's refusal (HTTP 412, reference
+/// `PreconditionFailureOutput`): the request carried
+/// `Omnigraph-If-Graph-Commit: <expected>` and the branch head was
+/// `actual` (`null` on a branch with no commits). The write had no
+/// effect; re-read the branch and decide again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PreconditionFailureOutput {
+    pub expected: String,
+    pub actual: Option<String>,
 }
 
 /// One conflict of a refused merge (reference `MergeConflictOutput`).

@@ -447,6 +447,10 @@ impl CliError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
+            // A conditional write whose branch moved (reference:
+            // docs/user/mutations/index.md, exit code 4).
+            CliError::Engine(crate::engine::EngineError::PreconditionFailed { .. })
+            | CliError::Remote { status: 412, .. } => 4,
             CliError::Input(_) => 1,
             CliError::Engine(
                 crate::engine::EngineError::Io { .. } | crate::engine::EngineError::BadUri { .. },

@@ -280,6 +280,27 @@ impl Remote {
         .await
     }
 
+    /// [`Remote::graph_post`] with `Omnigraph-If-Graph-Commit: <commit>`
+    /// (the conditional routes end in `if-graph-commit`).
+    pub async fn graph_post_if<B: Serialize, T: DeserializeOwned>(
+        &self,
+        rest: &[&str],
+        commit: &str,
+        body: &B,
+    ) -> Result<T, CliError> {
+        let u = self.graph_url(rest, &[])?;
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| CliError::Input(format!("cannot encode the request: {e}")))?;
+        self.send(|| {
+            self.client
+                .post(u.clone())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header("Omnigraph-If-Graph-Commit", commit)
+                .body(bytes.clone())
+        })
+        .await
+    }
+
     /// `POST` of raw `bytes` (`content_type`) to `rest` under the graph.
     pub async fn graph_post_raw<T: DeserializeOwned>(
         &self,
@@ -371,7 +392,13 @@ fn decode<T: DeserializeOwned>(a: Answer) -> Result<T, CliError> {
             e.code
                 .and_then(|c| serde_json::to_value(c).ok())
                 .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_else(|| "error".into()),
+                .unwrap_or_else(|| {
+                    if e.precondition_failure.is_some() {
+                        "precondition_failure".into()
+                    } else {
+                        "error".into()
+                    }
+                }),
             e.error,
         ),
         Err(_) => (

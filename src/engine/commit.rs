@@ -12,6 +12,15 @@ impl Graph {
     pub async fn commit_prepared_here(&self, w: PreparedWrite) -> Result<WriteReport, EngineError> {
         let mut w = w;
         let mut head = None;
+        if let Some(want) = &w.expect_head {
+            // Refused here, before any effect, when the head this process
+            // knows has moved; the publish decides for other processes.
+            let m = match self.known_head() {
+                Some(m) => m,
+                None => self.manifest().await?,
+            };
+            Self::require_head(&m, &w.branch, want)?;
+        }
         if let Some(redo) = w.redo.take() {
             // The head this handle last saw (its own publishes included);
             // one another process published since is met by the fences.
@@ -31,7 +40,10 @@ impl Graph {
                 None => false,
             };
             if moved {
-                w = match (redo.0)(self.clone()).await? {
+                // Prepared again with the write's own condition, which
+                // that preparation checks against the head it reads.
+                let g = self.clone().if_head(w.expect_head.clone());
+                w = match (redo.0)(g).await? {
                     Prepared::Write(again) => again,
                     Prepared::Nothing(report) => return Ok(report),
                 };
@@ -50,6 +62,7 @@ impl Graph {
             staged,
             written,
             deleted,
+            expect_head,
             ..
         } = w;
         let (manifest, commit) = self
@@ -63,7 +76,10 @@ impl Graph {
                 staged,
                 actor: &actor,
                 message: &message,
-                extra: Extra::default(),
+                extra: Extra {
+                    expect_head: expect_head.as_ref(),
+                    ..Extra::default()
+                },
             })
             .await?;
         Ok(WriteReport {
@@ -142,6 +158,11 @@ impl Graph {
             .branches
             .get(branch)
             .ok_or_else(|| Self::unknown_branch(&m, branch))?;
+        // A conditional write whose head moved says so, not that a read
+        // went stale (it is never prepared again).
+        if let Some(want) = extra.expect_head {
+            Self::require_head(&m, branch, want)?;
+        }
         for key in reads {
             if !self.read_holds(
                 key,
@@ -313,7 +334,8 @@ impl Graph {
             Err(
                 e @ (EngineError::Stale { .. }
                 | EngineError::Busy { .. }
-                | EngineError::Drift { .. }),
+                | EngineError::Drift { .. }
+                | EngineError::PreconditionFailed { .. }),
             ) if !moved => {
                 // Refused before any table moved: nothing of this write to
                 // heal, but what refused it may be another's dead write,
@@ -326,7 +348,11 @@ impl Graph {
                     .store(true, std::sync::atomic::Ordering::SeqCst);
                 Err(e)
             }
-            Err(e @ (EngineError::Stale { .. } | EngineError::Busy { .. })) => {
+            Err(
+                e @ (EngineError::Stale { .. }
+                | EngineError::Busy { .. }
+                | EngineError::PreconditionFailed { .. }),
+            ) => {
                 // Undo this write's table commits now, so that preparing it
                 // again meets the published versions.
                 if let Err(h) = self.heal(actor).await {
@@ -542,6 +568,24 @@ impl Graph {
         }
     }
 
+    /// [`EngineError::PreconditionFailed`] unless `branch`'s head in `m`
+    /// is `want` (a conditional write).
+    pub(crate) fn require_head(
+        m: &Manifest,
+        branch: &str,
+        want: &CommitId,
+    ) -> Result<(), EngineError> {
+        let actual = m.branches.get(branch).map(|b| &b.head);
+        if actual == Some(want) {
+            return Ok(());
+        }
+        Err(EngineError::PreconditionFailed {
+            branch: branch.to_string(),
+            expected: want.to_string(),
+            actual: actual.map(ToString::to_string),
+        })
+    }
+
     /// Publishes `new_refs` on `branch` as one commit; `who` is (actor,
     /// message, write id); `extra` adds a second parent and/or switches the
     /// schema (dropping and adding tables on every branch). With `expect`,
@@ -589,6 +633,17 @@ impl Graph {
                         .branches
                         .get_mut(&branch_s)
                         .ok_or_else(|| Self::unknown_branch(cur, &branch_s))?;
+                    // A conditional write: decided here, atomically with
+                    // the publish (a lost race re-reads `cur`).
+                    if let Some(want) = extra.expect_head
+                        && bs.head != *want
+                    {
+                        return Err(EngineError::PreconditionFailed {
+                            branch: branch_s.clone(),
+                            expected: want.to_string(),
+                            actual: Some(bs.head.to_string()),
+                        });
+                    }
                     for (k, r) in new_refs {
                         // A newer version of the same Lance branch already
                         // contains ours (Lance histories are linear): keep it.

@@ -48,6 +48,19 @@ pub enum EngineError {
         "write conflict on table {table}: {reason}; the write was prepared again and still conflicts — retry it"
     )]
     Stale { table: String, reason: String },
+    /// A conditional write (`--if-commit`, `Omnigraph-If-Graph-Commit`)
+    /// found the branch head moved: nothing was written (reference
+    /// docs/user/mutations/index.md, "Conditional writes"; HTTP 412
+    /// `precondition_failure {expected, actual}`, CLI exit code 4).
+    #[error(
+        "branch `{branch}` is at commit {}, not {expected} as the write required; nothing was written — re-read the branch and decide again",
+        actual.as_deref().unwrap_or("(none)")
+    )]
+    PreconditionFailed {
+        branch: String,
+        expected: String,
+        actual: Option<String>,
+    },
     #[error(
         "table {table} on branch `{branch}` is being written by {writer}; the write waited and gave up — retry it"
     )]

@@ -89,7 +89,10 @@ impl Graph {
                 // it checked just the absence of this write's own ids there
                 // (an append's keys): the earlier members' ids must then
                 // differ from them, which the claims below check.
-                let mut fits = w.branch == branch
+                // A conditional write commits alone: its condition names
+                // the head before it, which an earlier member moves.
+                let mut fits = w.expect_head.is_none()
+                    && w.branch == branch
                     && w.reads.iter().all(|k| {
                         let absent = w.absent.get(k).map(|a| &**a);
                         (!written.contains_key(k) || absent.is_some())

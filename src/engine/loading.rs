@@ -301,7 +301,11 @@ impl Graph {
             }
             // (A missing branch goes the usual way: created from `from`, or
             // refused.)
-            if mode != LoadMode::Overwrite && self.manifest().await?.branches.contains_key(branch) {
+            let m = self.manifest().await?;
+            if mode != LoadMode::Overwrite && m.branches.contains_key(branch) {
+                if let Some(want) = &self.expect_head {
+                    Self::require_head(&m, branch, want)?;
+                }
                 return Ok(WriteReport {
                     commit: None,
                     manifest_version: None,
@@ -380,6 +384,9 @@ impl Graph {
             }
         }
         let (view, target) = self.branch_view(&m, branch)?;
+        if let Some(want) = &self.expect_head {
+            Self::require_head(&m, branch, want)?;
+        }
         // Types whose stored rows validation must see.
         let mut node_types: HashSet<String> = staged.nodes.keys().cloned().collect();
         let mut edge_types: HashSet<String> = staged.edges.keys().cloned().collect();
@@ -472,6 +479,7 @@ impl Graph {
             staged: BTreeMap::new(),
             written,
             deleted,
+            expect_head: self.expect_head.clone(),
             redo: None,
         })
         .await

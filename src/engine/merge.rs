@@ -345,6 +345,7 @@ impl Graph {
                 super::Extra {
                     merge_parent: Some(&src.head),
                     schema: None,
+                    expect_head: None,
                 },
             )
             .await?;

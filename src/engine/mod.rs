@@ -241,6 +241,9 @@ pub struct PreparedWrite {
     staged: BTreeMap<TableKey, table::StagedChange>,
     written: BTreeMap<TableKey, usize>,
     deleted: BTreeMap<TableKey, usize>,
+    /// The branch head the write requires (a conditional write): checked
+    /// when prepared, in the commit step, and atomically with the publish.
+    expect_head: Option<CommitId>,
     /// Prepares the write again against the newest head; the commit step
     /// calls it (once) when what the write read has moved, so the redo
     /// runs while nothing in this process can move it again.
@@ -350,6 +353,10 @@ pub(crate) struct Extra<'a> {
     pub merge_parent: Option<&'a str>,
     /// A schema apply's switch.
     pub schema: Option<&'a schema_apply::SchemaSwitch>,
+    /// A conditional write's required branch head: the publish refuses
+    /// ([`EngineError::PreconditionFailed`]) when the manifest it
+    /// publishes over has another.
+    pub expect_head: Option<&'a CommitId>,
 }
 
 /// The table of node type `name` ([`TableKey::node`]).
@@ -442,6 +449,9 @@ pub struct Graph {
     /// One read query's limits ([`EngineError::Budget`];
     /// [`Graph::with_query_limits`]).
     query_limits: budget::QueryLimits,
+    /// The branch head every write through this handle requires
+    /// ([`Graph::if_head`]); `None`: unconditional.
+    expect_head: Option<CommitId>,
 }
 
 /// Ids one `IN (…)` lookup of [`Graph::stored_ids`] names.

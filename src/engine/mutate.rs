@@ -331,6 +331,9 @@ impl Graph {
         let now = super::now_ms();
         let m = self.manifest().await?;
         let (view, target) = self.branch_view(&m, branch)?;
+        if let Some(want) = &self.expect_head {
+            Self::require_head(&m, branch, want)?;
+        }
         let mut st = Pending {
             graph: self,
             view: view.clone(),
@@ -589,6 +592,7 @@ impl Graph {
             staged: BTreeMap::new(),
             written,
             deleted,
+            expect_head: self.expect_head.clone(),
             redo: None,
         })
         .await

@@ -83,6 +83,7 @@ impl Graph {
             upkeep_wanted: Default::default(),
             upkeep_task: None,
             query_limits: budget::QueryLimits::server(),
+            expect_head: None,
         };
         let mut tables = BTreeMap::new();
         for key in graph.table_keys() {
@@ -162,6 +163,7 @@ impl Graph {
             upkeep_wanted: Default::default(),
             upkeep_task: None,
             query_limits: budget::QueryLimits::server(),
+            expect_head: None,
         };
         // Loads the schema the newest manifest names, if it was changed.
         g.manifest().await?;

@@ -514,6 +514,7 @@ impl Graph {
                     super::Extra {
                         merge_parent: sc.merge_parent.as_deref(),
                         schema: sc.schema.as_ref(),
+                        expect_head: None,
                     },
                     Some("rolled_forward"),
                     Some(&expect),

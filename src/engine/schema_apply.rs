@@ -504,6 +504,7 @@ impl Graph {
                 super::Extra {
                     merge_parent: None,
                     schema: Some(&switch),
+                    expect_head: None,
                 },
             )
             .await?;

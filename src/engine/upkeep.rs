@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::manifest::{TableKey, TableRef};
-use super::{EngineError, Graph, lease, now_ms, recovery, stale};
+use super::{CommitId, EngineError, Graph, lease, now_ms, recovery, stale};
 use crate::storage::table::{self, TableAt};
 
 /// The (branch, table) pairs written since their last upkeep.
@@ -220,6 +220,23 @@ impl Graph {
     pub fn with_query_limits(mut self, limits: super::budget::QueryLimits) -> Graph {
         self.query_limits = limits;
         self
+    }
+
+    /// This handle with every write conditional on `branch head ==
+    /// expected` (`None`: unconditional): a write whose branch head is
+    /// another commit when it is prepared, when it commits, or when it
+    /// publishes fails with [`EngineError::PreconditionFailed`] and has
+    /// no effect; it is never prepared again. A write that changes
+    /// nothing answers the same when the head moved. Reference:
+    /// docs/user/mutations/index.md, "Conditional writes".
+    pub fn if_head(mut self, expected: Option<CommitId>) -> Graph {
+        self.expect_head = expected;
+        self
+    }
+
+    /// The branch head writes through this handle require.
+    pub fn expected_head(&self) -> Option<&CommitId> {
+        self.expect_head.as_ref()
     }
 
     /// This handle's query limits.

@@ -34,7 +34,11 @@ impl Response {
         if status >= 400 {
             let j = self.json();
             assert!(
-                j["error"].is_string() && j["code"].is_string(),
+                // 412 has no `code` in the reference's closed set: its
+                // `precondition_failure` says what happened.
+                j["error"].is_string()
+                    && (j["code"].is_string()
+                        || (status == 412 && j["precondition_failure"].is_object())),
                 "error shape: {}",
                 self.body
             );
@@ -51,12 +55,27 @@ pub fn request(
     token: Option<&str>,
     body: Option<&[u8]>,
 ) -> Response {
+    request_with(addr, method, path, token, &[], body)
+}
+
+/// [`request`] with extra header lines (`name`, `value`).
+pub fn request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Response {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(300)))
         .expect("timeout");
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(t) = token {
         head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
     }
     let body = body.unwrap_or(b"");
     if method != "GET" {

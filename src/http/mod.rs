@@ -83,6 +83,8 @@ pub struct ApiError {
     pub message: String,
     pub retry_after: Option<u64>,
     pub merge_conflicts: Vec<crate::api::MergeConflictOutput>,
+    /// With 412: the head the write required and the one it met.
+    pub precondition_failure: Option<crate::api::PreconditionFailureOutput>,
 }
 
 impl ApiError {
@@ -92,6 +94,7 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             merge_conflicts: Vec::new(),
+            precondition_failure: None,
         }
     }
     pub fn bad_request(m: impl Into<String>) -> ApiError {
@@ -107,8 +110,10 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, m)
     }
 
-    fn code(&self) -> ErrorCode {
-        match self.status.as_u16() {
+    /// The closed `code` set of the reference's `ErrorCode`; statuses it
+    /// has no code for (412) send none, their structured field says it.
+    fn code(&self) -> Option<ErrorCode> {
+        Some(match self.status.as_u16() {
             400 | 408 | 413 | 415 => ErrorCode::BadRequest,
             401 => ErrorCode::Unauthorized,
             403 => ErrorCode::Forbidden,
@@ -116,8 +121,9 @@ impl ApiError {
             405 => ErrorCode::MethodNotAllowed,
             409 => ErrorCode::Conflict,
             429 => ErrorCode::TooManyRequests,
+            412 => return None,
             _ => ErrorCode::Internal,
-        }
+        })
     }
 }
 
@@ -143,9 +149,10 @@ impl ResponseError for ApiError {
         }
         b.json(ErrorOutput {
             error: self.message.clone(),
-            code: Some(self.code()),
+            code: self.code(),
             retry_after_seconds: self.retry_after,
             merge_conflicts: self.merge_conflicts.clone(),
+            precondition_failure: self.precondition_failure.clone(),
         })
     }
 }
@@ -177,6 +184,7 @@ impl From<EngineError> for ApiError {
             | E::Drift { .. }
             | E::MergeConflicts { .. } => StatusCode::CONFLICT,
             E::Forbidden { .. } => StatusCode::FORBIDDEN,
+            E::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             E::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -186,6 +194,15 @@ impl From<EngineError> for ApiError {
         let mut out = ApiError::new(status, e.to_string());
         if let E::MergeConflicts { conflicts } = &e {
             out.merge_conflicts = conflicts.iter().map(Into::into).collect();
+        }
+        if let E::PreconditionFailed {
+            expected, actual, ..
+        } = &e
+        {
+            out.precondition_failure = Some(crate::api::PreconditionFailureOutput {
+                expected: expected.clone(),
+                actual: actual.clone(),
+            });
         }
         if let E::Overloaded { .. } = &e {
             out.retry_after = Some(1);

@@ -208,3 +208,106 @@ fn cli_mutate() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("T01"));
 }
+
+/// A handle made with `if_head` writes only while the branch head is the
+/// commit it names: a moved head is `PreconditionFailed` with the head it
+/// met and nothing written, for a mutation, a no-op mutation and a load;
+/// the condition holds for a write prepared before another published
+/// (decided at the publish, where a handle that had not seen the other
+/// write's commit learns of it), and it is never retried into success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_writes_need_the_head_they_name() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let g = small(tmp.path()).await;
+    let h0 = head(&g, "main").await;
+    let r = run(
+        &g.clone().if_head(Some(h0.clone())),
+        "add",
+        json!({"slug": "x", "name": "X"}),
+    )
+    .await
+    .expect("head as named");
+    let h1 = r.commit.expect("commit").id;
+    assert_eq!(head(&g, "main").await, h1);
+    let before = export_sorted(&g, &main_at()).await;
+    let stale = g.clone().if_head(Some(h0.clone()));
+    let refused = |e: EngineError| match e {
+        EngineError::PreconditionFailed {
+            expected, actual, ..
+        } => {
+            assert_eq!(expected, h0.to_string());
+            assert_eq!(actual, Some(h1.to_string()));
+        }
+        other => panic!("expected PreconditionFailed, got {other}"),
+    };
+    refused(
+        run(&stale, "add", json!({"slug": "y", "name": "Y"}))
+            .await
+            .expect_err("moved head"),
+    );
+    // Matches nothing: refused all the same on a moved head, answered
+    // as a no-op on the right one.
+    refused(
+        run(&stale, "rename", json!({"slug": "nobody", "name": "N"}))
+            .await
+            .expect_err("moved head, no-op"),
+    );
+    let r = run(
+        &g.clone().if_head(Some(h1.clone())),
+        "rename",
+        json!({"slug": "nobody", "name": "N"}),
+    )
+    .await
+    .expect("no-op at the head");
+    assert!(r.commit.is_none());
+    refused(
+        load_str(
+            &stale,
+            r#"{"type":"Person","data":{"slug":"z","name":"Z"}}"#,
+            LoadMode::Append,
+            "main",
+        )
+        .await
+        .expect_err("moved head, load"),
+    );
+    assert_eq!(
+        export_sorted(&g, &main_at()).await,
+        before,
+        "nothing written"
+    );
+    assert_eq!(head(&g, "main").await, h1);
+
+    // Prepared at h1 by one handle, then another handle publishes: the
+    // commit of the prepared write is refused, and its tables are left
+    // as published (heal undid its table commits).
+    let other = Graph::open(tmp.path().join("g").to_str().expect("utf8"))
+        .await
+        .expect("second handle");
+    let w = crate::support::prepare(
+        &g.clone().if_head(Some(h1.clone())),
+        QUERIES,
+        "add",
+        json!({"slug": "late", "name": "L"}),
+        "mutator",
+    )
+    .await;
+    let h2 = run(&other, "add", json!({"slug": "first", "name": "F"}))
+        .await
+        .expect("the other write")
+        .commit
+        .expect("commit")
+        .id;
+    match g.commit_prepared(w).await {
+        Err(EngineError::PreconditionFailed { actual, .. }) => {
+            assert_eq!(actual, Some(h2.to_string()))
+        }
+        other => panic!("expected PreconditionFailed, got {other:?}"),
+    }
+    let rows = export_sorted(&g, &main_at()).await;
+    assert!(rows.iter().any(|r| r.contains("\"first\"")));
+    assert!(!rows.iter().any(|r| r.contains("\"late\"")));
+    // The graph still takes writes.
+    run(&g, "add", json!({"slug": "after", "name": "A"}))
+        .await
+        .expect("write after");
+}

@@ -3,6 +3,7 @@
 
 mod bench;
 mod cluster;
+mod conditional;
 mod contract;
 mod cookbook;
 mod crash_load;

@@ -405,6 +405,7 @@ pub async fn run(a: &SuiteArgs) -> Result<(), String> {
         &mut seq,
         [a.history_small, a.history_large],
         a.writes,
+        0,
     ))
     .await?;
     out.insert("writes_embedded".into(), Value::Object(embedded));
@@ -471,7 +472,11 @@ pub async fn run(a: &SuiteArgs) -> Result<(), String> {
 /// requests_max, ops_per_write: {get, head, put, list, listed_entries,
 /// delete, copy}}`, keyed `at_<N>`. Storage requests are counted by
 /// [`metered`] (enable it first); the upkeep's requests that fall inside a
-/// write's window are counted with it.
+/// write's window are counted with it. With `isolated > 0`, that many
+/// more writes each start after the upkeep has drained, and their own
+/// requests alone are `write_only_requests_each` (with min, max and
+/// median), the upkeep's requests between them
+/// `upkeep_requests_per_write`.
 async fn warm_writes(
     g: &Graph,
     gw: &Graph,
@@ -479,6 +484,7 @@ async fn warm_writes(
     seq: &mut u64,
     history: [usize; 2],
     writes: usize,
+    isolated: usize,
 ) -> Result<serde_json::Map<String, Value>, String> {
     let write = async |seq: &mut u64| -> Result<f64, String> {
         *seq += 1;
@@ -521,12 +527,34 @@ async fn warm_writes(
             lat.push(write(seq).await?);
             per_write.push(metered::snapshot().since(&b));
         }
-        commits += writes;
         let total = metered::snapshot().since(&before);
+        let mut alone = Vec::with_capacity(isolated);
+        let mut upkeep = 0u64;
+        for _ in 0..isolated {
+            let b = metered::snapshot();
+            let d = Instant::now();
+            while gw.upkeep_pending() > 0 && d.elapsed() < Duration::from_secs(60) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let w = metered::snapshot();
+            upkeep += w.since(&b).requests();
+            write(seq).await?;
+            alone.push(metered::snapshot().since(&w).requests());
+        }
+        commits += writes + isolated;
         let n = writes.max(1) as f64;
         let reqs: Vec<u64> = per_write.iter().map(|o| o.requests()).collect();
         let mut s = summary(lat);
-        s["history_commits"] = json!(commits - writes);
+        s["history_commits"] = json!(commits - writes - isolated);
+        if isolated > 0 {
+            let mut sorted = alone.clone();
+            sorted.sort_unstable();
+            s["write_only_requests_each"] = json!(alone);
+            s["write_only_requests_min"] = json!(sorted.first());
+            s["write_only_requests_max"] = json!(sorted.last());
+            s["write_only_requests_median"] = json!(sorted.get(sorted.len() / 2));
+            s["upkeep_requests_per_write"] = json!(upkeep as f64 / isolated as f64);
+        }
         s["upkeep_drain_ms"] = json!(drain_ms);
         s["requests_per_write"] = json!(total.requests() as f64 / n);
         s["requests_each"] = json!(reqs);
@@ -538,7 +566,7 @@ async fn warm_writes(
             "listed_entries": total.listed as f64 / n,
             "delete": total.delete as f64 / n, "copy": total.copy as f64 / n,
         });
-        eprintln!("writes at {} commits: {s}", commits - writes);
+        eprintln!("writes at {} commits: {s}", commits - writes - isolated);
         embedded.insert(format!("at_{target}"), s);
     }
     Ok(embedded)
@@ -563,6 +591,10 @@ pub struct S3WritesArgs {
     /// Writes measured at each history point.
     #[arg(long, default_value_t = 50)]
     pub writes: usize,
+    /// Writes measured alone after those (each once the upkeep has
+    /// drained), for the write path's own request count.
+    #[arg(long, default_value_t = 20)]
+    pub isolated: usize,
 }
 
 /// Warm single-row inserts on a graph at `args.uri` (`scripts/bench
@@ -594,6 +626,7 @@ pub async fn s3_writes(a: &S3WritesArgs) -> Result<(), String> {
         &mut seq,
         [a.history_small, a.history_large],
         a.writes,
+        a.isolated,
     ))
     .await?;
     let out = json!({

@@ -82,6 +82,12 @@ pub struct MutateArgs {
     pub remote: ServerArgs,
     #[arg(long)]
     pub json: bool,
+    /// Run only if the branch head is still this commit (the
+    /// `graph_commit_id` of `query --json`); otherwise change nothing and
+    /// exit with code 4 (a conditional write; reference
+    /// docs/user/mutations/index.md).
+    #[arg(long, value_name = "COMMIT")]
+    pub if_commit: Option<String>,
 }
 
 /// Output format of `query` (reference: docs/user/cli/reference.md,

@@ -58,6 +58,7 @@ pub(super) fn invoke_stored<T: serde::de::DeserializeOwned>(
     name: &Option<String>,
     mutation: bool,
     body: &crate::api::InvokeStoredQueryRequest,
+    if_commit: Option<&str>,
 ) -> Result<T, CliError> {
     let Some(name) = name else {
         return Err(CliError::Usage(
@@ -80,7 +81,10 @@ pub(super) fn invoke_stored<T: serde::de::DeserializeOwned>(
             format!("`{name}` is a stored mutation; run it with `omnigraph mutate`")
         }));
     }
-    rt.block_on(r.graph_post(&["queries", name], body))
+    match if_commit {
+        Some(c) => rt.block_on(r.graph_post_if(&["queries", name, "if-graph-commit"], c, body)),
+        None => rt.block_on(r.graph_post(&["queries", name], body)),
+    }
 }
 
 /// `omnigraph alias NAME ARGS…`: the alias's stored query on its server
@@ -149,11 +153,11 @@ pub fn alias(
         .unwrap_or(false);
     if mutation {
         let out: crate::api::ChangeOutput =
-            invoke_stored(&rt, &r, &Some(a.query.clone()), true, &body)?;
+            invoke_stored(&rt, &r, &Some(a.query.clone()), true, &body, None)?;
         json_out(&out);
     } else {
         let out: crate::api::ReadOutput =
-            invoke_stored(&rt, &r, &Some(a.query.clone()), false, &body)?;
+            invoke_stored(&rt, &r, &Some(a.query.clone()), false, &body, None)?;
         print_rows(format, &out);
     }
     Ok(ExitCode::SUCCESS)
@@ -212,6 +216,7 @@ pub fn query(a: QueryRunArgs) -> Result<ExitCode, CliError> {
                     snapshot: a.at.commit.clone(),
                     limits: None,
                 },
+                None,
             )?;
             print_rows(format, &out);
             return Ok(ExitCode::SUCCESS);

@@ -129,6 +129,7 @@ pub fn mutate(a: MutateArgs) -> Result<ExitCode, CliError> {
     if let Some(r) = a.remote.remote_unless(a.store.is_some())? {
         no_local_flags(&a.actor, &a.policy)?;
         let params = (!params.is_null()).then_some(params);
+        let cond = a.if_commit.as_deref();
         let out: crate::api::ChangeOutput = if a.gq.query.is_none() && a.gq.source.is_none() {
             invoke_stored(
                 &rt,
@@ -141,18 +142,22 @@ pub fn mutate(a: MutateArgs) -> Result<ExitCode, CliError> {
                     snapshot: None,
                     limits: None,
                 },
+                cond,
             )?
         } else {
             let (_, src) = gq_source(&a.gq.query, &a.gq.source)?;
-            rt.block_on(r.graph_post(
-                &["mutate"],
-                &crate::api::ChangeRequest {
-                    query: src,
-                    name: a.name.clone(),
-                    params,
-                    branch: Some(a.branch.clone()),
-                },
-            ))?
+            let body = crate::api::ChangeRequest {
+                query: src,
+                name: a.name.clone(),
+                params,
+                branch: Some(a.branch.clone()),
+            };
+            match cond {
+                Some(c) => {
+                    rt.block_on(r.graph_post_if(&["mutate", "if-graph-commit"], c, &body))?
+                }
+                None => rt.block_on(r.graph_post(&["mutate"], &body))?,
+            }
         };
         if a.json {
             json_out(&out);
@@ -186,6 +191,11 @@ pub fn mutate(a: MutateArgs) -> Result<ExitCode, CliError> {
         Err(code) => return Ok(code),
     };
     let who = actor(&a.actor);
+    let g = g.if_head(
+        a.if_commit
+            .as_deref()
+            .map(crate::engine::CommitId::from_text),
+    );
     let r = rt
         .block_on(g.mutate(&q, &params, &a.branch, &who))
         .map_err(engine)?;

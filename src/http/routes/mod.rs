@@ -17,9 +17,9 @@ use crate::actors::ops::{self, Read, Write};
 use crate::actors::supervisor::{Quarantine, Restart, StoredQueries};
 use crate::actors::{Admit, GraphEntry};
 use crate::api::*;
-use crate::engine::ReadAt;
 use crate::engine::exec::QueryControl;
 use crate::engine::load::LoadMode;
+use crate::engine::{CommitId, ReadAt};
 use crate::policy::{Action, BranchCtx};
 use crate::query::CheckedQuery;
 
@@ -72,7 +72,7 @@ macro_rules! route_table {
         #[openapi(
             info(title = "Omnigraph server", description = "Versioned, branchable property graphs over HTTP."),
             paths( $( $dh ),* ),
-            components(schemas(ErrorOutput, ErrorCode, ReadOutput, ChangeOutput)),
+            components(schemas(ErrorOutput, ErrorCode, PreconditionFailureOutput, ReadOutput, ChangeOutput)),
             modifiers(&BearerScheme)
         )]
         pub struct ApiDoc;
@@ -89,6 +89,7 @@ route_table! {
         get "/graphs/{id}/snapshot" => snapshot,
         post "/graphs/{id}/query" => query,
         post "/graphs/{id}/mutate" => mutate,
+        post "/graphs/{id}/mutate/if-graph-commit" => mutate_if_graph_commit,
         post "/graphs/{id}/load" => load_envelope,
         post "/graphs/{id}/load/ndjson" => load_ndjson,
         post "/graphs/{id}/export" => export,
@@ -102,6 +103,7 @@ route_table! {
         get "/graphs/{id}/commits/{commit_id}" => show_commit,
         get "/graphs/{id}/queries" => list_queries,
         post "/graphs/{id}/queries/{name}" => invoke_query,
+        post "/graphs/{id}/queries/{name}/if-graph-commit" => invoke_query_if_graph_commit,
         // Deprecated aliases kept by the reference (RFC 9745 / RFC 8288 headers).
         post "/graphs/{id}/read" => read_alias,
         post "/graphs/{id}/change" => change_alias,
@@ -274,7 +276,7 @@ async fn admit(state: &AppState, actor: &str, bytes: u64) -> Result<Permit, ApiE
                 status: StatusCode::TOO_MANY_REQUESTS,
                 message: format!("{}; retry after {} s", rej.message, rej.retry_after),
                 retry_after: Some(rej.retry_after),
-                merge_conflicts: Vec::new(),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "")
             }
         }
     })

@@ -65,6 +65,33 @@ pub(super) async fn invoke_query(
     path: Path<(String, String)>,
     body: web::Payload,
 ) -> Res {
+    let route = format!("/graphs/{}/queries/{}/if-graph-commit", path.0, path.1);
+    let expect = super::writes::unconditional(&req, &route)?;
+    run_invoke(req, state, path, body, expect).await
+}
+
+/// A stored mutation run only if the branch head is still the commit
+/// named by `Omnigraph-If-Graph-Commit` (as
+/// `POST /graphs/{id}/mutate/if-graph-commit`); 412 with
+/// `precondition_failure` otherwise, 400 for a stored read.
+#[utoipa::path(post, path = "/graphs/{id}/queries/{name}/if-graph-commit", request_body = InvokeStoredQueryRequest, params(("Omnigraph-If-Graph-Commit" = String, Header, description = "The branch head the write requires: a commit id, bare or as a strong entity tag")), responses((status = 200, body = ChangeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 412, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn invoke_query_if_graph_commit(
+    req: HttpRequest,
+    state: Data<AppState>,
+    path: Path<(String, String)>,
+    body: web::Payload,
+) -> Res {
+    let expect = super::writes::if_graph_commit(&req)?;
+    run_invoke(req, state, path, body, Some(expect)).await
+}
+
+async fn run_invoke(
+    req: HttpRequest,
+    state: Data<AppState>,
+    path: Path<(String, String)>,
+    body: web::Payload,
+    expect_head: Option<CommitId>,
+) -> Res {
     let (id, name) = path.into_inner();
     let Entered { actor, entry } = enter(&req, &state, &id)?;
     // Deny == unknown: one 404 body for both, so names cannot be probed.
@@ -97,7 +124,18 @@ pub(super) async fn invoke_query(
         }
         let branch = body.branch.unwrap_or_else(|| MAIN.to_string());
         authorize(&entry, &actor, Action::Change, on_branch(&branch))?;
-        run_mutation(&state, &entry, &actor, q, params, branch, raw.len() as u64).await
+        let op = ops::RunMutation {
+            query: q,
+            params,
+            branch,
+            actor: actor.clone(),
+            expect_head,
+        };
+        run_mutation(&state, &entry, op, raw.len() as u64).await
+    } else if expect_head.is_some() {
+        Err(ApiError::bad_request(format!(
+            "`{name}` is a stored read query; a precondition applies to writes only"
+        )))
     } else {
         run_read(
             &entry,

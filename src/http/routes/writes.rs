@@ -2,30 +2,21 @@
 
 use super::*;
 
-/// Admits and runs a compiled mutation on `branch`; the caller has already
-/// authorized `change` there (`/mutate` before compiling the source, a
-/// stored mutation after `invoke_query`).
+/// Admits (`bytes` of request) and runs a compiled mutation (a stored
+/// one); the caller has already authorized `change` on its branch.
 pub(super) async fn run_mutation(
     state: &AppState,
     entry: &GraphEntry,
-    actor: &str,
-    q: CheckedQuery,
-    params: Json,
-    branch: String,
+    op: ops::RunMutation,
     bytes: u64,
 ) -> Res {
-    let _permit = admit(state, actor, bytes).await?;
+    let actor = op.actor.clone();
+    let _permit = admit(state, &actor, bytes).await?;
     // A mutation is prepared concurrently with other writes and committed
     // in the GraphActor's commit queue: it holds no (table, branch) key.
-    let name = q.name.clone();
-    let op = ops::RunMutation {
-        query: q,
-        params,
-        branch: branch.clone(),
-        actor: actor.to_string(),
-    };
+    let (name, branch) = (op.query.name.clone(), op.branch.clone());
     let r = ask(entry, Write(op), STOPPED_WRITING).await?;
-    ok(&ChangeOutput::of_write(&branch, &name, actor, &r))
+    ok(&ChangeOutput::of_write(&branch, &name, &actor, &r))
 }
 
 #[utoipa::path(post, path = "/graphs/{id}/mutate", request_body = ChangeRequest, responses((status = 200, body = ChangeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
@@ -34,6 +25,34 @@ pub(super) async fn mutate(
     state: Data<AppState>,
     id: Path<String>,
     body: web::Payload,
+) -> Res {
+    let expect = unconditional(&req, &format!("/graphs/{id}/mutate/if-graph-commit"))?;
+    run_mutate(req, state, id, body, expect).await
+}
+
+/// A conditional mutation (reference docs/user/mutations/index.md,
+/// "Conditional writes"): runs only if the branch head is still the
+/// commit named by the `Omnigraph-If-Graph-Commit` header, decided
+/// atomically with the publish; 412 with `precondition_failure
+/// {expected, actual}` and no effect otherwise. A separate route, so an
+/// older server answers 404 instead of ignoring the header.
+#[utoipa::path(post, path = "/graphs/{id}/mutate/if-graph-commit", request_body = ChangeRequest, params(("Omnigraph-If-Graph-Commit" = String, Header, description = "The branch head the write requires: a commit id (`graph_commit_id` of the read it depends on), bare or as a strong entity tag `\"<id>\"`")), responses((status = 200, body = ChangeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 412, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+pub(super) async fn mutate_if_graph_commit(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+) -> Res {
+    let expect = if_graph_commit(&req)?;
+    run_mutate(req, state, id, body, Some(expect)).await
+}
+
+async fn run_mutate(
+    req: HttpRequest,
+    state: Data<AppState>,
+    id: Path<String>,
+    body: web::Payload,
+    expect_head: Option<CommitId>,
 ) -> Res {
     let Entered { actor, entry } = enter(&req, &state, &id)?;
     let (raw, body): (Bytes, ChangeRequest) = read_json(body, None).await?;
@@ -52,11 +71,58 @@ pub(super) async fn mutate(
             source: body.query,
             name: body.name,
             params: body.params.unwrap_or(Json::Null),
+            expect_head,
         }),
         STOPPED_WRITING,
     )
     .await?;
     ok(&ChangeOutput::of_write(&branch, &name, &actor, &r))
+}
+
+/// The conditional routes' header.
+pub(super) const IF_GRAPH_COMMIT: &str = "Omnigraph-If-Graph-Commit";
+
+/// The commit id of the `Omnigraph-If-Graph-Commit` header: bare or a
+/// strong entity tag (`"<id>"`). 400 when it is missing, `*`, weak
+/// (`W/"…"`) or empty.
+pub(super) fn if_graph_commit(req: &HttpRequest) -> Result<CommitId, ApiError> {
+    let v = req
+        .headers()
+        .get(IF_GRAPH_COMMIT)
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "a conditional write needs the `{IF_GRAPH_COMMIT}: <commit id>` header (the `graph_commit_id` of the read it depends on)"
+            ))
+        })?
+        .to_str()
+        .map_err(|_| ApiError::bad_request(format!("`{IF_GRAPH_COMMIT}` must be ASCII")))?
+        .trim();
+    if v == "*" || v.starts_with("W/") {
+        return Err(ApiError::bad_request(format!(
+            "`{IF_GRAPH_COMMIT}` takes one commit id; the `*` and weak (`W/\"…\"`) forms are refused"
+        )));
+    }
+    let id = v
+        .strip_prefix('"')
+        .and_then(|x| x.strip_suffix('"'))
+        .unwrap_or(v);
+    if id.is_empty() || id.contains('"') || id.contains(',') {
+        return Err(ApiError::bad_request(format!(
+            "`{IF_GRAPH_COMMIT}` must name one commit id, got `{v}`"
+        )));
+    }
+    Ok(CommitId::from_text(id))
+}
+
+/// 400 when an ordinary write route gets the conditional header: the
+/// condition would otherwise be ignored; `route` is the one to use.
+pub(super) fn unconditional(req: &HttpRequest, route: &str) -> Result<Option<CommitId>, ApiError> {
+    if req.headers().contains_key(IF_GRAPH_COMMIT) {
+        return Err(ApiError::bad_request(format!(
+            "`{IF_GRAPH_COMMIT}` is honoured only by the conditional routes; send this write to POST {route}"
+        )));
+    }
+    Ok(None)
 }
 
 pub(super) fn declared_len(req: &HttpRequest) -> Option<u64> {
