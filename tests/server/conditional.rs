@@ -304,4 +304,56 @@ fn conditional_writes_check_the_head_and_the_header() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("re-read the branch"));
+    // `load --if-commit` on the local graph: the same rule.
+    let out = cli(&[
+        "query",
+        "get",
+        "--query",
+        &queries,
+        "--params",
+        r#"{"name":"c"}"#,
+        "--store",
+        &uri,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let now: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let now = now["graph_commit_id"].as_str().expect("head").to_string();
+    let more = write(
+        tmp.path(),
+        "more.jsonl",
+        "{\"type\":\"Counter\",\"data\":{\"name\":\"d\",\"value\":1}}\n",
+    );
+    let load = |at: &str| {
+        cli(&[
+            "load",
+            "--mode",
+            "merge",
+            "--data",
+            &more,
+            "--if-commit",
+            at,
+            &uri,
+        ])
+    };
+    let out = load(&old);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = load(&now);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

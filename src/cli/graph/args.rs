@@ -42,6 +42,11 @@ pub struct LoadArgs {
     pub target: Target,
     #[arg(long)]
     pub json: bool,
+    /// Load only if the branch head is still this commit; otherwise change
+    /// nothing and exit with code 4 (as `mutate --if-commit`). A local
+    /// graph only: the server's load routes take no precondition.
+    #[arg(long, value_name = "COMMIT")]
+    pub if_commit: Option<String>,
 }
 
 /// Which `.gq` source a `query` or `mutate` runs, and its parameters.

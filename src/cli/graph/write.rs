@@ -27,6 +27,11 @@ pub fn load(a: LoadArgs) -> Result<ExitCode, CliError> {
     let rt = runtime()?;
     if let Some(r) = a.target.remote()? {
         no_local_flags(&a.actor, &a.policy)?;
+        if a.if_commit.is_some() {
+            return Err(CliError::Usage(
+                "--if-commit: the server's load routes take no precondition; load a local graph, or use `mutate --if-commit`".into(),
+            ));
+        }
         // The same NDJSON, raw, to `load/ndjson` (the reference's remote
         // load).
         let data = if a.data.as_os_str() == "-" {
@@ -72,7 +77,11 @@ pub fn load(a: LoadArgs) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::SUCCESS);
     }
     let uri = a.target.resolve()?;
-    let g = open_for_write(&rt, &uri, &a.policy)?;
+    let g = open_for_write(&rt, &uri, &a.policy)?.if_head(
+        a.if_commit
+            .as_deref()
+            .map(crate::engine::CommitId::from_text),
+    );
     // Whether `--from` forks the branch first (`branch_created` in the
     // `--json` output, as the load routes answer).
     let creates = a.from.is_some()
