@@ -40,6 +40,20 @@ pub struct ErrorOutput {
     /// Set with 412: a conditional write's branch head had moved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precondition_failure: Option<PreconditionFailureOutput>,
+    /// Set with 409: a strict insert (`mode=append`) named an id its type
+    /// already holds; nothing was written. Load again with `mode=merge`
+    /// to update it, or choose another id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_conflict: Option<KeyConflictOutput>,
+}
+
+/// A strict insert's id conflict (reference `KeyConflictOutput`):
+/// `entity_kind` is `node` or `edge`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct KeyConflictOutput {
+    pub entity_kind: String,
+    pub type_name: String,
+    pub entity_id: Option<String>,
 }
 
 /// A conditional write's refusal (HTTP 412, reference

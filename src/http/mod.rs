@@ -85,6 +85,8 @@ pub struct ApiError {
     pub merge_conflicts: Vec<crate::api::MergeConflictOutput>,
     /// With 412: the head the write required and the one it met.
     pub precondition_failure: Option<crate::api::PreconditionFailureOutput>,
+    /// With 409: a strict insert's id conflict (the first of the load).
+    pub key_conflict: Option<crate::api::KeyConflictOutput>,
 }
 
 impl ApiError {
@@ -95,6 +97,7 @@ impl ApiError {
             retry_after: None,
             merge_conflicts: Vec::new(),
             precondition_failure: None,
+            key_conflict: None,
         }
     }
     pub fn bad_request(m: impl Into<String>) -> ApiError {
@@ -153,6 +156,7 @@ impl ResponseError for ApiError {
             retry_after_seconds: self.retry_after,
             merge_conflicts: self.merge_conflicts.clone(),
             precondition_failure: self.precondition_failure.clone(),
+            key_conflict: self.key_conflict.clone(),
         })
     }
 }
@@ -160,7 +164,14 @@ impl ResponseError for ApiError {
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
         use EngineError as E;
+        let key_conflict = match &e {
+            E::Load { errors } => errors.iter().find_map(|l| l.key_conflict.clone()),
+            _ => None,
+        };
         let status = match &e {
+            // A strict insert's key conflict is a conflict, not bad input
+            // (reference errors.md: 409 with `key_conflict`).
+            E::Load { .. } if key_conflict.is_some() => StatusCode::CONFLICT,
             E::Load { .. }
             | E::Query { .. }
             | E::Source { .. }
@@ -195,6 +206,11 @@ impl From<EngineError> for ApiError {
         if let E::MergeConflicts { conflicts } = &e {
             out.merge_conflicts = conflicts.iter().map(Into::into).collect();
         }
+        out.key_conflict = key_conflict.map(|k| crate::api::KeyConflictOutput {
+            entity_kind: k.entity_kind,
+            type_name: k.type_name,
+            entity_id: k.entity_id,
+        });
         if let E::PreconditionFailed {
             expected, actual, ..
         } = &e

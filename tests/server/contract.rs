@@ -215,6 +215,27 @@ fn every_shared_route_answers_in_the_documented_shape() {
         Some(line),
         200,
     );
+    // The same id again, strictly: 409 with the reference's `key_conflict`.
+    let conflict = call(
+        "POST",
+        "/graphs/{graph_id}/load/ndjson",
+        "/graphs/g/load/ndjson?mode=append",
+        tok,
+        Some(line),
+        409,
+    );
+    assert_eq!(
+        conflict["key_conflict"]["entity_kind"], "node",
+        "{conflict}"
+    );
+    assert_eq!(
+        conflict["key_conflict"]["type_name"], "Person",
+        "{conflict}"
+    );
+    assert!(
+        conflict["key_conflict"]["entity_id"].is_string(),
+        "{conflict}"
+    );
     call(
         "POST",
         "/graphs/{graph_id}/load/ndjson",

@@ -48,6 +48,22 @@ pub struct LoadError {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     pub message: String,
+    /// Set when the row was a strict insert (`append`) of an id its type
+    /// already holds: the reference's `key_conflict` (HTTP 409).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_conflict: Option<KeyConflict>,
+}
+
+/// A strict insert's id that already names an entity of its type
+/// (reference `KeyConflictOutput`, docs/user/operations/errors.md).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KeyConflict {
+    /// `node` or `edge`.
+    pub entity_kind: String,
+    /// The node or edge type.
+    pub type_name: String,
+    /// The conflicting id.
+    pub entity_id: Option<String>,
 }
 
 impl fmt::Display for LoadError {
@@ -67,6 +83,26 @@ fn err(line: usize, field: Option<&str>, message: impl Into<String>) -> LoadErro
         line,
         field: field.map(str::to_string),
         message: message.into(),
+        key_conflict: None,
+    }
+}
+
+/// A strict insert's key conflict on `line` (`kind`: `node` or `edge`).
+fn key_conflict(
+    line: usize,
+    field: Option<&str>,
+    kind: &str,
+    t: &str,
+    id: &str,
+    message: String,
+) -> LoadError {
+    LoadError {
+        key_conflict: Some(KeyConflict {
+            entity_kind: kind.to_string(),
+            type_name: t.to_string(),
+            entity_id: Some(id.to_string()),
+        }),
+        ..err(line, field, message)
     }
 }
 
@@ -665,7 +701,7 @@ pub fn validate_graph(
             let ids = existing.node_ids.get(t);
             for r in rows {
                 if ids.is_some_and(|s| s.contains(&r.id)) {
-                    errors.push(err(r.line, None, format!(
+                    errors.push(key_conflict(r.line, None, "node", t, &r.id, format!(
                         "key_conflict: `{t}` `{}` already exists; use --mode merge to update it",
                         r.id
                     )));
@@ -676,9 +712,12 @@ pub fn validate_graph(
             let ids = existing.edge_ids.get(t);
             for r in rows {
                 if ids.is_some_and(|s| s.contains(&r.id)) {
-                    errors.push(err(
+                    errors.push(key_conflict(
                         r.line,
                         Some("id"),
+                        "edge",
+                        t,
+                        &r.id,
                         format!("key_conflict: edge `{t}` `{}` already exists", r.id),
                     ));
                 }

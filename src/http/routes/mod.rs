@@ -72,7 +72,7 @@ macro_rules! route_table {
         #[openapi(
             info(title = "Omnigraph server", description = "Versioned, branchable property graphs over HTTP."),
             paths( $( $dh ),* ),
-            components(schemas(ErrorOutput, ErrorCode, PreconditionFailureOutput, ReadOutput, ChangeOutput)),
+            components(schemas(ErrorOutput, ErrorCode, PreconditionFailureOutput, KeyConflictOutput, ReadOutput, ChangeOutput)),
             modifiers(&BearerScheme)
         )]
         pub struct ApiDoc;
