@@ -84,9 +84,9 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     pub merge_conflicts: Vec<crate::api::MergeConflictOutput>,
     /// With 412: the head the write required and the one it met.
-    pub precondition_failure: Option<crate::api::PreconditionFailureOutput>,
+    pub precondition_failure: Option<Box<crate::api::PreconditionFailureOutput>>,
     /// With 409: a strict insert's id conflict (the first of the load).
-    pub key_conflict: Option<crate::api::KeyConflictOutput>,
+    pub key_conflict: Option<Box<crate::api::KeyConflictOutput>>,
 }
 
 impl ApiError {
@@ -155,8 +155,8 @@ impl ResponseError for ApiError {
             code: self.code(),
             retry_after_seconds: self.retry_after,
             merge_conflicts: self.merge_conflicts.clone(),
-            precondition_failure: self.precondition_failure.clone(),
-            key_conflict: self.key_conflict.clone(),
+            precondition_failure: self.precondition_failure.as_deref().cloned(),
+            key_conflict: self.key_conflict.as_deref().cloned(),
         })
     }
 }
@@ -206,19 +206,21 @@ impl From<EngineError> for ApiError {
         if let E::MergeConflicts { conflicts } = &e {
             out.merge_conflicts = conflicts.iter().map(Into::into).collect();
         }
-        out.key_conflict = key_conflict.map(|k| crate::api::KeyConflictOutput {
-            entity_kind: k.entity_kind,
-            type_name: k.type_name,
-            entity_id: k.entity_id,
+        out.key_conflict = key_conflict.map(|k| {
+            Box::new(crate::api::KeyConflictOutput {
+                entity_kind: k.entity_kind,
+                type_name: k.type_name,
+                entity_id: k.entity_id,
+            })
         });
         if let E::PreconditionFailed {
             expected, actual, ..
         } = &e
         {
-            out.precondition_failure = Some(crate::api::PreconditionFailureOutput {
+            out.precondition_failure = Some(Box::new(crate::api::PreconditionFailureOutput {
                 expected: expected.clone(),
                 actual: actual.clone(),
-            });
+            }));
         }
         if let E::Overloaded { .. } = &e {
             out.retry_after = Some(1);
