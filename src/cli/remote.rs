@@ -268,16 +268,7 @@ impl Remote {
         rest: &[&str],
         body: &B,
     ) -> Result<T, CliError> {
-        let u = self.graph_url(rest, &[])?;
-        let bytes = serde_json::to_vec(body)
-            .map_err(|e| CliError::Input(format!("cannot encode the request: {e}")))?;
-        self.send(|| {
-            self.client
-                .post(u.clone())
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(bytes.clone())
-        })
-        .await
+        self.graph_post_with(rest, None, body).await
     }
 
     /// [`Remote::graph_post`] with `Omnigraph-If-Graph-Commit: <commit>`
@@ -288,15 +279,28 @@ impl Remote {
         commit: &str,
         body: &B,
     ) -> Result<T, CliError> {
+        self.graph_post_with(rest, Some(commit), body).await
+    }
+
+    async fn graph_post_with<B: Serialize, T: DeserializeOwned>(
+        &self,
+        rest: &[&str],
+        if_commit: Option<&str>,
+        body: &B,
+    ) -> Result<T, CliError> {
         let u = self.graph_url(rest, &[])?;
         let bytes = serde_json::to_vec(body)
             .map_err(|e| CliError::Input(format!("cannot encode the request: {e}")))?;
         self.send(|| {
-            self.client
+            let rb = self
+                .client
                 .post(u.clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header("Omnigraph-If-Graph-Commit", commit)
-                .body(bytes.clone())
+                .body(bytes.clone());
+            match if_commit {
+                Some(c) => rb.header("Omnigraph-If-Graph-Commit", c),
+                None => rb,
+            }
         })
         .await
     }

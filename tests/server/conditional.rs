@@ -236,124 +236,75 @@ fn conditional_writes_check_the_head_and_the_header() {
     // The CLI, remote and embedded: exit code 4 on a moved head.
     let (_, head) = read(&server, "c");
     let base = format!("http://{}", server.addr);
-    let cli = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_omnigraph"))
+    // Runs the CLI; asserts its exit code; answers its stdout and stderr.
+    let cli = |args: &[&str], code: i32| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_omnigraph"))
             .args(args)
             .env("NO_COLOR", "1")
             .output()
-            .expect("run omnigraph")
+            .expect("run omnigraph");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "omnigraph {args:?}: {err}");
+        (out.stdout, err)
     };
-    let out = cli(&[
-        "mutate",
-        "set",
-        "--query",
-        &queries,
-        "--params",
-        r#"{"name":"c","value":10}"#,
-        "--server",
-        &base,
-        "--graph",
-        "g",
-        "--if-commit",
-        &old,
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("precondition_failure"));
-    let out = cli(&[
-        "mutate",
-        "set",
-        "--query",
-        &queries,
-        "--params",
-        r#"{"name":"c","value":10}"#,
-        "--server",
-        &base,
-        "--graph",
-        "g",
-        "--if-commit",
-        &head,
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let set = |value: &str, at: &str, target: &[&str], code: i32| {
+        let params = format!(r#"{{"name":"c","value":{value}}}"#);
+        let mut args = vec![
+            "mutate",
+            "set",
+            "--query",
+            &queries,
+            "--params",
+            &params,
+            "--if-commit",
+            at,
+        ];
+        args.extend_from_slice(target);
+        cli(&args, code).1
+    };
+    let remote = ["--server", base.as_str(), "--graph", "g"];
+    assert!(set("10", &old, &remote, 4).contains("precondition_failure"));
+    set("10", &head, &remote, 0);
     drop(server);
-    let out = cli(&[
-        "mutate",
-        "set",
-        "--query",
-        &queries,
-        "--params",
-        r#"{"name":"c","value":11}"#,
-        "--store",
-        &uri,
-        "--if-commit",
-        &head,
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("re-read the branch"));
+    assert!(set("11", &head, &["--store", &uri], 4).contains("re-read the branch"));
     // `load --if-commit` on the local graph: the same rule.
-    let out = cli(&[
-        "query",
-        "get",
-        "--query",
-        &queries,
-        "--params",
-        r#"{"name":"c"}"#,
-        "--store",
-        &uri,
-        "--format",
-        "json",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (out, _) = cli(
+        &[
+            "query",
+            "get",
+            "--query",
+            &queries,
+            "--params",
+            r#"{"name":"c"}"#,
+            "--store",
+            &uri,
+            "--format",
+            "json",
+        ],
+        0,
     );
-    let now: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let now: serde_json::Value = serde_json::from_slice(&out).expect("json");
     let now = now["graph_commit_id"].as_str().expect("head").to_string();
     let more = write(
         tmp.path(),
         "more.jsonl",
         "{\"type\":\"Counter\",\"data\":{\"name\":\"d\",\"value\":1}}\n",
     );
-    let load = |at: &str| {
-        cli(&[
-            "load",
-            "--mode",
-            "merge",
-            "--data",
-            &more,
-            "--if-commit",
-            at,
-            &uri,
-        ])
+    let load = |at: &str, code: i32| {
+        cli(
+            &[
+                "load",
+                "--mode",
+                "merge",
+                "--data",
+                &more,
+                "--if-commit",
+                at,
+                &uri,
+            ],
+            code,
+        )
     };
-    let out = load(&old);
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = load(&now);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    load(&old, 4);
+    load(&now, 0);
 }
