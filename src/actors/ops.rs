@@ -230,6 +230,9 @@ pub struct Export {
     pub sink: Box<dyn std::io::Write + Send>,
     /// Called with the error's message when the export fails after it answered.
     pub on_error: Box<dyn FnOnce(String) + Send>,
+    /// Bytes written after the last row, only when every row was (a
+    /// baseline's terminal record).
+    pub trailer: Option<Vec<u8>>,
 }
 
 impl GraphRead for Export {
@@ -242,6 +245,7 @@ impl GraphRead for Export {
                 types,
                 mut sink,
                 on_error,
+                trailer,
             } = self;
             let catalog = g.catalog();
             for t in types.iter().flatten() {
@@ -258,6 +262,13 @@ impl GraphRead for Export {
             // not one of the runtime's workers.
             rt.clone().spawn_blocking(move || {
                 let r = rt.block_on(g.export(&at, types.as_deref(), &mut sink, |_| {}));
+                let r = r.and_then(|_| match &trailer {
+                    Some(t) => sink.write_all(t).map_err(|e| EngineError::Io {
+                        path: "<response>".into(),
+                        source: e,
+                    }),
+                    None => Ok(()),
+                });
                 let r = r.and_then(|_| {
                     sink.flush().map_err(|e| EngineError::Io {
                         path: "<response>".into(),
@@ -270,6 +281,56 @@ impl GraphRead for Export {
                 }
             });
             Ok(())
+        }
+        .boxed()
+    }
+}
+
+/// One page of a commit's entity changes ([`Graph::commit_changes_page`]).
+pub struct CommitChanges {
+    pub id: String,
+    pub filter: crate::engine::changes::ChangeFilter,
+    pub page_token: Option<String>,
+    pub limit: Option<u64>,
+}
+
+impl GraphRead for CommitChanges {
+    type Output = crate::engine::feed::CommitChangesPage;
+    fn run(self, g: Arc<Graph>, _: &OpContext) -> BoxFuture<'static, Result<Self::Output, EngineError>> {
+        async move {
+            g.commit_changes_page(&self.id, self.filter, self.page_token.as_deref(), self.limit)
+                .await
+        }
+        .boxed()
+    }
+}
+
+/// One page of the change feed ([`Graph::poll_changes`]).
+pub struct PollChanges(pub crate::engine::feed::FeedRequest);
+
+impl GraphRead for PollChanges {
+    type Output = crate::engine::feed::FeedPage;
+    fn run(self, g: Arc<Graph>, _: &OpContext) -> BoxFuture<'static, Result<Self::Output, EngineError>> {
+        async move { g.poll_changes(self.0).await }.boxed()
+    }
+}
+
+/// A baseline's capture ([`Graph::capture_baseline`]): the head commit,
+/// the resume cursor and the types the snapshot holds (`None`: all).
+pub struct CaptureBaseline {
+    pub branch: String,
+    pub filter: crate::engine::changes::ChangeFilter,
+}
+
+impl GraphRead for CaptureBaseline {
+    type Output = (crate::engine::CommitId, String, Option<Vec<String>>);
+    fn run(self, g: Arc<Graph>, _: &OpContext) -> BoxFuture<'static, Result<Self::Output, EngineError>> {
+        async move {
+            let (head, cursor) = g.capture_baseline(&self.branch, self.filter.clone()).await?;
+            let types = g
+                .baseline_types(&ReadAt::Commit(head.clone()), &self.filter)
+                .await?;
+            Ok((head, cursor, types))
         }
         .boxed()
     }

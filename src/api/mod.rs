@@ -45,6 +45,15 @@ pub struct ErrorOutput {
     /// to update it, or choose another id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_conflict: Option<KeyConflictOutput>,
+    /// Set with 409 on the change routes: the commit cannot be diffed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_diff_refusal: Option<ChangeDiffRefusalOutput>,
+    /// Set with 410: the feed cannot continue from retained history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_feed_gap: Option<ChangeFeedGapOutput>,
+    /// Set with 413: a request above an explicit ceiling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_limit: Option<ResourceLimitOutput>,
 }
 
 /// A strict insert's id conflict (reference `KeyConflictOutput`):
@@ -675,4 +684,104 @@ pub struct InvokeStoredQueryRequest {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct BranchParam {
     pub branch: Option<String>,
+}
+
+pub use crate::engine::changes::{
+    ChangeCause, ChangeEndpoints, ChangeImage, ChangeOp, ChangeType, EntityChange, EntityKind,
+    RefusalReason,
+};
+pub use crate::engine::feed::{ChangeBlock, CommitChangesPage, FeedPage};
+
+/// A diff this commit cannot answer (HTTP 409, reference
+/// `ChangeDiffRefusalOutput`): `type_name` names the type at a schema
+/// boundary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChangeDiffRefusalOutput {
+    pub reason: RefusalReason,
+    pub graph_commit_id: String,
+    pub type_name: Option<String>,
+}
+
+/// The change feed cannot continue from retained history (HTTP 410,
+/// reference `ChangeFeedGapOutput`): take a new baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChangeFeedGapOutput {
+    pub cursor: Option<String>,
+    pub first_unreadable_commit_id: String,
+}
+
+/// A request above an explicit ceiling (HTTP 413, reference
+/// `ResourceLimitOutput`): `resource` names it (`changes_per_page`),
+/// `limit` is the ceiling, `actual` what was asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ResourceLimitOutput {
+    pub resource: String,
+    pub limit: u64,
+    pub actual: u64,
+}
+
+/// `POST /graphs/{id}/changes/baseline` (reference
+/// `ChangeBaselineRequest`): the branch (default `main`) and the scope
+/// the resume cursor is bound to; the snapshot honours `kind` and `type`.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeBaselineRequest {
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub kind: Vec<EntityKind>,
+    #[serde(default, rename = "type")]
+    pub type_names: Vec<String>,
+    #[serde(default)]
+    pub op: Vec<ChangeOp>,
+}
+
+/// The final line of a baseline stream (reference
+/// `ChangeBaselineOutput`): the commit the snapshot holds and the cursor
+/// that resumes the feed right after it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChangeBaselineOutput {
+    pub snapshot_commit_id: String,
+    pub resume_cursor: String,
+}
+
+/// `{"baseline": {...}}`, the last line of a baseline stream, sent only
+/// after every snapshot line (reference `ChangeBaselineRecord`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChangeBaselineRecord {
+    pub baseline: ChangeBaselineOutput,
+}
+
+/// Query parameters of `GET /graphs/{id}/changes` (`kind`, `type`, `op`
+/// repeatable; any other name is refused with 400).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ChangeFeedParams {
+    /// The branch followed (default: the cursor's, else `main`).
+    pub branch: Option<String>,
+    /// Resume after this cursor (from a terminal page or a baseline).
+    pub cursor: Option<String>,
+    /// First poll only: `now` (default), `beginning` or `after:<commit_id>`.
+    pub start: Option<String>,
+    /// Continue this poll (from `next_page_token`).
+    pub page_token: Option<String>,
+    /// Changes per page, 1 to 10,000 (default 1,000; above: 413).
+    pub limit: Option<u64>,
+    pub kind: Option<Vec<EntityKind>>,
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub type_names: Option<Vec<String>>,
+    pub op: Option<Vec<ChangeOp>>,
+}
+
+/// Query parameters of `GET /graphs/{id}/commits/{commit_id}/changes`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct CommitChangesParams {
+    /// Continue this commit's changes (from `next_page_token`).
+    pub page_token: Option<String>,
+    /// Changes per page, 1 to 10,000 (default 1,000; above: 413).
+    pub limit: Option<u64>,
+    pub kind: Option<Vec<EntityKind>>,
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub type_names: Option<Vec<String>>,
+    pub op: Option<Vec<ChangeOp>>,
 }

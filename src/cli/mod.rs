@@ -142,6 +142,12 @@ pub enum Command {
     /// Commit history.
     #[command(subcommand)]
     Commit(graph::CommitCommand),
+    /// Follow a branch's change feed (`poll`), or take the snapshot and
+    /// cursor a follower starts from (`baseline`).
+    #[command(subcommand)]
+    Changes(graph::ChangesCommand),
+    /// The entity changes between two branches or commits (FROM to TO).
+    Diff(graph::DiffArgs),
     /// Publish tables whose Lance head is ahead of the manifest (preview
     /// unless --confirm).
     Repair(graph::RepairArgs),
@@ -610,6 +616,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Export(a) => graph::export(a),
         Command::Branch(c) => graph::branch(c),
         Command::Commit(c) => graph::commit(c),
+        Command::Changes(c) => graph::changes(c),
+        Command::Diff(a) => graph::diff(a),
         Command::Repair(a) => graph::repair(a),
         Command::Login { name, token } => {
             operator::login(&name, token)?;

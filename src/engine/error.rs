@@ -139,6 +139,32 @@ pub enum EngineError {
     MergeConflicts {
         conflicts: Vec<super::merge::MergeConflict>,
     },
+    /// A well-formed diff request this commit cannot answer (HTTP 409
+    /// `change_diff_refusal`; reference docs/user/branching/changes.md).
+    #[error("commit {commit} cannot be diffed: {}", refusal_text(*.reason, .type_name.as_deref()))]
+    ChangeRefused {
+        commit: String,
+        reason: super::changes::RefusalReason,
+        type_name: Option<String>,
+    },
+    /// History a diff or the change feed needs was removed by `cleanup`
+    /// (HTTP 410 `change_feed_gap`): retrying cannot succeed; take a new
+    /// baseline (`omnigraph changes baseline`) and follow from its cursor.
+    #[error(
+        "the history after this point is no longer kept (commit {first_unreadable} cannot be read; removed by cleanup); take a new baseline with `omnigraph changes baseline` and poll from its cursor"
+    )]
+    ChangeFeedGap {
+        cursor: Option<String>,
+        first_unreadable: String,
+    },
+    /// A change cursor or page token that does not fit the request
+    /// (HTTP 400; the message starts `change cursor rejected:`).
+    #[error("change cursor rejected: {reason}")]
+    CursorRejected { reason: String },
+    /// A page size above what one response may carry (HTTP 413
+    /// `resource_limit`).
+    #[error("limit {asked} is above the {max} changes one page may carry; ask for at most {max} and follow next_page_token")]
+    ChangeLimit { asked: u64, max: u64 },
     #[error("the graph's worker crashed ({reason}); it is being restarted — retry")]
     Crashed { reason: String },
     #[error("injected fault at `{point}`")]
@@ -149,4 +175,17 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn refusal_text(reason: super::changes::RefusalReason, type_name: Option<&str>) -> String {
+    use super::changes::RefusalReason as R;
+    match reason {
+        R::ParentlessCommit => {
+            "it is the graph's first commit and has no parent; start from a baseline (`omnigraph changes baseline`)".into()
+        }
+        R::SchemaBoundary => format!(
+            "it crosses a schema change of type {} (its properties differ between the two states); schema changes are not turned into entity changes — read both states instead",
+            type_name.unwrap_or("?")
+        ),
+    }
 }

@@ -151,7 +151,15 @@ pub struct ManifestStore {
     /// shared by clones; forgotten when a manifest this store did not
     /// publish is met.
     inserted: std::sync::Arc<std::sync::Mutex<super::ledger::Ledger>>,
+    /// Commit records read or written, by id (immutable once written, so
+    /// never stale; at most [`RECORDS_KEPT`], emptied when full): a
+    /// change-feed poll walks the first-parent chain from the head on
+    /// every poll.
+    records: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<CommitId, Commit>>>,
 }
+
+/// Commit records a [`ManifestStore`] keeps in memory (about 1 KiB each).
+const RECORDS_KEPT: usize = 65_536;
 
 impl ManifestStore {
     /// The control store the manifests live in.
@@ -164,6 +172,7 @@ impl ManifestStore {
             control,
             head: Default::default(),
             inserted: Default::default(),
+            records: Default::default(),
         }
     }
 
@@ -363,7 +372,24 @@ impl ManifestStore {
     pub async fn write_commit(&self, c: &Commit) -> Result<(), EngineError> {
         let data = serde_json::to_vec_pretty(c).map_err(|e| corrupt("commit", e))?;
         self.control.create(&commit_path(&c.id), data).await?;
+        self.keep_record(c);
         Ok(())
+    }
+
+    fn keep_record(&self, c: &Commit) {
+        if let Ok(mut r) = self.records.lock() {
+            if r.len() >= RECORDS_KEPT {
+                r.clear();
+            }
+            r.insert(c.id.clone(), c.clone());
+        }
+    }
+
+    /// Forgets a commit record (`cleanup` removed it).
+    pub fn forget_record(&self, id: &str) {
+        if let Ok(mut r) = self.records.lock() {
+            r.remove(&CommitId::from_text(id));
+        }
     }
 
     /// Reads a commit record.
@@ -371,12 +397,22 @@ impl ManifestStore {
         if Ulid::from_string(id).is_err() {
             return Ok(None);
         }
+        if let Some(c) = self
+            .records
+            .lock()
+            .ok()
+            .and_then(|r| r.get(&CommitId::from_text(id)).cloned())
+        {
+            return Ok(Some(c));
+        }
         let path = commit_path(id);
         match self.control.get_opt(&path).await? {
             None => Ok(None),
-            Some(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| corrupt(&path, e)),
+            Some(b) => {
+                let c: Commit = serde_json::from_slice(&b).map_err(|e| corrupt(&path, e))?;
+                self.keep_record(&c);
+                Ok(Some(c))
+            }
         }
     }
 

@@ -25,10 +25,12 @@
 //! own operations; `exec` runs read queries; `export` streams rows.
 
 pub mod budget;
+pub mod changes;
 mod commit;
 pub mod error;
 pub mod exec;
 pub mod export;
+pub mod feed;
 pub mod group;
 pub mod ids;
 pub mod lease;

@@ -34,11 +34,13 @@ impl Response {
         if status >= 400 {
             let j = self.json();
             assert!(
-                // 412 has no `code` in the reference's closed set: its
-                // `precondition_failure` says what happened.
+                // 412 and 410 have no `code` in the reference's closed
+                // set: `precondition_failure` / `change_feed_gap` say
+                // what happened.
                 j["error"].is_string()
                     && (j["code"].is_string()
-                        || (status == 412 && j["precondition_failure"].is_object())),
+                        || (status == 412 && j["precondition_failure"].is_object())
+                        || (status == 410 && j["change_feed_gap"].is_object())),
                 "error shape: {}",
                 self.body
             );

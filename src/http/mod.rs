@@ -87,6 +87,12 @@ pub struct ApiError {
     pub precondition_failure: Option<Box<crate::api::PreconditionFailureOutput>>,
     /// With 409: a strict insert's id conflict (the first of the load).
     pub key_conflict: Option<Box<crate::api::KeyConflictOutput>>,
+    /// With 409 on the change routes: why the commit cannot be diffed.
+    pub change_diff_refusal: Option<Box<crate::api::ChangeDiffRefusalOutput>>,
+    /// With 410: where the change feed's retained history ends.
+    pub change_feed_gap: Option<Box<crate::api::ChangeFeedGapOutput>>,
+    /// With 413: the ceiling and what was asked.
+    pub resource_limit: Option<Box<crate::api::ResourceLimitOutput>>,
 }
 
 impl ApiError {
@@ -98,6 +104,9 @@ impl ApiError {
             merge_conflicts: Vec::new(),
             precondition_failure: None,
             key_conflict: None,
+            change_diff_refusal: None,
+            change_feed_gap: None,
+            resource_limit: None,
         }
     }
     pub fn bad_request(m: impl Into<String>) -> ApiError {
@@ -124,7 +133,9 @@ impl ApiError {
             405 => ErrorCode::MethodNotAllowed,
             409 => ErrorCode::Conflict,
             429 => ErrorCode::TooManyRequests,
-            412 => return None,
+            // The closed set has no code for these; the structured field
+            // (`precondition_failure`, `change_feed_gap`) says it.
+            412 | 410 => return None,
             _ => ErrorCode::Internal,
         })
     }
@@ -157,6 +168,9 @@ impl ResponseError for ApiError {
             merge_conflicts: self.merge_conflicts.clone(),
             precondition_failure: self.precondition_failure.as_deref().cloned(),
             key_conflict: self.key_conflict.as_deref().cloned(),
+            change_diff_refusal: self.change_diff_refusal.as_deref().cloned(),
+            change_feed_gap: self.change_feed_gap.as_deref().cloned(),
+            resource_limit: self.resource_limit.as_deref().cloned(),
         })
     }
 }
@@ -185,7 +199,11 @@ impl From<EngineError> for ApiError {
             | E::Schema { .. }
             | E::MergeRefused { .. }
             | E::SchemaRefused { .. }
+            | E::CursorRejected { .. }
             | E::MainProtected => StatusCode::BAD_REQUEST,
+            E::ChangeRefused { .. } => StatusCode::CONFLICT,
+            E::ChangeFeedGap { .. } => StatusCode::GONE,
+            E::ChangeLimit { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             E::UnknownBranch { .. } | E::UnknownCommit { .. } => StatusCode::NOT_FOUND,
             E::BranchExists { .. }
             | E::Conflict { .. }
@@ -221,6 +239,36 @@ impl From<EngineError> for ApiError {
                 expected: expected.clone(),
                 actual: actual.clone(),
             }));
+        }
+        match &e {
+            E::ChangeRefused {
+                commit,
+                reason,
+                type_name,
+            } => {
+                out.change_diff_refusal = Some(Box::new(crate::api::ChangeDiffRefusalOutput {
+                    reason: *reason,
+                    graph_commit_id: commit.clone(),
+                    type_name: type_name.clone(),
+                }));
+            }
+            E::ChangeFeedGap {
+                cursor,
+                first_unreadable,
+            } => {
+                out.change_feed_gap = Some(Box::new(crate::api::ChangeFeedGapOutput {
+                    cursor: cursor.clone(),
+                    first_unreadable_commit_id: first_unreadable.clone(),
+                }));
+            }
+            E::ChangeLimit { asked, max } => {
+                out.resource_limit = Some(Box::new(crate::api::ResourceLimitOutput {
+                    resource: "changes_per_page".into(),
+                    limit: *max,
+                    actual: *asked,
+                }));
+            }
+            _ => {}
         }
         if let E::Overloaded { .. } = &e {
             out.retry_after = Some(1);

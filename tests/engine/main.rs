@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod branches;
+mod changes;
 mod concurrency;
 mod cookbook_oracle;
 mod cookbooks;

@@ -247,4 +247,22 @@ pub enum CommitCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The entity changes a commit made relative to its first parent
+    /// (nodes before edges, then type, id, op), every page fetched and
+    /// printed as it arrives unless `--page-token` asks for one page.
+    Changes {
+        id: String,
+        #[command(flatten)]
+        scope: super::ChangeScope,
+        /// Changes per page (1 to 10,000; default 1,000).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Fetch and print exactly this page (from `next_page_token`).
+        #[arg(long)]
+        page_token: Option<String>,
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        json: bool,
+    },
 }

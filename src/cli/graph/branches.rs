@@ -225,6 +225,24 @@ pub fn commit(c: CommitCommand) -> Result<ExitCode, CliError> {
     let rt = runtime()?;
     let target = match &c {
         CommitCommand::List { target, .. } | CommitCommand::Show { target, .. } => target,
+        CommitCommand::Changes {
+            id,
+            scope,
+            limit,
+            page_token,
+            target,
+            json,
+        } => {
+            return super::changes::commit_changes(
+                &rt,
+                id,
+                scope,
+                *limit,
+                page_token.clone(),
+                target,
+                *json,
+            );
+        }
     };
     if let Some(r) = target.remote()? {
         match c {
@@ -279,6 +297,8 @@ pub fn commit(c: CommitCommand) -> Result<ExitCode, CliError> {
                     );
                 }
             }
+            // Answered above.
+            CommitCommand::Changes { .. } => {}
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -357,6 +377,8 @@ pub fn commit(c: CommitCommand) -> Result<ExitCode, CliError> {
                 }
             }
         }
+        // Answered above.
+        CommitCommand::Changes { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -19,12 +19,14 @@ use crate::engine::{EngineError, Graph, ReadAt, WriteReport};
 
 mod args;
 mod branches;
+mod changes;
 mod read;
 mod schema;
 mod write;
 
 pub use args::*;
 pub use branches::*;
+pub use changes::*;
 pub use read::*;
 pub use schema::*;
 pub use write::*;

@@ -26,13 +26,11 @@ pub(super) async fn export(
     let op = ops::Export {
         at: ReadAt::Branch(branch),
         types,
-        sink: Box::new(ChunkWriter {
-            buf: Vec::with_capacity(CHUNK),
-            tx,
-        }),
+        sink: Box::new(ChunkWriter::new(tx)),
         on_error: Box::new(move |why| {
             let _ = futures::executor::block_on(on_error_tx.send(Err(why)));
         }),
+        trailer: None,
     };
     // One trip: the actor checks the types and the branch, answers, then
     // writes the rows on a blocking thread while this response streams.
@@ -55,6 +53,14 @@ pub(super) struct ChunkWriter {
 }
 
 impl ChunkWriter {
+    /// A writer sending 64 KiB chunks to `tx`.
+    pub(super) fn new(tx: tokio::sync::mpsc::Sender<Result<Bytes, String>>) -> ChunkWriter {
+        ChunkWriter {
+            buf: Vec::with_capacity(CHUNK),
+            tx,
+        }
+    }
+
     fn send(&mut self) -> std::io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());

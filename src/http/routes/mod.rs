@@ -24,6 +24,7 @@ use crate::policy::{Action, BranchCtx};
 use crate::query::CheckedQuery;
 
 mod branches;
+mod changes;
 mod export;
 mod history;
 mod queries;
@@ -33,6 +34,7 @@ mod server;
 mod writes;
 
 use branches::*;
+use changes::*;
 use export::*;
 use history::*;
 use queries::*;
@@ -72,7 +74,7 @@ macro_rules! route_table {
         #[openapi(
             info(title = "Omnigraph server", description = "Versioned, branchable property graphs over HTTP."),
             paths( $( $dh ),* ),
-            components(schemas(ErrorOutput, ErrorCode, PreconditionFailureOutput, KeyConflictOutput, ReadOutput, ChangeOutput)),
+            components(schemas(ErrorOutput, ErrorCode, PreconditionFailureOutput, KeyConflictOutput, ReadOutput, ChangeOutput, ChangeDiffRefusalOutput, ChangeFeedGapOutput, ResourceLimitOutput, ChangeBaselineOutput, ChangeBaselineRecord)),
             modifiers(&BearerScheme)
         )]
         pub struct ApiDoc;
@@ -101,6 +103,9 @@ route_table! {
         delete "/graphs/{id}/branches/{branch}" => delete_branch,
         get "/graphs/{id}/commits" => list_commits,
         get "/graphs/{id}/commits/{commit_id}" => show_commit,
+        get "/graphs/{id}/commits/{commit_id}/changes" => commit_changes,
+        get "/graphs/{id}/changes" => poll_changes,
+        post "/graphs/{id}/changes/baseline" => change_baseline,
         get "/graphs/{id}/queries" => list_queries,
         post "/graphs/{id}/queries/{name}" => invoke_query,
         post "/graphs/{id}/queries/{name}/if-graph-commit" => invoke_query_if_graph_commit,

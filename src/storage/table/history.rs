@@ -90,3 +90,59 @@ pub async fn restored_from(at: &TableAt) -> Result<Option<u64>, TableError> {
         _ => None,
     }))
 }
+
+/// Opens a pinned version for reading history; `Ok(None)` when that
+/// version (or the whole table) no longer exists — removed by `cleanup`,
+/// or never written — where [`open`] would fail.
+pub async fn open_retained(at: &TableAt) -> Result<Option<Dataset>, TableError> {
+    match open(at).await {
+        Ok(ds) => Ok(Some(ds)),
+        Err(e) if e.missing => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The rows that can differ between two versions of a table, read
+/// fragment by fragment: `(before, after)`, where `before` is every row
+/// of the fragments of `before` that `after` does not hold unchanged
+/// (same id, data files and deletion file) and `after` the same the other
+/// way round. A row outside both sets is in a fragment both versions hold
+/// unchanged, so it is the same row in both; a row in both sets may still
+/// be unchanged (compaction moves rows, a merge-insert may rewrite equal
+/// values), which the caller finds by comparing values. A missing version
+/// is read as no rows. The cost is the changed fragments' rows, not the
+/// table's.
+pub async fn differing_rows(
+    before: Option<&Dataset>,
+    after: Option<&Dataset>,
+) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>), TableError> {
+    use std::collections::HashMap;
+    use lance_table::format::Fragment;
+    let by_id = |ds: Option<&Dataset>| -> HashMap<u64, Fragment> {
+        ds.map(|d| d.fragments().iter().map(|f| (f.id, f.clone())).collect())
+            .unwrap_or_default()
+    };
+    let (a, b) = (by_id(before), by_id(after));
+    let only = |mine: &HashMap<u64, Fragment>, theirs: &HashMap<u64, Fragment>| {
+        let mut v: Vec<Fragment> = mine
+            .values()
+            .filter(|f| theirs.get(&f.id) != Some(*f))
+            .cloned()
+            .collect();
+        v.sort_by_key(|f| f.id);
+        v
+    };
+    let (only_a, only_b) = (only(&a, &b), only(&b, &a));
+    async fn rows(ds: Option<&Dataset>, frags: Vec<Fragment>) -> Result<Vec<RecordBatch>, TableError> {
+        let Some(ds) = ds else { return Ok(Vec::new()) };
+        if frags.is_empty() {
+            return Ok(Vec::new());
+        }
+        let uri = ds.uri().to_string();
+        let mut sc = ds.scan();
+        sc.with_fragments(frags);
+        let stream = sc.try_into_stream().await.map_err(|e| terr(&uri, e))?;
+        stream.map_err(|e| terr(&uri, e)).try_collect().await
+    }
+    Ok((rows(before, only_a).await?, rows(after, only_b).await?))
+}

@@ -36,6 +36,9 @@ pub struct TableError {
     pub message: String,
     /// True for a commit that lost against a concurrent writer.
     pub conflict: bool,
+    /// True when the dataset or the version asked for does not exist
+    /// (never written, or removed by `cleanup`).
+    pub missing: bool,
 }
 
 fn terr(uri: &str, e: lance::Error) -> TableError {
@@ -46,10 +49,17 @@ fn terr(uri: &str, e: lance::Error) -> TableError {
             | lance::Error::IncompatibleTransaction { .. }
             | lance::Error::TooMuchWriteContention { .. }
     );
+    let missing = matches!(
+        e,
+        lance::Error::NotFound { .. }
+            | lance::Error::DatasetNotFound { .. }
+            | lance::Error::VersionNotFound { .. }
+    );
     TableError {
         uri: uri.to_string(),
         message: e.to_string(),
         conflict,
+        missing,
     }
 }
 
@@ -294,6 +304,7 @@ pub async fn open_for_write(base: &TableAt, target: Option<&str>) -> Result<Data
             uri: base.uri.clone(),
             message: "cannot write the main line from a branch version".into(),
             conflict: false,
+            missing: false,
         });
     };
     // The branch made from this handle inherits its session: its own.

@@ -94,6 +94,7 @@ pub(super) fn scored_ids(
                 uri: uri.to_string(),
                 message: "full-text search returned no id/_score columns".into(),
                 conflict: false,
+                missing: false,
             });
         };
         for i in 0..b.num_rows() {
