@@ -383,3 +383,33 @@ async fn a_removed_history_is_a_gap_not_a_wrong_answer() {
         .expect("resumed");
     assert!(p.blocks.is_empty() && p.caught_up == Some(true));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_change_is_refused_not_guessed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let g = small(tmp.path()).await;
+    people(&g, 0, 2).await;
+    let grown = crate::support::SMALL.replace("    vec: Vector(2)?\n", "    vec: Vector(2)?\n    nick: String?\n");
+    assert_ne!(grown, crate::support::SMALL);
+    let applied = g
+        .apply_schema("grown.pg", &grown, false, "migrator")
+        .await
+        .expect("apply")
+        .commit
+        .expect("a schema commit")
+        .id;
+    match g.commit_changes(&applied, &ChangeFilter::default()).await {
+        Err(EngineError::ChangeRefused {
+            reason, type_name, ..
+        }) => {
+            assert_eq!(reason, RefusalReason::SchemaBoundary);
+            assert_eq!(type_name.as_deref(), Some("Person"));
+        }
+        other => panic!("expected a schema boundary, got {other:?}"),
+    }
+    // The commits after it diff in the new schema.
+    let next = people(&g, 2, 1).await;
+    let cs = changes_of(&g, &next).await;
+    assert_eq!(ops(&cs), vec![(ChangeOp::Insert, "Person".into(), "p2".into())]);
+    assert!(cs[0].after.as_ref().expect("after").properties.contains_key("nick"));
+}

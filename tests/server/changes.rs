@@ -416,3 +416,78 @@ fn the_change_routes_refuse_clearly() {
         .post("/graphs/g/changes/baseline", None, r#"{"kind":["vertex"]}"#)
         .expect(400);
 }
+
+/// Runs the CLI; its stdout, or a panic with its stderr.
+fn cli(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_omnigraph"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run omnigraph");
+    assert!(
+        out.status.success(),
+        "omnigraph {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+/// `changes baseline`, `changes poll` and `commit changes` print the same
+/// on a graph opened directly and through a server, cursors included.
+#[test]
+fn the_cli_follows_the_feed_embedded_and_remote_alike() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let schema = write(tmp.path(), "s.pg", SCHEMA);
+    let uri = init_graph(tmp.path(), "g.omni", std::path::Path::new(&schema));
+    let data = write(
+        tmp.path(),
+        "d.jsonl",
+        "{\"type\":\"Person\",\"data\":{\"name\":\"a\",\"age\":3}}\n{\"edge\":\"Knows\",\"from\":\"a\",\"to\":\"a\",\"data\":{\"id\":\"k\"}}\n",
+    );
+    crate::support::cli_ok(&["load", "--mode", "merge", "--data", &data, &uri]);
+    let server = Server::start(
+        tmp.path(),
+        &["--graph", &format!("g={uri}"), "--unauthenticated"],
+        &[],
+    );
+    let url = format!("http://{}", server.addr);
+    let remote = ["--server", url.as_str(), "--graph", "g"];
+    let both = |args: &[&str]| {
+        let mut local: Vec<&str> = args.to_vec();
+        local.push(&uri);
+        let mut far: Vec<&str> = args.to_vec();
+        far.extend(remote);
+        (cli(&local), cli(&far))
+    };
+    let (lo, re) = (tmp.path().join("lo.jsonl"), tmp.path().join("re.jsonl"));
+    let a = cli(&["changes", "baseline", "--out", lo.to_str().expect("utf8"), "--json", &uri]);
+    let mut far = vec!["changes", "baseline", "--out", re.to_str().expect("utf8"), "--json"];
+    far.extend(remote);
+    let b = cli(&far);
+    assert_eq!(a, b, "the same handshake");
+    let snap = std::fs::read_to_string(&lo).expect("snapshot");
+    assert_eq!(snap, std::fs::read_to_string(&re).expect("snapshot"));
+    assert_eq!(snap.lines().count(), 2, "{snap}");
+    assert!(!snap.contains("baseline"), "the file holds only the snapshot");
+    let handshake: Json = serde_json::from_str(&a).expect("json");
+    let cursor = handshake["baseline"]["resume_cursor"].as_str().expect("cursor").to_string();
+
+    let more = write(tmp.path(), "m.jsonl", "{\"type\":\"Person\",\"data\":{\"name\":\"b\"}}\n{\"type\":\"Person\",\"data\":{\"name\":\"a\",\"age\":4}}\n");
+    crate::support::cli_ok(&["load", "--mode", "merge", "--data", &more, &uri]);
+    let (l, r) = both(&["changes", "poll", "--cursor", &cursor, "--limit", "1", "--json"]);
+    assert_eq!(l, r);
+    let page: Json = serde_json::from_str(&l).expect("json");
+    let changes = page["blocks"][0]["changes"].as_array().expect("one stitched block");
+    assert_eq!(page["blocks"].as_array().map(Vec::len), Some(1));
+    assert_eq!(changes.len(), 2, "split over two pages, printed as one block: {l}");
+    assert_eq!(changes[0]["op"], "update");
+    assert_eq!(changes[1]["op"], "insert");
+    assert_eq!(page["caught_up"], true);
+    let commit = page["blocks"][0]["cause"]["graph_commit_id"].as_str().expect("id").to_string();
+    let (l, r) = both(&["commit", "changes", &commit, "--json"]);
+    assert_eq!(l, r);
+    let (l, r) = both(&["commit", "changes", &commit, "--op", "update"]);
+    assert_eq!(l, r);
+    assert!(l.contains("update node Person a  age: 3 => 4"), "{l}");
+    assert!(!l.contains("insert"), "{l}");
+}
