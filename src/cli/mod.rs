@@ -151,6 +151,12 @@ pub enum Command {
     /// Publish tables whose Lance head is ahead of the manifest (preview
     /// unless --confirm).
     Repair(graph::RepairArgs),
+    /// Run every upkeep step due (compaction, index builds and folds) on
+    /// every table of every branch; non-destructive.
+    Optimize(graph::OptimizeArgs),
+    /// Remove history below a kept window (old table versions and commit
+    /// records); a dry run unless --confirm.
+    Cleanup(graph::CleanupArgs),
     /// The graphs a server serves (`GET /graphs`).
     #[command(subcommand)]
     Graphs(GraphsCommand),
@@ -619,6 +625,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Changes(c) => graph::changes(c),
         Command::Diff(a) => graph::diff(a),
         Command::Repair(a) => graph::repair(a),
+        Command::Optimize(a) => graph::optimize(a),
+        Command::Cleanup(a) => graph::cleanup(a),
         Command::Login { name, token } => {
             operator::login(&name, token)?;
             eprintln!(

@@ -42,6 +42,11 @@ pub enum EngineError {
     MainProtected,
     #[error("commit `{id}` does not exist")]
     UnknownCommit { id: String },
+    /// Time travel below the window `cleanup` kept (HTTP 410).
+    #[error(
+        "commit `{id}` is no longer kept: `omnigraph cleanup` removed the history before the window it keeps; read a kept commit (`omnigraph commit list`) or a branch head"
+    )]
+    HistoryRemoved { id: String },
     #[error("write conflict: {reason}")]
     Conflict { reason: String },
     #[error(

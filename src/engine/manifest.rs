@@ -416,7 +416,8 @@ impl ManifestStore {
         }
     }
 
-    /// The history reachable from `head`, newest first: every commit
+    /// The history reachable from `head` (as far as `cleanup` kept it),
+    /// newest first: every commit
     /// before its parents (ids alone cannot order commits made in the same
     /// millisecond by different writers), ties broken by the larger id (first parents and
     /// merge parents alike), each commit once.
@@ -429,7 +430,11 @@ impl ManifestStore {
                 continue;
             }
             let Some(c) = self.commit(&id).await? else {
-                return Err(corrupt(&commit_path(&id), "commit record is missing"));
+                if out.is_empty() {
+                    return Err(corrupt(&commit_path(&id), "commit record is missing"));
+                }
+                // Below the window `cleanup` kept: history ends here.
+                continue;
             };
             frontier.extend(c.parents.iter().cloned());
             out.push(c);
@@ -440,7 +445,7 @@ impl ManifestStore {
 
 /// Orders commits so each comes before its parents, preferring the larger
 /// (later) id among those that may come next.
-fn newest_first(commits: Vec<Commit>) -> Vec<Commit> {
+pub(crate) fn newest_first(commits: Vec<Commit>) -> Vec<Commit> {
     use std::collections::{BinaryHeap, HashMap};
     let mut children: HashMap<CommitId, usize> =
         commits.iter().map(|c| (c.id.clone(), 0)).collect();

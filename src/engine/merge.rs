@@ -256,7 +256,7 @@ impl Graph {
             .get(target)
             .ok_or_else(|| Self::unknown_branch(&m, target))?
             .clone();
-        let base = self.merge_base(&src.head, &tgt.head).await?;
+        let base = self.merge_base_of(source, &src.head, target, &tgt.head).await?;
         let mut report = MergeReport {
             source: source.to_string(),
             target: target.to_string(),
@@ -372,8 +372,10 @@ impl Graph {
                 // Its ancestors are common too, and older.
                 continue;
             }
-            let c = self.commit(&id).await?;
-            queue.extend(c.parents);
+            // Below the window `cleanup` kept, history ends.
+            if let Some(c) = self.manifests.commit(&id).await? {
+                queue.extend(c.parents);
+            }
         }
         best.ok_or_else(|| EngineError::MergeRefused {
             reason: format!("commits `{a}` and `{b}` share no history"),
@@ -387,7 +389,9 @@ impl Graph {
             if !seen.insert(id.clone()) {
                 continue;
             }
-            stack.extend(self.commit(&id).await?.parents);
+            if let Some(c) = self.manifests.commit(&id).await? {
+                stack.extend(c.parents);
+            }
         }
         Ok(seen)
     }

@@ -26,6 +26,7 @@
 
 pub mod budget;
 pub mod changes;
+pub mod cleanup;
 mod commit;
 pub mod error;
 pub mod exec;

@@ -187,7 +187,7 @@ impl Graph {
 
     /// Every sidecar on disk, parsed; an unreadable one is refused loudly
     /// (and left in place).
-    async fn sidecars(&self) -> Result<Vec<Sidecar>, EngineError> {
+    pub(crate) async fn sidecars(&self) -> Result<Vec<Sidecar>, EngineError> {
         let listed: Result<Vec<String>, EngineError> = async {
             fail::fail_point!("sidecar.list", |_| Err(fault("sidecar.list")));
             Ok(self.manifests.control().list(SIDECAR_DIR).await?)

@@ -87,11 +87,7 @@ impl Graph {
                 })
             }
             ReadAt::Commit(id) => {
-                let c = self
-                    .manifests
-                    .commit(id)
-                    .await?
-                    .ok_or_else(|| EngineError::UnknownCommit { id: id.to_string() })?;
+                let c = self.commit(id).await?;
                 let current = self.schema_state();
                 let catalog = if c.schema == current.id {
                     current.catalog.clone()
@@ -228,11 +224,21 @@ impl Graph {
         self.manifests.history(&bs.head).await
     }
 
-    /// One commit by id.
+    /// One commit by id. Errors: `HistoryRemoved` when `cleanup` removed
+    /// it, `UnknownCommit` otherwise.
     pub async fn commit(&self, id: &str) -> Result<Commit, EngineError> {
-        self.manifests
-            .commit(id)
-            .await?
-            .ok_or_else(|| EngineError::UnknownCommit { id: id.to_string() })
+        match self.manifests.commit(id).await? {
+            Some(c) => Ok(c),
+            None => Err(self.missing_commit(id).await),
+        }
+    }
+
+    /// The error for a commit id with no record.
+    pub(crate) async fn missing_commit(&self, id: &str) -> EngineError {
+        if self.removed_by_cleanup(id).await {
+            EngineError::HistoryRemoved { id: id.to_string() }
+        } else {
+            EngineError::UnknownCommit { id: id.to_string() }
+        }
     }
 }

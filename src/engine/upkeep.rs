@@ -491,3 +491,50 @@ impl Graph {
         })
     }
 }
+
+/// Upkeep steps one `optimize` runs at most (each is one table's
+/// compaction or one index build or fold).
+const OPTIMIZE_STEPS: usize = 10_000;
+
+impl Graph {
+    /// `omnigraph optimize`: every upkeep step due on every table of
+    /// every branch, one after the other until none is (compaction of
+    /// small fragments, index builds for declared indexes a table lacks —
+    /// one declared after its data, say — and folds of index deltas; the
+    /// same steps a server runs between commits, docs/architecture.md
+    /// "Upkeep"). Non-destructive: old versions stay until `cleanup`.
+    /// Returns each step that published, and the tables deferred (a write
+    /// held them; run it again). Errors: storage, Lance.
+    pub async fn optimize(&self) -> Result<Vec<UpkeepDone>, EngineError> {
+        let m = self.manifest().await?;
+        if let Ok(mut w) = self.upkeep_wanted.lock() {
+            for (name, bs) in &m.branches {
+                for key in bs.tables.keys() {
+                    w.insert((name.clone(), key.clone()));
+                }
+            }
+        }
+        let mut done = Vec::new();
+        let mut deferred = 0;
+        for _ in 0..OPTIMIZE_STEPS {
+            match self.upkeep_once().await? {
+                UpkeepDone::Idle => break,
+                UpkeepDone::NothingDue { .. } => {}
+                d @ UpkeepDone::Published { .. } => done.push(d),
+                d @ UpkeepDone::Deferred { .. } => {
+                    // Wanted again; after a few tries, leave it.
+                    deferred += 1;
+                    if deferred > 8 {
+                        if let (UpkeepDone::Deferred { branch, table, .. }, Ok(mut w)) =
+                            (&d, self.upkeep_wanted.lock())
+                        {
+                            w.remove(&(branch.clone(), table.clone()));
+                        }
+                        done.push(d);
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+}

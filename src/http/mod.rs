@@ -135,7 +135,10 @@ impl ApiError {
             429 => ErrorCode::TooManyRequests,
             // The closed set has no code for these; the structured field
             // (`precondition_failure`, `change_feed_gap`) says it.
-            412 | 410 => return None,
+            412 => return None,
+            410 if self.change_feed_gap.is_some() => return None,
+            // Time travel below the kept window: gone, like not found.
+            410 => ErrorCode::NotFound,
             _ => ErrorCode::Internal,
         })
     }
@@ -202,7 +205,7 @@ impl From<EngineError> for ApiError {
             | E::CursorRejected { .. }
             | E::MainProtected => StatusCode::BAD_REQUEST,
             E::ChangeRefused { .. } => StatusCode::CONFLICT,
-            E::ChangeFeedGap { .. } => StatusCode::GONE,
+            E::ChangeFeedGap { .. } | E::HistoryRemoved { .. } => StatusCode::GONE,
             E::ChangeLimit { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             E::UnknownBranch { .. } | E::UnknownCommit { .. } => StatusCode::NOT_FOUND,
             E::BranchExists { .. }

@@ -10,6 +10,7 @@
 //! omnigraph-bench group-commit [SECONDS]                   # server: 1, 16 and 8×1 concurrent writers
 //! omnigraph-bench example-seed [NODES]                     # the example cluster's seed (scripts/example)
 //! omnigraph-bench s3-writes --uri s3://B/P --out s3.json   # warm writes' requests on S3 (scripts/bench --s3)
+//! omnigraph-bench cleanup --uri DIR                           # cleanup --keep 10 after 1,000 commits
 //! ```
 //! The load commands print rows, seconds, rows/s. `query-generated` builds
 //! (or reuses, when DIR already holds it) a graph of `Item` nodes with an
@@ -88,6 +89,11 @@ enum Cmd {
     /// storage requests per write at two points of history (see
     /// `suite::s3_writes`).
     S3Writes(suite::S3WritesArgs),
+    /// `cleanup --keep N` after a history of commits: files and bytes
+    /// before and after, the kept commits' rows, a write during the
+    /// cleanup, and warm-write requests before and after (see
+    /// `suite::cleanup`).
+    Cleanup(suite::CleanupArgs),
 }
 
 mod suite;
@@ -127,6 +133,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Gen(a) => suite::generate(&a).map(|_| ()),
         Cmd::Suite(a) => rt.block_on(suite::run(&a)),
         Cmd::S3Writes(a) => rt.block_on(suite::s3_writes(&a)),
+        Cmd::Cleanup(a) => rt.block_on(suite::cleanup(&a)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

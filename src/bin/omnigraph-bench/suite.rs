@@ -725,3 +725,140 @@ fn http_figures(
     eprintln!("HTTP key lookups: {reads}");
     Ok((writes, reads))
 }
+
+/// `cleanup` arguments.
+#[derive(clap::Args)]
+pub struct CleanupArgs {
+    /// Where the graph goes: a local directory (must not exist) or
+    /// `s3://bucket/prefix` (files are then counted by Lance only).
+    #[arg(long)]
+    pub uri: String,
+    /// Commits of history before the cleanup.
+    #[arg(long, default_value_t = 1_000)]
+    pub history: usize,
+    /// Commits of each branch kept.
+    #[arg(long, default_value_t = 10)]
+    pub keep: usize,
+    /// Warm writes measured alone (once upkeep drained) before and after.
+    #[arg(long, default_value_t = 20)]
+    pub writes: usize,
+}
+
+/// Files and bytes under a local directory.
+fn disk_usage(dir: &std::path::Path) -> (u64, u64) {
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => {
+                    files += 1;
+                    bytes += m.len();
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    (files, bytes)
+}
+
+/// A graph with `history` single-row commits; its files and bytes and the
+/// warm write's storage requests (median of `writes` writes, each alone);
+/// `cleanup --keep N --confirm` while another handle writes; the same
+/// figures after, and whether the kept commits read the same rows.
+/// Printed as JSON on stdout.
+pub async fn cleanup(a: &CleanupArgs) -> Result<(), String> {
+    use omnigraph::engine::cleanup::CleanupPolicy;
+    metered::enable();
+    let g = Graph::init(&a.uri, "schema.pg", SCHEMA)
+        .await
+        .map_err(|e| e.to_string())?;
+    let compiled = omnigraph::query::compile_queries(&g.catalog(), QUERIES);
+    let add = compiled.query("add").ok_or("no query add")?.clone();
+    let gw = g.clone().with_upkeep_task();
+    let mut seq = 0u64;
+    let t = Instant::now();
+    Box::pin(warm_writes(&g, &gw, &add, &mut seq, [a.history, a.history], 1, 0)).await?;
+    eprintln!("history of {} commits in {:.0} s", a.history, t.elapsed().as_secs_f64());
+    // Warm writes through a handle opened now, before and after the
+    // cleanup alike (a handle that met another writer's commit reads more
+    // for a while; both measurements start the same way).
+    let fresh = || async {
+        let h = Graph::open(&a.uri).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((h.clone(), h.with_upkeep_task()))
+    };
+    let (h, hw) = fresh().await?;
+    let before_writes = Box::pin(warm_writes(&h, &hw, &add, &mut seq, [0, 0], 1, a.writes)).await?;
+    let local = (!a.uri.starts_with("s3://")).then(|| std::path::PathBuf::from(&a.uri));
+    let usage = || local.as_deref().map(disk_usage);
+    let before = usage();
+    let history = g.commits("main").await.map_err(|e| e.to_string())?;
+    let mut rows_before = Vec::new();
+    for c in history.iter().take(a.keep) {
+        let at = ReadAt::Commit(c.id.clone());
+        let mut out = Vec::new();
+        g.export(&at, None, &mut out, |_| {}).await.map_err(|e| e.to_string())?;
+        rows_before.push((at, out));
+    }
+    // One write lands during the cleanup, from another handle.
+    let other = Graph::open(&a.uri).await.map_err(|e| e.to_string())?;
+    let during = {
+        let add = add.clone();
+        tokio::spawn(async move {
+            other
+                .mutate(&add, &json!({"k": "during", "n": 1}), "main", "bench")
+                .await
+                .map(|r| r.commit.map(|c| c.id))
+        })
+    };
+    let t = Instant::now();
+    let policy = CleanupPolicy {
+        keep: Some(a.keep),
+        older_than_ms: None,
+    };
+    let report = g.cleanup(policy, true).await.map_err(|e| e.to_string())?;
+    let cleanup_ms = ms(t);
+    let landed = during
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let after = usage();
+    let mut same = true;
+    for (at, rows) in &rows_before {
+        let mut out = Vec::new();
+        g.export(at, None, &mut out, |_| {}).await.map_err(|e| e.to_string())?;
+        same &= &out == rows;
+    }
+    let read_back = match &landed {
+        Some(id) => g.view(&ReadAt::Commit(id.clone())).await.is_ok(),
+        None => false,
+    };
+    let (h, hw) = fresh().await?;
+    let after_writes = Box::pin(warm_writes(&h, &hw, &add, &mut seq, [0, 0], 1, a.writes)).await?;
+    let median = |w: &serde_json::Map<String, Value>| {
+        w.values()
+            .last()
+            .map(|s| s["write_only_requests_median"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let out = json!({
+        "uri": a.uri,
+        "history_commits": history.len(),
+        "keep": a.keep,
+        "files_before": before.map(|b| b.0), "bytes_before": before.map(|b| b.1),
+        "files_after": after.map(|b| b.0), "bytes_after": after.map(|b| b.1),
+        "cleanup_ms": cleanup_ms,
+        "commits_removed": report.commits_removed,
+        "table_versions_removed": report.versions_removed(),
+        "lance_files_removed": report.files_removed(),
+        "lance_bytes_removed": report.bytes_removed(),
+        "kept_commits_read_the_same_rows": same,
+        "write_during_cleanup_landed": read_back,
+        "warm_write_requests_median_before": median(&before_writes),
+        "warm_write_requests_median_after": median(&after_writes),
+        "profile": if cfg!(debug_assertions) { "dev" } else { "release" },
+    });
+    println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+    Ok(())
+}

@@ -146,3 +146,72 @@ pub async fn differing_rows(
     }
     Ok((rows(before, only_a).await?, rows(after, only_b).await?))
 }
+
+/// What a Lance cleanup removed (or would remove): versions (their
+/// manifests), files of every kind (manifests, transactions, data,
+/// deletion and index files) and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub versions: u64,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Removes (with `confirm`; else only counts) every version of a Lance
+/// branch (`uri`, `branch`) except those in `keep` and its newest, and
+/// the files no remaining version, and no other Lance branch, references
+/// (Lance `Dataset::cleanup` with an exact `versions` set; Lance never
+/// removes a branch's newest version, and leaves files it cannot prove
+/// old — `delete_unverified` off — so the staged files of a write in
+/// flight stay). Errors: the table cannot be opened or listed, Lance's
+/// cleanup failing.
+pub async fn remove_versions_except(
+    uri: &str,
+    branch: Option<&str>,
+    keep: &std::collections::BTreeSet<u64>,
+    confirm: bool,
+) -> Result<Removed, TableError> {
+    use lance::dataset::cleanup::CleanupPolicy;
+    let Some(head) = head_version(uri, branch).await? else {
+        return Ok(Removed::default());
+    };
+    let ds = open(&TableAt {
+        uri: uri.to_string(),
+        branch: branch.map(str::to_string),
+        version: head,
+    })
+    .await?;
+    let gone: std::collections::HashSet<u64> = ds
+        .versions()
+        .await
+        .map_err(|e| terr(uri, e))?
+        .into_iter()
+        .map(|v| v.version)
+        .filter(|v| *v < head && !keep.contains(v))
+        .collect();
+    if gone.is_empty() {
+        return Ok(Removed::default());
+    }
+    let policy = CleanupPolicy {
+        before_version: Some(head),
+        versions: Some(gone),
+        error_if_tagged_old_versions: false,
+        ..CleanupPolicy::default()
+    };
+    let op = ds.cleanup(policy);
+    let s = if confirm {
+        op.execute().await
+    } else {
+        op.explain().await.map(|e| e.stats)
+    }
+    .map_err(|e| terr(uri, e))?;
+    Ok(Removed {
+        versions: s.old_versions,
+        files: s.old_versions
+            + s.data_files_removed
+            + s.transaction_files_removed
+            + s.index_files_removed
+            + s.deletion_files_removed,
+        bytes: s.bytes_removed,
+    })
+}
