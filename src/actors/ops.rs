@@ -647,3 +647,23 @@ impl GraphRead for RunQuery {
         .boxed()
     }
 }
+
+/// One Blob cell ([`Graph::blob`]).
+pub struct ReadBlob {
+    pub at: ReadAt,
+    pub kind: crate::engine::changes::EntityKind,
+    pub type_name: String,
+    pub id: String,
+    pub property: String,
+}
+
+impl GraphRead for ReadBlob {
+    type Output = crate::engine::blob::BlobCell;
+    fn run(self, g: Arc<Graph>, _: &OpContext) -> BoxFuture<'static, Result<Self::Output, EngineError>> {
+        async move {
+            g.blob(&self.at, self.kind, &self.type_name, &self.id, &self.property)
+                .await
+        }
+        .boxed()
+    }
+}

@@ -54,6 +54,9 @@ pub struct ErrorOutput {
     /// Set with 413: a request above an explicit ceiling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_limit: Option<ResourceLimitOutput>,
+    /// Set with 416: the unsatisfiable Blob range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob_range: Option<BlobRangeOutput>,
 }
 
 /// A strict insert's id conflict (reference `KeyConflictOutput`):
@@ -784,4 +787,34 @@ pub struct CommitChangesParams {
     #[param(rename = "type")]
     pub type_names: Option<Vec<String>>,
     pub op: Option<Vec<ChangeOp>>,
+}
+
+/// Query parameters of `GET`/`HEAD /graphs/{id}/blob` (reference
+/// docs/user/cli/reference.md, "Blob read commands"): which cell, and
+/// where to read it (a branch head, default `main`, or a commit).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct BlobParams {
+    /// `node` or `edge`.
+    pub entity: EntityKind,
+    /// The node or edge type.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub type_name: String,
+    /// The entity's id (a node's key).
+    pub id: String,
+    /// The `Blob` property.
+    pub property: String,
+    pub branch: Option<String>,
+    /// A commit id (time travel).
+    pub snapshot: Option<String>,
+}
+
+/// An unsatisfiable byte range (HTTP 416, reference `BlobRangeOutput`):
+/// the requested `start..end` (half-open) and the Blob's `length`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct BlobRangeOutput {
+    pub start: u64,
+    pub end: u64,
+    pub length: u64,
 }

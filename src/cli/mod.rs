@@ -148,6 +148,9 @@ pub enum Command {
     Changes(graph::ChangesCommand),
     /// The entity changes between two branches or commits (FROM to TO).
     Diff(graph::DiffArgs),
+    /// Read one Blob property of a node or edge (`get`, `stat`).
+    #[command(subcommand)]
+    Blob(graph::BlobCommand),
     /// Publish tables whose Lance head is ahead of the manifest (preview
     /// unless --confirm).
     Repair(graph::RepairArgs),
@@ -624,6 +627,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Commit(c) => graph::commit(c),
         Command::Changes(c) => graph::changes(c),
         Command::Diff(a) => graph::diff(a),
+        Command::Blob(c) => graph::blob(c),
         Command::Repair(a) => graph::repair(a),
         Command::Optimize(a) => graph::optimize(a),
         Command::Cleanup(a) => graph::cleanup(a),

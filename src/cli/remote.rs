@@ -371,6 +371,48 @@ impl Remote {
         Ok(n)
     }
 
+    /// A `method` (`GET` or `HEAD`) of `rest` under the graph with extra
+    /// request `headers`, for a binary answer: its status, response
+    /// headers and body. Errors: unreachable, and any status outside
+    /// 200..300 decoded as [`Remote::send`] does (a HEAD refusal has no
+    /// body: its status alone).
+    pub async fn graph_bytes(
+        &self,
+        method: reqwest::Method,
+        rest: &[&str],
+        query: &[(&str, String)],
+        headers: &[(&str, String)],
+    ) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), CliError> {
+        let u = self.graph_url(rest, query)?;
+        let mut rb = self.client.request(method, u);
+        for (k, v) in headers {
+            rb = rb.header(*k, v);
+        }
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        let unreachable = |e: reqwest::Error| CliError::Remote {
+            status: 0,
+            code: "unreachable".into(),
+            message: format!("{}: {e}", self.base),
+        };
+        let res = rb.send().await.map_err(unreachable)?;
+        let status = res.status().as_u16();
+        let head = res.headers().clone();
+        let body = res.bytes().await.map_err(unreachable)?.to_vec();
+        if !(200..300).contains(&status) {
+            if body.is_empty() {
+                return Err(CliError::Remote {
+                    status,
+                    code: "error".into(),
+                    message: format!("the server answered {status}"),
+                });
+            }
+            return decode::<serde_json::Value>(Answer { status, body }).map(|_| (status, head, Vec::new()));
+        }
+        Ok((status, head, body))
+    }
+
     /// `DELETE` of `rest` under the graph.
     pub async fn graph_delete<T: DeserializeOwned>(&self, rest: &[&str]) -> Result<T, CliError> {
         let u = self.graph_url(rest, &[])?;

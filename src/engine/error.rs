@@ -42,6 +42,9 @@ pub enum EngineError {
     MainProtected,
     #[error("commit `{id}` does not exist")]
     UnknownCommit { id: String },
+    /// No such entity, or its Blob cell is null (HTTP 404).
+    #[error("{what}")]
+    NoBlob { what: String },
     /// Time travel below the window `cleanup` kept (HTTP 410).
     #[error(
         "commit `{id}` is no longer kept: `omnigraph cleanup` removed the history before the window it keeps; read a kept commit (`omnigraph commit list`) or a branch head"

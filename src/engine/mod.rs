@@ -24,6 +24,7 @@
 //! a group; `merge`, `schema_apply`, `recovery` (heal) and `upkeep` their
 //! own operations; `exec` runs read queries; `export` streams rows.
 
+pub mod blob;
 pub mod budget;
 pub mod changes;
 pub mod cleanup;

@@ -93,6 +93,10 @@ pub struct ApiError {
     pub change_feed_gap: Option<Box<crate::api::ChangeFeedGapOutput>>,
     /// With 413: the ceiling and what was asked.
     pub resource_limit: Option<Box<crate::api::ResourceLimitOutput>>,
+    /// With 416: the unsatisfiable Blob range.
+    pub blob_range: Option<Box<crate::api::BlobRangeOutput>>,
+    /// Extra response headers (a 416's `Content-Range`).
+    pub headers: Vec<(String, String)>,
 }
 
 impl ApiError {
@@ -107,6 +111,8 @@ impl ApiError {
             change_diff_refusal: None,
             change_feed_gap: None,
             resource_limit: None,
+            blob_range: None,
+            headers: Vec::new(),
         }
     }
     pub fn bad_request(m: impl Into<String>) -> ApiError {
@@ -126,7 +132,7 @@ impl ApiError {
     /// has no code for (412) send none, their structured field says it.
     fn code(&self) -> Option<ErrorCode> {
         Some(match self.status.as_u16() {
-            400 | 408 | 413 | 415 => ErrorCode::BadRequest,
+            400 | 408 | 413 | 415 | 416 => ErrorCode::BadRequest,
             401 => ErrorCode::Unauthorized,
             403 => ErrorCode::Forbidden,
             404 => ErrorCode::NotFound,
@@ -164,6 +170,9 @@ impl ResponseError for ApiError {
         if let Some(s) = self.retry_after {
             b.insert_header(("Retry-After", s.to_string()));
         }
+        for (k, v) in &self.headers {
+            b.insert_header((k.as_str(), v.as_str()));
+        }
         b.json(ErrorOutput {
             error: self.message.clone(),
             code: self.code(),
@@ -174,6 +183,7 @@ impl ResponseError for ApiError {
             change_diff_refusal: self.change_diff_refusal.as_deref().cloned(),
             change_feed_gap: self.change_feed_gap.as_deref().cloned(),
             resource_limit: self.resource_limit.as_deref().cloned(),
+            blob_range: self.blob_range.as_deref().cloned(),
         })
     }
 }
@@ -207,7 +217,9 @@ impl From<EngineError> for ApiError {
             E::ChangeRefused { .. } => StatusCode::CONFLICT,
             E::ChangeFeedGap { .. } | E::HistoryRemoved { .. } => StatusCode::GONE,
             E::ChangeLimit { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            E::UnknownBranch { .. } | E::UnknownCommit { .. } => StatusCode::NOT_FOUND,
+            E::UnknownBranch { .. } | E::UnknownCommit { .. } | E::NoBlob { .. } => {
+                StatusCode::NOT_FOUND
+            }
             E::BranchExists { .. }
             | E::Conflict { .. }
             | E::Stale { .. }

@@ -2,6 +2,7 @@
 //! called over HTTP.
 
 mod bench;
+mod blob;
 mod changes;
 mod cluster;
 mod conditional;

@@ -18,6 +18,7 @@ use crate::engine::load::LoadMode;
 use crate::engine::{EngineError, Graph, ReadAt, WriteReport};
 
 mod args;
+mod blob;
 mod branches;
 mod changes;
 mod maintenance;
@@ -26,6 +27,7 @@ mod schema;
 mod write;
 
 pub use args::*;
+pub use blob::*;
 pub use branches::*;
 pub use changes::*;
 pub use maintenance::*;

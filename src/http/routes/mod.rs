@@ -23,6 +23,7 @@ use crate::engine::{CommitId, ReadAt};
 use crate::policy::{Action, BranchCtx};
 use crate::query::CheckedQuery;
 
+mod blob;
 mod branches;
 mod changes;
 mod export;
@@ -33,6 +34,7 @@ mod schema;
 mod server;
 mod writes;
 
+use blob::*;
 use branches::*;
 use changes::*;
 use export::*;
@@ -74,7 +76,7 @@ macro_rules! route_table {
         #[openapi(
             info(title = "Omnigraph server", description = "Versioned, branchable property graphs over HTTP."),
             paths( $( $dh ),* ),
-            components(schemas(ErrorOutput, ErrorCode, PreconditionFailureOutput, KeyConflictOutput, ReadOutput, ChangeOutput, ChangeDiffRefusalOutput, ChangeFeedGapOutput, ResourceLimitOutput, ChangeBaselineOutput, ChangeBaselineRecord)),
+            components(schemas(ErrorOutput, ErrorCode, PreconditionFailureOutput, KeyConflictOutput, ReadOutput, ChangeOutput, ChangeDiffRefusalOutput, ChangeFeedGapOutput, ResourceLimitOutput, ChangeBaselineOutput, ChangeBaselineRecord, BlobRangeOutput)),
             modifiers(&BearerScheme)
         )]
         pub struct ApiDoc;
@@ -95,6 +97,8 @@ route_table! {
         post "/graphs/{id}/load" => load_envelope,
         post "/graphs/{id}/load/ndjson" => load_ndjson,
         post "/graphs/{id}/export" => export,
+        get "/graphs/{id}/blob" => blob_get,
+        head "/graphs/{id}/blob" => blob_head,
         get "/graphs/{id}/schema" => schema,
         post "/graphs/{id}/schema/apply" => schema_apply,
         get "/graphs/{id}/branches" => list_branches,
@@ -148,12 +152,19 @@ async fn read_body_inner(mut payload: web::Payload, limit: usize) -> Result<Byte
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
         if buf.len() + chunk.len() > limit {
-            return Err(ApiError::new(
+            let mut e = ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!(
                     "the request body exceeds this route's limit of {limit} bytes; split it into smaller requests"
                 ),
-            ));
+            );
+            // What arrived before reading stopped: at least this much.
+            e.resource_limit = Some(Box::new(ResourceLimitOutput {
+                resource: "request_body_bytes".into(),
+                limit: limit as u64,
+                actual: (buf.len() + chunk.len()) as u64,
+            }));
+            return Err(e);
         }
         buf.extend_from_slice(&chunk);
     }
