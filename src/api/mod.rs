@@ -57,6 +57,21 @@ pub struct ErrorOutput {
     /// Set with 416: the unsatisfiable Blob range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blob_range: Option<BlobRangeOutput>,
+    /// Set with 409 when what a prepared write read (a table, `member`)
+    /// was published again before it could commit, even after preparing
+    /// it once more; retry the write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_set_conflict: Option<ReadSetConflictOutput>,
+}
+
+/// A prepared write's read set moved (HTTP 409, reference
+/// `ReadSetConflictOutput`): `member` names the table (`node:Person`);
+/// `expected`/`actual` are not reported here (`null`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReadSetConflictOutput {
+    pub member: String,
+    pub expected: Option<String>,
+    pub actual: Option<String>,
 }
 
 /// A strict insert's id conflict (reference `KeyConflictOutput`):

@@ -95,6 +95,9 @@ pub struct ApiError {
     pub resource_limit: Option<Box<crate::api::ResourceLimitOutput>>,
     /// With 416: the unsatisfiable Blob range.
     pub blob_range: Option<Box<crate::api::BlobRangeOutput>>,
+    /// With 409: the table a prepared write read that was published
+    /// again before it could commit.
+    pub read_set_conflict: Option<Box<crate::api::ReadSetConflictOutput>>,
     /// Extra response headers (a 416's `Content-Range`).
     pub headers: Vec<(String, String)>,
 }
@@ -112,6 +115,7 @@ impl ApiError {
             change_feed_gap: None,
             resource_limit: None,
             blob_range: None,
+            read_set_conflict: None,
             headers: Vec::new(),
         }
     }
@@ -184,6 +188,7 @@ impl ResponseError for ApiError {
             change_feed_gap: self.change_feed_gap.as_deref().cloned(),
             resource_limit: self.resource_limit.as_deref().cloned(),
             blob_range: self.blob_range.as_deref().cloned(),
+            read_set_conflict: self.read_set_conflict.as_deref().cloned(),
         })
     }
 }
@@ -274,6 +279,14 @@ impl From<EngineError> for ApiError {
                 out.change_feed_gap = Some(Box::new(crate::api::ChangeFeedGapOutput {
                     cursor: cursor.clone(),
                     first_unreadable_commit_id: first_unreadable.clone(),
+                }));
+            }
+            E::Stale { table, .. } => {
+                // The table whose published rows moved under the write.
+                out.read_set_conflict = Some(Box::new(crate::api::ReadSetConflictOutput {
+                    member: table.clone(),
+                    expected: None,
+                    actual: None,
                 }));
             }
             E::ChangeLimit { asked, max } => {

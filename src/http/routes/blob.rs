@@ -34,18 +34,19 @@ fn range_of(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, (u64, 
         },
         (false, _) => {
             let Some(start) = parse(a) else { return Ok(None) };
+            // The end asked for (exclusive), before clamping to the Blob.
             let end = if b.is_empty() {
                 len
             } else {
                 match parse(b) {
-                    Some(last) if last >= start => (last + 1).min(len),
+                    Some(last) if last >= start => last.saturating_add(1),
                     _ => return Ok(None),
                 }
             };
             if start >= len {
                 return Err((start, end.max(start)));
             }
-            Ok(Some((start, end)))
+            Ok(Some((start, end.min(len))))
         }
         (true, true) => Ok(None),
     }

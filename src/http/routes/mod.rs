@@ -76,7 +76,7 @@ macro_rules! route_table {
         #[openapi(
             info(title = "Omnigraph server", description = "Versioned, branchable property graphs over HTTP."),
             paths( $( $dh ),* ),
-            components(schemas(ErrorOutput, ErrorCode, PreconditionFailureOutput, KeyConflictOutput, ReadOutput, ChangeOutput, ChangeDiffRefusalOutput, ChangeFeedGapOutput, ResourceLimitOutput, ChangeBaselineOutput, ChangeBaselineRecord, BlobRangeOutput)),
+            components(schemas(ErrorOutput, ErrorCode, PreconditionFailureOutput, KeyConflictOutput, ReadOutput, ChangeOutput, ChangeDiffRefusalOutput, ChangeFeedGapOutput, ResourceLimitOutput, ChangeBaselineOutput, ChangeBaselineRecord, BlobRangeOutput, ReadSetConflictOutput)),
             modifiers(&BearerScheme)
         )]
         pub struct ApiDoc;
