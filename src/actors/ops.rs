@@ -296,10 +296,19 @@ pub struct CommitChanges {
 
 impl GraphRead for CommitChanges {
     type Output = crate::engine::feed::CommitChangesPage;
-    fn run(self, g: Arc<Graph>, _: &OpContext) -> BoxFuture<'static, Result<Self::Output, EngineError>> {
+    fn run(
+        self,
+        g: Arc<Graph>,
+        _: &OpContext,
+    ) -> BoxFuture<'static, Result<Self::Output, EngineError>> {
         async move {
-            g.commit_changes_page(&self.id, self.filter, self.page_token.as_deref(), self.limit)
-                .await
+            g.commit_changes_page(
+                &self.id,
+                self.filter,
+                self.page_token.as_deref(),
+                self.limit,
+            )
+            .await
         }
         .boxed()
     }
@@ -310,7 +319,11 @@ pub struct PollChanges(pub crate::engine::feed::FeedRequest);
 
 impl GraphRead for PollChanges {
     type Output = crate::engine::feed::FeedPage;
-    fn run(self, g: Arc<Graph>, _: &OpContext) -> BoxFuture<'static, Result<Self::Output, EngineError>> {
+    fn run(
+        self,
+        g: Arc<Graph>,
+        _: &OpContext,
+    ) -> BoxFuture<'static, Result<Self::Output, EngineError>> {
         async move { g.poll_changes(self.0).await }.boxed()
     }
 }
@@ -324,9 +337,15 @@ pub struct CaptureBaseline {
 
 impl GraphRead for CaptureBaseline {
     type Output = (crate::engine::CommitId, String, Option<Vec<String>>);
-    fn run(self, g: Arc<Graph>, _: &OpContext) -> BoxFuture<'static, Result<Self::Output, EngineError>> {
+    fn run(
+        self,
+        g: Arc<Graph>,
+        _: &OpContext,
+    ) -> BoxFuture<'static, Result<Self::Output, EngineError>> {
         async move {
-            let (head, cursor) = g.capture_baseline(&self.branch, self.filter.clone()).await?;
+            let (head, cursor) = g
+                .capture_baseline(&self.branch, self.filter.clone())
+                .await?;
             let types = g
                 .baseline_types(&ReadAt::Commit(head.clone()), &self.filter)
                 .await?;
@@ -659,10 +678,20 @@ pub struct ReadBlob {
 
 impl GraphRead for ReadBlob {
     type Output = crate::engine::blob::BlobCell;
-    fn run(self, g: Arc<Graph>, _: &OpContext) -> BoxFuture<'static, Result<Self::Output, EngineError>> {
+    fn run(
+        self,
+        g: Arc<Graph>,
+        _: &OpContext,
+    ) -> BoxFuture<'static, Result<Self::Output, EngineError>> {
         async move {
-            g.blob(&self.at, self.kind, &self.type_name, &self.id, &self.property)
-                .await
+            g.blob(
+                &self.at,
+                self.kind,
+                &self.type_name,
+                &self.id,
+                &self.property,
+            )
+            .await
         }
         .boxed()
     }

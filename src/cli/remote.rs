@@ -408,7 +408,8 @@ impl Remote {
                     message: format!("the server answered {status}"),
                 });
             }
-            return decode::<serde_json::Value>(Answer { status, body }).map(|_| (status, head, Vec::new()));
+            return decode::<serde_json::Value>(Answer { status, body })
+                .map(|_| (status, head, Vec::new()));
         }
         Ok((status, head, body))
     }

@@ -66,7 +66,9 @@ impl Graph {
         }
         let missing = |what: String| EngineError::NoBlob { what };
         let Some(r) = view.tables.get(&key) else {
-            return Err(missing(format!("{kind_name} {type_name} `{id}` does not exist")));
+            return Err(missing(format!(
+                "{kind_name} {type_name} `{id}` does not exist"
+            )));
         };
         let ds = table::open(&self.at(&key, r)).await?;
         let filter = format!("id = '{}'", id.replace('\'', "''"));

@@ -28,7 +28,17 @@ use crate::storage::table;
 
 /// A node or an edge (reference `EntityKindOutput`).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 #[schema(as = EntityKindOutput)]
@@ -49,7 +59,17 @@ impl EntityKind {
 /// What happened to one entity; ordered insert < update < delete
 /// (reference `ChangeOpOutput`, "ordering rank is frozen").
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 #[schema(as = ChangeOpOutput)]
@@ -82,7 +102,9 @@ pub struct ChangeImage {
 /// A type as the change names it: `id` is `node:<Name>` or
 /// `edge:<Name>` (stable while the type exists under that name), `name`
 /// the schema's name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[schema(as = ChangeTypeOutput)]
 pub struct ChangeType {
     pub id: String,
@@ -406,7 +428,11 @@ fn same_properties(a: &[Property], b: &[Property]) -> bool {
 }
 
 /// Each row's image by id (rows without an id are skipped).
-fn images(batches: &[RecordBatch], props: &[Property], edge: bool) -> BTreeMap<String, ChangeImage> {
+fn images(
+    batches: &[RecordBatch],
+    props: &[Property],
+    edge: bool,
+) -> BTreeMap<String, ChangeImage> {
     let text = PropType::scalar(ScalarType::String);
     let mut out = BTreeMap::new();
     for b in batches {
@@ -434,10 +460,13 @@ fn images(batches: &[RecordBatch], props: &[Property], edge: bool) -> BTreeMap<S
                 from: str_at(&src, i).unwrap_or_default(),
                 to: str_at(&dst, i).unwrap_or_default(),
             });
-            out.insert(id, ChangeImage {
-                properties,
-                endpoints,
-            });
+            out.insert(
+                id,
+                ChangeImage {
+                    properties,
+                    endpoints,
+                },
+            );
         }
     }
     out

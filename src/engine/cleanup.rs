@@ -153,7 +153,10 @@ impl Graph {
         // The versions each (table, Lance branch) must keep.
         let mut needed: BTreeMap<(TableKey, Option<String>), BTreeSet<u64>> = BTreeMap::new();
         let mut need = |key: &TableKey, lance: &Option<String>, v: u64| {
-            needed.entry((key.clone(), lance.clone())).or_default().insert(v);
+            needed
+                .entry((key.clone(), lance.clone()))
+                .or_default()
+                .insert(v);
         };
         for bs in m.branches.values() {
             for (k, r) in &bs.tables {
@@ -181,11 +184,13 @@ impl Graph {
         for ((key, lance), keep) in needed {
             tables.push(self.clean_table(&key, lance, &keep, confirm).await);
         }
-        let mut removed: Vec<&Commit> = records.values().filter(|c| !kept.contains(&c.id)).collect();
+        let mut removed: Vec<&Commit> =
+            records.values().filter(|c| !kept.contains(&c.id)).collect();
         removed.sort_by(|a, b| a.id.cmp(&b.id));
         let removed_commit_ids: Vec<String> = removed.iter().map(|c| c.id.to_string()).collect();
         if confirm && !removed.is_empty() {
-            let marker = serde_json::to_vec(&CleanupMarker { at_ms: now, bases }).unwrap_or_default();
+            let marker =
+                serde_json::to_vec(&CleanupMarker { at_ms: now, bases }).unwrap_or_default();
             self.manifests.control().put(MARKER, marker).await?;
             for c in &removed {
                 self.manifests

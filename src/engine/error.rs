@@ -171,7 +171,9 @@ pub enum EngineError {
     CursorRejected { reason: String },
     /// A page size above what one response may carry (HTTP 413
     /// `resource_limit`).
-    #[error("limit {asked} is above the {max} changes one page may carry; ask for at most {max} and follow next_page_token")]
+    #[error(
+        "limit {asked} is above the {max} changes one page may carry; ask for at most {max} and follow next_page_token"
+    )]
     ChangeLimit { asked: u64, max: u64 },
     #[error("the graph's worker crashed ({reason}); it is being restarted — retry")]
     Crashed { reason: String },

@@ -55,9 +55,7 @@ impl FeedStart {
             t => match t.strip_prefix("after:") {
                 Some(id) if !id.is_empty() => Ok(FeedStart::After(CommitId::from_text(id))),
                 _ => Err(EngineError::Source {
-                    reason: format!(
-                        "start `{t}`: use `now`, `beginning` or `after:<commit_id>`"
-                    ),
+                    reason: format!("start `{t}`: use `now`, `beginning` or `after:<commit_id>`"),
                 }),
             },
         }
@@ -162,16 +160,28 @@ fn decode(prefix: &str, text: &str) -> Result<Position, EngineError> {
         None if text.starts_with(CURSOR) || text.starts_with(PAGE) => {
             return Err(rejected(format!(
                 "this is {other}, not a {want}; pass it as {}",
-                if prefix == CURSOR { "page_token (--page-token)" } else { "cursor (--cursor)" }
+                if prefix == CURSOR {
+                    "page_token (--page-token)"
+                } else {
+                    "cursor (--cursor)"
+                }
             )));
         }
-        None => return Err(rejected(format!("`{text}` is not a {want} this server issued"))),
+        None => {
+            return Err(rejected(format!(
+                "`{text}` is not a {want} this server issued"
+            )));
+        }
     };
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(body)
         .ok()
         .and_then(|j| serde_json::from_slice(&j).ok())
-        .ok_or_else(|| rejected(format!("the {want} is damaged; use one exactly as it was returned")))
+        .ok_or_else(|| {
+            rejected(format!(
+                "the {want} is damaged; use one exactly as it was returned"
+            ))
+        })
 }
 
 /// The branch a poll reads: `branch` when given, else the one its page
@@ -233,17 +243,24 @@ impl Graph {
         let (cause, all) = self.commit_changes(id, &filter).await?;
         let end = all.len().min(from.saturating_add(limit));
         let next_page_token = (end < all.len()).then(|| {
-            encode(PAGE, &Position {
-                b: String::new(),
-                s: filter.clone(),
-                c: CommitId::from_text(id),
-                cut: None,
-                blk: None,
-                off: Some(end),
-                one: Some(true),
-            })
+            encode(
+                PAGE,
+                &Position {
+                    b: String::new(),
+                    s: filter.clone(),
+                    c: CommitId::from_text(id),
+                    cut: None,
+                    blk: None,
+                    off: Some(end),
+                    one: Some(true),
+                },
+            )
         });
-        let changes = all.into_iter().skip(from).take(end.saturating_sub(from)).collect();
+        let changes = all
+            .into_iter()
+            .skip(from)
+            .take(end.saturating_sub(from))
+            .collect();
         Ok(CommitChangesPage {
             cause,
             changes,
@@ -270,8 +287,16 @@ impl Graph {
                 "a page token continues its poll alone; send it without a cursor or start",
             ));
         }
-        let token = req.page_token.as_deref().map(|t| decode(PAGE, t)).transpose()?;
-        let cursor = req.cursor.as_deref().map(|t| decode(CURSOR, t)).transpose()?;
+        let token = req
+            .page_token
+            .as_deref()
+            .map(|t| decode(PAGE, t))
+            .transpose()?;
+        let cursor = req
+            .cursor
+            .as_deref()
+            .map(|t| decode(CURSOR, t))
+            .transpose()?;
         let bound = token.as_ref().or(cursor.as_ref());
         let branch = match (&req.branch, bound) {
             (Some(b), _) => b.clone(),
@@ -285,7 +310,9 @@ impl Graph {
             .ok_or_else(|| Self::unknown_branch(&m, &branch))?;
         if let Some(p) = bound {
             if p.one.is_some() {
-                return Err(rejected("this page token continues a commit's changes, not the feed"));
+                return Err(rejected(
+                    "this page token continues a commit's changes, not the feed",
+                ));
             }
             if p.b != branch {
                 return Err(rejected(format!(
@@ -332,11 +359,15 @@ impl Graph {
             cursor: req.cursor.clone(),
             first_unreadable: first.to_string(),
         };
-        let (base, chain) = self.first_parent_chain(&branch, &cut, after.as_ref(), &gap).await?;
+        let (base, chain) = self
+            .first_parent_chain(&branch, &cut, after.as_ref(), &gap)
+            .await?;
         if let Some((blk, _)) = &resume
             && chain.first().map(|c| &c.id) != Some(blk)
         {
-            return Err(rejected("the page token does not continue this branch's history"));
+            return Err(rejected(
+                "the page token does not continue this branch's history",
+            ));
         }
         let mut page = FeedPage {
             blocks: Vec::new(),
@@ -376,8 +407,7 @@ impl Graph {
             if page.blocks.is_empty() {
                 // A block larger than the page: split it.
                 let end = skip + limit;
-                let part: Vec<EntityChange> =
-                    changes.drain(..end).skip(skip).collect();
+                let part: Vec<EntityChange> = changes.drain(..end).skip(skip).collect();
                 page.blocks.push(ChangeBlock {
                     cause: ChangeCause::of(c),
                     changes: part,
@@ -412,11 +442,19 @@ impl Graph {
         let mut cur = cut.clone();
         loop {
             if Some(&cur) == after {
-                let base = self.manifests.commit(&cur).await?.ok_or_else(|| gap(&cur))?;
+                let base = self
+                    .manifests
+                    .commit(&cur)
+                    .await?
+                    .ok_or_else(|| gap(&cur))?;
                 chain.reverse();
                 return Ok((base, chain));
             }
-            let c = self.manifests.commit(&cur).await?.ok_or_else(|| gap(&cur))?;
+            let c = self
+                .manifests
+                .commit(&cur)
+                .await?
+                .ok_or_else(|| gap(&cur))?;
             match c.parents.first().cloned() {
                 Some(p) => {
                     chain.push(c);
@@ -452,15 +490,18 @@ impl Graph {
             .branches
             .get(branch)
             .ok_or_else(|| Self::unknown_branch(&m, branch))?;
-        let cursor = encode(CURSOR, &Position {
-            b: branch.to_string(),
-            s: filter,
-            c: bs.head.clone(),
-            cut: None,
-            blk: None,
-            off: None,
-            one: None,
-        });
+        let cursor = encode(
+            CURSOR,
+            &Position {
+                b: branch.to_string(),
+                s: filter,
+                c: bs.head.clone(),
+                cut: None,
+                blk: None,
+                off: None,
+                one: None,
+            },
+        );
         Ok((bs.head.clone(), cursor))
     }
 

@@ -256,7 +256,9 @@ impl Graph {
             .get(target)
             .ok_or_else(|| Self::unknown_branch(&m, target))?
             .clone();
-        let base = self.merge_base_of(source, &src.head, target, &tgt.head).await?;
+        let base = self
+            .merge_base_of(source, &src.head, target, &tgt.head)
+            .await?;
         let mut report = MergeReport {
             source: source.to_string(),
             target: target.to_string(),

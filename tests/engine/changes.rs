@@ -73,25 +73,45 @@ async fn a_commit_names_each_entity_it_changed() {
     assert!(cs[0].before.is_none());
     assert_eq!(a.properties["name"], json!("Ann"));
     assert_eq!(a.properties["age"], json!(30));
-    assert_eq!(a.properties["email"], json!(null), "every property, null included");
+    assert_eq!(
+        a.properties["email"],
+        json!(null),
+        "every property, null included"
+    );
     let k = cs[2].after.as_ref().expect("edge after");
     let ends = k.endpoints.as_ref().expect("endpoints");
     assert_eq!((ends.from.as_str(), ends.to.as_str()), ("a", "b"));
 
     // An update: exact before and after; an equal rewrite is no change.
     let set_age = "query q($s: String, $a: I32) { update Person set { age: $a } where slug = $s }";
-    let up = mutate(&g, set_age, json!({"s": "a", "a": 31}), "main").await.expect("commit");
+    let up = mutate(&g, set_age, json!({"s": "a", "a": 31}), "main")
+        .await
+        .expect("commit");
     let cs = changes_of(&g, &up).await;
-    assert_eq!(ops(&cs), vec![(ChangeOp::Update, "Person".into(), "a".into())]);
-    assert_eq!(cs[0].before.as_ref().expect("before").properties["age"], json!(30));
-    assert_eq!(cs[0].after.as_ref().expect("after").properties["age"], json!(31));
+    assert_eq!(
+        ops(&cs),
+        vec![(ChangeOp::Update, "Person".into(), "a".into())]
+    );
+    assert_eq!(
+        cs[0].before.as_ref().expect("before").properties["age"],
+        json!(30)
+    );
+    assert_eq!(
+        cs[0].after.as_ref().expect("after").properties["age"],
+        json!(31)
+    );
     if let Some(same) = mutate(&g, set_age, json!({"s": "a", "a": 31}), "main").await {
-        assert!(changes_of(&g, &same).await.is_empty(), "rewriting equal values changes nothing");
+        assert!(
+            changes_of(&g, &same).await.is_empty(),
+            "rewriting equal values changes nothing"
+        );
     }
 
     // A delete cascades to the edge: both named, with their before images.
     let del = "query q($s: String) { delete Person where slug = $s }";
-    let d = mutate(&g, del, json!({"s": "b"}), "main").await.expect("commit");
+    let d = mutate(&g, del, json!({"s": "b"}), "main")
+        .await
+        .expect("commit");
     let cs = changes_of(&g, &d).await;
     assert_eq!(
         ops(&cs),
@@ -108,12 +128,21 @@ async fn a_commit_names_each_entity_it_changed() {
         ..Default::default()
     };
     let (_, cs) = g.commit_changes(&d, &edges).await.expect("filtered");
-    assert_eq!(ops(&cs), vec![(ChangeOp::Delete, "Knows".into(), "k1".into())]);
+    assert_eq!(
+        ops(&cs),
+        vec![(ChangeOp::Delete, "Knows".into(), "k1".into())]
+    );
     let inserts = ChangeFilter {
         ops: vec![ChangeOp::Insert],
         ..Default::default()
     };
-    assert!(g.commit_changes(&d, &inserts).await.expect("ops").1.is_empty());
+    assert!(
+        g.commit_changes(&d, &inserts)
+            .await
+            .expect("ops")
+            .1
+            .is_empty()
+    );
     let typo = ChangeFilter {
         types: vec!["Persn".into()],
         ..Default::default()
@@ -129,7 +158,11 @@ async fn a_commit_names_each_entity_it_changed() {
         other => panic!("expected a parentless refusal, got {other:?}"),
     }
     assert!(matches!(
-        g.commit_changes(&CommitId::from_text("01ARZ3NDEKTSV4RRFFQ69G5FAV"), &ChangeFilter::default()).await,
+        g.commit_changes(
+            &CommitId::from_text("01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+            &ChangeFilter::default()
+        )
+        .await,
         Err(EngineError::UnknownCommit { .. })
     ));
 }
@@ -138,21 +171,42 @@ async fn a_commit_names_each_entity_it_changed() {
 async fn merges_and_diffs_compare_against_the_first_parent() {
     let tmp = tempfile::tempdir().expect("tmp");
     let g = small(tmp.path()).await;
-    load_str(&g, "{\"type\":\"Person\",\"data\":{\"slug\":\"a\",\"name\":\"Ann\"}}\n", LoadMode::Merge, "main")
+    load_str(
+        &g,
+        "{\"type\":\"Person\",\"data\":{\"slug\":\"a\",\"name\":\"Ann\"}}\n",
+        LoadMode::Merge,
+        "main",
+    )
+    .await
+    .expect("seed");
+    g.create_branch(&branch_name("side"), "main", "writer")
         .await
-        .expect("seed");
-    g.create_branch(&branch_name("side"), "main", "writer").await.expect("branch");
-    load_str(&g, "{\"type\":\"Person\",\"data\":{\"slug\":\"s\",\"name\":\"Side\"}}\n", LoadMode::Merge, "side")
-        .await
-        .expect("side");
-    load_str(&g, "{\"type\":\"Person\",\"data\":{\"slug\":\"m\",\"name\":\"Main\"}}\n", LoadMode::Merge, "main")
-        .await
-        .expect("main");
+        .expect("branch");
+    load_str(
+        &g,
+        "{\"type\":\"Person\",\"data\":{\"slug\":\"s\",\"name\":\"Side\"}}\n",
+        LoadMode::Merge,
+        "side",
+    )
+    .await
+    .expect("side");
+    load_str(
+        &g,
+        "{\"type\":\"Person\",\"data\":{\"slug\":\"m\",\"name\":\"Main\"}}\n",
+        LoadMode::Merge,
+        "main",
+    )
+    .await
+    .expect("main");
     let main_before = head(&g, "main").await;
 
     // Branch to branch: what side holds that main does not, and back.
     let d = g
-        .diff(&ReadAt::Branch("main".into()), &ReadAt::Branch("side".into()), &ChangeFilter::default())
+        .diff(
+            &ReadAt::Branch("main".into()),
+            &ReadAt::Branch("side".into()),
+            &ChangeFilter::default(),
+        )
         .await
         .expect("diff");
     assert_eq!(
@@ -164,20 +218,33 @@ async fn merges_and_diffs_compare_against_the_first_parent() {
     );
 
     // A three-way merge commit: its changes are what it brought to main.
-    let r = g.merge("side", "main", "writer", false).await.expect("merge");
+    let r = g
+        .merge("side", "main", "writer", false)
+        .await
+        .expect("merge");
     let merged = g.commit(&r.head).await.expect("commit");
     assert_eq!(merged.parents.len(), 2, "a merge commit");
     let (cause, cs) = g
         .commit_changes(&merged.id, &ChangeFilter::default())
         .await
         .expect("merge changes");
-    assert_eq!(cause.parent_commit_id.as_deref(), Some(main_before.as_str()));
+    assert_eq!(
+        cause.parent_commit_id.as_deref(),
+        Some(main_before.as_str())
+    );
     assert!(cause.merged_parent_commit_id.is_some());
-    assert_eq!(ops(&cs), vec![(ChangeOp::Insert, "Person".into(), "s".into())]);
+    assert_eq!(
+        ops(&cs),
+        vec![(ChangeOp::Insert, "Person".into(), "s".into())]
+    );
 
     // The same state on both sides: no changes.
     let same = g
-        .diff(&ReadAt::Commit(merged.id.clone()), &ReadAt::Branch("main".into()), &ChangeFilter::default())
+        .diff(
+            &ReadAt::Commit(merged.id.clone()),
+            &ReadAt::Branch("main".into()),
+            &ChangeFilter::default(),
+        )
         .await
         .expect("same");
     assert!(same.changes.is_empty());
@@ -186,7 +253,9 @@ async fn merges_and_diffs_compare_against_the_first_parent() {
 /// Loads `n` people (`p0`..) in one commit.
 async fn people(g: &Graph, from: usize, n: usize) -> CommitId {
     let data: String = (from..from + n)
-        .map(|i| format!("{{\"type\":\"Person\",\"data\":{{\"slug\":\"p{i}\",\"name\":\"P{i}\"}}}}\n"))
+        .map(|i| {
+            format!("{{\"type\":\"Person\",\"data\":{{\"slug\":\"p{i}\",\"name\":\"P{i}\"}}}}\n")
+        })
         .collect();
     load_str(g, &data, LoadMode::Merge, "main")
         .await
@@ -221,7 +290,11 @@ async fn the_feed_pages_blocks_and_resumes_from_its_cursor() {
         })
         .await
         .expect("after now");
-    let ids: Vec<&str> = after_now.blocks.iter().map(|b| b.cause.graph_commit_id.as_str()).collect();
+    let ids: Vec<&str> = after_now
+        .blocks
+        .iter()
+        .map(|b| b.cause.graph_commit_id.as_str())
+        .collect();
     assert_eq!(ids, vec![c3.as_str()]);
 
     // From the beginning with 2 changes a page: the 3-change block of c1
@@ -236,7 +309,10 @@ async fn the_feed_pages_blocks_and_resumes_from_its_cursor() {
     assert_eq!(p1.blocks.len(), 1);
     assert_eq!(p1.blocks[0].cause.graph_commit_id, c1.to_string());
     assert_eq!(p1.blocks[0].changes.len(), 2);
-    assert!(p1.cursor.is_none() && p1.next_page_token.is_some(), "mid-block: a token, no cursor");
+    assert!(
+        p1.cursor.is_none() && p1.next_page_token.is_some(),
+        "mid-block: a token, no cursor"
+    );
     // A page token is not a cursor.
     let misuse = g
         .poll_changes(FeedRequest {
@@ -245,7 +321,10 @@ async fn the_feed_pages_blocks_and_resumes_from_its_cursor() {
         })
         .await
         .expect_err("token as cursor");
-    assert!(misuse.to_string().starts_with("change cursor rejected:"), "{misuse}");
+    assert!(
+        misuse.to_string().starts_with("change cursor rejected:"),
+        "{misuse}"
+    );
     let p2 = g
         .poll_changes(FeedRequest {
             page_token: p1.next_page_token.clone(),
@@ -255,7 +334,11 @@ async fn the_feed_pages_blocks_and_resumes_from_its_cursor() {
         .await
         .expect("page 2");
     // The rest of c1, then c2 (one change) fits; c3 (two) does not.
-    let ids: Vec<&str> = p2.blocks.iter().map(|b| b.cause.graph_commit_id.as_str()).collect();
+    let ids: Vec<&str> = p2
+        .blocks
+        .iter()
+        .map(|b| b.cause.graph_commit_id.as_str())
+        .collect();
     assert_eq!(ids, vec![c1.as_str(), c2.as_str()]);
     assert_eq!(p2.blocks[0].changes.len(), 1, "the rest of c1");
     assert_eq!(p2.caught_up, Some(false));
@@ -270,7 +353,11 @@ async fn the_feed_pages_blocks_and_resumes_from_its_cursor() {
     req.start = None;
     req.cursor = p2.cursor.clone();
     let p3 = g.poll_changes(req.clone()).await.expect("page 3");
-    let ids: Vec<&str> = p3.blocks.iter().map(|b| b.cause.graph_commit_id.as_str()).collect();
+    let ids: Vec<&str> = p3
+        .blocks
+        .iter()
+        .map(|b| b.cause.graph_commit_id.as_str())
+        .collect();
     assert_eq!(ids, vec![c3.as_str()]);
     assert_eq!(p3.caught_up, Some(true));
     // At least once: the same cursor gives the same block again.
@@ -280,7 +367,9 @@ async fn the_feed_pages_blocks_and_resumes_from_its_cursor() {
 
     // A cursor binds its branch and filters; a start and a cursor
     // together, a bad start, a commit off the chain are refused.
-    g.create_branch(&branch_name("other"), "main", "writer").await.expect("branch");
+    g.create_branch(&branch_name("other"), "main", "writer")
+        .await
+        .expect("branch");
     let wrong = |r: Result<_, EngineError>| match r {
         Err(e @ EngineError::CursorRejected { .. }) => e.to_string(),
         other => panic!("expected a rejected cursor, got {other:?}"),
@@ -314,9 +403,14 @@ async fn the_feed_pages_blocks_and_resumes_from_its_cursor() {
         })
         .await,
     );
-    load_str(&g, "{\"type\":\"Person\",\"data\":{\"slug\":\"o\",\"name\":\"O\"}}\n", LoadMode::Merge, "other")
-        .await
-        .expect("other");
+    load_str(
+        &g,
+        "{\"type\":\"Person\",\"data\":{\"slug\":\"o\",\"name\":\"O\"}}\n",
+        LoadMode::Merge,
+        "other",
+    )
+    .await
+    .expect("other");
     let off = head(&g, "other").await;
     let m = wrong(
         g.poll_changes(FeedRequest {
@@ -333,7 +427,10 @@ async fn the_feed_pages_blocks_and_resumes_from_its_cursor() {
             ..Default::default()
         })
         .await,
-        Err(EngineError::ChangeLimit { asked: 10_001, max: 10_000 })
+        Err(EngineError::ChangeLimit {
+            asked: 10_001,
+            max: 10_000
+        })
     ));
 }
 
@@ -354,7 +451,9 @@ async fn a_removed_history_is_a_gap_not_a_wrong_answer() {
     people(&g, 2, 1).await;
     // The record of c2 goes, as cleanup removes what it does not keep.
     std::fs::remove_file(tmp.path().join(format!("g/_graph/commits/{c2}.json"))).expect("rm");
-    let fresh = Graph::open(tmp.path().join("g").to_str().expect("utf8")).await.expect("open");
+    let fresh = Graph::open(tmp.path().join("g").to_str().expect("utf8"))
+        .await
+        .expect("open");
     match fresh
         .poll_changes(FeedRequest {
             cursor: cursor.clone(),
@@ -362,7 +461,10 @@ async fn a_removed_history_is_a_gap_not_a_wrong_answer() {
         })
         .await
     {
-        Err(EngineError::ChangeFeedGap { cursor: c, first_unreadable }) => {
+        Err(EngineError::ChangeFeedGap {
+            cursor: c,
+            first_unreadable,
+        }) => {
             assert_eq!(c, cursor);
             assert_eq!(first_unreadable, c2.to_string());
         }
@@ -389,7 +491,10 @@ async fn a_schema_change_is_refused_not_guessed() {
     let tmp = tempfile::tempdir().expect("tmp");
     let g = small(tmp.path()).await;
     people(&g, 0, 2).await;
-    let grown = crate::support::SMALL.replace("    vec: Vector(2)?\n", "    vec: Vector(2)?\n    nick: String?\n");
+    let grown = crate::support::SMALL.replace(
+        "    vec: Vector(2)?\n",
+        "    vec: Vector(2)?\n    nick: String?\n",
+    );
     assert_ne!(grown, crate::support::SMALL);
     let applied = g
         .apply_schema("grown.pg", &grown, false, "migrator")
@@ -410,6 +515,16 @@ async fn a_schema_change_is_refused_not_guessed() {
     // The commits after it diff in the new schema.
     let next = people(&g, 2, 1).await;
     let cs = changes_of(&g, &next).await;
-    assert_eq!(ops(&cs), vec![(ChangeOp::Insert, "Person".into(), "p2".into())]);
-    assert!(cs[0].after.as_ref().expect("after").properties.contains_key("nick"));
+    assert_eq!(
+        ops(&cs),
+        vec![(ChangeOp::Insert, "Person".into(), "p2".into())]
+    );
+    assert!(
+        cs[0]
+            .after
+            .as_ref()
+            .expect("after")
+            .properties
+            .contains_key("nick")
+    );
 }

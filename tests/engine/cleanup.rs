@@ -38,7 +38,10 @@ fn walk(dir: &Path) -> Vec<u64> {
 async fn person(g: &Graph, i: usize, branch: &str) -> CommitId {
     load_str(
         g,
-        &format!("{{\"type\":\"Person\",\"data\":{{\"slug\":\"p{i}\",\"name\":\"P{i}\",\"age\":{}}}}}\n", i % 100),
+        &format!(
+            "{{\"type\":\"Person\",\"data\":{{\"slug\":\"p{i}\",\"name\":\"P{i}\",\"age\":{}}}}}\n",
+            i % 100
+        ),
         LoadMode::Merge,
         branch,
     )
@@ -61,7 +64,9 @@ async fn cleanup_keeps_the_window_and_removes_the_rest() {
     let tmp = tempfile::tempdir().expect("tmp");
     let g = small(tmp.path()).await;
     person(&g, 0, "main").await;
-    g.create_branch(&branch_name("side"), "main", "t").await.expect("branch");
+    g.create_branch(&branch_name("side"), "main", "t")
+        .await
+        .expect("branch");
     person(&g, 100_000, "side").await;
     for i in 1..commits {
         person(&g, i, "main").await;
@@ -84,7 +89,11 @@ async fn cleanup_keeps_the_window_and_removes_the_rest() {
     };
     let dry = g.cleanup(policy, false).await.expect("dry run");
     assert!(!dry.confirmed && dry.commits_removed > 0 && dry.versions_removed() > 0);
-    assert_eq!(usage(&tmp.path().join("g")), (files0, bytes0), "a dry run removes nothing");
+    assert_eq!(
+        usage(&tmp.path().join("g")),
+        (files0, bytes0),
+        "a dry run removes nothing"
+    );
 
     // The cleanup, while another handle writes to the branch.
     let writer = {
@@ -110,31 +119,53 @@ async fn cleanup_keeps_the_window_and_removes_the_rest() {
         r.bytes_removed()
     );
     assert!(r.tables.iter().all(|t| t.error.is_none()), "{:?}", r.tables);
-    assert!(files1 < files0 / 2 && bytes1 < bytes0, "files {files0} -> {files1}, bytes {bytes0} -> {bytes1}");
+    assert!(
+        files1 < files0 / 2 && bytes1 < bytes0,
+        "files {files0} -> {files1}, bytes {bytes0} -> {bytes1}"
+    );
 
     // The kept commits read the same rows; the removed ones are gone.
     for (id, rows) in kept.iter().zip(&before) {
-        assert_eq!(&export_sorted(&g, &ReadAt::Commit(id.clone())).await, rows, "commit {id}");
+        assert_eq!(
+            &export_sorted(&g, &ReadAt::Commit(id.clone())).await,
+            rows,
+            "commit {id}"
+        );
     }
     match g.view(&ReadAt::Commit(removed.clone())).await {
         Err(EngineError::HistoryRemoved { id }) => assert_eq!(id, removed.to_string()),
         other => panic!("expected HistoryRemoved, got {:?}", other.map(|v| v.commit)),
     }
-    let fresh = Graph::open(tmp.path().join("g").to_str().expect("utf8")).await.expect("open");
+    let fresh = Graph::open(tmp.path().join("g").to_str().expect("utf8"))
+        .await
+        .expect("open");
     assert_eq!(fresh.commits("main").await.expect("history").len(), 10);
 
     // The writes made during the cleanup landed, and the branch (forked
     // at the start) still reads and merges.
     let side = export_sorted(&fresh, &ReadAt::Branch("side".into())).await;
     assert_eq!(side.len(), side_before.len() + written.len());
-    assert_eq!(head(&fresh, "side").await, written.last().cloned().expect("writes"));
-    for id in &written {
-        fresh.view(&ReadAt::Commit(id.clone())).await.expect("a write of the cleanup's time");
-    }
-    let main_rows = export_sorted(&fresh, &ReadAt::Branch("main".into())).await.len();
-    fresh.merge("side", "main", "t", false).await.expect("merge after cleanup");
     assert_eq!(
-        export_sorted(&fresh, &ReadAt::Branch("main".into())).await.len(),
+        head(&fresh, "side").await,
+        written.last().cloned().expect("writes")
+    );
+    for id in &written {
+        fresh
+            .view(&ReadAt::Commit(id.clone()))
+            .await
+            .expect("a write of the cleanup's time");
+    }
+    let main_rows = export_sorted(&fresh, &ReadAt::Branch("main".into()))
+        .await
+        .len();
+    fresh
+        .merge("side", "main", "t", false)
+        .await
+        .expect("merge after cleanup");
+    assert_eq!(
+        export_sorted(&fresh, &ReadAt::Branch("main".into()))
+            .await
+            .len(),
         main_rows + written.len() + 1
     );
     // Writes go on.
@@ -157,17 +188,30 @@ async fn optimize_builds_a_declared_index_and_then_has_nothing_to_do() {
     // An index declared after the data exists.
     let indexed = crate::support::SMALL.replace("    age: I32?\n", "    age: I32? @index\n");
     assert_ne!(indexed, crate::support::SMALL);
-    g.apply_schema("indexed.pg", &indexed, false, "t").await.expect("apply");
-    let g = Graph::open(tmp.path().join("g").to_str().expect("utf8")).await.expect("open");
-    let due = g.upkeep_due("main", &omnigraph::engine::node_key("Person")).await.expect("due");
+    g.apply_schema("indexed.pg", &indexed, false, "t")
+        .await
+        .expect("apply");
+    let g = Graph::open(tmp.path().join("g").to_str().expect("utf8"))
+        .await
+        .expect("open");
+    let due = g
+        .upkeep_due("main", &omnigraph::engine::node_key("Person"))
+        .await
+        .expect("due");
     let steps = g.optimize().await.expect("optimize");
     assert!(
         due.is_empty() || !steps.is_empty(),
         "what was due ({due:?}) was done: {steps:?}"
     );
     assert!(
-        g.upkeep_due("main", &omnigraph::engine::node_key("Person")).await.expect("due").is_empty(),
+        g.upkeep_due("main", &omnigraph::engine::node_key("Person"))
+            .await
+            .expect("due")
+            .is_empty(),
         "nothing due after optimize"
     );
-    assert!(g.optimize().await.expect("again").is_empty(), "a second run has nothing to do");
+    assert!(
+        g.optimize().await.expect("again").is_empty(),
+        "a second run has nothing to do"
+    );
 }

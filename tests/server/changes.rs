@@ -44,7 +44,10 @@ fn entities_of(lines: &[Json]) -> Entities {
             Some(e) => (
                 "edge",
                 e,
-                Some((l["from"].as_str().expect("from"), l["to"].as_str().expect("to"))),
+                Some((
+                    l["from"].as_str().expect("from"),
+                    l["to"].as_str().expect("to"),
+                )),
             ),
             None => ("node", l["type"].as_str().expect("type"), None),
         };
@@ -70,7 +73,9 @@ struct Saved {
 
 impl Saved {
     fn apply(&mut self, block: &Json) {
-        let id = block["cause"]["graph_commit_id"].as_str().expect("commit id");
+        let id = block["cause"]["graph_commit_id"]
+            .as_str()
+            .expect("commit id");
         assert!(
             !self.applied.iter().any(|a| a == id),
             "block {id} delivered again after its cursor was saved"
@@ -84,14 +89,20 @@ impl Saved {
             match c["op"].as_str().expect("op") {
                 "insert" | "update" => {
                     let a = &c["after"];
-                    let ends = a["endpoints"]
-                        .as_object()
-                        .map(|e| (e["from"].as_str().expect("from"), e["to"].as_str().expect("to")));
+                    let ends = a["endpoints"].as_object().map(|e| {
+                        (
+                            e["from"].as_str().expect("from"),
+                            e["to"].as_str().expect("to"),
+                        )
+                    });
                     let props = a["properties"].as_object().expect("properties");
                     self.entities.insert(key, entity(props, ends));
                 }
                 "delete" => {
-                    assert!(self.entities.remove(&key).is_some(), "deleted {key:?} it never had");
+                    assert!(
+                        self.entities.remove(&key).is_some(),
+                        "deleted {key:?} it never had"
+                    );
                 }
                 op => panic!("unknown op {op}"),
             }
@@ -112,18 +123,27 @@ fn poll(server: &Server, cursor: &str) -> (Vec<Json>, String, bool) {
             match blocks.last_mut() {
                 Some(last) if last["cause"] == b["cause"] => {
                     let more = b["changes"].as_array().expect("changes").clone();
-                    last["changes"].as_array_mut().expect("changes").extend(more);
+                    last["changes"]
+                        .as_array_mut()
+                        .expect("changes")
+                        .extend(more);
                 }
                 _ => blocks.push(b.clone()),
             }
         }
         match page["next_page_token"].as_str() {
             Some(t) => {
-                assert!(page["cursor"].is_null(), "a mid-block page carries no cursor");
+                assert!(
+                    page["cursor"].is_null(),
+                    "a mid-block page carries no cursor"
+                );
                 path = format!("/graphs/g/changes?page_token={t}&limit=7");
             }
             None => {
-                let c = page["cursor"].as_str().expect("terminal cursor").to_string();
+                let c = page["cursor"]
+                    .as_str()
+                    .expect("terminal cursor")
+                    .to_string();
                 return (blocks, c, page["caught_up"].as_bool().expect("caught_up"));
             }
         }
@@ -140,12 +160,24 @@ fn mutate(server: &Server, name: &str, params: Json, branch: &str) -> u16 {
 /// The first-parent chain of `main` after `from`, oldest first.
 fn chain_after(server: &Server, from: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let head = server.get("/graphs/g/commits?branch=main", None).expect(200).json();
-    let mut cur = head["commits"][0]["graph_commit_id"].as_str().expect("head").to_string();
+    let head = server
+        .get("/graphs/g/commits?branch=main", None)
+        .expect(200)
+        .json();
+    let mut cur = head["commits"][0]["graph_commit_id"]
+        .as_str()
+        .expect("head")
+        .to_string();
     while cur != from {
-        let c = server.get(&format!("/graphs/g/commits/{cur}"), None).expect(200).json();
+        let c = server
+            .get(&format!("/graphs/g/commits/{cur}"), None)
+            .expect(200)
+            .json();
         out.push(cur.clone());
-        cur = c["parent_commit_id"].as_str().expect("reaches the baseline").to_string();
+        cur = c["parent_commit_id"]
+            .as_str()
+            .expect("reaches the baseline")
+            .to_string();
     }
     out.reverse();
     out
@@ -178,16 +210,31 @@ fn a_follower_ends_equal_to_the_export() {
         &[("OMNIGRAPH_PER_ACTOR_INFLIGHT_MAX", "64")],
     ));
     server
-        .post("/graphs/g/branches", None, r#"{"name":"side","from":"main"}"#)
+        .post(
+            "/graphs/g/branches",
+            None,
+            r#"{"name":"side","from":"main"}"#,
+        )
         .expect(200);
 
     // The baseline: a snapshot, then exactly one terminal record.
-    let lines = ndjson(&server.post("/graphs/g/changes/baseline", None, "{}").expect(200).body);
+    let lines = ndjson(
+        &server
+            .post("/graphs/g/changes/baseline", None, "{}")
+            .expect(200)
+            .body,
+    );
     let (last, snapshot) = lines.split_last().expect("a terminal record");
-    let base = last["baseline"]["snapshot_commit_id"].as_str().expect("commit").to_string();
+    let base = last["baseline"]["snapshot_commit_id"]
+        .as_str()
+        .expect("commit")
+        .to_string();
     let mut saved = Saved {
         entities: entities_of(snapshot),
-        cursor: last["baseline"]["resume_cursor"].as_str().expect("cursor").to_string(),
+        cursor: last["baseline"]["resume_cursor"]
+            .as_str()
+            .expect("cursor")
+            .to_string(),
         applied: Vec::new(),
     };
 
@@ -209,7 +256,12 @@ fn a_follower_ends_equal_to_the_export() {
                         }
                     }
                     2 => {
-                        mutate(&server, "age", json!({"id": pick(n), "age": (n % 80) + 10}), "main");
+                        mutate(
+                            &server,
+                            "age",
+                            json!({"id": pick(n), "age": (n % 80) + 10}),
+                            "main",
+                        );
                     }
                     3 if alive.len() > 3 => {
                         let id = alive.remove((n as usize * 31) % alive.len());
@@ -251,7 +303,12 @@ fn a_follower_ends_equal_to_the_export() {
             let (mut n, mut merges) = (0u64, 0u64);
             while !stop.load(Ordering::SeqCst) {
                 n += 1;
-                mutate(&server, "add", json!({"id": format!("s{n}"), "age": n % 60}), "side");
+                mutate(
+                    &server,
+                    "add",
+                    json!({"id": format!("s{n}"), "age": n % 60}),
+                    "side",
+                );
                 if n % 8 == 0 {
                     let r = server.post(
                         "/graphs/g/branches/merge",
@@ -276,10 +333,16 @@ fn a_follower_ends_equal_to_the_export() {
             work.apply(b);
         }
         blocks_seen += blocks.len();
-        if !crashed && !blocks.is_empty() && Instant::now() + Duration::from_secs(secs / 2) > deadline {
+        if !crashed
+            && !blocks.is_empty()
+            && Instant::now() + Duration::from_secs(secs / 2) > deadline
+        {
             // Crash: the work of this poll was never saved.
             crashed = true;
-            eprintln!("follower: crashed after applying {} unsaved block(s)", blocks.len());
+            eprintln!(
+                "follower: crashed after applying {} unsaved block(s)",
+                blocks.len()
+            );
             continue;
         }
         work.cursor = cursor;
@@ -292,7 +355,11 @@ fn a_follower_ends_equal_to_the_export() {
     let (side_writes, merges) = side.join().expect("side");
     // A last merge, so the final state holds every side insert.
     server
-        .post("/graphs/g/branches/merge", None, r#"{"source":"side","target":"main"}"#)
+        .post(
+            "/graphs/g/branches/merge",
+            None,
+            r#"{"source":"side","target":"main"}"#,
+        )
         .expect(200);
     loop {
         let (blocks, cursor, caught_up) = poll(&server, &saved.cursor);
@@ -314,9 +381,15 @@ fn a_follower_ends_equal_to_the_export() {
         saved.entities.len()
     );
     assert!(crashed, "the follower crashed once");
-    assert_eq!(saved.applied, chain, "every first-parent commit applied once, in order");
+    assert_eq!(
+        saved.applied, chain,
+        "every first-parent commit applied once, in order"
+    );
     assert_eq!(saved.entities.len(), want.len());
-    assert!(saved.entities == want, "the follower's state equals the export");
+    assert!(
+        saved.entities == want,
+        "the follower's state equals the export"
+    );
     let kinds: HashSet<&str> = saved.entities.keys().map(|k| k.0.as_str()).collect();
     assert!(kinds.contains("edge") && kinds.contains("node"));
 }
@@ -340,39 +413,99 @@ fn the_change_routes_refuse_clearly() {
         &[],
     );
     let commits = server.get("/graphs/g/commits", None).expect(200).json();
-    let load = commits["commits"][0]["graph_commit_id"].as_str().expect("load").to_string();
-    let genesis = commits["commits"][1]["graph_commit_id"].as_str().expect("init").to_string();
+    let load = commits["commits"][0]["graph_commit_id"]
+        .as_str()
+        .expect("load")
+        .to_string();
+    let genesis = commits["commits"][1]["graph_commit_id"]
+        .as_str()
+        .expect("init")
+        .to_string();
 
     let page = server
-        .get(&format!("/graphs/g/commits/{load}/changes?limit=1&type=Person&op=insert"), None)
+        .get(
+            &format!("/graphs/g/commits/{load}/changes?limit=1&type=Person&op=insert"),
+            None,
+        )
         .expect(200)
         .json();
     assert_eq!(page["changes"].as_array().expect("changes").len(), 1);
     assert_eq!(page["cause"]["graph_commit_id"], load.as_str());
-    let token = page["next_page_token"].as_str().expect("a second page").to_string();
+    let token = page["next_page_token"]
+        .as_str()
+        .expect("a second page")
+        .to_string();
     let rest = server
-        .get(&format!("/graphs/g/commits/{load}/changes?limit=1&type=Person&op=insert&page_token={token}"), None)
+        .get(
+            &format!(
+                "/graphs/g/commits/{load}/changes?limit=1&type=Person&op=insert&page_token={token}"
+            ),
+            None,
+        )
         .expect(200)
         .json();
     assert_eq!(rest["changes"][0]["id"], "b");
     assert!(rest["next_page_token"].is_null());
     // The token binds its filters.
-    let r = server.get(&format!("/graphs/g/commits/{load}/changes?page_token={token}"), None);
-    assert!(r.expect(400).json()["error"].as_str().expect("error").starts_with("change cursor rejected:"));
+    let r = server.get(
+        &format!("/graphs/g/commits/{load}/changes?page_token={token}"),
+        None,
+    );
+    assert!(
+        r.expect(400).json()["error"]
+            .as_str()
+            .expect("error")
+            .starts_with("change cursor rejected:")
+    );
 
-    let r = server.get(&format!("/graphs/g/commits/{genesis}/changes"), None).expect(409).json();
+    let r = server
+        .get(&format!("/graphs/g/commits/{genesis}/changes"), None)
+        .expect(409)
+        .json();
     assert_eq!(r["change_diff_refusal"]["reason"], "parentless_commit");
-    assert_eq!(r["change_diff_refusal"]["graph_commit_id"], genesis.as_str());
-    server.get("/graphs/g/commits/01ARZ3NDEKTSV4RRFFQ69G5FAV/changes", None).expect(404);
-    let r = server.get(&format!("/graphs/g/commits/{load}/changes?limit=10001"), None).expect(413).json();
-    assert_eq!(r["resource_limit"], json!({"resource": "changes_per_page", "limit": 10000, "actual": 10001}));
-    for bad in ["colour=red", "kind=vertex", "op=upsert", "limit=x", "type=Persn"] {
-        server.get(&format!("/graphs/g/commits/{load}/changes?{bad}"), None).expect(400);
+    assert_eq!(
+        r["change_diff_refusal"]["graph_commit_id"],
+        genesis.as_str()
+    );
+    server
+        .get("/graphs/g/commits/01ARZ3NDEKTSV4RRFFQ69G5FAV/changes", None)
+        .expect(404);
+    let r = server
+        .get(
+            &format!("/graphs/g/commits/{load}/changes?limit=10001"),
+            None,
+        )
+        .expect(413)
+        .json();
+    assert_eq!(
+        r["resource_limit"],
+        json!({"resource": "changes_per_page", "limit": 10000, "actual": 10001})
+    );
+    for bad in [
+        "colour=red",
+        "kind=vertex",
+        "op=upsert",
+        "limit=x",
+        "type=Persn",
+    ] {
+        server
+            .get(&format!("/graphs/g/commits/{load}/changes?{bad}"), None)
+            .expect(400);
     }
-    for bad in ["start=later", "cursor=nope", "start=now&cursor=ogc1.e30", "limit=0", "branch=main&branch=x"] {
-        server.get(&format!("/graphs/g/changes?{bad}"), None).expect(400);
+    for bad in [
+        "start=later",
+        "cursor=nope",
+        "start=now&cursor=ogc1.e30",
+        "limit=0",
+        "branch=main&branch=x",
+    ] {
+        server
+            .get(&format!("/graphs/g/changes?{bad}"), None)
+            .expect(400);
     }
-    server.get("/graphs/g/changes?branch=nope", None).expect(404);
+    server
+        .get("/graphs/g/changes?branch=nope", None)
+        .expect(404);
 
     // A poll's cursor, then the next commit's record removed (as cleanup
     // does): 410 with the gap, and a baseline restarts the follower.
@@ -380,13 +513,23 @@ fn the_change_routes_refuse_clearly() {
     assert_eq!(now["caught_up"], true);
     let cursor = now["cursor"].as_str().expect("cursor").to_string();
     for name in ["c", "d"] {
-        let more = write(tmp.path(), "m.jsonl", &format!("{{\"type\":\"Person\",\"data\":{{\"name\":\"{name}\"}}}}\n"));
-        let r = server.post("/graphs/g/load/ndjson?mode=merge", None, &std::fs::read_to_string(more).expect("read"));
+        let more = write(
+            tmp.path(),
+            "m.jsonl",
+            &format!("{{\"type\":\"Person\",\"data\":{{\"name\":\"{name}\"}}}}\n"),
+        );
+        let r = server.post(
+            "/graphs/g/load/ndjson?mode=merge",
+            None,
+            &std::fs::read_to_string(more).expect("read"),
+        );
         r.expect(200);
     }
     let chain = chain_after(&server, &load);
-    std::fs::remove_file(std::path::Path::new(&uri).join(format!("_graph/commits/{}.json", chain[0])))
-        .expect("remove the record");
+    std::fs::remove_file(
+        std::path::Path::new(&uri).join(format!("_graph/commits/{}.json", chain[0])),
+    )
+    .expect("remove the record");
     // The server may hold the record in memory; a new server reads storage.
     drop(server);
     let server = Server::start(
@@ -394,18 +537,34 @@ fn the_change_routes_refuse_clearly() {
         &["--graph", &format!("g={uri}"), "--unauthenticated"],
         &[],
     );
-    let r = server.get(&format!("/graphs/g/changes?cursor={cursor}"), None).expect(410).json();
-    assert_eq!(r["change_feed_gap"]["first_unreadable_commit_id"], chain[0].as_str());
+    let r = server
+        .get(&format!("/graphs/g/changes?cursor={cursor}"), None)
+        .expect(410)
+        .json();
+    assert_eq!(
+        r["change_feed_gap"]["first_unreadable_commit_id"],
+        chain[0].as_str()
+    );
     assert_eq!(r["change_feed_gap"]["cursor"], cursor.as_str());
     assert!(r["code"].is_null());
-    let lines = ndjson(&server.post("/graphs/g/changes/baseline", None, r#"{"type":["Person"]}"#).expect(200).body);
+    let lines = ndjson(
+        &server
+            .post("/graphs/g/changes/baseline", None, r#"{"type":["Person"]}"#)
+            .expect(200)
+            .body,
+    );
     let (last, snapshot) = lines.split_last().expect("terminal");
     assert_eq!(snapshot.len(), 4, "a, b, c, d");
     let resume = last["baseline"]["resume_cursor"].as_str().expect("cursor");
     // The baseline's cursor binds its filter scope.
-    server.get(&format!("/graphs/g/changes?cursor={resume}"), None).expect(400);
+    server
+        .get(&format!("/graphs/g/changes?cursor={resume}"), None)
+        .expect(400);
     let p = server
-        .get(&format!("/graphs/g/changes?cursor={resume}&type=Person"), None)
+        .get(
+            &format!("/graphs/g/changes?cursor={resume}&type=Person"),
+            None,
+        )
         .expect(200)
         .json();
     assert_eq!(p["blocks"], json!([]));
@@ -460,30 +619,64 @@ fn the_cli_follows_the_feed_embedded_and_remote_alike() {
         (cli(&local), cli(&far))
     };
     let (lo, re) = (tmp.path().join("lo.jsonl"), tmp.path().join("re.jsonl"));
-    let a = cli(&["changes", "baseline", "--out", lo.to_str().expect("utf8"), "--json", &uri]);
-    let mut far = vec!["changes", "baseline", "--out", re.to_str().expect("utf8"), "--json"];
+    let a = cli(&[
+        "changes",
+        "baseline",
+        "--out",
+        lo.to_str().expect("utf8"),
+        "--json",
+        &uri,
+    ]);
+    let mut far = vec![
+        "changes",
+        "baseline",
+        "--out",
+        re.to_str().expect("utf8"),
+        "--json",
+    ];
     far.extend(remote);
     let b = cli(&far);
     assert_eq!(a, b, "the same handshake");
     let snap = std::fs::read_to_string(&lo).expect("snapshot");
     assert_eq!(snap, std::fs::read_to_string(&re).expect("snapshot"));
     assert_eq!(snap.lines().count(), 2, "{snap}");
-    assert!(!snap.contains("baseline"), "the file holds only the snapshot");
+    assert!(
+        !snap.contains("baseline"),
+        "the file holds only the snapshot"
+    );
     let handshake: Json = serde_json::from_str(&a).expect("json");
-    let cursor = handshake["baseline"]["resume_cursor"].as_str().expect("cursor").to_string();
+    let cursor = handshake["baseline"]["resume_cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_string();
 
-    let more = write(tmp.path(), "m.jsonl", "{\"type\":\"Person\",\"data\":{\"name\":\"b\"}}\n{\"type\":\"Person\",\"data\":{\"name\":\"a\",\"age\":4}}\n");
+    let more = write(
+        tmp.path(),
+        "m.jsonl",
+        "{\"type\":\"Person\",\"data\":{\"name\":\"b\"}}\n{\"type\":\"Person\",\"data\":{\"name\":\"a\",\"age\":4}}\n",
+    );
     crate::support::cli_ok(&["load", "--mode", "merge", "--data", &more, &uri]);
-    let (l, r) = both(&["changes", "poll", "--cursor", &cursor, "--limit", "1", "--json"]);
+    let (l, r) = both(&[
+        "changes", "poll", "--cursor", &cursor, "--limit", "1", "--json",
+    ]);
     assert_eq!(l, r);
     let page: Json = serde_json::from_str(&l).expect("json");
-    let changes = page["blocks"][0]["changes"].as_array().expect("one stitched block");
+    let changes = page["blocks"][0]["changes"]
+        .as_array()
+        .expect("one stitched block");
     assert_eq!(page["blocks"].as_array().map(Vec::len), Some(1));
-    assert_eq!(changes.len(), 2, "split over two pages, printed as one block: {l}");
+    assert_eq!(
+        changes.len(),
+        2,
+        "split over two pages, printed as one block: {l}"
+    );
     assert_eq!(changes[0]["op"], "update");
     assert_eq!(changes[1]["op"], "insert");
     assert_eq!(page["caught_up"], true);
-    let commit = page["blocks"][0]["cause"]["graph_commit_id"].as_str().expect("id").to_string();
+    let commit = page["blocks"][0]["cause"]["graph_commit_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let (l, r) = both(&["commit", "changes", &commit, "--json"]);
     assert_eq!(l, r);
     let (l, r) = both(&["commit", "changes", &commit, "--op", "update"]);

@@ -563,7 +563,10 @@ fn every_shared_route_answers_in_the_documented_shape() {
         None,
         409,
     );
-    assert_eq!(refused["change_diff_refusal"]["reason"], "parentless_commit");
+    assert_eq!(
+        refused["change_diff_refusal"]["reason"],
+        "parentless_commit"
+    );
     call(
         "GET",
         "/graphs/{graph_id}/commits/{commit_id}/changes",
@@ -589,7 +592,13 @@ fn every_shared_route_answers_in_the_documented_shape() {
         None,
         400,
     );
-    let r = request(&server.addr, "POST", "/graphs/g/changes/baseline", tok, Some(b"{}"));
+    let r = request(
+        &server.addr,
+        "POST",
+        "/graphs/g/changes/baseline",
+        tok,
+        Some(b"{}"),
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     let last: Value = serde_json::from_str(r.body.lines().last().expect("a line")).expect("json");
     let mut late: Vec<String> = Vec::new();

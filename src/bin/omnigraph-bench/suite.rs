@@ -779,8 +779,21 @@ pub async fn cleanup(a: &CleanupArgs) -> Result<(), String> {
     let gw = g.clone().with_upkeep_task();
     let mut seq = 0u64;
     let t = Instant::now();
-    Box::pin(warm_writes(&g, &gw, &add, &mut seq, [a.history, a.history], 1, 0)).await?;
-    eprintln!("history of {} commits in {:.0} s", a.history, t.elapsed().as_secs_f64());
+    Box::pin(warm_writes(
+        &g,
+        &gw,
+        &add,
+        &mut seq,
+        [a.history, a.history],
+        1,
+        0,
+    ))
+    .await?;
+    eprintln!(
+        "history of {} commits in {:.0} s",
+        a.history,
+        t.elapsed().as_secs_f64()
+    );
     // Warm writes through a handle opened now, before and after the
     // cleanup alike (a handle that met another writer's commit reads more
     // for a while; both measurements start the same way).
@@ -798,7 +811,9 @@ pub async fn cleanup(a: &CleanupArgs) -> Result<(), String> {
     for c in history.iter().take(a.keep) {
         let at = ReadAt::Commit(c.id.clone());
         let mut out = Vec::new();
-        g.export(&at, None, &mut out, |_| {}).await.map_err(|e| e.to_string())?;
+        g.export(&at, None, &mut out, |_| {})
+            .await
+            .map_err(|e| e.to_string())?;
         rows_before.push((at, out));
     }
     // One write lands during the cleanup, from another handle.
@@ -827,7 +842,9 @@ pub async fn cleanup(a: &CleanupArgs) -> Result<(), String> {
     let mut same = true;
     for (at, rows) in &rows_before {
         let mut out = Vec::new();
-        g.export(at, None, &mut out, |_| {}).await.map_err(|e| e.to_string())?;
+        g.export(at, None, &mut out, |_| {})
+            .await
+            .map_err(|e| e.to_string())?;
         same &= &out == rows;
     }
     let read_back = match &landed {
@@ -859,6 +876,9 @@ pub async fn cleanup(a: &CleanupArgs) -> Result<(), String> {
         "warm_write_requests_median_after": median(&after_writes),
         "profile": if cfg!(debug_assertions) { "dev" } else { "release" },
     });
-    println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+    );
     Ok(())
 }

@@ -76,7 +76,11 @@ fn usage_range(offset: Option<u64>, length: Option<u64>) -> Option<String> {
     match (offset, length) {
         (None, None) => None,
         (o, Some(0)) => Some(format!("bytes={}-{}", o.unwrap_or(0), o.unwrap_or(0))),
-        (o, Some(n)) => Some(format!("bytes={}-{}", o.unwrap_or(0), o.unwrap_or(0) + n - 1)),
+        (o, Some(n)) => Some(format!(
+            "bytes={}-{}",
+            o.unwrap_or(0),
+            o.unwrap_or(0) + n - 1
+        )),
         (Some(o), None) => Some(format!("bytes={o}-")),
     }
 }
@@ -88,12 +92,24 @@ pub fn blob(c: BlobCommand) -> Result<ExitCode, CliError> {
     };
     let remote = cell.remote.remote_unless(cell.store.is_some())?;
     // (bytes or None for a HEAD, length, etag, commit)
-    let read = |head: bool, range: Option<String>| -> Result<(Vec<u8>, u64, String, String), CliError> {
+    let read = |head: bool,
+                range: Option<String>|
+     -> Result<(Vec<u8>, u64, String, String), CliError> {
         if let Some(r) = &remote {
-            let method = if head { reqwest::Method::HEAD } else { reqwest::Method::GET };
+            let method = if head {
+                reqwest::Method::HEAD
+            } else {
+                reqwest::Method::GET
+            };
             let headers: Vec<(&str, String)> = range.into_iter().map(|r| ("Range", r)).collect();
-            let (_, h, body) = rt.block_on(r.graph_bytes(method, &["blob"], &query(cell), &headers))?;
-            let text = |n: &str| h.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            let (_, h, body) =
+                rt.block_on(r.graph_bytes(method, &["blob"], &query(cell), &headers))?;
+            let text = |n: &str| {
+                h.get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string()
+            };
             let total = text("Content-Range")
                 .rsplit('/')
                 .next()
@@ -107,9 +123,19 @@ pub fn blob(c: BlobCommand) -> Result<ExitCode, CliError> {
         })?;
         super::super::remote::refuse_http_uri(&uri)?;
         let g = rt.block_on(Graph::open(&uri)).map_err(engine)?;
-        let kind = if cell.entity == "edge" { EntityKind::Edge } else { EntityKind::Node };
+        let kind = if cell.entity == "edge" {
+            EntityKind::Edge
+        } else {
+            EntityKind::Node
+        };
         let b = rt
-            .block_on(g.blob(&cell.at.read_at(), kind, &cell.type_name, &cell.id, &cell.property))
+            .block_on(g.blob(
+                &cell.at.read_at(),
+                kind,
+                &cell.type_name,
+                &cell.id,
+                &cell.property,
+            ))
             .map_err(engine)?;
         let len = b.bytes.len() as u64;
         let etag = format!("\"{:x}\"", sha2::Sha256::digest(&b.bytes));
@@ -126,15 +152,28 @@ pub fn blob(c: BlobCommand) -> Result<ExitCode, CliError> {
             if *json {
                 json_out(&s);
             } else {
-                println!("{} bytes, etag {}, at commit {}", s.length, s.etag, s.snapshot_commit_id);
+                println!(
+                    "{} bytes, etag {}, at commit {}",
+                    s.length, s.etag, s.snapshot_commit_id
+                );
             }
         }
         BlobCommand::Get {
-            offset, length, out, ..
+            offset,
+            length,
+            out,
+            ..
         } => {
             let (offset, length) = (*offset, *length);
             let range = usage_range(offset, length);
-            let (mut bytes, len, _, _) = read(false, if remote.is_some() { range.clone() } else { None })?;
+            let (mut bytes, len, _, _) = read(
+                false,
+                if remote.is_some() {
+                    range.clone()
+                } else {
+                    None
+                },
+            )?;
             if remote.is_none() && range.is_some() {
                 let start = offset.unwrap_or(0);
                 if start >= len && len > 0 || (len == 0 && start > 0) {
@@ -146,7 +185,9 @@ pub fn blob(c: BlobCommand) -> Result<ExitCode, CliError> {
                 bytes = bytes[start as usize..end as usize].to_vec();
             }
             let io = |source| CliError::Read {
-                path: out.as_ref().map_or("the output".into(), |p| p.display().to_string()),
+                path: out
+                    .as_ref()
+                    .map_or("the output".into(), |p| p.display().to_string()),
                 source,
             };
             match &out {

@@ -135,7 +135,10 @@ fn change_line(c: &EntityChange) -> String {
             if b.endpoints != a.endpoints
                 && let (Some(x), Some(y)) = (&b.endpoints, &a.endpoints)
             {
-                parts.push(format!("endpoints {} -> {} => {} -> {}", x.from, x.to, y.from, y.to));
+                parts.push(format!(
+                    "endpoints {} -> {} => {} -> {}",
+                    x.from, x.to, y.from, y.to
+                ));
             }
             for (k, v) in &a.properties {
                 let old = b.properties.get(k).unwrap_or(&serde_json::Value::Null);
@@ -174,7 +177,9 @@ impl Source {
         if let Some(r) = target.remote()? {
             return Ok(Source::Remote(r));
         }
-        let g = rt.block_on(Graph::open(&target.resolve()?)).map_err(engine)?;
+        let g = rt
+            .block_on(Graph::open(&target.resolve()?))
+            .map_err(engine)?;
         Ok(Source::Local(g))
     }
 }
@@ -468,7 +473,11 @@ fn baseline(
     if json {
         json_out(&crate::api::ChangeBaselineRecord { baseline: b });
     } else {
-        println!("snapshot of commit {} written to {}", b.snapshot_commit_id, out.display());
+        println!(
+            "snapshot of commit {} written to {}",
+            b.snapshot_commit_id,
+            out.display()
+        );
         println!("resume cursor: {}", b.resume_cursor);
     }
     Ok(ExitCode::SUCCESS)
@@ -494,7 +503,11 @@ impl<'a> LastLine<'a> {
         while self.pending.last() == Some(&b'\n') {
             self.pending.pop();
         }
-        let cut = self.pending.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let cut = self
+            .pending
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
         let last = self.pending.split_off(cut);
         self.inner.write_all(&self.pending)?;
         self.inner.flush()?;
@@ -535,7 +548,9 @@ pub fn diff(a: DiffArgs) -> Result<ExitCode, CliError> {
                 .into(),
         ));
     }
-    let g = rt.block_on(Graph::open(&a.target.resolve()?)).map_err(engine)?;
+    let g = rt
+        .block_on(Graph::open(&a.target.resolve()?))
+        .map_err(engine)?;
     let branches = rt.block_on(g.branches()).map_err(engine)?;
     let at = |s: &str| {
         if branches.iter().any(|b| b.name == s) {

@@ -31,7 +31,8 @@ pub struct CleanupArgs {
 }
 
 fn parse_age(text: &str) -> Result<std::time::Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e}; write it as 30m, 12h, 7d or 2w"))
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}`: {e}; write it as 30m, 12h, 7d or 2w"))
 }
 
 /// `omnigraph optimize URI`.
@@ -89,7 +90,9 @@ pub fn cleanup(a: CleanupArgs) -> Result<ExitCode, CliError> {
     let g = rt.block_on(Graph::open(&uri)).map_err(engine)?;
     let policy = CleanupPolicy {
         keep: a.keep,
-        older_than_ms: a.older_than.map(|d| d.as_millis().min(i64::MAX as u128) as i64),
+        older_than_ms: a
+            .older_than
+            .map(|d| d.as_millis().min(i64::MAX as u128) as i64),
     };
     let r = rt.block_on(g.cleanup(policy, a.confirm)).map_err(engine)?;
     if a.json {
@@ -98,11 +101,19 @@ pub fn cleanup(a: CleanupArgs) -> Result<ExitCode, CliError> {
         print_cleanup(&r);
     }
     let failed = r.tables.iter().any(|t| t.error.is_some());
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn print_cleanup(r: &CleanupReport) {
-    let verb = if r.confirmed { "removed" } else { "would remove" };
+    let verb = if r.confirmed {
+        "removed"
+    } else {
+        "would remove"
+    };
     for t in &r.tables {
         let line = t
             .lance_branch
@@ -123,7 +134,12 @@ fn print_cleanup(r: &CleanupReport) {
         r.commits_removed,
         r.commits_kept,
         r.versions_removed(),
-        r.files_removed() + if r.confirmed { r.commits_removed as u64 } else { 0 },
+        r.files_removed()
+            + if r.confirmed {
+                r.commits_removed as u64
+            } else {
+                0
+            },
         r.bytes_removed()
     );
     if !r.confirmed {

@@ -33,7 +33,9 @@ fn range_of(header: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, (u64, 
             None => Ok(None),
         },
         (false, _) => {
-            let Some(start) = parse(a) else { return Ok(None) };
+            let Some(start) = parse(a) else {
+                return Ok(None);
+            };
             // The end asked for (exclusive), before clamping to the Blob.
             let end = if b.is_empty() {
                 len
@@ -102,7 +104,9 @@ async fn blob(
             .insert_header(("ETag", etag.clone()))
             .insert_header(("Omnigraph-Snapshot-Id", snapshot.clone()));
     };
-    if header(&req, "If-None-Match").is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
+    if header(&req, "If-None-Match")
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
         let mut b = HttpResponse::NotModified();
         common(&mut b);
         return Ok(b.finish());

@@ -25,26 +25,36 @@ fn change_query(req: &HttpRequest, allowed: &[&str]) -> Result<Vec<(String, Stri
     let repeatable = ["kind", "type", "op"];
     for (i, (k, _)) in pairs.iter().enumerate() {
         if !repeatable.contains(&k.as_str()) && pairs[..i].iter().any(|(o, _)| o == k) {
-            return Err(ApiError::bad_request(format!("query parameter `{k}` is given twice")));
+            return Err(ApiError::bad_request(format!(
+                "query parameter `{k}` is given twice"
+            )));
         }
     }
     Ok(pairs)
 }
 
 fn one<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn filter_of(pairs: &[(String, String)]) -> Result<ChangeFilter, ApiError> {
     let mut f = ChangeFilter::default();
     for (k, v) in pairs {
         match k.as_str() {
-            "kind" => f.kinds.push(serde_json::from_value(Json::from(v.as_str())).map_err(|_| {
-                ApiError::bad_request(format!("kind `{v}`: use `node` or `edge`"))
-            })?),
-            "op" => f.ops.push(serde_json::from_value(Json::from(v.as_str())).map_err(|_| {
-                ApiError::bad_request(format!("op `{v}`: use `insert`, `update` or `delete`"))
-            })?),
+            "kind" => {
+                f.kinds
+                    .push(serde_json::from_value(Json::from(v.as_str())).map_err(|_| {
+                        ApiError::bad_request(format!("kind `{v}`: use `node` or `edge`"))
+                    })?)
+            }
+            "op" => f
+                .ops
+                .push(serde_json::from_value(Json::from(v.as_str())).map_err(|_| {
+                    ApiError::bad_request(format!("op `{v}`: use `insert`, `update` or `delete`"))
+                })?),
             "type" => f.types.push(v.clone()),
             _ => {}
         }
@@ -80,7 +90,9 @@ pub(super) async fn commit_changes(
     .await?;
     // A commit on a branch the caller may not read is not there for it.
     if authorize(&entry, &actor, Action::Read, on_branch(&c.branch)).is_err() {
-        return Err(ApiError::not_found(format!("commit `{commit}` does not exist")));
+        return Err(ApiError::not_found(format!(
+            "commit `{commit}` does not exist"
+        )));
     }
     let op = ops::CommitChanges {
         id: commit,
@@ -92,15 +104,20 @@ pub(super) async fn commit_changes(
 }
 
 #[utoipa::path(get, path = "/graphs/{id}/changes", params(ChangeFeedParams), responses((status = 200, body = FeedPage, description = "Change blocks in first-parent order. The durable cursor appears only on a terminal page, advanced only over complete commits; a mid-block page carries only next_page_token"), (status = 400, body = ErrorOutput, description = "Invalid start/filter combination, or a rejected cursor or page token"), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput, description = "Branch not found"), (status = 409, body = ErrorOutput, description = "The feed crossed a schema change; see change_diff_refusal"), (status = 410, body = ErrorOutput, description = "Feed gap: the history after the cursor was removed by cleanup; take a new baseline"), (status = 413, body = ErrorOutput, description = "limit above 10,000; see resource_limit")), security(("bearer_token" = [])))]
-pub(super) async fn poll_changes(
-    req: HttpRequest,
-    state: Data<AppState>,
-    id: Path<String>,
-) -> Res {
+pub(super) async fn poll_changes(req: HttpRequest, state: Data<AppState>, id: Path<String>) -> Res {
     let Entered { actor, entry } = enter(&req, &state, &id)?;
     let q = change_query(
         &req,
-        &["branch", "cursor", "start", "page_token", "limit", "kind", "type", "op"],
+        &[
+            "branch",
+            "cursor",
+            "start",
+            "page_token",
+            "limit",
+            "kind",
+            "type",
+            "op",
+        ],
     )?;
     let start = one(&q, "start").map(FeedStart::parse).transpose()?;
     let request = FeedRequest {

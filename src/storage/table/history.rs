@@ -116,8 +116,8 @@ pub async fn differing_rows(
     before: Option<&Dataset>,
     after: Option<&Dataset>,
 ) -> Result<(Vec<RecordBatch>, Vec<RecordBatch>), TableError> {
-    use std::collections::HashMap;
     use lance_table::format::Fragment;
+    use std::collections::HashMap;
     let by_id = |ds: Option<&Dataset>| -> HashMap<u64, Fragment> {
         ds.map(|d| d.fragments().iter().map(|f| (f.id, f.clone())).collect())
             .unwrap_or_default()
@@ -133,7 +133,10 @@ pub async fn differing_rows(
         v
     };
     let (only_a, only_b) = (only(&a, &b), only(&b, &a));
-    async fn rows(ds: Option<&Dataset>, frags: Vec<Fragment>) -> Result<Vec<RecordBatch>, TableError> {
+    async fn rows(
+        ds: Option<&Dataset>,
+        frags: Vec<Fragment>,
+    ) -> Result<Vec<RecordBatch>, TableError> {
         let Some(ds) = ds else { return Ok(Vec::new()) };
         if frags.is_empty() {
             return Ok(Vec::new());
