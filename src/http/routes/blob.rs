@@ -68,7 +68,7 @@ pub(super) async fn blob_get(
     blob(req, state, id, q).await
 }
 
-#[utoipa::path(head, path = "/graphs/{id}/blob", params(BlobParams), responses((status = 200, description = "The Blob's headers (`Content-Length`, `ETag`, `Accept-Ranges`), no body"), (status = 304, description = "If-None-Match matched the ETag"), (status = 400, description = "Invalid selector; HEAD answers have no body"), (status = 404, description = "Unknown entity or a null cell; no body")), security(("bearer_token" = [])))]
+#[utoipa::path(head, path = "/graphs/{id}/blob", params(BlobParams), responses((status = 200, description = "The Blob's headers (`Content-Length`, `ETag`, `Accept-Ranges`), no body"), (status = 206, description = "The headers of one byte range, no body"), (status = 304, description = "If-None-Match matched the ETag"), (status = 400, description = "Invalid selector; HEAD answers have no body"), (status = 401, description = "No or unknown bearer token; no body"), (status = 403, description = "The gate denied `read`; no body"), (status = 404, description = "Unknown entity or a null cell; no body"), (status = 416, description = "Unsatisfiable range (`Content-Range: bytes */N`); no body")), security(("bearer_token" = [])))]
 pub(super) async fn blob_head(
     req: HttpRequest,
     state: Data<AppState>,
