@@ -45,6 +45,13 @@ pub enum EngineError {
     /// No such entity, or its Blob cell is null (HTTP 404).
     #[error("{what}")]
     NoBlob { what: String },
+    /// A table version a read needs does not exist: `cleanup` removed it
+    /// (a handle that still knew the commit), or the graph is damaged
+    /// (HTTP 410).
+    #[error(
+        "table {table}: the version this read needs no longer exists ({reason}); if `omnigraph cleanup` ran, read a kept commit or a branch head, else run `omnigraph repair`"
+    )]
+    TableVersionGone { table: String, reason: String },
     /// Time travel below the window `cleanup` kept (HTTP 410).
     #[error(
         "commit `{id}` is no longer kept: `omnigraph cleanup` removed the history before the window it keeps; read a kept commit (`omnigraph commit list`) or a branch head"

@@ -75,6 +75,11 @@ impl From<TableError> for EngineError {
             EngineError::Conflict {
                 reason: format!("{}; retry the write", e.message),
             }
+        } else if e.missing {
+            EngineError::TableVersionGone {
+                table: e.uri,
+                reason: e.message,
+            }
         } else {
             EngineError::Table {
                 table: e.uri,

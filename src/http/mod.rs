@@ -220,7 +220,9 @@ impl From<EngineError> for ApiError {
             | E::CursorRejected { .. }
             | E::MainProtected => StatusCode::BAD_REQUEST,
             E::ChangeRefused { .. } => StatusCode::CONFLICT,
-            E::ChangeFeedGap { .. } | E::HistoryRemoved { .. } => StatusCode::GONE,
+            E::ChangeFeedGap { .. } | E::HistoryRemoved { .. } | E::TableVersionGone { .. } => {
+                StatusCode::GONE
+            }
             E::ChangeLimit { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             E::UnknownBranch { .. } | E::UnknownCommit { .. } | E::NoBlob { .. } => {
                 StatusCode::NOT_FOUND

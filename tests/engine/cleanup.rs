@@ -81,6 +81,14 @@ async fn cleanup_keeps_the_window_and_removes_the_rest() {
     }
     let side_before = export_sorted(&g, &ReadAt::Branch("side".into())).await;
     let (files0, bytes0) = usage(&tmp.path().join("g"));
+    // A handle that knows a commit the cleanup will remove.
+    let stale = Graph::open(tmp.path().join("g").to_str().expect("utf8"))
+        .await
+        .expect("open");
+    stale
+        .commit(&removed)
+        .await
+        .expect("known before the cleanup");
 
     // A dry run removes nothing.
     let policy = CleanupPolicy {
