@@ -273,7 +273,15 @@ impl Graph {
                 cursor: None,
                 first_unreadable: c.id.to_string(),
             })?;
-        let changes = self.block_changes(&p, &c, filter).await?;
+        let changes = match self.block_changes(&p, &c, filter).await {
+            Err(EngineError::TableVersionGone { .. }) => {
+                return Err(EngineError::ChangeFeedGap {
+                    cursor: None,
+                    first_unreadable: c.id.to_string(),
+                });
+            }
+            r => r?,
+        };
         Ok((ChangeCause::of(&c), changes))
     }
 

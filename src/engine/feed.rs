@@ -384,7 +384,9 @@ impl Graph {
                 break;
             }
             let mut changes = match self.block_changes(&parent, c, &filter).await {
-                Err(EngineError::ChangeFeedGap { .. }) => return Err(gap(&c.id)),
+                Err(EngineError::ChangeFeedGap { .. } | EngineError::TableVersionGone { .. }) => {
+                    return Err(gap(&c.id));
+                }
                 r => r?,
             };
             let skip = match &resume {

@@ -405,6 +405,16 @@ impl ManifestStore {
         {
             return Ok(Some(c));
         }
+        self.stored_commit(id).await
+    }
+
+    /// Reads a commit record from storage, not from memory: what a read
+    /// at that commit uses, so a record another process's `cleanup`
+    /// removed is seen to be gone.
+    pub async fn stored_commit(&self, id: &str) -> Result<Option<Commit>, EngineError> {
+        if Ulid::from_string(id).is_err() {
+            return Ok(None);
+        }
         let path = commit_path(id);
         match self.control.get_opt(&path).await? {
             None => Ok(None),

@@ -226,8 +226,10 @@ impl Graph {
 
     /// One commit by id. Errors: `HistoryRemoved` when `cleanup` removed
     /// it, `UnknownCommit` otherwise.
+    /// Read from storage (one request), so a commit another process's
+    /// `cleanup` removed is gone here too.
     pub async fn commit(&self, id: &str) -> Result<Commit, EngineError> {
-        match self.manifests.commit(id).await? {
+        match self.manifests.stored_commit(id).await? {
             Some(c) => Ok(c),
             None => Err(self.missing_commit(id).await),
         }

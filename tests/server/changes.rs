@@ -684,3 +684,111 @@ fn the_cli_follows_the_feed_embedded_and_remote_alike() {
     assert!(l.contains("update node Person a  age: 3 => 4"), "{l}");
     assert!(!l.contains("insert"), "{l}");
 }
+
+/// `omnigraph cleanup --keep 5 --confirm` on the storage of a graph the
+/// server is writing: writes during it land; the server then answers 410
+/// for time travel below the window and for a feed cursor there, and a
+/// new baseline restarts the follower.
+#[test]
+fn cleanup_beside_a_serving_server() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let schema = write(tmp.path(), "s.pg", SCHEMA);
+    let uri = init_graph(tmp.path(), "g.omni", std::path::Path::new(&schema));
+    let server = Arc::new(Server::start(
+        tmp.path(),
+        &["--graph", &format!("g={uri}"), "--unauthenticated"],
+        &[],
+    ));
+    let old_cursor = server.get("/graphs/g/changes", None).expect(200).json()["cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_string();
+    for i in 0..30 {
+        assert_eq!(
+            mutate(
+                &server,
+                "add",
+                json!({"id": format!("p{i}"), "age": i}),
+                "main"
+            ),
+            200
+        );
+    }
+    let early = server
+        .get("/graphs/g/commits?branch=main", None)
+        .expect(200)
+        .json()["commits"][20]["graph_commit_id"]
+        .as_str()
+        .expect("an early commit")
+        .to_string();
+    let writer = {
+        let server = server.clone();
+        std::thread::spawn(move || {
+            (0..10)
+                .map(|i| {
+                    mutate(
+                        &server,
+                        "add",
+                        json!({"id": format!("during{i}"), "age": i}),
+                        "main",
+                    )
+                })
+                .collect::<Vec<u16>>()
+        })
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_omnigraph"))
+        .args(["cleanup", "--keep", "5", "--confirm", "--json", &uri])
+        .output()
+        .expect("cleanup");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Json = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        report["commits_removed"].as_u64().expect("count") > 0,
+        "{report}"
+    );
+    assert!(
+        writer.join().expect("writer").iter().all(|s| *s == 200),
+        "writes during the cleanup land"
+    );
+
+    let count = |at: &str| {
+        let body = json!({"query": "query q() { match { $p: Person } return { count($p) as n } }", "snapshot": at});
+        server.post("/graphs/g/query", None, &body.to_string())
+    };
+    let removed: Vec<&str> = report["removed_commit_ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        removed.contains(&early.as_str()),
+        "{early} removed: {report}"
+    );
+    count(&early).expect(410);
+    let body = json!({"query": "query q() { match { $p: Person } return { count($p) as n } }"});
+    let now = server
+        .post("/graphs/g/query", None, &body.to_string())
+        .expect(200)
+        .json();
+    assert_eq!(now["rows"][0]["n"], 40);
+    let r = server
+        .get(&format!("/graphs/g/changes?cursor={old_cursor}"), None)
+        .expect(410)
+        .json();
+    assert!(
+        r["change_feed_gap"]["first_unreadable_commit_id"].is_string(),
+        "{r}"
+    );
+    let lines = ndjson(
+        &server
+            .post("/graphs/g/changes/baseline", None, "{}")
+            .expect(200)
+            .body,
+    );
+    assert_eq!(lines.len(), 41, "40 people and the terminal record");
+}

@@ -161,7 +161,8 @@ pub struct Removed {
 }
 
 /// Removes (with `confirm`; else only counts) every version of a Lance
-/// branch (`uri`, `branch`) except those in `keep` and its newest, and
+/// branch (`uri`, `branch`) below the newest in `keep`, except those in
+/// `keep`, and
 /// the files no remaining version, and no other Lance branch, references
 /// (Lance `Dataset::cleanup` with an exact `versions` set; Lance never
 /// removes a branch's newest version, and leaves files it cannot prove
@@ -190,7 +191,10 @@ pub async fn remove_versions_except(
         .map_err(|e| terr(uri, e))?
         .into_iter()
         .map(|v| v.version)
-        .filter(|v| *v < head && !keep.contains(v))
+        // Only below the newest kept version: versions after it were made
+        // since the caller read the graph (a write in flight, an upkeep
+        // not yet published) and may be what readers see next.
+        .filter(|v| *v < head && !keep.contains(v) && keep.last().is_some_and(|k| v < k))
         .collect();
     if gone.is_empty() {
         return Ok(Removed::default());

@@ -49,12 +49,15 @@ fn terr(uri: &str, e: lance::Error) -> TableError {
             | lance::Error::IncompatibleTransaction { .. }
             | lance::Error::TooMuchWriteContention { .. }
     );
+    // Also a data file gone under a dataset handle opened before it was
+    // removed (`cleanup` in another process): Lance reports the object
+    // store's not-found inside an IO or execution error whose text says so.
     let missing = matches!(
         e,
         lance::Error::NotFound { .. }
             | lance::Error::DatasetNotFound { .. }
             | lance::Error::VersionNotFound { .. }
-    );
+    ) || e.to_string().contains("Not found: ");
     TableError {
         uri: uri.to_string(),
         message: e.to_string(),
