@@ -2,7 +2,7 @@
 //! baseline (reference docs/user/branching/changes.md). Reads: `read` on
 //! the branch; a baseline is a full export and needs `export`.
 
-use super::export::ChunkWriter;
+use super::export::stream_export;
 use super::*;
 use crate::engine::changes::ChangeFilter;
 use crate::engine::feed::{FeedRequest, FeedStart};
@@ -164,24 +164,5 @@ pub(super) async fn change_baseline(
     })
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     trailer.push(b'\n');
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(2);
-    let on_error_tx = tx.clone();
-    let op = ops::Export {
-        at: ReadAt::Commit(head),
-        types,
-        sink: Box::new(ChunkWriter::new(tx)),
-        on_error: Box::new(move |why| {
-            let _ = futures::executor::block_on(on_error_tx.send(Err(why)));
-        }),
-        trailer: Some(trailer),
-    };
-    ask(&entry, Read(op), STOPPED_READING).await?;
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|item| (item.map_err(actix_web::error::ErrorInternalServerError), rx))
-    });
-    Ok(HttpResponse::Ok()
-        .content_type("application/x-ndjson")
-        .streaming(stream))
+    stream_export(&entry, ReadAt::Commit(head), types, Some(trailer)).await
 }

@@ -16,25 +16,36 @@ pub(super) async fn export(
     let (_, body) = read_json(body, Some(ExportRequest::default())).await?;
     let branch = body.branch.unwrap_or_else(|| MAIN.to_string());
     authorize(&entry, &actor, Action::Export, on_branch(&branch))?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(2);
     let types = if body.type_names.is_empty() {
         None
     } else {
         Some(body.type_names)
     };
+    stream_export(&entry, ReadAt::Branch(branch), types, None).await
+}
+
+/// Streams the rows visible at `at` (only `types` when given) as NDJSON,
+/// then `trailer` once every row was written (a baseline's last line).
+/// One trip: the actor checks the types and the target, answers, then
+/// writes the rows on a blocking thread while this response streams.
+pub(super) async fn stream_export(
+    entry: &GraphEntry,
+    at: ReadAt,
+    types: Option<Vec<String>>,
+    trailer: Option<Vec<u8>>,
+) -> Res {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, String>>(2);
     let on_error_tx = tx.clone();
     let op = ops::Export {
-        at: ReadAt::Branch(branch),
+        at,
         types,
         sink: Box::new(ChunkWriter::new(tx)),
         on_error: Box::new(move |why| {
             let _ = futures::executor::block_on(on_error_tx.send(Err(why)));
         }),
-        trailer: None,
+        trailer,
     };
-    // One trip: the actor checks the types and the branch, answers, then
-    // writes the rows on a blocking thread while this response streams.
-    ask(&entry, Read(op), STOPPED_READING).await?;
+    ask(entry, Read(op), STOPPED_READING).await?;
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
