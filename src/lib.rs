@@ -15,6 +15,7 @@ pub mod actors;
 pub mod api;
 pub mod cli;
 pub mod cluster;
+pub mod embed;
 pub mod engine;
 pub mod http;
 pub mod logging;

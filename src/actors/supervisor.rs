@@ -57,6 +57,10 @@ pub struct GraphSpec {
     /// This graph's read-query limits (the server's defaults, or its
     /// `--query-limits`).
     pub limits: crate::engine::budget::QueryLimits,
+    /// This graph's embedding provider (a cluster's
+    /// `providers.embedding`); `None`: the environment's
+    /// (`OMNIGRAPH_EMBED_*`), resolved on first use.
+    pub embedding: Option<crate::embed::EmbeddingConfig>,
 }
 
 /// A graph's serving state.
@@ -229,10 +233,13 @@ async fn open_graph(spec: Arc<GraphSpec>) -> Opened {
     // No engine gate: every route decides policy once, first, before any
     // engine work (src/http/mod.rs); the engine trusts that decision. The
     // CLI, which has no routes, installs its gate on the graph instead.
-    let graph = Graph::open(&spec.uri)
+    let mut graph = Graph::open(&spec.uri)
         .await
         .map_err(|e| e.to_string())?
         .with_query_limits(spec.limits);
+    if let Some(c) = &spec.embedding {
+        graph = graph.with_embedding(c.clone());
+    }
     let healed = graph
         .recover("omnigraph-server")
         .await

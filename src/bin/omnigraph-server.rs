@@ -116,6 +116,9 @@ fn config(mut args: Args) -> Result<Config, String> {
     let mut cluster_queries: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     let mut cluster_policies: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut cluster_server_policy: Option<(String, String)> = None;
+    // A `--cluster` server's embedding providers, `${ENV}` resolved now.
+    let mut cluster_embedding: BTreeMap<String, omnigraph::embed::EmbeddingConfig> =
+        BTreeMap::new();
     if let Some(target) = &args.cluster {
         // Boot from the applied revision only: the same flags, from the ledger.
         let s = omnigraph::cluster::apply::serving(target).map_err(|e| e.to_string())?;
@@ -123,6 +126,16 @@ fn config(mut args: Args) -> Result<Config, String> {
             args.graphs.push(format!("{}={}", g.id, g.uri));
             if let Some(b) = g.policy {
                 cluster_policies.insert(g.id.clone(), (b.uri, b.text));
+            }
+            if let Some(b) = g.embedding {
+                let profile: omnigraph::cluster::EmbeddingProfile = serde_json::from_str(&b.text)
+                    .map_err(|e| {
+                    format!("{}: not an embedding provider profile: {e}", b.uri)
+                })?;
+                let config = profile
+                    .resolve(&|k| std::env::var(k).ok())
+                    .map_err(|e| format!("graph `{}`: {e}", g.id))?;
+                cluster_embedding.insert(g.id.clone(), config);
             }
             cluster_queries.insert(
                 g.id,
@@ -205,6 +218,7 @@ fn config(mut args: Args) -> Result<Config, String> {
             query_sources: cluster_queries.remove(id).unwrap_or_default(),
             gate,
             limits,
+            embedding: cluster_embedding.remove(id),
         });
     }
     let server_bundle = match (&args.server_policy, &cluster_server_policy) {

@@ -157,6 +157,11 @@ pub enum Command {
     /// Run every upkeep step due (compaction, index builds and folds) on
     /// every table of every branch; non-destructive.
     Optimize(graph::OptimizeArgs),
+    /// Fill, re-embed (--reembed-all) or clear (--clean) `@embed`
+    /// vectors of a graph (each chunk a commit; run again to resume) or of
+    /// a JSONL file (--input/--output/--spec), with the configured
+    /// embedding provider (OMNIGRAPH_EMBED_*).
+    Embed(graph::EmbedArgs),
     /// Remove history below a kept window (old table versions and commit
     /// records); a dry run unless --confirm.
     Cleanup(graph::CleanupArgs),
@@ -631,6 +636,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Repair(a) => graph::repair(a),
         Command::Optimize(a) => graph::optimize(a),
         Command::Cleanup(a) => graph::cleanup(a),
+        Command::Embed(a) => graph::embed(a),
         Command::Login { name, token } => {
             operator::login(&name, token)?;
             eprintln!(

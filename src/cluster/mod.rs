@@ -31,6 +31,50 @@ struct ConfigFile {
     graphs: BTreeMap<String, GraphFile>,
     #[serde(default)]
     policies: BTreeMap<String, PolicyDecl>,
+    /// `providers:`: only the `embedding` namespace is supported.
+    #[serde(default)]
+    providers: BTreeMap<String, serde_yaml::Value>,
+}
+
+/// `providers.embedding.<name>` (reference docs/user/clusters/config.md):
+/// a query-time embedding provider profile. `api_key` must be `${ENV}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingProfile {
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub api_key: Option<String>,
+}
+
+impl EmbeddingProfile {
+    /// The server's embedding configuration for this profile, resolving
+    /// `api_key`'s `${ENV}` through `get` (done only when a `--cluster`
+    /// server boots). Errors name the variable to set.
+    pub fn resolve(
+        &self,
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<crate::embed::EmbeddingConfig, crate::embed::EmbeddingError> {
+        crate::embed::EmbeddingConfig::from_profile(
+            self.kind.as_deref().unwrap_or("openai-compatible"),
+            self.base_url.as_deref(),
+            self.model.as_deref(),
+            self.api_key.as_deref(),
+            get,
+        )
+    }
+}
+
+/// A graph's `embedding_provider:` as a profile name: `name`,
+/// `provider.embedding.name` or `providers.embedding.name`.
+fn provider_name(r: &str) -> &str {
+    r.strip_prefix("provider.embedding.")
+        .or_else(|| r.strip_prefix("providers.embedding."))
+        .unwrap_or(r)
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +102,9 @@ struct GraphFile {
     schema: String,
     #[serde(default)]
     queries: Option<QueriesDecl>,
+    /// A `providers.embedding.<name>` this graph embeds query text with.
+    #[serde(default)]
+    embedding_provider: Option<String>,
 }
 
 /// The three forms of a graph's `queries:`.
@@ -133,14 +180,7 @@ pub fn digest(bytes: &[u8]) -> String {
 }
 
 /// Fields the reference reserves for later phases.
-const RESERVED: [&str; 6] = [
-    "pipelines",
-    "embeddings",
-    "ui",
-    "aliases",
-    "bindings",
-    "providers",
-];
+const RESERVED: [&str; 5] = ["pipelines", "embeddings", "ui", "aliases", "bindings"];
 
 fn finding(code: &'static str, resource: impl Into<String>, message: impl Into<String>) -> Finding {
     Finding {
@@ -168,6 +208,97 @@ fn query_files(dir: &Path, q: &QueriesDecl) -> Result<Vec<PathBuf>, String> {
             let set: BTreeSet<PathBuf> = m.values().map(|r| dir.join(&r.file)).collect();
             Ok(set.into_iter().collect())
         }
+    }
+}
+
+/// Validates `providers:` and the graphs' `embedding_provider:`; each
+/// profile becomes the resource `provider.embedding.<name>` (payload: its
+/// JSON, `api_key` as the `${ENV}` reference; bound to the graphs that
+/// name it, like a policy's `applies_to`).
+fn embedding_providers(
+    file: &ConfigFile,
+    report: &mut ValidationReport,
+    findings: &mut Vec<Finding>,
+) {
+    let mut profiles: BTreeMap<String, EmbeddingProfile> = BTreeMap::new();
+    for (ns, v) in &file.providers {
+        if ns != "embedding" {
+            findings.push(finding(
+                "unsupported_field",
+                "config",
+                format!("`providers.{ns}` is not supported; only `providers.embedding` is"),
+            ));
+            continue;
+        }
+        let map: BTreeMap<String, EmbeddingProfile> = match serde_yaml::from_value(v.clone()) {
+            Ok(m) => m,
+            Err(e) => {
+                findings.push(finding(
+                    "config_syntax",
+                    "config",
+                    format!("`providers.embedding`: {e}; each entry takes kind, base_url, model, api_key"),
+                ));
+                continue;
+            }
+        };
+        for (name, p) in map {
+            let res = format!("provider.embedding.{name}");
+            let kind = p.kind.as_deref().unwrap_or("openai-compatible");
+            match crate::embed::Provider::parse(kind) {
+                Err(e) => findings.push(finding("invalid_provider", &res, e.to_string())),
+                Ok(crate::embed::Provider::Mock) => {}
+                Ok(_) => match &p.api_key {
+                    None => findings.push(finding(
+                        "provider_key_missing",
+                        &res,
+                        "a real embedding provider needs `api_key: ${ENV_VAR}`",
+                    )),
+                    Some(k) => {
+                        if let Err(e) = crate::embed::check_key_reference(k) {
+                            findings.push(finding("inline_secret", &res, e));
+                        }
+                    }
+                },
+            }
+            if let Some(b) = &p.base_url
+                && !(b.starts_with("http://") || b.starts_with("https://"))
+            {
+                findings.push(finding(
+                    "invalid_provider",
+                    &res,
+                    format!("base_url `{b}` is not an http(s) URL"),
+                ));
+            }
+            profiles.insert(name, p);
+        }
+    }
+    let mut bound: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, g) in &file.graphs {
+        let Some(r) = &g.embedding_provider else {
+            continue;
+        };
+        let name = provider_name(r);
+        if !profiles.contains_key(name) {
+            findings.push(finding(
+                "unknown_provider",
+                format!("graph.{id}"),
+                format!(
+                    "embedding_provider `{r}` names no `providers.embedding.{name}`; {}",
+                    crate::diag::valid_list("providers", profiles.keys().map(|k| k.as_str()))
+                ),
+            ));
+            continue;
+        }
+        bound.entry(name.to_string()).or_default().push(id.clone());
+    }
+    for (name, p) in &profiles {
+        let res = format!("provider.embedding.{name}");
+        let text = serde_json::to_string(p).unwrap_or_default();
+        let graphs = bound.remove(name).unwrap_or_default();
+        let d = digest(format!("{text}\napplies_to:{}", graphs.join(",")).as_bytes());
+        report.resources.insert(res.clone(), d);
+        report.payloads.insert(res.clone(), text);
+        report.bindings.insert(res, graphs);
     }
 }
 
@@ -258,7 +389,7 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
             format!("state.backend `{b}` is not supported; omit it or use `cluster`"),
         ));
     }
-    report.name = file.metadata.and_then(|m| m.name);
+    report.name = file.metadata.as_ref().and_then(|m| m.name.clone());
     if let Some(storage) = &file.storage {
         // A relative local path is relative to the folder.
         let uri = if storage.contains("://") {
@@ -289,6 +420,9 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
         }
         let schema_path = dir.join(&g.schema);
         let mut graph_parts: Vec<String> = Vec::new();
+        if let Some(r) = &g.embedding_provider {
+            graph_parts.push(format!("embedding_provider:{}", provider_name(r)));
+        }
         let catalog = match std::fs::read_to_string(&schema_path) {
             Err(e) => {
                 findings.push(finding(
@@ -400,6 +534,7 @@ pub fn validate(dir: &Path) -> Result<ValidationReport, String> {
             digest(graph_parts.join("\n").as_bytes()),
         );
     }
+    embedding_providers(&file, &mut report, &mut findings);
     let mut scopes: BTreeMap<String, String> = BTreeMap::new();
     for (name, p) in &file.policies {
         report.policies += 1;

@@ -8,6 +8,11 @@ use super::load::LoadError;
 /// Errors from opening, reading and writing a graph.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// Configuring or calling the embedding provider failed (HTTP 400 for
+    /// configuration and model mismatch, 504 past the deadline, 502
+    /// otherwise).
+    #[error(transparent)]
+    Embedding(#[from] crate::embed::EmbeddingError),
     #[error(
         "{uri} is not an Omnigraph graph (no manifest); create one with `omnigraph init --schema S.pg {uri}`"
     )]

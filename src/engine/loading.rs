@@ -292,7 +292,12 @@ impl Graph {
         self.authorize(actor, crate::policy::Action::Change, branch)?;
         let catalog = self.catalog();
         let started = std::time::Instant::now();
-        let rows = load::parse(&catalog, input).map_err(|errors| EngineError::Load { errors })?;
+        let mut rows =
+            load::parse(&catalog, input).map_err(|errors| EngineError::Load { errors })?;
+        // `@embed` vectors the input left out: filled from their source
+        // text before anything is staged, so a provider failure writes
+        // nothing.
+        self.fill_staged_embeddings(&catalog, &mut rows).await?;
         if rows.row_count() == 0 {
             if mode == LoadMode::Overwrite && !allow_empty {
                 return Err(EngineError::EmptyOverwrite {

@@ -28,6 +28,8 @@ pub mod blob;
 pub mod budget;
 pub mod changes;
 pub mod cleanup;
+mod embedding;
+pub use embedding::{EmbedMode, EmbedProgress, EmbedReport};
 mod commit;
 pub mod error;
 pub mod exec;
@@ -461,6 +463,9 @@ pub struct Graph {
     /// The branch head every write through this handle requires
     /// ([`Graph::if_head`]); `None`: unconditional.
     expect_head: Option<CommitId>,
+    /// The embedding client for `@embed` and `nearest($v, "text")`, built
+    /// on first use and shared by clones ([`Graph::with_embedding`]).
+    embedding: Arc<embedding::EmbeddingSlot>,
 }
 
 /// Ids one `IN (…)` lookup of [`Graph::stored_ids`] names.

@@ -360,6 +360,8 @@ impl Graph {
                     for p in &props {
                         let cell = match given.get(p.name.as_str()) {
                             Some(v) => prop_cell(p, v)?,
+                            // Filled from its source text below.
+                            None if p.embed.is_some() => Cell::Null,
                             None => match &p.default {
                                 Some(d) => super::values::default_cell(p, d),
                                 None if p.nullable => Cell::Null,
@@ -423,6 +425,15 @@ impl Graph {
                             continue;
                         };
                         changes.push((i, prop_cell(&props[i], &eval(e, &params, now))?));
+                    }
+                    // New source text without a new vector: the vector is
+                    // embedded again below.
+                    for t in super::embedding::embed_targets(&props) {
+                        if set.iter().any(|(n, _)| *n == t.source_name)
+                            && !set.iter().any(|(n, _)| *n == t.name)
+                        {
+                            changes.push((t.vector, Cell::Null));
+                        }
                     }
                     for mut row in st.visible(&key).await? {
                         if !holds(
@@ -498,6 +509,19 @@ impl Graph {
         }
         if !errors.is_empty() {
             return Err(EngineError::Load { errors });
+        }
+        // `@embed` vectors inserted without a value or whose source text
+        // changed: one batched call per property, before anything is
+        // staged.
+        for (key, rows) in st.upserts.iter_mut() {
+            if key.kind() != TableKind::Node {
+                continue;
+            }
+            let props = self.props(key);
+            if props.iter().any(|p| p.embed.is_some()) {
+                let mut refs: Vec<&mut Row> = rows.values_mut().collect();
+                self.fill_embeddings(key.name(), &props, &mut refs).await?;
+            }
         }
         st.deletes.retain(|_, v| !v.is_empty());
         if st.upserts.is_empty() && st.deletes.is_empty() {

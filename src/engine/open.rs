@@ -84,6 +84,7 @@ impl Graph {
             upkeep_task: None,
             query_limits: budget::QueryLimits::server(),
             expect_head: None,
+            embedding: Default::default(),
         };
         let mut tables = BTreeMap::new();
         for key in graph.table_keys() {
@@ -164,6 +165,7 @@ impl Graph {
             upkeep_task: None,
             query_limits: budget::QueryLimits::server(),
             expect_head: None,
+            embedding: Default::default(),
         };
         // Loads the schema the newest manifest names, if it was changed.
         g.manifest().await?;

@@ -6,7 +6,9 @@ use super::*;
 impl Graph {
     /// The physical indexes a table carries (docs/storage.md, "Indexes"):
     /// BTREE on `id` (and `src`, `dst` for edges) and on every BTREE
-    /// declaration; an inverted index on every full-text declaration.
+    /// declaration; an inverted index on every full-text declaration; a
+    /// vector index on every `Vector @index` (built once the table holds
+    /// [`table::VECTOR_INDEX_MIN_ROWS`] rows).
     pub(crate) fn index_specs(&self, key: &TableKey) -> Vec<table::IndexSpec> {
         use crate::schema::IndexKind;
         let mut specs = vec![table::IndexSpec::Btree("id".into())];
@@ -18,7 +20,8 @@ impl Graph {
             let spec = match kind {
                 IndexKind::Btree => table::IndexSpec::Btree(col),
                 IndexKind::FullText => table::IndexSpec::FullText(col),
-                IndexKind::Vector | IndexKind::LabelList => continue,
+                IndexKind::Vector => table::IndexSpec::Vector(col),
+                IndexKind::LabelList => continue,
             };
             if !specs.contains(&spec) {
                 specs.push(spec);

@@ -234,6 +234,12 @@ impl From<EngineError> for ApiError {
             | E::LeaseLost { .. }
             | E::Drift { .. }
             | E::MergeConflicts { .. } => StatusCode::CONFLICT,
+            E::Embedding(e) => match e {
+                crate::embed::EmbeddingError::Config { .. }
+                | crate::embed::EmbeddingError::ModelMismatch { .. } => StatusCode::BAD_REQUEST,
+                crate::embed::EmbeddingError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
+                _ => StatusCode::BAD_GATEWAY,
+            },
             E::Forbidden { .. } => StatusCode::FORBIDDEN,
             E::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             E::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,

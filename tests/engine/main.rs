@@ -8,6 +8,7 @@ mod concurrency;
 mod cookbook_oracle;
 mod cookbooks;
 mod crash;
+mod embeddings;
 mod group;
 mod merge;
 mod mutations;

@@ -191,6 +191,9 @@ pub fn cells_from_data(
             None | Some(Json::Null) if p.default.is_some() && !p.nullable => {
                 default_cell(p, p.default.as_ref().expect("checked"))
             }
+            // An `@embed` vector left out (or null) is filled from its
+            // source text by the engine before anything is written.
+            None | Some(Json::Null) if p.embed.is_some() => Cell::Null,
             None if !p.nullable => {
                 errors.push(err(
                     line,

@@ -12,6 +12,7 @@ pub(super) fn blob_path(resource: &str, d: &str) -> Option<String> {
         ["query", g, name] => Some(format!("resources/query/{g}/{name}/{}.gq", hex(d))),
         ["policy", name] => Some(format!("resources/policy/{name}/{}.yaml", hex(d))),
         ["policy", name, rest] => Some(format!("resources/policy/{name}.{rest}/{}.yaml", hex(d))),
+        ["provider", ns, name] => Some(format!("resources/provider/{ns}/{name}/{}.json", hex(d))),
         _ => None,
     }
 }

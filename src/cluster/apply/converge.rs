@@ -312,7 +312,7 @@ impl Run<'_> {
         let report = self.report;
         for (res, want) in &report.resources {
             let is_query = res.starts_with("query.");
-            if !(is_query || res.starts_with("policy.")) {
+            if !(is_query || res.starts_with("policy.") || res.starts_with("provider.")) {
                 continue;
             }
             let have = self.applied(res);
@@ -381,7 +381,10 @@ impl Run<'_> {
         for res in gone {
             if let Some(id) = res.strip_prefix("graph.") {
                 self.delete_graph(&res, id, desired, state)?;
-            } else if res.starts_with("query.") || res.starts_with("policy.") {
+            } else if res.starts_with("query.")
+                || res.starts_with("policy.")
+                || res.starts_with("provider.")
+            {
                 let graph = res.split('.').nth(1).unwrap_or_default();
                 if res.starts_with("query.") && self.blocked.contains(graph) {
                     continue;

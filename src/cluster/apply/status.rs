@@ -232,7 +232,7 @@ pub fn status(dir: &Path) -> Result<StatusReport, ClusterError> {
 /// A blob's bytes hash to the digest the ledger recorded (a policy's
 /// digest also covers its bindings).
 pub(super) fn blob_matches(resource: &str, bytes: &[u8], d: &str, l: &Ledger) -> bool {
-    if resource.starts_with("policy.") {
+    if resource.starts_with("policy.") || resource.starts_with("provider.") {
         let bound = l
             .applied_revision
             .resources
@@ -263,6 +263,9 @@ pub struct ServedGraph {
     pub queries: Vec<Blob>,
     /// The verified policy blob bound to this graph, if any.
     pub policy: Option<Blob>,
+    /// The verified `providers.embedding` profile (JSON) this graph names
+    /// with `embedding_provider`, if any.
+    pub embedding: Option<Blob>,
 }
 
 /// What a `--cluster` server boots from.
@@ -307,6 +310,7 @@ pub fn serving(target: &str) -> Result<Serving, ClusterError> {
             uri: store.graph_uri(id),
             queries: Vec::new(),
             policy: None,
+            embedding: None,
         })
         .collect();
     if graphs.is_empty() {
@@ -350,6 +354,13 @@ pub fn serving(target: &str) -> Result<Serving, ClusterError> {
                 && seen.insert((g.to_string(), a.digest.clone()))
             {
                 sg.queries.push(b);
+            }
+        } else if r.starts_with("provider.embedding.") {
+            let b = verified(r, a)?;
+            for g in &a.applies_to {
+                if let Some(sg) = graphs.iter_mut().find(|s| &s.id == g) {
+                    sg.embedding = Some(b.clone());
+                }
             }
         } else if r.starts_with("policy.") {
             let b = verified(r, a)?;

@@ -87,6 +87,9 @@ pub struct TableState {
     pub(super) btree: Vec<String>,
     /// Columns carrying a full-text index.
     pub(super) fulltext: Vec<String>,
+    /// Vector columns declared `@index` (a vector index once the table is
+    /// large enough; [`crate::storage::table::has_vector_index`] tells).
+    pub(super) vector: Vec<String>,
     pub(super) ds: OnceCell<Arc<Dataset>>,
     pub(super) full: OnceCell<Arc<Decoded>>,
     pub(super) csr: OnceCell<Arc<Csr>>,

@@ -191,12 +191,15 @@ pub(super) fn scores(ctx: &Ctx<'_>, e: &Expr, rows: &[Binding]) -> Option<Vec<Ce
         } => Some(
             rows.iter()
                 .map(|b| {
-                    let v =
-                        bound_row(ctx, b, var).map(|(t, r)| prop_of(&ctx.props[t], r, property));
-                    match (v, eval(ctx, query, b)) {
-                        (Some(Cell::Vector(a)), Cell::Vector(q)) => {
-                            Cell::F64(cosine_distance(&a, &q))
-                        }
+                    let Some((t, r)) = bound_row(ctx, b, var) else {
+                        return Cell::Null;
+                    };
+                    match (prop_of(&ctx.props[t], r, property), eval(ctx, query, b)) {
+                        (Cell::Vector(a), Cell::Vector(q)) => Cell::F64(cosine_distance(&a, &q)),
+                        (Cell::Vector(a), Cell::Str(text)) => ctx
+                            .query_vectors
+                            .get(&(t, property.clone(), text))
+                            .map_or(Cell::Null, |q| Cell::F64(cosine_distance(&a, q))),
                         _ => Cell::Null,
                     }
                 })
@@ -207,14 +210,28 @@ pub(super) fn scores(ctx: &Ctx<'_>, e: &Expr, rows: &[Binding]) -> Option<Vec<Ce
                 Some(Cell::I64(k)) => k as f64,
                 _ => 60.0,
             };
+            // Each row's rank in one ranking, best first: 1 + the rows
+            // scoring strictly better (equal scores share a rank, so the
+            // fusion does not depend on row order); a null score (no
+            // vector, no text) ranks after every score.
             let ranks = |s: Vec<Cell>, best_high: bool| -> Vec<f64> {
                 let mut idx: Vec<usize> = (0..s.len()).collect();
-                idx.sort_by(|&x, &y| {
-                    let o = cmp_cells_nulls(&s[x], &s[y]);
-                    if best_high { o.reverse() } else { o }
-                });
+                let better = |x: &Cell, y: &Cell| match (x, y) {
+                    (Cell::Null, Cell::Null) => Ordering::Equal,
+                    (Cell::Null, _) => Ordering::Greater,
+                    (_, Cell::Null) => Ordering::Less,
+                    _ => {
+                        let o = cmp_cells_nulls(x, y);
+                        if best_high { o.reverse() } else { o }
+                    }
+                };
+                idx.sort_by(|&x, &y| better(&s[x], &s[y]));
                 let mut r = vec![0.0; s.len()];
-                for (rank, i) in idx.into_iter().enumerate() {
+                let mut rank = 0;
+                for (pos, &i) in idx.iter().enumerate() {
+                    if pos == 0 || better(&s[idx[pos - 1]], &s[i]) != Ordering::Equal {
+                        rank = pos;
+                    }
                     r[i] = 1.0 / (k + rank as f64 + 1.0);
                 }
                 r

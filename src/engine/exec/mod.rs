@@ -90,6 +90,11 @@ struct Ctx<'a> {
     var_table: HashMap<String, usize>,
     params: &'a HashMap<String, Cell>,
     fts: HashMap<FtsKey, HashMap<String, f32>>,
+    /// Embedded query texts of `nearest(…, "text")`.
+    query_vectors: QueryVectors,
+    /// Variable → the ids an indexed `nearest` chose for it: its scan
+    /// reads only those rows ([`prepare_vector_search`]).
+    var_ann: HashMap<String, HashSet<String>>,
     /// Variable → full-text filters that must hold for it, from the same
     /// pipeline level as its scan: the scan reads only their hits.
     var_fts: HashMap<String, Vec<FtsKey>>,
@@ -239,6 +244,7 @@ impl Graph {
         let r = view.tables.get(key);
         let mut btree = vec!["id".to_string()];
         let mut fulltext = Vec::new();
+        let mut vector = Vec::new();
         let edge = key.is_edge();
         if edge {
             btree.extend(["src".to_string(), "dst".to_string()]);
@@ -247,6 +253,7 @@ impl Graph {
             match kind {
                 IndexKind::Btree if !btree.contains(&col) => btree.push(col),
                 IndexKind::FullText => fulltext.push(col),
+                IndexKind::Vector => vector.push(col),
                 _ => {}
             }
         }
@@ -256,6 +263,7 @@ impl Graph {
             edge,
             btree: btree.clone(),
             fulltext: fulltext.clone(),
+            vector: vector.clone(),
             ds: OnceCell::new(),
             full: OnceCell::new(),
             csr: OnceCell::new(),
@@ -339,7 +347,6 @@ impl Graph {
             });
         };
         let params = bind_params(q, params)?;
-        needs_no_embedder(q, plan)?;
         limit_param_is_positive(plan, &params)?;
         let view = self.view(at).await?;
         let mut ctx = Ctx {
@@ -350,6 +357,8 @@ impl Graph {
             var_table: HashMap::new(),
             params: &params,
             fts: HashMap::new(),
+            query_vectors: HashMap::new(),
+            var_ann: HashMap::new(),
             var_fts: HashMap::new(),
             now: super::now_ms(),
             limits,
@@ -380,6 +389,8 @@ impl Graph {
         collect_slots(&plan.pipeline, &mut ctx.slots);
         ctx.binding_bytes = budget::binding_bytes(ctx.slots.len());
         prepare_text_search(&mut ctx, plan).await?;
+        prepare_query_vectors(self, &mut ctx, plan).await?;
+        prepare_vector_search(&mut ctx, plan).await?;
         let n = ctx.slots.len();
         let rows = run_ops(&ctx, &plan.pipeline, vec![vec![None; n]], true).await?;
         ctx.check_time()?;

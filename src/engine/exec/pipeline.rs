@@ -140,6 +140,12 @@ pub(super) async fn scan(
             break;
         }
     }
+    // Else an indexed `nearest` chose this variable's rows.
+    if candidates.is_none()
+        && let Some(ids) = ctx.var_ann.get(var)
+    {
+        candidates = Some(t.rows_by_id(ids).await?.into_values().collect());
+    }
     // Else a full-text filter on this variable: only its hits.
     if candidates.is_none()
         && let Some(keys) = ctx.var_fts.get(var)

@@ -131,45 +131,154 @@ pub(super) async fn prepare_text_search(
     Ok(())
 }
 
-/// A `nearest` whose query is text must embed it, and no embedding provider
-/// exists yet: refuse with a clear error instead of returning no distances.
-pub(super) fn needs_no_embedder(q: &CheckedQuery, plan: &ReadPlan) -> Result<(), EngineError> {
-    pub(super) fn walk(e: &Expr, q: &CheckedQuery) -> Option<String> {
+/// The query vectors of `nearest(…, text)`, keyed by (table, property,
+/// text): embedded once per query before the pipeline.
+pub(super) type QueryVectors = HashMap<(usize, String, String), Arc<Vec<f32>>>;
+
+/// The `nearest` calls of the plan's projections and order keys (inside
+/// `rrf` too).
+pub(super) fn nearest_calls(plan: &ReadPlan) -> Vec<&Expr> {
+    fn walk<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
         match e {
-            Expr::Nearest {
-                property, query, ..
-            } => {
-                let text = match query.as_ref() {
-                    Expr::Literal {
-                        value: LiteralValue::String(_),
-                    } => true,
-                    Expr::Param { name } => q
-                        .params
-                        .iter()
-                        .any(|p| &p.name == name && p.ty.is_textual()),
-                    _ => false,
-                };
-                text.then(|| property.clone())
+            Expr::Nearest { .. } => out.push(e),
+            Expr::Rrf { a, b, .. } => {
+                walk(a, out);
+                walk(b, out);
             }
-            Expr::Rrf { a, b, .. } => walk(a, q).or_else(|| walk(b, q)),
-            _ => None,
+            _ => {}
         }
     }
-    let exprs = plan
+    let mut out = Vec::new();
+    for e in plan
         .projections
         .iter()
         .map(|p| &p.expr)
-        .chain(plan.order.iter().map(|o| &o.expr));
-    for e in exprs {
-        if let Some(property) = walk(e, q) {
-            return Err(EngineError::Param {
-                name: "nearest".into(),
-                reason: format!(
-                    "`{}` passes text to `nearest(…{property}…)`, which needs an embedding provider to turn it into a vector; none is configured in this build — pass a Vector parameter instead",
-                    q.name
-                ),
-            });
-        }
+        .chain(plan.order.iter().map(|o| &o.expr))
+    {
+        walk(e, &mut out);
     }
+    out
+}
+
+/// Embeds the text of every `nearest($v.p, "text")` (a literal or a
+/// String parameter) with the graph's embedding client, once per distinct
+/// (property, text), at the property's width.
+pub(super) async fn prepare_query_vectors(
+    graph: &Graph,
+    ctx: &mut Ctx<'_>,
+    plan: &ReadPlan,
+) -> Result<(), EngineError> {
+    for e in nearest_calls(plan) {
+        let Expr::Nearest {
+            var,
+            property,
+            query,
+        } = e
+        else {
+            continue;
+        };
+        let Cell::Str(text) = eval(ctx, query, &Vec::new()) else {
+            continue;
+        };
+        let Some(&t) = ctx.var_table.get(var) else {
+            continue;
+        };
+        let key = (t, property.clone(), text.clone());
+        if ctx.query_vectors.contains_key(&key) {
+            continue;
+        }
+        let Some(p) = ctx.props[t].iter().find(|p| &p.name == property).cloned() else {
+            continue;
+        };
+        let crate::schema::PropType::Vector { dim } = p.ty else {
+            continue;
+        };
+        ctx.check_time()?;
+        let v = graph.embed_query_text(&p, &text, dim as usize).await?;
+        ctx.query_vectors.insert(key, Arc::new(v));
+    }
+    Ok(())
+}
+
+/// IVF partitions an indexed `nearest` probes at least (Lance probes more
+/// until it has `limit` candidates). Measured with `omnigraph-bench
+/// vectors` (docs/performance.md).
+pub const VECTOR_MIN_PROBES: usize = 12;
+
+/// Answers a plain top-k `nearest` from the vector index: a query whose
+/// pipeline is one unfiltered scan of `$v`, no aggregation, ordered first
+/// by `nearest($v.p, q)` ascending with a `limit`, where `p` carries a
+/// trained vector index. The scan then reads only the `limit` ids the
+/// index returns (approximate: the index's recall), ranked by exact
+/// cosine distance. Anything else — a filter, a traversal, `rrf`, a small
+/// or unindexed table — searches exactly, so filters combined with
+/// `nearest` always return the true top-k of the matching rows.
+pub(super) async fn prepare_vector_search(
+    ctx: &mut Ctx<'_>,
+    plan: &ReadPlan,
+) -> Result<(), EngineError> {
+    if plan.group_by.is_some() {
+        return Ok(());
+    }
+    let [Op::Scan { var, equals, .. }] = plan.pipeline.as_slice() else {
+        return Ok(());
+    };
+    let Some(first) = plan.order.first() else {
+        return Ok(());
+    };
+    let Expr::Nearest {
+        var: nv,
+        property,
+        query,
+    } = &first.expr
+    else {
+        return Ok(());
+    };
+    if !equals.is_empty() || first.descending || nv != var {
+        return Ok(());
+    }
+    let Some(limit) = &plan.limit else {
+        return Ok(());
+    };
+    let k = match eval(ctx, limit, &Vec::new()) {
+        Cell::I64(n) if n > 0 => n as usize,
+        _ => return Ok(()),
+    };
+    let Some(&t) = ctx.var_table.get(var) else {
+        return Ok(());
+    };
+    if !ctx.tables[t].vector.contains(property) {
+        return Ok(());
+    }
+    let dim = match ctx.props[t]
+        .iter()
+        .find(|p| &p.name == property)
+        .map(|p| &p.ty)
+    {
+        Some(crate::schema::PropType::Vector { dim }) => *dim as usize,
+        _ => return Ok(()),
+    };
+    let q: Vec<f32> = match eval(ctx, query, &Vec::new()) {
+        Cell::Vector(v) => v,
+        Cell::Str(s) => match ctx.query_vectors.get(&(t, property.clone(), s)) {
+            Some(v) => v.as_ref().clone(),
+            None => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
+    if q.len() != dim || q.iter().any(|x| !x.is_finite()) {
+        return Ok(());
+    }
+    let Some(ds) = ctx.tables[t].dataset().await? else {
+        return Ok(());
+    };
+    let name = table::IndexSpec::Vector(property.clone()).name();
+    if !table::has_vector_index(&ds, &name).await? {
+        return Ok(());
+    }
+    ctx.check_time()?;
+    let hits = table::nearest(&ds, property, &q, k, VECTOR_MIN_PROBES).await?;
+    ctx.var_ann
+        .insert(var.clone(), hits.into_iter().map(|(id, _)| id).collect());
     Ok(())
 }

@@ -208,3 +208,64 @@ pub(super) async fn fuzzy_unindexed(
     out.extend(add);
     Ok(())
 }
+
+/// True when `ds` carries a trained vector index named `name` (at least
+/// one segment that covers fragments; Lance stores an index over too few
+/// vectors as a definition with no files). Reads the manifest's index
+/// section, which the shared session caches.
+pub async fn has_vector_index(ds: &Dataset, name: &str) -> Result<bool, TableError> {
+    use lance::index::DatasetIndexExt;
+    let indices = ds.load_indices().await.map_err(|e| terr(ds.uri(), e))?;
+    Ok(indices
+        .iter()
+        .any(|i| i.name == name && i.fragment_bitmap.as_ref().is_some_and(|b| !b.is_empty())))
+}
+
+/// The `k` rows of `ds` nearest to `query` in the vector column `column`
+/// by cosine distance, through its vector index when it has one (IVF
+/// probes at least `min_probes` partitions; candidates re-ranked by exact
+/// distance, [`VECTOR_REFINE`]); fragments the index does not cover are
+/// searched exactly and merged by Lance. Returns `(id, distance)`, nearest
+/// first; rows whose vector is null never appear. Errors: `query` of
+/// another width than the column, storage.
+pub async fn nearest(
+    ds: &Dataset,
+    column: &str,
+    query: &[f32],
+    k: usize,
+    min_probes: usize,
+) -> Result<Vec<(String, f32)>, TableError> {
+    use arrow_array::{Array, Float32Array};
+    let uri = ds.uri().to_string();
+    if k == 0 {
+        return Ok(Vec::new());
+    }
+    let q = Float32Array::from(query.to_vec());
+    let mut sc = ds.scan();
+    sc.nearest(column, &q, k).map_err(|e| terr(&uri, e))?;
+    sc.distance_metric(lance_linalg::distance::DistanceType::Cosine)
+        .minimum_nprobes(min_probes.max(1))
+        .refine(VECTOR_REFINE);
+    sc.project(&["id", "_distance"])
+        .map_err(|e| terr(&uri, e))?;
+    let stream = sc.try_into_stream().await.map_err(|e| terr(&uri, e))?;
+    let batches: Vec<RecordBatch> = stream.map_err(|e| terr(&uri, e)).try_collect().await?;
+    let mut out = Vec::new();
+    for b in &batches {
+        let ids = b
+            .column_by_name("id")
+            .and_then(|c| c.as_any().downcast_ref::<arrow_array::StringArray>());
+        let dist = b
+            .column_by_name("_distance")
+            .and_then(|c| c.as_any().downcast_ref::<Float32Array>());
+        let (Some(ids), Some(dist)) = (ids, dist) else {
+            continue;
+        };
+        for i in 0..b.num_rows() {
+            if ids.is_valid(i) && dist.is_valid(i) {
+                out.push((ids.value(i).to_string(), dist.value(i)));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -184,9 +184,12 @@ impl<'c> Checker<'c> {
             rest = assigns.to_vec();
         }
         let values = self.assignments(&ty.name, &props, &rest, scope, &[])?;
+        // An `@embed` vector left out is embedded from its source text.
         let missing: Vec<&str> = props
             .iter()
-            .filter(|p| p.is_required() && !values.iter().any(|(n, _)| *n == p.name))
+            .filter(|p| {
+                p.is_required() && p.embed.is_none() && !values.iter().any(|(n, _)| *n == p.name)
+            })
             .map(|p| p.name.as_str())
             .collect();
         if !missing.is_empty() {
