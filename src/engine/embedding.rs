@@ -25,6 +25,10 @@ pub(crate) struct EmbeddingSlot {
     client: tokio::sync::OnceCell<Arc<Embedder>>,
 }
 
+/// Vectors a write already embedded, by (width, text): a write prepared
+/// again reuses them instead of calling the provider again.
+pub(crate) type EmbedMemo = Arc<std::sync::Mutex<HashMap<(usize, String), Vec<f32>>>>;
+
 /// One `@embed` property of a node type: the vector's and the source's
 /// positions in the type's properties, the width, the recorded model.
 #[derive(Debug, Clone)]
@@ -129,13 +133,15 @@ impl Graph {
     /// Fills the null `@embed` vectors of `rows` (rows of node type
     /// `type_name`, cells in `props` order) from their source text, all
     /// texts in one batched call per property. A required vector whose
-    /// source is null is an error naming the row's line. Returns how many
-    /// vectors were filled.
+    /// source is null is an error naming the row's line. Texts `memo`
+    /// holds are not sent again; the ones embedded are added to it.
+    /// Returns how many vectors were filled.
     pub(crate) async fn fill_embeddings(
         &self,
         type_name: &str,
         props: &[Property],
         rows: &mut [&mut Row],
+        memo: Option<&EmbedMemo>,
     ) -> Result<usize, EngineError> {
         let targets = embed_targets(props);
         let mut filled = 0;
@@ -143,14 +149,25 @@ impl Graph {
         for t in &targets {
             let mut at = Vec::new();
             let mut texts = Vec::new();
-            for (i, r) in rows.iter().enumerate() {
+            for (i, r) in rows.iter_mut().enumerate() {
                 if r.cells[t.vector] != Cell::Null {
                     continue;
                 }
                 match &r.cells[t.source] {
                     Cell::Str(s) if !s.trim().is_empty() => {
-                        at.push(i);
-                        texts.push(s.clone());
+                        let known = memo.and_then(|m| {
+                            m.lock().ok()?.get(&(t.dim, s.clone())).cloned()
+                        });
+                        match known {
+                            Some(v) => {
+                                r.cells[t.vector] = Cell::Vector(v);
+                                filled += 1;
+                            }
+                            None => {
+                                at.push(i);
+                                texts.push(s.clone());
+                            }
+                        }
                     }
                     _ if !t.nullable => errors.push(load::LoadError {
                         line: r.line,
@@ -169,6 +186,11 @@ impl Graph {
             }
             let embedder = self.embedder().await?;
             let vectors = embedder.embed(&texts, t.dim, Task::Document).await?;
+            if let Some(Ok(mut m)) = memo.map(|m| m.lock()) {
+                for (text, v) in texts.iter().zip(&vectors) {
+                    m.insert((t.dim, text.clone()), v.clone());
+                }
+            }
             for (i, v) in at.into_iter().zip(vectors) {
                 rows[i].cells[t.vector] = Cell::Vector(v);
                 filled += 1;
@@ -193,7 +215,9 @@ impl Graph {
                 continue;
             }
             let mut refs: Vec<&mut Row> = rows.iter_mut().collect();
-            filled += self.fill_embeddings(t, &n.properties, &mut refs).await?;
+            filled += self
+                .fill_embeddings(t, &n.properties, &mut refs, None)
+                .await?;
         }
         Ok(filled)
     }

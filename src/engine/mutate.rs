@@ -293,6 +293,10 @@ impl Graph {
         branch: &str,
         actor: &str,
     ) -> Result<WriteReport, EngineError> {
+        // The vectors the first preparation embedded, reused when the
+        // commit step prepares the write again (inside its commit turn,
+        // where no provider call may wait).
+        let memo = super::embedding::EmbedMemo::default();
         let redo = {
             let (q, params, b, a) = (
                 q.clone(),
@@ -301,8 +305,14 @@ impl Graph {
                 actor.to_string(),
             );
             super::Redo::new(move |g: Graph| {
-                let (q, params, b, a) = (q.clone(), params.clone(), b.clone(), a.clone());
-                Box::pin(async move { g.prepare_mutation(&q, &params, &b, &a).await })
+                let (q, params, b, a, memo) = (
+                    q.clone(),
+                    params.clone(),
+                    b.clone(),
+                    a.clone(),
+                    memo.clone(),
+                );
+                Box::pin(async move { g.prepare_mutation_with(&q, &params, &b, &a, &memo).await })
             })
         };
         self.write_prepared_by(redo).await
@@ -318,6 +328,20 @@ impl Graph {
         params: &Json,
         branch: &str,
         actor: &str,
+    ) -> Result<Prepared, EngineError> {
+        self.prepare_mutation_with(q, params, branch, actor, &Default::default())
+            .await
+    }
+
+    /// [`Graph::prepare_mutation`], taking `@embed` vectors of texts
+    /// already embedded from `memo` and adding the ones it embeds.
+    pub(crate) async fn prepare_mutation_with(
+        &self,
+        q: &CheckedQuery,
+        params: &Json,
+        branch: &str,
+        actor: &str,
+        memo: &super::embedding::EmbedMemo,
     ) -> Result<Prepared, EngineError> {
         let QueryKind::Mutation(plan) = &q.body else {
             return Err(EngineError::Param {
@@ -520,7 +544,8 @@ impl Graph {
             let props = self.props(key);
             if props.iter().any(|p| p.embed.is_some()) {
                 let mut refs: Vec<&mut Row> = rows.values_mut().collect();
-                self.fill_embeddings(key.name(), &props, &mut refs).await?;
+                self.fill_embeddings(key.name(), &props, &mut refs, Some(memo))
+                    .await?;
             }
         }
         st.deletes.retain(|_, v| !v.is_empty());

@@ -565,3 +565,109 @@ fn a_cluster_on_s3_boots_from_the_bucket_alone() {
         "{err}"
     );
 }
+
+/// `providers.embedding` and a graph's `embedding_provider`: validated
+/// (inline keys and unknown names refused), applied as a resource bound
+/// to the graph, and used by the `--cluster` server for
+/// `nearest($v, "text")`; a profile whose `${ENV}` key is unset stops the
+/// server at boot naming the variable.
+#[test]
+fn an_embedding_provider_is_applied_and_used_by_the_served_graph() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cfg_dir = tmp.path().join("cfg");
+    std::fs::create_dir_all(&cfg_dir).expect("mkdir");
+    std::fs::write(
+        cfg_dir.join("schema.pg"),
+        "node Doc {\n  slug: String @key\n  text: String\n  embedding: Vector(16) @embed(\"text\") @index\n}\n",
+    )
+    .expect("schema");
+    let yaml = |graph_provider: &str, real_key: &str| {
+        format!(
+            "version: 1\nproviders:\n  embedding:\n    default:\n      kind: mock\n    real:\n      kind: openai\n      base_url: http://127.0.0.1:9/v1\n      api_key: {real_key}\ngraphs:\n  kb:\n    schema: schema.pg\n    embedding_provider: {graph_provider}\n"
+        )
+    };
+    let cfg = cfg_dir.to_str().expect("utf8");
+    let write = |y: String| std::fs::write(cfg_dir.join("cluster.yaml"), y).expect("yaml");
+
+    // Refused: an inline key, an unknown provider.
+    write(yaml("default", "sk-inline-secret"));
+    let (code, out, _) = omnigraph(&["cluster", "validate", "--config", cfg, "--json"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("inline_secret") && !out.contains("sk-inline-secret\""),
+        "{out}"
+    );
+    write(yaml("nope", "${TEST_EMBED_KEY}"));
+    let (code, out, _) = omnigraph(&["cluster", "validate", "--config", cfg, "--json"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("unknown_provider"), "{out}");
+
+    write(yaml("provider.embedding.default", "${TEST_EMBED_KEY}"));
+    ok(&["cluster", "validate", "--config", cfg]);
+    ok(&["cluster", "import", "--config", cfg]);
+    ok(&["cluster", "apply", "--config", cfg, "--as", "ops"]);
+    let ledger: Value = serde_json::from_slice(
+        &std::fs::read(cfg_dir.join("__cluster/state.json")).expect("ledger"),
+    )
+    .expect("json");
+    assert_eq!(
+        ledger["applied_revision"]["resources"]["provider.embedding.default"]["applies_to"],
+        json!(["kb"]),
+        "{ledger}"
+    );
+
+    // Data loaded directly, vectors filled by the mock provider.
+    let root = cfg_dir.join("graphs/kb.omni");
+    let data = tmp.path().join("d.jsonl");
+    std::fs::write(
+        &data,
+        [
+            r#"{"type":"Doc","data":{"slug":"a","text":"sovereign ai infrastructure"}}"#,
+            r#"{"type":"Doc","data":{"slug":"b","text":"weather report rain"}}"#,
+        ]
+        .join("\n"),
+    )
+    .expect("data");
+    let (code, _, err) = omnigraph_with(
+        &[
+            "load",
+            "--data",
+            data.to_str().expect("utf8"),
+            "--mode",
+            "merge",
+            root.to_str().expect("utf8"),
+        ],
+        &[("OMNIGRAPH_EMBED_PROVIDER".into(), "mock".into())],
+    );
+    assert_eq!(code, Some(0), "{err}");
+
+    // The server embeds query text with the cluster's provider, though its
+    // environment names none.
+    let server = Server::start(
+        tmp.path(),
+        &["--cluster", cfg],
+        &[("OMNIGRAPH_UNAUTHENTICATED", "1")],
+    );
+    let body = json!({
+        "query": "query q($q: String) { match { $d: Doc } return { $d.slug } order { nearest($d.embedding, $q) } limit 1 }",
+        "params": {"q": "rain weather"}
+    })
+    .to_string();
+    let r = server
+        .post("/graphs/kb/query", None, &body)
+        .expect(200)
+        .json();
+    assert_eq!(r["rows"][0]["slug"], "b", "{r}");
+    drop(server);
+
+    // Bound to a profile whose key variable is unset: no boot.
+    write(yaml("real", "${TEST_EMBED_KEY}"));
+    ok(&["cluster", "apply", "--config", cfg, "--as", "ops"]);
+    let (code, err) = refuse(
+        tmp.path(),
+        &["--cluster", cfg],
+        &[("OMNIGRAPH_UNAUTHENTICATED", "1")],
+    );
+    assert_ne!(code, Some(0));
+    assert!(err.contains("TEST_EMBED_KEY"), "{err}");
+}

@@ -94,9 +94,14 @@ enum Cmd {
     /// cleanup, and warm-write requests before and after (see
     /// `suite::cleanup`).
     Cleanup(suite::CleanupArgs),
+    /// Indexed `nearest` on generated vectors (100,000 × 128 by default):
+    /// load, index build, exact and indexed p50/p99, recall@k; beside
+    /// pylance on the same vectors with `--python` (see `vectors::run`).
+    Vectors(vectors::VectorsArgs),
 }
 
 mod suite;
+mod vectors;
 
 fn main() -> std::process::ExitCode {
     use clap::Parser;
@@ -134,6 +139,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Suite(a) => rt.block_on(suite::run(&a)),
         Cmd::S3Writes(a) => rt.block_on(suite::s3_writes(&a)),
         Cmd::Cleanup(a) => rt.block_on(suite::cleanup(&a)),
+        Cmd::Vectors(a) => rt.block_on(vectors::run(&a)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

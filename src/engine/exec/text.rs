@@ -200,11 +200,6 @@ pub(super) async fn prepare_query_vectors(
     Ok(())
 }
 
-/// IVF partitions an indexed `nearest` probes at least (Lance probes more
-/// until it has `limit` candidates). Measured with `omnigraph-bench
-/// vectors` (docs/performance.md).
-pub const VECTOR_MIN_PROBES: usize = 12;
-
 /// Answers a plain top-k `nearest` from the vector index: a query whose
 /// pipeline is one unfiltered scan of `$v`, no aggregation, ordered first
 /// by `nearest($v.p, q)` ascending with a `limit`, where `p` carries a
@@ -277,7 +272,7 @@ pub(super) async fn prepare_vector_search(
         return Ok(());
     }
     ctx.check_time()?;
-    let hits = table::nearest(&ds, property, &q, k, VECTOR_MIN_PROBES).await?;
+    let hits = table::nearest(&ds, property, &q, k, table::VECTOR_MIN_PROBES).await?;
     ctx.var_ann
         .insert(var.clone(), hits.into_iter().map(|(id, _)| id).collect());
     Ok(())

@@ -58,7 +58,7 @@ pub(super) async fn list_queries(req: HttpRequest, state: Data<AppState>, id: Pa
     ok(&QueriesCatalogOutput { queries })
 }
 
-#[utoipa::path(post, path = "/graphs/{id}/queries/{name}", request_body = InvokeStoredQueryRequest, responses((status = 200, description = "ReadOutput for a stored read, ChangeOutput for a stored mutation"), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+#[utoipa::path(post, path = "/graphs/{id}/queries/{name}", request_body = InvokeStoredQueryRequest, responses((status = 200, description = "ReadOutput for a stored read, ChangeOutput for a stored mutation"), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput), (status = 502, description = "The embedding provider failed or returned unusable vectors (`@embed`, `nearest($v, \"text\")`)", body = ErrorOutput), (status = 504, description = "The embedding provider did not answer within OMNIGRAPH_EMBED_DEADLINE_MS", body = ErrorOutput)), security(("bearer_token" = [])))]
 pub(super) async fn invoke_query(
     req: HttpRequest,
     state: Data<AppState>,
@@ -74,7 +74,7 @@ pub(super) async fn invoke_query(
 /// named by `Omnigraph-If-Graph-Commit` (as
 /// `POST /graphs/{id}/mutate/if-graph-commit`); 412 with
 /// `precondition_failure` otherwise, 400 for a stored read.
-#[utoipa::path(post, path = "/graphs/{id}/queries/{name}/if-graph-commit", request_body = InvokeStoredQueryRequest, params(("Omnigraph-If-Graph-Commit" = String, Header, description = "The branch head the write requires: a commit id, bare or as a strong entity tag")), responses((status = 200, body = ChangeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 412, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+#[utoipa::path(post, path = "/graphs/{id}/queries/{name}/if-graph-commit", request_body = InvokeStoredQueryRequest, params(("Omnigraph-If-Graph-Commit" = String, Header, description = "The branch head the write requires: a commit id, bare or as a strong entity tag")), responses((status = 200, body = ChangeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 412, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput), (status = 502, description = "The embedding provider failed or returned unusable vectors (`@embed`, `nearest($v, \"text\")`)", body = ErrorOutput), (status = 504, description = "The embedding provider did not answer within OMNIGRAPH_EMBED_DEADLINE_MS", body = ErrorOutput)), security(("bearer_token" = [])))]
 pub(super) async fn invoke_query_if_graph_commit(
     req: HttpRequest,
     state: Data<AppState>,

@@ -89,7 +89,7 @@ fn read_output(
     }
 }
 
-#[utoipa::path(post, path = "/graphs/{id}/query", request_body = QueryRequest, responses((status = 200, body = ReadOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+#[utoipa::path(post, path = "/graphs/{id}/query", request_body = QueryRequest, responses((status = 200, body = ReadOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 502, description = "The embedding provider failed or returned unusable vectors (`@embed`, `nearest($v, \"text\")`)", body = ErrorOutput), (status = 504, description = "The embedding provider did not answer within OMNIGRAPH_EMBED_DEADLINE_MS", body = ErrorOutput)), security(("bearer_token" = [])))]
 pub(super) async fn query(
     req: HttpRequest,
     state: Data<AppState>,
@@ -176,7 +176,7 @@ pub(super) fn deprecated(r: Res, successor: &str) -> HttpResponse {
 /// Deprecated alias of `/query` (legacy field names accepted, no
 /// `graph_commit_id` in the response).
 #[deprecated = "use POST /graphs/{id}/query"]
-#[utoipa::path(post, path = "/graphs/{id}/read", request_body = QueryRequest, responses((status = 200, description = "The rows `/query` answers, without `graph_commit_id`; the response carries `Deprecation: true` and `Link: <query>; rel=\"successor-version\"`", body = ReadOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput)), security(("bearer_token" = [])))]
+#[utoipa::path(post, path = "/graphs/{id}/read", request_body = QueryRequest, responses((status = 200, description = "The rows `/query` answers, without `graph_commit_id`; the response carries `Deprecation: true` and `Link: <query>; rel=\"successor-version\"`", body = ReadOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 502, description = "The embedding provider failed or returned unusable vectors (`@embed`, `nearest($v, \"text\")`)", body = ErrorOutput), (status = 504, description = "The embedding provider did not answer within OMNIGRAPH_EMBED_DEADLINE_MS", body = ErrorOutput)), security(("bearer_token" = [])))]
 pub(super) async fn read_alias(
     req: HttpRequest,
     state: Data<AppState>,
@@ -188,7 +188,7 @@ pub(super) async fn read_alias(
 
 /// Deprecated alias of `/mutate`.
 #[deprecated = "use POST /graphs/{id}/mutate"]
-#[utoipa::path(post, path = "/graphs/{id}/change", request_body = ChangeRequest, responses((status = 200, description = "What `/mutate` answers; the response carries `Deprecation: true` and `Link: <mutate>; rel=\"successor-version\"`", body = ChangeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+#[utoipa::path(post, path = "/graphs/{id}/change", request_body = ChangeRequest, responses((status = 200, description = "What `/mutate` answers; the response carries `Deprecation: true` and `Link: <mutate>; rel=\"successor-version\"`", body = ChangeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput), (status = 502, description = "The embedding provider failed or returned unusable vectors (`@embed`, `nearest($v, \"text\")`)", body = ErrorOutput), (status = 504, description = "The embedding provider did not answer within OMNIGRAPH_EMBED_DEADLINE_MS", body = ErrorOutput)), security(("bearer_token" = [])))]
 pub(super) async fn change_alias(
     req: HttpRequest,
     state: Data<AppState>,
@@ -200,7 +200,7 @@ pub(super) async fn change_alias(
 
 /// Deprecated alias of `/load` (the JSON envelope).
 #[deprecated = "use POST /graphs/{id}/load"]
-#[utoipa::path(post, path = "/graphs/{id}/ingest", request_body = LoadRequest, responses((status = 200, description = "What `/load` answers; the response carries `Deprecation: true` and `Link: <load>; rel=\"successor-version\"`", body = IngestOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+#[utoipa::path(post, path = "/graphs/{id}/ingest", request_body = LoadRequest, responses((status = 200, description = "What `/load` answers; the response carries `Deprecation: true` and `Link: <load>; rel=\"successor-version\"`", body = IngestOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput), (status = 502, description = "The embedding provider failed or returned unusable vectors (`@embed`, `nearest($v, \"text\")`)", body = ErrorOutput), (status = 504, description = "The embedding provider did not answer within OMNIGRAPH_EMBED_DEADLINE_MS", body = ErrorOutput)), security(("bearer_token" = [])))]
 pub(super) async fn ingest_alias(
     req: HttpRequest,
     state: Data<AppState>,

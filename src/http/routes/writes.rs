@@ -19,7 +19,7 @@ pub(super) async fn run_mutation(
     ok(&ChangeOutput::of_write(&branch, &name, &actor, &r))
 }
 
-#[utoipa::path(post, path = "/graphs/{id}/mutate", request_body = ChangeRequest, responses((status = 200, body = ChangeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+#[utoipa::path(post, path = "/graphs/{id}/mutate", request_body = ChangeRequest, responses((status = 200, body = ChangeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput), (status = 502, description = "The embedding provider failed or returned unusable vectors (`@embed`, `nearest($v, \"text\")`)", body = ErrorOutput), (status = 504, description = "The embedding provider did not answer within OMNIGRAPH_EMBED_DEADLINE_MS", body = ErrorOutput)), security(("bearer_token" = [])))]
 pub(super) async fn mutate(
     req: HttpRequest,
     state: Data<AppState>,
@@ -36,7 +36,7 @@ pub(super) async fn mutate(
 /// atomically with the publish; 412 with `precondition_failure
 /// {expected, actual}` and no effect otherwise. A separate route, so an
 /// older server answers 404 instead of ignoring the header.
-#[utoipa::path(post, path = "/graphs/{id}/mutate/if-graph-commit", request_body = ChangeRequest, params(("Omnigraph-If-Graph-Commit" = String, Header, description = "The branch head the write requires: a commit id (`graph_commit_id` of the read it depends on), bare or as a strong entity tag `\"<id>\"`")), responses((status = 200, body = ChangeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 412, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+#[utoipa::path(post, path = "/graphs/{id}/mutate/if-graph-commit", request_body = ChangeRequest, params(("Omnigraph-If-Graph-Commit" = String, Header, description = "The branch head the write requires: a commit id (`graph_commit_id` of the read it depends on), bare or as a strong entity tag `\"<id>\"`")), responses((status = 200, body = ChangeOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 412, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput), (status = 502, description = "The embedding provider failed or returned unusable vectors (`@embed`, `nearest($v, \"text\")`)", body = ErrorOutput), (status = 504, description = "The embedding provider did not answer within OMNIGRAPH_EMBED_DEADLINE_MS", body = ErrorOutput)), security(("bearer_token" = [])))]
 pub(super) async fn mutate_if_graph_commit(
     req: HttpRequest,
     state: Data<AppState>,
@@ -219,7 +219,7 @@ pub(super) enum BodyKind {
     Envelope,
 }
 
-#[utoipa::path(post, path = "/graphs/{id}/load/ndjson", params(LoadParams), request_body(content = String, content_type = "application/x-ndjson"), responses((status = 200, body = GraphBatchLoadOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+#[utoipa::path(post, path = "/graphs/{id}/load/ndjson", params(LoadParams), request_body(content = String, content_type = "application/x-ndjson"), responses((status = 200, body = GraphBatchLoadOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput), (status = 502, description = "The embedding provider failed or returned unusable vectors (`@embed`, `nearest($v, \"text\")`)", body = ErrorOutput), (status = 504, description = "The embedding provider did not answer within OMNIGRAPH_EMBED_DEADLINE_MS", body = ErrorOutput)), security(("bearer_token" = [])))]
 pub(super) async fn load_ndjson(
     req: HttpRequest,
     state: Data<AppState>,
@@ -239,7 +239,7 @@ pub(super) async fn load_ndjson(
     .await
 }
 
-#[utoipa::path(post, path = "/graphs/{id}/load", request_body = LoadRequest, responses((status = 200, body = IngestOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput)), security(("bearer_token" = [])))]
+#[utoipa::path(post, path = "/graphs/{id}/load", request_body = LoadRequest, responses((status = 200, body = IngestOutput), (status = 400, body = ErrorOutput), (status = 401, body = ErrorOutput), (status = 403, body = ErrorOutput), (status = 404, body = ErrorOutput), (status = 409, body = ErrorOutput), (status = 413, body = ErrorOutput), (status = 429, body = ErrorOutput), (status = 502, description = "The embedding provider failed or returned unusable vectors (`@embed`, `nearest($v, \"text\")`)", body = ErrorOutput), (status = 504, description = "The embedding provider did not answer within OMNIGRAPH_EMBED_DEADLINE_MS", body = ErrorOutput)), security(("bearer_token" = [])))]
 pub(super) async fn load_envelope(
     req: HttpRequest,
     state: Data<AppState>,

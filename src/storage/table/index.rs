@@ -67,6 +67,11 @@ pub fn vector_index_params(rows: usize) -> lance::index::vector::VectorIndexPara
     )
 }
 
+/// IVF partitions an indexed `nearest` probes at least (Lance probes more
+/// until it has `limit` candidates). Measured with `omnigraph-bench
+/// vectors` (docs/performance.md).
+pub const VECTOR_MIN_PROBES: usize = 12;
+
 /// The refine factor of an indexed `nearest`: Lance fetches `k ×` this
 /// many candidates from the index and re-ranks them by exact cosine
 /// distance, so the distances returned are exact.
@@ -450,7 +455,10 @@ pub(super) async fn build_uncommitted(
     let mut ds = ds.clone();
     let btree = ScalarIndexParams::for_builtin(BuiltinIndexType::BTree);
     let fts = fts_params();
-    let vector = vector_index_params(count(&ds).await?);
+    let vector = match spec {
+        IndexSpec::Vector(_) => vector_index_params(count(&ds).await?),
+        _ => vector_index_params(0),
+    };
     let (col, ty, params): (&str, IndexType, &dyn lance_index::IndexParams) = match spec {
         IndexSpec::Btree(c) => (c.as_str(), IndexType::BTree, &btree),
         IndexSpec::FullText(c) => (c.as_str(), IndexType::Inverted, &fts),
