@@ -126,10 +126,12 @@ pub struct EmbeddingConfig {
     pub base_url: String,
     /// `None` only for `mock`.
     pub api_key: Option<String>,
-    /// Per-request HTTP timeout, ms (`OMNIGRAPH_EMBED_TIMEOUT_MS`, 30,000).
+    /// Per-request HTTP timeout, ms; 0 is none (`OMNIGRAPH_EMBED_TIMEOUT_MS`,
+    /// 30,000).
     pub timeout_ms: u64,
-    /// Wall-clock budget of one embed call across all its requests and
-    /// retries, ms; 0 is unbounded (`OMNIGRAPH_EMBED_DEADLINE_MS`, 60,000).
+    /// Wall-clock budget of one batch (its request and every retry), ms;
+    /// 0 is unbounded (`OMNIGRAPH_EMBED_DEADLINE_MS`, 60,000). A query's
+    /// text is one batch, so this bounds the query's embedding.
     pub deadline_ms: u64,
     /// Attempts per request, the first included
     /// (`OMNIGRAPH_EMBED_RETRY_ATTEMPTS`, 4).
@@ -285,10 +287,11 @@ impl EmbeddingConfig {
             .filter(|v| !v.trim().is_empty())
             .unwrap_or_else(|| provider.default_model().to_string());
         let policy = Policy::from_lookup(get)?;
-        let api_key = provider
-            .key_variables()
-            .iter()
-            .find_map(|k| get(k).filter(|v| !v.trim().is_empty()));
+        let api_key = provider.key_variables().iter().find_map(|k| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        });
         let config = EmbeddingConfig {
             provider,
             model,
@@ -322,7 +325,7 @@ impl EmbeddingConfig {
             None => None,
             Some(r) => {
                 let var = check_key_reference(r).map_err(|reason| EmbedError::Config { reason })?;
-                Some(get(&var).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                Some(get(&var).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).ok_or_else(|| {
                     EmbedError::Config {
                         reason: format!(
                             "the embedding provider's api_key names ${{{var}}}, which is not set in the server's environment"
@@ -435,12 +438,14 @@ enum Attempt {
 impl Embedder {
     /// Builds the client. Errors: the TLS stack failing to initialize.
     pub fn new(config: EmbeddingConfig) -> Result<Embedder, EmbedError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(config.timeout_ms.max(1)))
-            .build()
-            .map_err(|e| EmbedError::Config {
-                reason: format!("cannot build the HTTP client: {e}"),
-            })?;
+        let mut builder = reqwest::Client::builder();
+        // 0: no per-request timeout (the deadline still bounds a call).
+        if config.timeout_ms > 0 {
+            builder = builder.timeout(Duration::from_millis(config.timeout_ms));
+        }
+        let http = builder.build().map_err(|e| EmbedError::Config {
+            reason: format!("cannot build the HTTP client: {e}"),
+        })?;
         Ok(Embedder { config, http })
     }
 
@@ -449,10 +454,24 @@ impl Embedder {
         &self.config
     }
 
+    /// Refuses ([`EmbedError::ModelMismatch`]) when `property`'s
+    /// `@embed(…, model=…)` records another model than this client's, so
+    /// stored and query vectors always share one space.
+    pub fn check_model(&self, property: &str, recorded: Option<&str>) -> Result<(), EmbedError> {
+        match recorded {
+            Some(r) if r != self.config.model => Err(EmbedError::ModelMismatch {
+                property: property.to_string(),
+                recorded: r.to_string(),
+                configured: self.config.model.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Embeds `texts` as vectors of `dim` 32-bit floats, L2-normalized, in
-    /// input order, in batches of [`EmbeddingConfig::batch_size`], all
-    /// within the deadline. Errors: [`EmbedError`] (nothing partial is
-    /// returned).
+    /// input order, in batches of [`EmbeddingConfig::batch_size`], each
+    /// batch (its request and retries) within the deadline. Errors:
+    /// [`EmbedError`] (nothing partial is returned).
     pub async fn embed(
         &self,
         texts: &[String],
@@ -468,25 +487,35 @@ impl Embedder {
             let mut out = Vec::with_capacity(texts.len());
             for (n, chunk) in texts.chunks(self.config.batch_size).enumerate() {
                 let base = n * self.config.batch_size;
-                let vectors = self.embed_batch(chunk, dim, task, &attempts).await?;
+                // The deadline bounds each batch's request and its retries
+                // (a load of many batches takes as many deadlines).
+                let batch = self.embed_batch(chunk, dim, task, &attempts);
+                let vectors = if self.config.deadline_ms == 0 {
+                    batch.await?
+                } else {
+                    match tokio::time::timeout(
+                        Duration::from_millis(self.config.deadline_ms),
+                        batch,
+                    )
+                    .await
+                    {
+                        Ok(r) => r?,
+                        Err(_) => {
+                            return Err(EmbedError::Deadline {
+                                provider: self.config.provider.name().into(),
+                                deadline_ms: self.config.deadline_ms,
+                                attempts: attempts.load(std::sync::atomic::Ordering::Relaxed),
+                            });
+                        }
+                    }
+                };
                 for (i, v) in vectors.into_iter().enumerate() {
                     out.push(finish(v, dim, base + i, self.config.provider)?);
                 }
             }
             Ok(out)
         };
-        let r = if self.config.deadline_ms == 0 {
-            work.await
-        } else {
-            match tokio::time::timeout(Duration::from_millis(self.config.deadline_ms), work).await {
-                Ok(r) => r,
-                Err(_) => Err(EmbedError::Deadline {
-                    provider: self.config.provider.name().into(),
-                    deadline_ms: self.config.deadline_ms,
-                    attempts: attempts.load(std::sync::atomic::Ordering::Relaxed),
-                }),
-            }
-        };
+        let r = work.await;
         tracing::debug!(
             target: TRACE_TARGET,
             provider = self.config.provider.name(),
@@ -610,7 +639,7 @@ impl Embedder {
                 None,
             )
         })?;
-        if status.as_u16() == 429 || status.is_server_error() {
+        if matches!(status.as_u16(), 408 | 429) || status.is_server_error() {
             return Err(Attempt::Retry(
                 format!("HTTP {status}: {}", snippet(&bytes)),
                 retry_after,

@@ -243,22 +243,35 @@ fn embedding_providers(
         };
         for (name, p) in map {
             let res = format!("provider.embedding.{name}");
+            // The name becomes a path segment of the published profile.
+            if crate::engine::GraphId::parse(&name).is_err() {
+                findings.push(finding(
+                    "invalid_provider",
+                    &res,
+                    format!("provider name `{name}`: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"),
+                ));
+                continue;
+            }
             let kind = p.kind.as_deref().unwrap_or("openai-compatible");
-            match crate::embed::Provider::parse(kind) {
-                Err(e) => findings.push(finding("invalid_provider", &res, e.to_string())),
-                Ok(crate::embed::Provider::Mock) => {}
-                Ok(_) => match &p.api_key {
-                    None => findings.push(finding(
-                        "provider_key_missing",
-                        &res,
-                        "a real embedding provider needs `api_key: ${ENV_VAR}`",
-                    )),
-                    Some(k) => {
-                        if let Err(e) = crate::embed::check_key_reference(k) {
-                            findings.push(finding("inline_secret", &res, e));
-                        }
+            let real = match crate::embed::Provider::parse(kind) {
+                Err(e) => {
+                    findings.push(finding("invalid_provider", &res, e.to_string()));
+                    false
+                }
+                Ok(k) => k != crate::embed::Provider::Mock,
+            };
+            match &p.api_key {
+                None if real => findings.push(finding(
+                    "provider_key_missing",
+                    &res,
+                    "a real embedding provider needs `api_key: ${ENV_VAR}`",
+                )),
+                None => {}
+                Some(k) => {
+                    if let Err(e) = crate::embed::check_key_reference(k) {
+                        findings.push(finding("inline_secret", &res, e));
                     }
-                },
+                }
             }
             if let Some(b) = &p.base_url
                 && !(b.starts_with("http://") || b.starts_with("https://"))

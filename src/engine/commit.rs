@@ -42,7 +42,7 @@ impl Graph {
             if moved {
                 // Prepared again with the write's own condition, which
                 // that preparation checks against the head it reads.
-                let g = self.clone().if_head(w.expect_head.clone());
+                let g = self.clone().if_head(w.expect_head.clone()).in_commit_turn();
                 w = match (redo.0)(g).await? {
                     Prepared::Write(again) => again,
                     Prepared::Nothing(report) => return Ok(report),
@@ -235,7 +235,9 @@ impl Graph {
                     version,
                 };
                 let data_version = version;
-                let version = if self.upkeep_after(branch, &key) {
+                // Left to the background (recorded once published,
+                // below), or run here.
+                let version = if self.upkeep_background {
                     version
                 } else {
                     match table::open(&written).await {
@@ -322,6 +324,12 @@ impl Graph {
         match result {
             Ok((m, commit)) => {
                 self.remember(&m);
+                // Wanted only now: an upkeep task woken earlier would
+                // read the manifest before this publish, find nothing
+                // due and drop the table.
+                for k in sidecar.tables.keys() {
+                    self.upkeep_after(branch, k);
+                }
                 // Phase D. A sidecar left behind is retired by the next
                 // commit step's heal.
                 if let Err(e) = self.delete_sidecar(&sidecar.id).await {

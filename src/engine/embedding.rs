@@ -10,7 +10,7 @@
 //! nothing (reference docs/user/search/embeddings.md; executing `@embed`
 //! at ingest is this project's extension of it, issue 24).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::*;
 use crate::embed::{EmbedError, Embedder, EmbeddingConfig, Task};
@@ -23,6 +23,11 @@ use crate::engine::values::Cell;
 pub(crate) struct EmbeddingSlot {
     config: Option<EmbeddingConfig>,
     client: tokio::sync::OnceCell<Arc<Embedder>>,
+    /// Set on the handle a commit step prepares a write again with: a
+    /// provider call there would hold every writer's turn, so a text not
+    /// embedded before is refused as [`EngineError::Stale`] and the write
+    /// is prepared again outside the turn.
+    no_calls: bool,
 }
 
 /// Vectors a write already embedded, by (width, text): a write prepared
@@ -39,6 +44,8 @@ pub(crate) struct EmbedTarget {
     pub name: String,
     pub source_name: String,
     pub nullable: bool,
+    /// `@embed(…, model=…)`.
+    pub model: Option<String>,
 }
 
 /// The `@embed` properties of `props`.
@@ -60,6 +67,7 @@ pub(crate) fn embed_targets(props: &[Property]) -> Vec<EmbedTarget> {
                 name: p.name.clone(),
                 source_name: spec.source.clone(),
                 nullable: p.nullable,
+                model: spec.model.clone(),
             })
         })
         .collect()
@@ -106,6 +114,18 @@ impl Graph {
         self.embedding = Arc::new(EmbeddingSlot {
             config: Some(config),
             client: Default::default(),
+            no_calls: false,
+        });
+        self
+    }
+
+    /// This handle for preparing a write again inside a commit turn: it
+    /// never calls the embedding provider ([`EmbeddingSlot::no_calls`]).
+    pub(crate) fn in_commit_turn(mut self) -> Graph {
+        self.embedding = Arc::new(EmbeddingSlot {
+            config: self.embedding.config.clone(),
+            client: Default::default(),
+            no_calls: true,
         });
         self
     }
@@ -117,6 +137,14 @@ impl Graph {
     /// and retrying works).
     pub async fn embedder(&self) -> Result<Arc<Embedder>, EngineError> {
         let slot = self.embedding.clone();
+        if slot.no_calls {
+            return Err(EngineError::Stale {
+                table: "embeddings".into(),
+                reason:
+                    "the write has new text to embed; it is prepared again outside the commit step"
+                        .into(),
+            });
+        }
         let client = slot
             .client
             .get_or_try_init(|| async {
@@ -142,6 +170,7 @@ impl Graph {
         props: &[Property],
         rows: &mut [&mut Row],
         memo: Option<&EmbedMemo>,
+        only: Option<&HashSet<(String, usize)>>,
     ) -> Result<usize, EngineError> {
         let targets = embed_targets(props);
         let mut filled = 0;
@@ -150,7 +179,9 @@ impl Graph {
             let mut at = Vec::new();
             let mut texts = Vec::new();
             for (i, r) in rows.iter_mut().enumerate() {
-                if r.cells[t.vector] != Cell::Null {
+                if r.cells[t.vector] != Cell::Null
+                    || only.is_some_and(|o| !o.contains(&(r.id.clone(), t.vector)))
+                {
                     continue;
                 }
                 match &r.cells[t.source] {
@@ -185,6 +216,7 @@ impl Graph {
                 continue;
             }
             let embedder = self.embedder().await?;
+            embedder.check_model(&t.name, t.model.as_deref())?;
             let vectors = embedder.embed(&texts, t.dim, Task::Document).await?;
             if let Some(Ok(mut m)) = memo.map(|m| m.lock()) {
                 for (text, v) in texts.iter().zip(&vectors) {
@@ -216,7 +248,7 @@ impl Graph {
             }
             let mut refs: Vec<&mut Row> = rows.iter_mut().collect();
             filled += self
-                .fill_embeddings(t, &n.properties, &mut refs, None)
+                .fill_embeddings(t, &n.properties, &mut refs, None, None)
                 .await?;
         }
         Ok(filled)
@@ -231,16 +263,10 @@ impl Graph {
         dim: usize,
     ) -> Result<Vec<f32>, EngineError> {
         let embedder = self.embedder().await?;
-        if let Some(recorded) = property.embed.as_ref().and_then(|e| e.model.as_ref())
-            && recorded != &embedder.config().model
-        {
-            return Err(EmbedError::ModelMismatch {
-                property: property.name.clone(),
-                recorded: recorded.clone(),
-                configured: embedder.config().model.clone(),
-            }
-            .into());
-        }
+        embedder.check_model(
+            &property.name,
+            property.embed.as_ref().and_then(|e| e.model.as_deref()),
+        )?;
         let mut v = embedder
             .embed(&[text.to_string()], dim, Task::Query)
             .await?;
@@ -329,6 +355,11 @@ impl Graph {
                     report.skipped.insert(label.clone(), skipped);
                 }
                 let total = pending.len();
+                if total > 0 && mode != EmbedMode::Clean {
+                    self.embedder()
+                        .await?
+                        .check_model(&t.name, t.model.as_deref())?;
+                }
                 let mut done = 0;
                 for chunk in pending.chunks(chunk_rows) {
                     let texts: Vec<String> = chunk.iter().filter_map(|(_, t)| t.clone()).collect();
@@ -371,7 +402,8 @@ impl Graph {
                                 label.clone(),
                             );
                             Box::pin(async move {
-                                g.prepare_embed_chunk(&b, &a, &k, &tg, &w, &label).await
+                                g.prepare_embed_chunk(&b, &a, &k, &tg, &w, &label, mode)
+                                    .await
                             })
                         })
                     };
@@ -396,7 +428,8 @@ impl Graph {
 
     /// One chunk of [`Graph::embed_branch`] against the branch's head:
     /// the rows of `wanted` whose source text is unchanged get the new
-    /// vector.
+    /// vector (with `FillMissing`, only those still without one).
+    #[allow(clippy::too_many_arguments)]
     async fn prepare_embed_chunk(
         &self,
         branch: &str,
@@ -405,6 +438,7 @@ impl Graph {
         t: &EmbedTarget,
         wanted: &HashMap<String, (Option<String>, Cell)>,
         label: &str,
+        mode: EmbedMode,
     ) -> Result<Prepared, EngineError> {
         let m = self.manifest().await?;
         let (view, target) = self.branch_view(&m, branch)?;
@@ -429,6 +463,9 @@ impl Graph {
                 _ => None,
             };
             if text.is_some() && now != text.as_ref() {
+                return false;
+            }
+            if mode == EmbedMode::FillMissing && row.cells[t.vector] != Cell::Null {
                 return false;
             }
             row.cells[t.vector] = cell.clone();

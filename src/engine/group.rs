@@ -285,7 +285,7 @@ impl Graph {
             }
             let runs = chains.into_iter().map(|(key, links)| {
                 let base = sidecar.tables[&key].base.clone();
-                self.commit_chain(key, base, target.clone(), branch, links, &sidecar.id)
+                self.commit_chain(key, base, target.clone(), links, &sidecar.id)
             });
             let done = futures::future::try_join_all(runs).await?;
             let mut versions: Vec<BTreeMap<TableKey, u64>> = vec![BTreeMap::new(); group.len()];
@@ -440,6 +440,10 @@ impl Graph {
             }
         };
         self.remember(&published);
+        // Wanted only once published (see `commit_prepared_here`).
+        for k in sidecar.tables.keys() {
+            self.upkeep_after(branch, k);
+        }
         // Phase D. A sidecar left behind is retired by the next commit
         // step's heal.
         if let Err(e) = self.delete_sidecar(&sidecar.id).await {
@@ -479,7 +483,6 @@ impl Graph {
         key: TableKey,
         base: TableRef,
         target: Option<String>,
-        branch: &str,
         links: Vec<Link>,
         write_id: &str,
     ) -> Result<ChainDone, (EngineError, bool)> {
@@ -558,7 +561,8 @@ impl Graph {
             ds = Arc::new(next);
         }
         done.upkept = current;
-        if self.upkeep_after(branch, &key) {
+        // Left to the background: recorded once the group is published.
+        if self.upkeep_background {
             return Ok(done);
         }
         let ds = Arc::try_unwrap(ds).unwrap_or_else(|a| (*a).clone());

@@ -366,6 +366,10 @@ impl Graph {
             deletes: BTreeMap::new(),
         };
         let mut errors = Vec::new();
+        // The `@embed` vectors this mutation must fill: (table, row id,
+        // vector position) of inserts that left them out and updates that
+        // set their source text; no other null vector is touched.
+        let mut to_embed: HashSet<(TableKey, String, usize)> = HashSet::new();
         for s in &plan.statements {
             match s {
                 MutationOp::Insert {
@@ -430,6 +434,11 @@ impl Graph {
                             }
                         }
                     };
+                    for t in super::embedding::embed_targets(&props) {
+                        if !given.contains_key(t.name.as_str()) {
+                            to_embed.insert((key.clone(), row.id.clone(), t.vector));
+                        }
+                    }
                     st.upserts
                         .entry(key)
                         .or_default()
@@ -452,12 +461,16 @@ impl Graph {
                     }
                     // New source text without a new vector: the vector is
                     // embedded again below.
-                    for t in super::embedding::embed_targets(&props) {
-                        if set.iter().any(|(n, _)| *n == t.source_name)
-                            && !set.iter().any(|(n, _)| *n == t.name)
-                        {
-                            changes.push((t.vector, Cell::Null));
-                        }
+                    let reembed: Vec<usize> = super::embedding::embed_targets(&props)
+                        .into_iter()
+                        .filter(|t| {
+                            set.iter().any(|(n, _)| *n == t.source_name)
+                                && !set.iter().any(|(n, _)| *n == t.name)
+                        })
+                        .map(|t| t.vector)
+                        .collect();
+                    for v in &reembed {
+                        changes.push((*v, Cell::Null));
                     }
                     for mut row in st.visible(&key).await? {
                         if !holds(
@@ -469,6 +482,9 @@ impl Graph {
                         }
                         for (i, c) in &changes {
                             row.cells[*i] = c.clone();
+                        }
+                        for v in &reembed {
+                            to_embed.insert((key.clone(), row.id.clone(), *v));
                         }
                         if let Some(n) = catalog.node(type_name) {
                             let checks = load::compiled_checks(n);
@@ -538,15 +554,18 @@ impl Graph {
         // changed: one batched call per property, before anything is
         // staged.
         for (key, rows) in st.upserts.iter_mut() {
-            if key.kind() != TableKind::Node {
+            let only: HashSet<(String, usize)> = to_embed
+                .iter()
+                .filter(|(k, _, _)| k == key)
+                .map(|(_, id, v)| (id.clone(), *v))
+                .collect();
+            if only.is_empty() {
                 continue;
             }
             let props = self.props(key);
-            if props.iter().any(|p| p.embed.is_some()) {
-                let mut refs: Vec<&mut Row> = rows.values_mut().collect();
-                self.fill_embeddings(key.name(), &props, &mut refs, Some(memo))
-                    .await?;
-            }
+            let mut refs: Vec<&mut Row> = rows.values_mut().collect();
+            self.fill_embeddings(key.name(), &props, &mut refs, Some(memo), Some(&only))
+                .await?;
         }
         st.deletes.retain(|_, v| !v.is_empty());
         if st.upserts.is_empty() && st.deletes.is_empty() {

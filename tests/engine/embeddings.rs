@@ -508,7 +508,43 @@ query retext($slug: String, $text: String) { update Doc set { text: $text } wher
         "the updated text was embedded again: {hits:?}"
     );
 
-    // A recorded model the embedder does not use: refused, typed.
+    // Only the vectors a write must fill are embedded: an update of
+    // another property leaves a cleared (null) vector alone, with no
+    // provider call.
+    let tmp3 = tempfile::tempdir().expect("tmp");
+    let g3 = Graph::init(
+        tmp3.path().join("g").to_str().expect("utf8"),
+        "s.pg",
+        &SCHEMA.replace("embedding: Vector(8)", "embedding: Vector(8)?"),
+    )
+    .await
+    .expect("init")
+    .with_embedding(p.config("openai-compatible", &[]));
+    load(&g3, &docs(3)).await.expect("load");
+    g3.embed_branch(
+        "main",
+        omnigraph::engine::EmbedMode::Clean,
+        &[],
+        10,
+        "t",
+        &|_| {},
+    )
+    .await
+    .expect("clean");
+    let src3 = "query rekind($slug: String) { update Doc set { kind: \"x\" } where slug = $slug }";
+    let c3 = omnigraph::query::compile_queries(&g3.catalog(), src3);
+    let sent = p.requests().len();
+    g3.mutate(&c3.queries[0], &json!({"slug": "d1"}), "main", "t")
+        .await
+        .expect("update");
+    assert_eq!(
+        p.requests().len(),
+        sent,
+        "no provider call for an unrelated update"
+    );
+
+    // A recorded model the embedder does not use: refused, typed, for
+    // text queries and for writes that would embed.
     let tmp2 = tempfile::tempdir().expect("tmp");
     let g2 = Graph::init(
         tmp2.path().join("g").to_str().expect("utf8"),
@@ -521,7 +557,27 @@ query retext($slug: String, $text: String) { update Doc set { text: $text } wher
     .await
     .expect("init")
     .with_embedding(p.config("openai-compatible", &[]));
-    load(&g2, &docs(2)).await.expect("load");
+    let err = load(&g2, &docs(2))
+        .await
+        .expect_err("a write in another model's space");
+    assert!(
+        matches!(
+            err,
+            EngineError::Embedding(EmbeddingError::ModelMismatch { .. })
+        ),
+        "{err}"
+    );
+    let given: Vec<String> = docs(2)
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).expect("json");
+            v["data"]["embedding"] = json!([1, 0, 0, 0, 0, 0, 0, 0]);
+            v.to_string()
+        })
+        .collect();
+    load(&g2, &given.join("\n"))
+        .await
+        .expect("vectors given: nothing to embed");
     let err = near(&g2, "near", "rain").await.expect_err("model mismatch");
     assert!(
         matches!(

@@ -5,7 +5,7 @@
 //! embedding client of the environment (reference
 //! docs/user/search/embeddings.md, "CLI `omnigraph embed`").
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::BufRead;
 
 use super::*;
@@ -218,7 +218,11 @@ fn embed_file(a: &EmbedArgs) -> Result<ExitCode, CliError> {
         })?))
     };
     let to_stdout = output.as_os_str() == "-";
-    let tmp = output.with_extension("embed-partial");
+    let tmp = {
+        let mut name = output.as_os_str().to_owned();
+        name.push(".embed-partial");
+        PathBuf::from(name)
+    };
     let mut out: Box<dyn Write> = if to_stdout {
         Box::new(std::io::BufWriter::new(std::io::stdout()))
     } else {
@@ -230,6 +234,77 @@ fn embed_file(a: &EmbedArgs) -> Result<ExitCode, CliError> {
     let rt = runtime()?;
     let pb = spinner("embedding");
     let mut report = FileReport::default();
+    let result = embed_lines(
+        a,
+        &catalog,
+        embedder.as_ref(),
+        mode,
+        &selects,
+        reader,
+        &mut out,
+        &rt,
+        &pb,
+        &mut report,
+        input,
+    );
+    if let Err(e) = result {
+        drop(out);
+        if !to_stdout {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        pb.finish_and_clear();
+        return Err(e);
+    }
+    out.flush()
+        .map_err(|e| CliError::Input(format!("cannot write output: {e}")))?;
+    drop(out);
+    if !to_stdout {
+        std::fs::rename(&tmp, output).map_err(|e| {
+            CliError::Input(format!(
+                "cannot move {} to {}: {e}",
+                tmp.display(),
+                output.display()
+            ))
+        })?;
+    }
+    pb.finish_and_clear();
+    if a.json && to_stdout {
+        // stdout carries the records.
+        eprintln!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else if a.json {
+        json_out(&report);
+    } else if !to_stdout {
+        println!(
+            "{} records, {} selected, {} embedded, {} cleaned → {}",
+            report.records,
+            report.selected_records,
+            report.embedded_records,
+            report.cleaned_records,
+            output.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads every record of `reader`, embeds them a chunk at a time and
+/// writes them to `out` in input order.
+#[allow(clippy::too_many_arguments)]
+fn embed_lines(
+    a: &EmbedArgs,
+    catalog: &crate::schema::Catalog,
+    embedder: Option<&Embedder>,
+    mode: EmbedMode,
+    selects: &[(String, String, String)],
+    reader: Box<dyn BufRead>,
+    out: &mut Box<dyn Write>,
+    rt: &tokio::runtime::Runtime,
+    pb: &ProgressBar,
+    report: &mut FileReport,
+    input: &std::path::Path,
+) -> Result<(), CliError> {
     let mut pending: Vec<(usize, serde_json::Value)> = Vec::new();
     let mut lines = reader.lines().enumerate();
     loop {
@@ -250,14 +325,7 @@ fn embed_file(a: &EmbedArgs) -> Result<ExitCode, CliError> {
             let chunk = std::mem::take(&mut pending);
             let n = chunk.len() as u64;
             let chunk = rt.block_on(embed_records(
-                &catalog,
-                embedder.as_ref(),
-                mode,
-                &a.types,
-                &selects,
-                chunk,
-                &mut report,
-                input,
+                catalog, embedder, mode, &a.types, selects, chunk, report, input,
             ))?;
             for v in chunk {
                 writeln!(out, "{v}")
@@ -269,32 +337,7 @@ fn embed_file(a: &EmbedArgs) -> Result<ExitCode, CliError> {
             break;
         }
     }
-    out.flush()
-        .map_err(|e| CliError::Input(format!("cannot write output: {e}")))?;
-    drop(out);
-    if !to_stdout {
-        std::fs::rename(&tmp, output).map_err(|e| {
-            CliError::Input(format!(
-                "cannot move {} to {}: {e}",
-                tmp.display(),
-                output.display()
-            ))
-        })?;
-    }
-    pb.finish_and_clear();
-    if a.json {
-        json_out(&report);
-    } else if !to_stdout {
-        println!(
-            "{} records, {} selected, {} embedded, {} cleaned → {}",
-            report.records,
-            report.selected_records,
-            report.embedded_records,
-            report.cleaned_records,
-            output.display()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Embeds (or cleans) one chunk of records in place, one provider call per
@@ -310,8 +353,9 @@ async fn embed_records(
     report: &mut FileReport,
     input: &std::path::Path,
 ) -> Result<Vec<serde_json::Value>, CliError> {
-    // (type, vector property, source, dim) → (record index, text)
-    let mut work: BTreeMap<(String, String, usize), Vec<(usize, String)>> = BTreeMap::new();
+    // (type, vector property, dim, recorded model) → (record index, text)
+    type Work = BTreeMap<(String, String, usize, Option<String>), Vec<(usize, String)>>;
+    let mut work: Work = BTreeMap::new();
     for (ri, (_, v)) in records.iter_mut().enumerate() {
         let Some(t) = v.get("type").and_then(|t| t.as_str()).map(str::to_string) else {
             continue;
@@ -321,10 +365,10 @@ async fn embed_records(
             continue;
         }
         let data = v.get("data").cloned().unwrap_or_default();
-        let picked = selects
-            .iter()
-            .filter(|(st, _, _)| *st == t)
-            .all(|(_, f, want)| match data.get(f) {
+        // A type with selectors keeps the records any of them matches.
+        let mut mine = selects.iter().filter(|(st, _, _)| *st == t).peekable();
+        let picked = mine.peek().is_none()
+            || mine.any(|(_, f, want)| match data.get(f) {
                 Some(serde_json::Value::String(s)) => s == want,
                 Some(other) => other.to_string() == *want,
                 None => false,
@@ -338,9 +382,12 @@ async fn embed_records(
             .filter_map(|p| {
                 let e = p.embed.as_ref()?;
                 match p.ty {
-                    crate::schema::PropType::Vector { dim } => {
-                        Some((p.name.clone(), e.source.clone(), dim as usize))
-                    }
+                    crate::schema::PropType::Vector { dim } => Some((
+                        p.name.clone(),
+                        e.source.clone(),
+                        dim as usize,
+                        e.model.clone(),
+                    )),
                     _ => None,
                 }
             })
@@ -349,13 +396,14 @@ async fn embed_records(
             continue;
         }
         report.selected_records += 1;
-        for (prop, source, dim) in targets {
+        let mut cleaned = false;
+        for (prop, source, dim, model) in targets {
             let has = data.get(&prop).is_some_and(|x| !x.is_null());
             match mode {
                 EmbedMode::Clean => {
                     if has && let Some(d) = v.get_mut("data").and_then(|d| d.as_object_mut()) {
                         d.remove(&prop);
-                        report.cleaned_records += 1;
+                        cleaned = true;
                     }
                 }
                 EmbedMode::FillMissing if has => {}
@@ -363,16 +411,21 @@ async fn embed_records(
                     if let Some(text) = data.get(&source).and_then(|s| s.as_str())
                         && !text.trim().is_empty()
                     {
-                        work.entry((t.clone(), prop, dim))
+                        work.entry((t.clone(), prop, dim, model))
                             .or_default()
                             .push((ri, text.to_string()));
                     }
                 }
             }
         }
+        report.cleaned_records += usize::from(cleaned);
     }
+    let mut embedded = HashSet::new();
     if let Some(embedder) = embedder {
-        for ((_, prop, dim), items) in work {
+        for ((_, prop, dim, model), items) in work {
+            embedder
+                .check_model(&prop, model.as_deref())
+                .map_err(|e| CliError::Engine(e.into()))?;
             let texts: Vec<String> = items.iter().map(|(_, t)| t.clone()).collect();
             let vectors = embedder
                 .embed(&texts, dim, Task::Document)
@@ -391,10 +444,11 @@ async fn embed_records(
                     .and_then(|d| d.as_object_mut())
                 {
                     d.insert(prop.clone(), serde_json::json!(vec));
-                    report.embedded_records += 1;
+                    embedded.insert(ri);
                 }
             }
         }
     }
+    report.embedded_records += embedded.len();
     Ok(records.into_iter().map(|(_, v)| v).collect())
 }

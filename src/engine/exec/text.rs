@@ -215,6 +215,23 @@ pub(super) async fn prepare_vector_search(
     if plan.group_by.is_some() {
         return Ok(());
     }
+    // A score ranked across the rows (`rrf`, `bm25` without its index)
+    // would see only the index's rows: exact search instead.
+    fn ranks_rows(e: &Expr) -> bool {
+        match e {
+            Expr::Rrf { .. } | Expr::Bm25 { .. } => true,
+            _ => false,
+        }
+    }
+    if plan
+        .projections
+        .iter()
+        .map(|p| &p.expr)
+        .chain(plan.order.iter().map(|o| &o.expr))
+        .any(ranks_rows)
+    {
+        return Ok(());
+    }
     let [Op::Scan { var, equals, .. }] = plan.pipeline.as_slice() else {
         return Ok(());
     };
@@ -261,7 +278,9 @@ pub(super) async fn prepare_vector_search(
         },
         _ => return Ok(()),
     };
-    if q.len() != dim || q.iter().any(|x| !x.is_finite()) {
+    // A query of another width, with NaN/Inf, or with no direction is
+    // left to exact search (which scores it as it always has).
+    if q.len() != dim || q.iter().any(|x| !x.is_finite()) || q.iter().all(|x| *x == 0.0) {
         return Ok(());
     }
     let Some(ds) = ctx.tables[t].dataset().await? else {

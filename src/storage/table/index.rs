@@ -41,6 +41,13 @@ impl IndexSpec {
 /// exact search grows with the table.
 pub const VECTOR_INDEX_MIN_ROWS: usize = 10_000;
 
+/// The rows of `ds` whose vector column `column` is not null.
+pub async fn vectors_set(ds: &Dataset, column: &str) -> Result<usize, TableError> {
+    ds.count_rows(Some(format!("`{column}` IS NOT NULL")))
+        .await
+        .map_err(|e| terr(ds.uri(), e))
+}
+
 /// Rows per IVF partition the vector index aims for.
 pub const VECTOR_ROWS_PER_PARTITION: usize = 4_096;
 
@@ -150,6 +157,14 @@ pub async fn indexes_due(ds: &Dataset, specs: &[IndexSpec]) -> Result<Vec<IndexS
             .await
             .map_err(|e| terr(ds.uri(), e))?;
         if unindexed.is_empty() {
+            continue;
+        }
+        // A first vector index waits for enough vectors, not rows (an
+        // `@embed` column is null until it is backfilled).
+        if let IndexSpec::Vector(c) = spec
+            && unindexed.len() == frags.len()
+            && vectors_set(ds, c).await? < VECTOR_INDEX_MIN_ROWS
+        {
             continue;
         }
         let rows: usize = unindexed.iter().filter_map(|f| f.physical_rows).sum();
@@ -456,7 +471,7 @@ pub(super) async fn build_uncommitted(
     let btree = ScalarIndexParams::for_builtin(BuiltinIndexType::BTree);
     let fts = fts_params();
     let vector = match spec {
-        IndexSpec::Vector(_) => vector_index_params(count(&ds).await?),
+        IndexSpec::Vector(c) => vector_index_params(vectors_set(&ds, c).await?),
         _ => vector_index_params(0),
     };
     let (col, ty, params): (&str, IndexType, &dyn lance_index::IndexParams) = match spec {
@@ -606,7 +621,7 @@ pub async fn ensure_indexes(mut ds: Dataset, specs: &[IndexSpec]) -> Result<u64,
                 .await
             }
             IndexSpec::Vector(c) => {
-                let rows = count(&ds).await?;
+                let rows = vectors_set(&ds, c).await?;
                 if rows < VECTOR_INDEX_MIN_ROWS {
                     continue;
                 }
