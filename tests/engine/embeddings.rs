@@ -357,6 +357,24 @@ async fn load_embeds_in_batches_and_nearest_text_finds_the_topic() {
             assert!(seen[before].path.ends_with(":embedContent"));
             assert_eq!(seen[before].body["taskType"], "RETRIEVAL_QUERY");
         }
+        // Text that differs per row is refused, not scored as null.
+        let per_row = omnigraph::query::compile_queries(
+            &g.catalog(),
+            "query pr() { match { $a: Doc  $b: Doc { slug: \"d1\" } } return { $a.slug } order { nearest($a.embedding, $b.text) } limit 3 }",
+        );
+        assert!(!per_row.has_errors(), "{:?}", per_row.diagnostics);
+        let err = g
+            .query(
+                &per_row.queries[0],
+                &json!({}),
+                &ReadAt::Branch("main".into()),
+            )
+            .await
+            .expect_err("per-row text");
+        assert!(
+            err.to_string().contains("different text for every row"),
+            "{err}"
+        );
         // A filter combined with `nearest`: the top of the matching rows.
         let even = near(&g, "near_even", "weather rain")
             .await

@@ -177,6 +177,24 @@ pub(super) async fn prepare_query_vectors(
         else {
             continue;
         };
+        // Text that differs per row would need one embedding per row:
+        // refused rather than scored as null.
+        if let Expr::Property {
+            var: qv,
+            property: qp,
+        } = query.as_ref()
+            && let Some(&qt) = ctx.var_table.get(qv)
+            && ctx.props[qt]
+                .iter()
+                .any(|p| &p.name == qp && p.ty.is_textual())
+        {
+            return Err(EngineError::Param {
+                name: "nearest".into(),
+                reason: format!(
+                    "`nearest(${var}.{property}, ${qv}.{qp})` would embed a different text for every row; pass the text as a literal or a String parameter, or compare with a Vector property (`${qv}.<vector>`)"
+                ),
+            });
+        }
         let Cell::Str(text) = eval(ctx, query, &Vec::new()) else {
             continue;
         };
