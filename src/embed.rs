@@ -280,22 +280,41 @@ impl EmbeddingConfig {
             }
             provider = Provider::Mock;
         }
-        let base_url = get("OMNIGRAPH_EMBED_BASE_URL")
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| provider.default_base_url().to_string());
-        let model = get("OMNIGRAPH_EMBED_MODEL")
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| provider.default_model().to_string());
-        let policy = Policy::from_lookup(get)?;
         let api_key = provider.key_variables().iter().find_map(|k| {
             get(k)
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         });
+        Self::assemble(
+            provider,
+            get("OMNIGRAPH_EMBED_MODEL").as_deref(),
+            get("OMNIGRAPH_EMBED_BASE_URL").as_deref(),
+            api_key,
+            Policy::from_lookup(get)?,
+        )
+    }
+
+    /// A checked configuration: an empty `model` or `base_url` takes the
+    /// provider's default, the base loses its trailing `/`.
+    fn assemble(
+        provider: Provider,
+        model: Option<&str>,
+        base_url: Option<&str>,
+        api_key: Option<String>,
+        policy: Policy,
+    ) -> Result<EmbeddingConfig, EmbedError> {
+        let or = |v: Option<&str>, default: &str| {
+            v.map(str::trim)
+                .filter(|v| !v.is_empty())
+                .unwrap_or(default)
+                .to_string()
+        };
         let config = EmbeddingConfig {
             provider,
-            model,
-            base_url: base_url.trim_end_matches('/').to_string(),
+            model: or(model, provider.default_model()),
+            base_url: or(base_url, provider.default_base_url())
+                .trim_end_matches('/')
+                .to_string(),
             api_key,
             timeout_ms: policy.timeout_ms,
             deadline_ms: policy.deadline_ms,
@@ -334,27 +353,13 @@ impl EmbeddingConfig {
                 })?)
             }
         };
-        let policy = Policy::from_lookup(get)?;
-        let config = EmbeddingConfig {
+        Self::assemble(
             provider,
-            model: model
-                .filter(|m| !m.trim().is_empty())
-                .unwrap_or(provider.default_model())
-                .to_string(),
-            base_url: base_url
-                .filter(|b| !b.trim().is_empty())
-                .unwrap_or(provider.default_base_url())
-                .trim_end_matches('/')
-                .to_string(),
+            model,
+            base_url,
             api_key,
-            timeout_ms: policy.timeout_ms,
-            deadline_ms: policy.deadline_ms,
-            retry_attempts: policy.retry_attempts,
-            retry_backoff_ms: policy.retry_backoff_ms,
-            batch_size: policy.batch_size,
-        };
-        config.check()?;
-        Ok(config)
+            Policy::from_lookup(get)?,
+        )
     }
 
     /// A deterministic offline configuration (tests, `--mock`).
