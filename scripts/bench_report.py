@@ -188,10 +188,13 @@ def main(argv):
             speed = {"same_type": gc.get("same_type_speedup"),
                      "own_type": gc.get("own_type_speedup")}.get(key)
             rows.append([label, fmt(f["commits_per_s"]), fmt(speed) if speed else "1", fmt(f["p50_ms"]),
-                         fmt(f["p99_ms"]), f["failed"]])
+                         fmt(f["p99_ms"]), f["failed"],
+                         fmt(f.get("server_cpu_ms_per_commit", 0)), fmt(f.get("server_cores", 0)),
+                         fmt(f.get("client_cores", 0))])
         table(
-            "Group commit (single-row inserts through the server; commits/s, ms)",
-            ["callers", "commits/s", "× one caller", "p50", "p99", "failed"],
+            "Group commit (single-row inserts through the server; commits/s, ms; server CPU per commit, cores busy)",
+            ["callers", "commits/s", "× one caller", "p50", "p99", "failed",
+             "server CPU ms/commit", "server cores", "caller cores"],
             rows,
         )
     result = {

@@ -33,6 +33,7 @@
 //!   with the graph's other work.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use std::collections::VecDeque;
@@ -144,6 +145,27 @@ pub struct GraphActor {
     upkeeping: bool,
     /// Since when upkeep has waited for a quiet moment.
     upkeep_waiting_since: Option<Instant>,
+    /// Bulk writes queued or running ([`BulkWrite`]): while there are
+    /// any, upkeep steps run on the bulk runtime beside them; otherwise on
+    /// the main runtime (see [`GraphActor::run_upkeep`]).
+    bulk_writes: Arc<AtomicUsize>,
+}
+
+/// Counts one bulk write in [`GraphActor::bulk_writes`] from when it is
+/// queued until it has run (or is dropped unrun).
+struct BulkWrite(Arc<AtomicUsize>);
+
+impl BulkWrite {
+    fn new(count: &Arc<AtomicUsize>) -> BulkWrite {
+        count.fetch_add(1, Ordering::SeqCst);
+        BulkWrite(count.clone())
+    }
+}
+
+impl Drop for BulkWrite {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// How long upkeep yields to queued commits before it runs anyway: under a
@@ -184,6 +206,7 @@ impl GraphActor {
             commits: CommitQueue::new(),
             upkeeping: false,
             upkeep_waiting_since: None,
+            bulk_writes: Arc::default(),
         }
     }
 
@@ -191,6 +214,16 @@ impl GraphActor {
     /// to queued commits (looks again after [`UPKEEP_PAUSE`]) for at most
     /// [`UPKEEP_MAX_YIELD`]; its dear part runs outside the commit turn,
     /// and only its short commit takes a turn.
+    ///
+    /// The step runs on the bulk runtime (nice 10) while a bulk write is
+    /// queued or running, so that a flood's compactions and index builds
+    /// yield the CPU to light writers like the flood itself does; otherwise
+    /// on the main runtime. Starved of CPU under a steady stream of small
+    /// writes, upkeep fell behind: uncovered one-row fragments piled up
+    /// (20 to 60 between compactions instead of 5) and every write's key
+    /// join scanned them all, which cost each commit more CPU than the
+    /// upkeep itself (docs/performance.md, "Upkeep at the priority of the
+    /// work that made it due").
     fn run_upkeep(&mut self, ctx: &mut Context<Self>) {
         if self.upkeeping || self.committer.upkeep_pending() == 0 {
             self.upkeep_waiting_since = None;
@@ -209,10 +242,16 @@ impl GraphActor {
         let me = ctx.address();
         let crash = self.crash_reporter();
         let id = self.id.clone();
-        let bulk = self.bulk.clone();
+        let step_rt = if self.bulk_writes.load(Ordering::SeqCst) > 0 {
+            self.bulk.clone()
+        } else {
+            self.rt.clone()
+        };
         self.rt.spawn(async move {
             let t = Instant::now();
-            let r = bulk.spawn(async move { graph.upkeep_once().await }).await;
+            let r = step_rt
+                .spawn(async move { graph.upkeep_once().await })
+                .await;
             let ms = t.elapsed().as_secs_f64() * 1e3;
             match r {
                 Ok(Ok(done)) => tracing::debug!(graph = %id, ?done, ms, "upkeep step"),
@@ -376,10 +415,12 @@ impl GraphActor {
         } else {
             self.rt.clone()
         };
+        let counted = bulk.then(|| BulkWrite::new(&self.bulk_writes));
         let who = actor.clone();
         let pending = Pending {
             start: Box::new(move |guard| {
                 Box::pin(async move {
+                    let _counted = counted;
                     let queue_ms = started.elapsed().as_secs_f64() * 1e3;
                     // The job runs as its own task so a panic is caught and
                     // reported instead of taking the queue down.
@@ -503,5 +544,26 @@ async fn commit_turn_inner(graph: Arc<Graph>, turn: Vec<CommitRequest>) {
             }
         }
         drop(guard);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bulk_write_counts_from_queued_until_run_or_dropped() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let ran = BulkWrite::new(&count);
+        let unrun = BulkWrite::new(&count);
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+        // A queued write's start closure owns its count: run or dropped
+        // unrun, the count goes.
+        let start = move || drop(ran);
+        start();
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        let never_started: Box<dyn FnOnce() + Send> = Box::new(move || drop(unrun));
+        drop(never_started);
+        assert_eq!(count.load(Ordering::SeqCst), 0);
     }
 }

@@ -536,6 +536,20 @@ mod isolation {
     }
 
     /// Stops a server started by [`start_server`] (SIGTERM, then wait).
+    /// CPU time (user + system) a process has used so far, in
+    /// milliseconds, from `/proc/<pid>/stat` (fields 14 and 15, in clock
+    /// ticks; proc(5)). `None` where there is no procfs.
+    pub fn cpu_ms(pid: u32) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) may hold spaces: count after its `)`.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        // SAFETY: sysconf reads a constant of the running system.
+        let per_s = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        (per_s > 0).then(|| ticks * 1e3 / per_s as f64)
+    }
+
     pub fn stop_server(mut child: std::process::Child) {
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -737,6 +751,13 @@ mod group_commit {
         pub commits_per_s: f64,
         pub p50_ms: f64,
         pub p99_ms: f64,
+        /// The server's CPU time (user + system, every thread, upkeep
+        /// included) per commit, in milliseconds; 0 without procfs.
+        pub server_cpu_ms_per_commit: f64,
+        /// The server's CPU time over the scenario's wall time: cores busy.
+        pub server_cores: f64,
+        /// The same for this process (the callers and their HTTP client).
+        pub client_cores: f64,
     }
 
     /// The three scenarios.
@@ -751,8 +772,22 @@ mod group_commit {
 
     /// `callers` callers for `secs` seconds; caller `i` inserts into node
     /// type `W{i % types}`.
-    fn scenario(addr: &str, secs: u64, callers: usize, types: usize, tag: &str) -> Figures {
+    fn scenario(
+        addr: &str,
+        server: u32,
+        secs: u64,
+        callers: usize,
+        types: usize,
+        tag: &str,
+    ) -> Figures {
         let tag = tag.to_string();
+        let cpu = || {
+            (
+                super::isolation::cpu_ms(server).unwrap_or(0.0),
+                super::isolation::cpu_ms(std::process::id()).unwrap_or(0.0),
+            )
+        };
+        let (server0, client0) = cpu();
         let t = Instant::now();
         let (all, failed) = super::isolation::mutate_callers(
             addr,
@@ -767,6 +802,7 @@ mod group_commit {
             }),
         );
         let elapsed = t.elapsed().as_secs_f64();
+        let (server1, client1) = cpu();
         let f = Figures {
             callers,
             node_types: types,
@@ -775,10 +811,22 @@ mod group_commit {
             commits_per_s: all.len() as f64 / elapsed,
             p50_ms: super::percentile(&all, 0.5),
             p99_ms: super::percentile(&all, 0.99),
+            server_cpu_ms_per_commit: (server1 - server0) / (all.len().max(1) as f64),
+            server_cores: (server1 - server0) / 1e3 / elapsed,
+            client_cores: (client1 - client0) / 1e3 / elapsed,
         };
         println!(
-            "{:>2} callers into {} node type(s): {:>6} commits in {elapsed:.1} s = {:>7.1} commits/s  p50 {:>7.2} ms  p99 {:>7.2} ms  failed {}",
-            f.callers, f.node_types, f.commits, f.commits_per_s, f.p50_ms, f.p99_ms, f.failed
+            "{:>2} callers into {} node type(s): {:>6} commits in {elapsed:.1} s = {:>7.1} commits/s  p50 {:>7.2} ms  p99 {:>7.2} ms  failed {}  server CPU {:.2} ms/commit ({:.2} cores, callers {:.2})",
+            f.callers,
+            f.node_types,
+            f.commits,
+            f.commits_per_s,
+            f.p50_ms,
+            f.p99_ms,
+            f.failed,
+            f.server_cpu_ms_per_commit,
+            f.server_cores,
+            f.client_cores
         );
         f
     }
@@ -823,9 +871,10 @@ mod group_commit {
         println!(
             "group commit: single-row inserts through the server, one caller per connection, {secs} s each ({SEED} rows per node type before)"
         );
-        let one = scenario(&addr, secs, 1, 1, "one");
-        let same = scenario(&addr, secs, CALLERS, 1, "same");
-        let own = scenario(&addr, secs, TYPES, TYPES, "own");
+        let pid = child.id();
+        let one = scenario(&addr, pid, secs, 1, 1, "one");
+        let same = scenario(&addr, pid, secs, CALLERS, 1, "same");
+        let own = scenario(&addr, pid, secs, TYPES, TYPES, "own");
         super::isolation::stop_server(child);
         Ok(GroupCommit {
             same_type_speedup: same.commits_per_s / one.commits_per_s.max(f64::MIN_POSITIVE),
