@@ -129,7 +129,8 @@ pub struct GraphActor {
     graph: Arc<Graph>,
     /// Reads, light writes and commit turns.
     rt: tokio::runtime::Handle,
-    /// Big loads' prepares and upkeep steps.
+    /// Big loads' prepares, and upkeep steps while a bulk write is queued
+    /// or running.
     bulk: tokio::runtime::Handle,
     metrics: Arc<Metrics>,
     supervisor: Option<Recipient<Crashed>>,

@@ -3,9 +3,9 @@
 //!
 //! actix arbiters are single-threaded, so no actor does Lance work on its
 //! own thread: each hands the future to one of the multi-threaded tokio
-//! runtimes it was given ([`Runtimes`]: `main` for reads, light writes and
-//! commit turns; `bulk` for big loads' prepares and upkeep steps) and
-//! awaits the join handle.
+//! runtimes it was given ([`Runtimes`]: `main` for reads, light writes,
+//! commit turns and upkeep steps; `bulk` for big loads' prepares, and
+//! upkeep steps while one is queued or running) and awaits the join handle.
 //! See `docs/architecture.md` ("Server actors") for the message flow.
 
 pub mod admission;
@@ -25,12 +25,13 @@ pub use supervisor::{
 
 /// The runtimes actors hand work to.
 ///
-/// `main` runs reads, light writes (mutations, small loads) and commit
-/// turns; `bulk` runs the prepare of big loads and the upkeep steps
-/// (index extension, folding, compaction), on threads the server gives a
-/// lower OS scheduling priority, so a caller flooding ingestion cannot
-/// take the cores from the others' small writes and reads
-/// (docs/architecture.md, "Bulk work").
+/// `main` runs reads, light writes (mutations, small loads), commit
+/// turns and the upkeep steps (index extension, folding, compaction);
+/// `bulk` runs the prepare of big loads, and the upkeep steps while a big
+/// load is queued or running, on threads the server gives a lower OS
+/// scheduling priority, so a caller flooding ingestion cannot take the
+/// cores from the others' small writes and reads (docs/architecture.md,
+/// "Bulk work").
 #[derive(Debug, Clone)]
 pub struct Runtimes {
     pub main: tokio::runtime::Handle,

@@ -327,8 +327,8 @@ async fn serve(c: Config, rts: Runtimes) -> Result<(), String> {
 }
 
 /// The default OS nice value of the bulk runtime's threads
-/// (`OMNIGRAPH_BULK_NICE`, 0 to 19): a flood of big loads and upkeep get
-/// the CPU the small writes and reads leave (a thread at nice 0 weighs
+/// (`OMNIGRAPH_BULK_NICE`, 0 to 19): a flood of big loads, and the upkeep
+/// beside it, get the CPU the small writes and reads leave (a thread at nice 0 weighs
 /// about ten times one at nice 10 in Linux's scheduler).
 const BULK_NICE: i32 = 10;
 
