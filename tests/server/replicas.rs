@@ -236,7 +236,7 @@ fn three_replicas_over_one_bucket_lose_and_split_nothing() {
     let sidecars = rt.block_on(control.list("__recovery")).expect("list");
     let mut left_by_victim = Vec::new();
     for path in &sidecars {
-        let Ok(Some(body)) = rt.block_on(control.get_opt(path)) else {
+        let Some(body) = rt.block_on(control.get_opt(path)).expect("read sidecar") else {
             continue; // finished and deleted since the listing
         };
         let v: Value = serde_json::from_slice(&body).expect("sidecar json");
