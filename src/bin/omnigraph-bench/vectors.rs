@@ -13,7 +13,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use omnigraph::engine::load::LoadMode;
 use omnigraph::engine::{Graph, ReadAt};
 use serde_json::{Value, json};
 
@@ -126,15 +125,7 @@ pub async fn run(a: &VectorsArgs) -> Result<(), String> {
                 json!({"type": "V", "data": {"slug": format!("v{}", n * 20_000 + i), "vec": v}});
             writeln!(buf, "{line}").map_err(|e| e.to_string())?;
         }
-        g.load(
-            std::io::Cursor::new(buf),
-            LoadMode::Append,
-            "main",
-            None,
-            "bench",
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+        super::load_append(&g, buf).await?;
     }
     let load_s = started.elapsed().as_secs_f64();
     let src = format!(
