@@ -340,9 +340,7 @@ pub async fn prepare_upkeep(
             .map_err(|e| terr(&uri, e))?;
         let mut results = Vec::new();
         for task in plan.compaction_tasks() {
-            let r = task.execute(ds).await.map_err(|e| terr(&uri, e))?;
-            super::covered::remember_rewrite(&uri, &r.original_fragments, &r.new_fragments);
-            results.push(r);
+            results.push(task.execute(ds).await.map_err(|e| terr(&uri, e))?);
         }
         if !results.is_empty() {
             return Ok(Some(PreparedUpkeep::Compaction { results, options }));
