@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use arrow_array::{Array, StringArray};
 use std::sync::Arc;
 
 use super::manifest::{Commit, TableKey, TableRef};
@@ -31,20 +30,10 @@ use crate::storage::table::{self, TableAt};
 /// The row ids an insert or upsert writes; `None` for a delete or an
 /// overwrite (they take the whole table within a group).
 fn row_ids(w: &TableWrite) -> Option<HashSet<String>> {
-    let batch = match w {
-        TableWrite::Append(b) | TableWrite::Upsert(b) => b,
-        _ => return None,
-    };
-    let ids = batch
-        .column_by_name("id")?
-        .as_any()
-        .downcast_ref::<StringArray>()?;
-    Some(
-        (0..ids.len())
-            .filter(|i| ids.is_valid(*i))
-            .map(|i| ids.value(i).to_string())
-            .collect(),
-    )
+    match w {
+        TableWrite::Append(b) | TableWrite::Upsert(b) => table::batch_ids(b),
+        _ => None,
+    }
 }
 
 /// What one member of a published group gets back.

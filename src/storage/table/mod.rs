@@ -19,11 +19,13 @@ use lance::dataset::{
     WriteParams,
 };
 
+mod covered;
 mod fence;
 mod history;
 mod index;
 mod search;
 
+pub use covered::batch_ids;
 pub use history::*;
 pub use index::*;
 pub use search::*;
@@ -444,11 +446,23 @@ pub async fn stage(ds: Arc<Dataset>, op: ChangeOp) -> Result<StagedChange, Table
             .await
             .map_err(|e| terr(&uri, e))
     };
+    // The rows new fragments get, for [`covered`]'s record of their ids.
+    let mut wrote: Option<RecordBatch> = None;
     let (transaction, affected_rows) = match op {
-        ChangeOp::Append(b) => (insert(ds, b, WriteMode::Append).await?, None),
+        ChangeOp::Append(b) => {
+            wrote = Some(b.clone());
+            (insert(ds, b, WriteMode::Append).await?, None)
+        }
         ChangeOp::Overwrite(b) => (insert(ds, b, WriteMode::Overwrite).await?, None),
         ChangeOp::Upsert(b) => {
-            let mut mb = MergeInsertBuilder::try_new(ds, vec!["id".to_string()])
+            wrote = Some(b.clone());
+            // Read through the key index alone when no uncovered fragment
+            // holds one of the ids ([`covered`]).
+            let reads = match covered::covered_only(&ds, &b).await {
+                Some(restricted) => Arc::new(restricted),
+                None => ds,
+            };
+            let mut mb = MergeInsertBuilder::try_new(reads, vec!["id".to_string()])
                 .map_err(|e| terr(&uri, e))?;
             mb.when_matched(WhenMatched::UpdateAll)
                 .when_not_matched(WhenNotMatched::InsertAll);
@@ -467,6 +481,15 @@ pub async fn stage(ds: Arc<Dataset>, op: ChangeOp) -> Result<StagedChange, Table
             (u.transaction, u.affected_rows)
         }
     };
+    if let Some(b) = wrote {
+        use lance::dataset::transaction::Operation;
+        let fragments = match &transaction.operation {
+            Operation::Append { fragments } => &fragments[..],
+            Operation::Update { new_fragments, .. } => &new_fragments[..],
+            _ => &[],
+        };
+        covered::remember(&uri, fragments, &b);
+    }
     Ok(StagedChange {
         read_version,
         transaction,
