@@ -107,6 +107,26 @@ pub(super) fn remember(uri: &str, fragments: &[Fragment], batch: &RecordBatch) {
     }
 }
 
+/// Records the ids of the fragments a compaction wrote (`new`, not yet
+/// committed) as the ids of the fragments it rewrote (`original`), when
+/// each of those is known: the rows moved, none was added. Without it the
+/// first upsert after each compaction read the merged fragment.
+pub(super) fn remember_rewrite(uri: &str, original: &[Fragment], new: &[Fragment]) {
+    let mut ids = HashSet::new();
+    for f in original {
+        let Some(known) = fragment_key(uri, f).and_then(|k| known().get(&k)) else {
+            return;
+        };
+        ids.extend(known.iter().cloned());
+    }
+    let ids = Arc::new(ids);
+    for f in new {
+        if let Some(k) = fragment_key(uri, f) {
+            known().insert(k, ids.clone());
+        }
+    }
+}
+
 /// The live ids fragment `f` of `ds` holds: known, or read once (its `id`
 /// column, deletions applied). `None` when it is not to be looked at.
 async fn fragment_ids(ds: &Dataset, f: &Fragment) -> Option<Arc<HashSet<String>>> {

@@ -340,7 +340,9 @@ pub async fn prepare_upkeep(
             .map_err(|e| terr(&uri, e))?;
         let mut results = Vec::new();
         for task in plan.compaction_tasks() {
-            results.push(task.execute(ds).await.map_err(|e| terr(&uri, e))?);
+            let r = task.execute(ds).await.map_err(|e| terr(&uri, e))?;
+            super::covered::remember_rewrite(&uri, &r.original_fragments, &r.new_fragments);
+            results.push(r);
         }
         if !results.is_empty() {
             return Ok(Some(PreparedUpkeep::Compaction { results, options }));
