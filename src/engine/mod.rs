@@ -453,6 +453,10 @@ pub struct Graph {
     /// The (branch, table) pairs written since their last upkeep, shared
     /// by clones ([`Graph::upkeep_once`]).
     upkeep_wanted: upkeep::Wanted,
+    /// Upkeep steps running now ([`Graph::upkeep_once`]), shared by
+    /// clones: a pair taken out of `upkeep_wanted` is still pending until
+    /// its step ends.
+    upkeep_running: Arc<std::sync::atomic::AtomicUsize>,
     /// The upkeep task of a handle made with [`Graph::with_upkeep_task`],
     /// woken by each commit that leaves upkeep wanted; shared by the
     /// user's clones (the last one dropped stops it), `None` elsewhere.

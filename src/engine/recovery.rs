@@ -504,6 +504,12 @@ impl Graph {
                 .iter()
                 .map(|(k, t)| (k.clone(), Some(t.base.clone())))
                 .collect();
+            if sc.actor == super::upkeep::UPKEEP_ACTOR {
+                return self
+                    .publish_upkeep_heal(&m, sc, &refs)
+                    .await
+                    .map(|done| done.then_some((HealAction::RolledForward, None)));
+            }
             let message = format!("{} (recovered)", sc.message);
             let published = self
                 .publish_tables(
@@ -605,6 +611,12 @@ impl Graph {
         if restored.is_empty() {
             return Ok(Some((HealAction::RolledBack, None)));
         }
+        if sc.actor == super::upkeep::UPKEEP_ACTOR {
+            return self
+                .publish_upkeep_heal(&m, sc, &restored)
+                .await
+                .map(|done| done.then_some((HealAction::RolledBack, None)));
+        }
         let expect: BTreeMap<TableKey, Option<TableRef>> = restored
             .keys()
             .filter_map(|k| sc.tables.get(k).map(|t| (k.clone(), Some(t.base.clone()))))
@@ -624,6 +636,66 @@ impl Graph {
         {
             Ok((_, c)) => Ok(Some((HealAction::RolledBack, Some(c.id)))),
             Err(EngineError::Stale { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Publishes the table versions `refs` that heal made of the upkeep
+    /// step `sc` (its own version rolled forward, or a restore of the
+    /// base) the way upkeep publishes: the tables' references move, no
+    /// commit is recorded and the branch's head stays, since upkeep
+    /// changes no row (docs/architecture.md, "Upkeep"); otherwise a
+    /// killed server's interrupted upkeep moved the head its callers
+    /// read, and their `--if-commit` writes were refused. `Ok(false)`:
+    /// a table is no longer at the step's base (another process healed
+    /// it first).
+    async fn publish_upkeep_heal(
+        &self,
+        m: &super::manifest::Manifest,
+        sc: &Sidecar,
+        refs: &BTreeMap<TableKey, TableRef>,
+    ) -> Result<bool, EngineError> {
+        let refs: BTreeMap<TableKey, TableRef> = refs
+            .iter()
+            .filter_map(|(k, r)| {
+                let base = &sc.tables.get(k)?.base;
+                Some((
+                    k.clone(),
+                    TableRef {
+                        rows_of: Some(base.rows_version()),
+                        ..r.clone()
+                    },
+                ))
+            })
+            .collect();
+        let published = self
+            .manifests
+            .publish(m.clone(), |cur| {
+                let now = cur
+                    .branches
+                    .get(&sc.branch)
+                    .ok_or_else(|| Self::unknown_branch(cur, &sc.branch))?;
+                for k in refs.keys() {
+                    let base = sc.tables.get(k).map(|t| &t.base);
+                    if now.tables.get(k) != base {
+                        return Err(super::stale(k, "another process healed it first"));
+                    }
+                }
+                let mut next = cur.clone();
+                if let Some(bs) = next.branches.get_mut(&sc.branch) {
+                    for (k, r) in &refs {
+                        bs.tables.insert(k.clone(), r.clone());
+                    }
+                }
+                Ok((next, None))
+            })
+            .await;
+        match published {
+            Ok((published, _)) => {
+                self.remember(&published);
+                Ok(true)
+            }
+            Err(EngineError::Stale { .. }) => Ok(false),
             Err(e) => Err(e),
         }
     }

@@ -260,9 +260,12 @@ impl Graph {
         true
     }
 
-    /// How many (branch, table) pairs want upkeep.
+    /// How many (branch, table) pairs want upkeep, counting the one an
+    /// upkeep step of this handle (or a clone) is running now: 0 means
+    /// no upkeep is wanted or under way.
     pub fn upkeep_pending(&self) -> usize {
         self.upkeep_wanted.lock().map(|w| w.len()).unwrap_or(0)
+            + self.upkeep_running.load(Ordering::SeqCst)
     }
 
     /// What upkeep `key` on `branch` is due for at its published version:
@@ -319,6 +322,16 @@ impl Graph {
         let Some((branch, key)) = next else {
             return Ok(UpkeepDone::Idle);
         };
+        /// Counts a running step until dropped (the step's future may be
+        /// dropped mid-way).
+        struct Running(Arc<std::sync::atomic::AtomicUsize>);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.upkeep_running.fetch_add(1, Ordering::SeqCst);
+        let _running = Running(self.upkeep_running.clone());
         let r = self.upkeep_table(&branch, &key).await;
         if r.is_err() {
             self.want_again(&branch, &key);

@@ -244,6 +244,11 @@ pub struct SuiteArgs {
     /// Writes measured at each history point.
     #[arg(long, default_value_t = 50)]
     pub writes: usize,
+    /// Writes measured alone after those at each history point (each once
+    /// the upkeep has drained): the write path's own storage requests,
+    /// without the upkeep that overlaps a write now and then.
+    #[arg(long, default_value_t = 20)]
+    pub isolated: usize,
     /// Concurrent HTTP read clients.
     #[arg(long, default_value_t = 8)]
     pub clients: usize,
@@ -405,7 +410,7 @@ pub async fn run(a: &SuiteArgs) -> Result<(), String> {
         &mut seq,
         [a.history_small, a.history_large],
         a.writes,
-        0,
+        a.isolated,
     ))
     .await?;
     out.insert("writes_embedded".into(), Value::Object(embedded));
