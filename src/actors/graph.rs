@@ -216,10 +216,14 @@ impl GraphActor {
     /// [`UPKEEP_MAX_YIELD`]; its dear part runs outside the commit turn,
     /// and only its short commit takes a turn.
     ///
-    /// The step runs on the bulk runtime (nice 10) while a bulk write is
-    /// queued or running, so that a flood's compactions and index builds
-    /// yield the CPU to light writers like the flood itself does; otherwise
-    /// on the main runtime. Starved of CPU under a steady stream of small
+    /// The step's dear part (new index segments, compacted fragments)
+    /// runs on the bulk runtime (nice 10) while a bulk write is queued or
+    /// running, so that a flood's compactions and index builds yield the
+    /// CPU to light writers like the flood itself does; otherwise on the
+    /// main runtime. Its commit turn always runs on the main runtime: on
+    /// the bulk one it waited behind the flood's prepares while it held
+    /// the turn every light writer's commit needs
+    /// ([`Graph::upkeep_once_preparing_on`]). Starved of CPU under a steady stream of small
     /// writes, upkeep fell behind: uncovered one-row fragments piled up
     /// (20 to 60 between compactions instead of 5) and every write's key
     /// join scanned them all, which cost each commit more CPU than the
@@ -243,15 +247,12 @@ impl GraphActor {
         let me = ctx.address();
         let crash = self.crash_reporter();
         let id = self.id.clone();
-        let step_rt = if self.bulk_writes.load(Ordering::SeqCst) > 0 {
-            self.bulk.clone()
-        } else {
-            self.rt.clone()
-        };
+        let prepare_rt = (self.bulk_writes.load(Ordering::SeqCst) > 0).then(|| self.bulk.clone());
+        let step_rt = self.rt.clone();
         self.rt.spawn(async move {
             let t = Instant::now();
             let r = step_rt
-                .spawn(async move { graph.upkeep_once().await })
+                .spawn(async move { graph.upkeep_once_preparing_on(prepare_rt).await })
                 .await;
             let ms = t.elapsed().as_secs_f64() * 1e3;
             match r {

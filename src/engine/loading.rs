@@ -171,9 +171,10 @@ impl Graph {
 
     /// The values of `ids` that table `key` at `r` holds as row ids: an
     /// `id IN (…)` lookup per [`PROBE_CHUNK`] ids, which Lance answers
-    /// from the `id` BTREE plus a scan of the few fragments it does not
-    /// cover yet; past [`PROBE_MAX_IDS`] ids, the `id` column read whole
-    /// (then every stored id is returned).
+    /// from the `id` BTREE, and the fragments the BTREE does not cover
+    /// yet answered once for all chunks ([`table::stored_split`]; without
+    /// it, Lance scans them in every chunk); past [`PROBE_MAX_IDS`] ids,
+    /// the `id` column read whole (then every stored id is returned).
     pub(super) async fn stored_ids(
         &self,
         key: &TableKey,
@@ -184,10 +185,17 @@ impl Graph {
         if ids.is_empty() {
             return Ok(out);
         }
-        let ds = table::open(&self.at(key, r)).await?;
+        let mut ds = table::open(&self.at(key, r)).await?;
         let batches = if ids.len() > PROBE_MAX_IDS {
             table::scan_all(&ds, Some(&["id"])).await?
         } else {
+            // The fragments the `id` index does not cover answered once
+            // (their ids known or read), the rest through the index
+            // ([`table::stored_split`]).
+            if let Some((covered, found)) = table::stored_split(&ds, ids).await {
+                ds = covered;
+                out = found;
+            }
             let mut all = Vec::new();
             for chunk in ids.chunks(PROBE_CHUNK) {
                 let list: Vec<String> = chunk.iter().map(|i| exec::sql_string(i)).collect();

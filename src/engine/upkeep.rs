@@ -314,6 +314,22 @@ impl Graph {
     /// compaction, the next missing index) stays wanted. Errors: storage or Lance failing; the
     /// table is wanted again and an interrupted step is left to heal.
     pub async fn upkeep_once(&self) -> Result<UpkeepDone, EngineError> {
+        self.upkeep_once_preparing_on(None).await
+    }
+
+    /// [`Graph::upkeep_once`] with its dear part (the new index segments
+    /// or compacted fragments, written outside the commit turn) run on
+    /// `prepare` when given, and its commit turn (Lance commit, publish)
+    /// where the caller runs it. The GraphActor prepares on its bulk
+    /// runtime (nice 10) while a flood is queued, but commits on the main
+    /// one: a commit turn run on the bulk runtime waited there behind the
+    /// flood's prepares while every light writer's commit waited for that
+    /// turn (docs/architecture.md, "Upkeep"). Errors as
+    /// [`Graph::upkeep_once`]'s.
+    pub async fn upkeep_once_preparing_on(
+        &self,
+        prepare: Option<tokio::runtime::Handle>,
+    ) -> Result<UpkeepDone, EngineError> {
         let next = self
             .upkeep_wanted
             .lock()
@@ -332,14 +348,19 @@ impl Graph {
         }
         self.upkeep_running.fetch_add(1, Ordering::SeqCst);
         let _running = Running(self.upkeep_running.clone());
-        let r = self.upkeep_table(&branch, &key).await;
+        let r = self.upkeep_table(&branch, &key, prepare).await;
         if r.is_err() {
             self.want_again(&branch, &key);
         }
         r
     }
 
-    async fn upkeep_table(&self, branch: &str, key: &TableKey) -> Result<UpkeepDone, EngineError> {
+    async fn upkeep_table(
+        &self,
+        branch: &str,
+        key: &TableKey,
+        prepare: Option<tokio::runtime::Handle>,
+    ) -> Result<UpkeepDone, EngineError> {
         let idle = || UpkeepDone::NothingDue {
             branch: branch.to_string(),
             table: key.clone(),
@@ -364,7 +385,24 @@ impl Graph {
         .await?;
         // The dear part, outside the commit turn.
         let t0 = std::time::Instant::now();
-        let Some(work) = table::prepare_upkeep(&ds, &specs).await? else {
+        let prepared = match prepare {
+            Some(rt) => rt
+                .spawn(async move { table::prepare_upkeep(&ds, &specs).await })
+                .await
+                .map_err(|e| {
+                    if e.is_panic() {
+                        // A panic stays a panic (the actor's supervisor
+                        // restarts it), wherever the part ran.
+                        std::panic::resume_unwind(e.into_panic());
+                    }
+                    EngineError::Table {
+                        table: key.to_string(),
+                        reason: format!("upkeep prepare cancelled: {e}"),
+                    }
+                })?,
+            None => table::prepare_upkeep(&ds, &specs).await,
+        };
+        let Some(work) = prepared? else {
             return Ok(idle());
         };
         let what = work.describe();

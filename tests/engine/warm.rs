@@ -418,6 +418,52 @@ fn upserts_beside_uncovered_fragments_stay_exact() {
     });
 }
 
+/// An append checks its keys against the stored rows through the `id`
+/// index for the fragments it covers and answers the uncovered ones once
+/// (their ids known exactly, or read: `table::stored_split`): a key in a
+/// covered fragment, one an upsert wrote (known only as "at most these",
+/// so read), one an append wrote, and one of several rows of an append
+/// are each refused; a key deleted since, and a new key, are taken.
+#[test]
+fn appends_beside_uncovered_fragments_find_every_stored_key() {
+    use omnigraph::engine::load::LoadMode;
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = tmp.path().join("g").to_str().expect("utf8").to_string();
+    let item = |k: &str| format!("{{\"type\":\"Item\",\"data\":{{\"key\":\"{k}\"}}}}\n");
+    rt.block_on(async {
+        let g = Graph::init(&uri, "s.pg", SCHEMA)
+            .await
+            .expect("init")
+            .with_background_upkeep();
+        let append = async |keys: &[&str]| {
+            let data: String = keys.iter().map(|k| item(k)).collect();
+            crate::support::load_str(&g, &data, LoadMode::Append, "main").await
+        };
+        append(&["a0", "a1"]).await.expect("covered rows");
+        drain_upkeep(&g).await;
+        mutate(&g, "doc", json!({"k": "u0", "b": "x"})).await;
+        append(&["p0"]).await.expect("one row");
+        append(&["q0", "q1", "q2"]).await.expect("three rows");
+        append(&["d0"]).await.expect("to delete");
+        mutate(&g, "del", json!({"k": "d0"})).await;
+        for taken in ["a1", "u0", "p0", "q1"] {
+            let err = append(&["n0", taken])
+                .await
+                .expect_err("a stored key is refused");
+            assert!(err.to_string().contains(taken), "{taken}: {err}");
+        }
+        append(&["d0", "n0"])
+            .await
+            .expect("a deleted key and a new one");
+        let all = ["a0", "a1", "d0", "n0", "p0", "q0", "q1", "q2", "u0"];
+        assert_eq!(keys(&g, "all", json!({})).await, all.map(String::from));
+        drain_upkeep(&g).await;
+        let err = append(&["q2"]).await.expect_err("once indexed too");
+        assert!(err.to_string().contains("q2"), "{err}");
+    });
+}
+
 /// Tables are created without Lance stable row ids (`table::params`: with
 /// them every keyed write rebuilt Lance's row-id index of the whole table,
 /// a cost that grew with history), and keyed writes stay exact across the

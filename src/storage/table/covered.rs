@@ -34,8 +34,10 @@ use lance_table::format::Fragment;
 
 /// Rows an uncovered fragment may hold for its ids to be looked at here; a
 /// larger one (a bulk load not indexed yet) makes an upsert stage the
-/// ordinary way.
-pub const MAX_KNOWN_FRAGMENT_ROWS: usize = 4_096;
+/// ordinary way. Above the 5,000-row bodies a `load/ndjson` flood sends,
+/// so single-row writes into the type a flood appends to stay on the
+/// index too (`omnigraph-bench actor-isolation`).
+pub const MAX_KNOWN_FRAGMENT_ROWS: usize = 16_384;
 
 /// Ids the process keeps, over every fragment it knows (least recently
 /// used dropped first).
@@ -44,13 +46,23 @@ pub const KNOWN_IDS: u64 = 262_144;
 #[derive(Clone)]
 struct ByIds;
 
-impl quick_cache::Weighter<String, Arc<HashSet<String>>> for ByIds {
-    fn weight(&self, _: &String, ids: &Arc<HashSet<String>>) -> u64 {
-        ids.len().max(1) as u64
+/// A fragment's ids as known here.
+#[derive(Clone)]
+struct Ids {
+    ids: Arc<HashSet<String>>,
+    /// The fragment's live ids exactly (read, or every row of an append
+    /// written to this one fragment); otherwise at most these (an upsert
+    /// may update some of its rows in place instead).
+    exact: bool,
+}
+
+impl quick_cache::Weighter<String, Ids> for ByIds {
+    fn weight(&self, _: &String, ids: &Ids) -> u64 {
+        ids.ids.len().max(1) as u64
     }
 }
 
-type Known = quick_cache::sync::Cache<String, Arc<HashSet<String>>, ByIds>;
+type Known = quick_cache::sync::Cache<String, Ids, ByIds>;
 
 /// Fragment identity (see [`fragment_key`]) → the live ids it holds.
 fn known() -> &'static Known {
@@ -93,13 +105,17 @@ pub fn batch_ids(batch: &RecordBatch) -> Option<HashSet<String>> {
 
 /// Records that each of `fragments` (new, not yet committed: no deletion
 /// file) holds at most the ids of `batch`, the rows a staged change wrote
-/// to them. Skipped for a batch over [`MAX_KNOWN_FRAGMENT_ROWS`].
-pub(super) fn remember(uri: &str, fragments: &[Fragment], batch: &RecordBatch) {
+/// to them; exactly those when `append` wrote them all to one fragment.
+/// Skipped for a batch over [`MAX_KNOWN_FRAGMENT_ROWS`].
+pub(super) fn remember(uri: &str, fragments: &[Fragment], batch: &RecordBatch, append: bool) {
     if fragments.is_empty() || batch.num_rows() > MAX_KNOWN_FRAGMENT_ROWS {
         return;
     }
     let Some(ids) = batch_ids(batch) else { return };
-    let ids = Arc::new(ids);
+    let ids = Ids {
+        exact: append && fragments.len() == 1 && ids.len() == batch.num_rows(),
+        ids: Arc::new(ids),
+    };
     for f in fragments {
         if let Some(k) = fragment_key(uri, f) {
             known().insert(k, ids.clone());
@@ -113,13 +129,18 @@ pub(super) fn remember(uri: &str, fragments: &[Fragment], batch: &RecordBatch) {
 /// first upsert after each compaction read the merged fragment.
 pub(super) fn remember_rewrite(uri: &str, original: &[Fragment], new: &[Fragment]) {
     let mut ids = HashSet::new();
+    let mut exact = new.len() == 1;
     for f in original {
         let Some(known) = fragment_key(uri, f).and_then(|k| known().get(&k)) else {
             return;
         };
-        ids.extend(known.iter().cloned());
+        exact &= known.exact;
+        ids.extend(known.ids.iter().cloned());
     }
-    let ids = Arc::new(ids);
+    let ids = Ids {
+        ids: Arc::new(ids),
+        exact,
+    };
     for f in new {
         if let Some(k) = fragment_key(uri, f) {
             known().insert(k, ids.clone());
@@ -127,12 +148,15 @@ pub(super) fn remember_rewrite(uri: &str, original: &[Fragment], new: &[Fragment
     }
 }
 
-/// The live ids fragment `f` of `ds` holds: known, or read once (its `id`
-/// column, deletions applied). `None` when it is not to be looked at.
-async fn fragment_ids(ds: &Dataset, f: &Fragment) -> Option<Arc<HashSet<String>>> {
+/// The live ids fragment `f` of `ds` holds (at most these unless
+/// `exact`): known, or read once (its `id` column, deletions applied).
+/// `None` when it is not to be looked at.
+async fn fragment_ids(ds: &Dataset, f: &Fragment, exact: bool) -> Option<Arc<HashSet<String>>> {
     let key = fragment_key(ds.uri(), f)?;
-    if let Some(ids) = known().get(&key) {
-        return Some(ids);
+    if let Some(ids) = known().get(&key)
+        && (ids.exact || !exact)
+    {
+        return Some(ids.ids);
     }
     if f.physical_rows.is_none_or(|n| n > MAX_KNOWN_FRAGMENT_ROWS) {
         return None;
@@ -152,7 +176,13 @@ async fn fragment_ids(ds: &Dataset, f: &Fragment) -> Option<Arc<HashSet<String>>
         ids.extend(batch_ids(b)?);
     }
     let ids = Arc::new(ids);
-    known().insert(key, ids.clone());
+    known().insert(
+        key,
+        Ids {
+            ids: ids.clone(),
+            exact: true,
+        },
+    );
     Some(ids)
 }
 
@@ -160,6 +190,65 @@ async fn fragment_ids(ds: &Dataset, f: &Fragment) -> Option<Arc<HashSet<String>>
 /// them holds an id of `batch` (the module's rule); `None` when the upsert
 /// must read them (or nothing is uncovered).
 pub(super) async fn covered_only(ds: &Dataset, batch: &RecordBatch) -> Option<Dataset> {
+    let uncovered = uncovered(ds).await?;
+    if uncovered.is_empty() {
+        return None;
+    }
+    let mine = batch_ids(batch)?;
+    for f in &uncovered {
+        let ids = fragment_ids(ds, f, false).await?;
+        if mine.iter().any(|id| ids.contains(id)) {
+            return None;
+        }
+    }
+    Some(without(ds, &uncovered))
+}
+
+/// Which of `wanted` (row ids) table `ds` holds, split at its `id` index:
+/// a handle on the fragments the index covers (to look `wanted` up
+/// through the index alone), and the ids of `wanted` the other fragments
+/// hold, exactly (their live ids known exactly, or read once: an `id IN
+/// (...)` filter in chunks would scan each of them once per chunk).
+/// `None` when there is no exact-equality index on `id`, a fragment is
+/// not to be looked at here (overlays, over [`MAX_KNOWN_FRAGMENT_ROWS`]
+/// rows) or a read fails: look up the ordinary way.
+pub async fn stored_split(ds: &Dataset, wanted: &[&str]) -> Option<(Dataset, HashSet<String>)> {
+    let uncovered = uncovered(ds).await?;
+    let mut found = HashSet::new();
+    for f in &uncovered {
+        let ids = fragment_ids(ds, f, true).await?;
+        found.extend(
+            wanted
+                .iter()
+                .filter(|id| ids.contains(**id))
+                .map(|id| id.to_string()),
+        );
+    }
+    Some((without(ds, &uncovered), found))
+}
+
+/// `ds` reading only its fragments other than `left_out`.
+fn without(ds: &Dataset, left_out: &[Fragment]) -> Dataset {
+    let left_out: HashSet<u64> = left_out.iter().map(|f| f.id).collect();
+    let mut manifest = (*ds.manifest).clone();
+    manifest.fragments = Arc::new(
+        ds.manifest
+            .fragments
+            .iter()
+            .filter(|f| !left_out.contains(&f.id))
+            .cloned()
+            .collect(),
+    );
+    let mut restricted = ds.clone();
+    restricted.manifest = Arc::new(manifest);
+    restricted
+}
+
+/// The fragments of `ds` that no segment of its exact-equality `id`
+/// index covers (Lance's rule for what an indexed lookup must scan);
+/// `None` without such an index or with a segment lacking a fragment
+/// bitmap.
+async fn uncovered(ds: &Dataset) -> Option<Vec<Fragment>> {
     let index = ds
         .load_scalar_index(
             IndexCriteria::default()
@@ -174,40 +263,18 @@ pub(super) async fn covered_only(ds: &Dataset, batch: &RecordBatch) -> Option<Da
     if segments.iter().any(|s| s.fragment_bitmap.is_none()) {
         return None;
     }
-    let uncovered: Vec<&Fragment> = ds
-        .manifest
-        .fragments
-        .iter()
-        .filter(|f| {
-            !segments.iter().any(|s| {
-                s.fragment_bitmap
-                    .as_ref()
-                    .is_some_and(|b| b.contains(f.id as u32))
-            })
-        })
-        .collect();
-    if uncovered.is_empty() {
-        return None;
-    }
-    let mine = batch_ids(batch)?;
-    let mut left_out = HashSet::new();
-    for f in uncovered {
-        let ids = fragment_ids(ds, f).await?;
-        if mine.iter().any(|id| ids.contains(id)) {
-            return None;
-        }
-        left_out.insert(f.id);
-    }
-    let mut manifest = (*ds.manifest).clone();
-    manifest.fragments = Arc::new(
+    Some(
         ds.manifest
             .fragments
             .iter()
-            .filter(|f| !left_out.contains(&f.id))
+            .filter(|f| {
+                !segments.iter().any(|s| {
+                    s.fragment_bitmap
+                        .as_ref()
+                        .is_some_and(|b| b.contains(f.id as u32))
+                })
+            })
             .cloned()
             .collect(),
-    );
-    let mut restricted = ds.clone();
-    restricted.manifest = Arc::new(manifest);
-    Some(restricted)
+    )
 }

@@ -25,7 +25,7 @@ mod history;
 mod index;
 mod search;
 
-pub use covered::batch_ids;
+pub use covered::{batch_ids, stored_split};
 pub use history::*;
 pub use index::*;
 pub use search::*;
@@ -448,6 +448,7 @@ pub async fn stage(ds: Arc<Dataset>, op: ChangeOp) -> Result<StagedChange, Table
     };
     // The rows new fragments get, for [`covered`]'s record of their ids.
     let mut wrote: Option<RecordBatch> = None;
+    let append = matches!(op, ChangeOp::Append(_));
     let (transaction, affected_rows) = match op {
         ChangeOp::Append(b) => {
             wrote = Some(b.clone());
@@ -488,7 +489,8 @@ pub async fn stage(ds: Arc<Dataset>, op: ChangeOp) -> Result<StagedChange, Table
             Operation::Update { new_fragments, .. } => &new_fragments[..],
             _ => &[],
         };
-        covered::remember(&uri, fragments, &b);
+        let append = append && matches!(&transaction.operation, Operation::Append { .. });
+        covered::remember(&uri, fragments, &b, append);
     }
     Ok(StagedChange {
         read_version,
