@@ -126,20 +126,10 @@ pub async fn run(secs: u64) -> Result<GroupCommit, String> {
         .collect();
     super::load_append(&g, seed.into_bytes()).await?;
     drop(g);
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, POLICY).map_err(|e| e.to_string())?;
     let tokens: serde_json::Map<String, serde_json::Value> = (0..CALLERS)
         .map(|i| (format!("c{i}"), format!("tok-c{i}").into()))
         .collect();
-    let (child, addr) = super::isolation::start_server(
-        &[
-            "--graph".into(),
-            format!("g={uri}"),
-            "--policy".into(),
-            format!("g={}", policy.display()),
-        ],
-        &serde_json::Value::Object(tokens).to_string(),
-    )?;
+    let (child, addr) = super::isolation::start_graph_server(&uri, POLICY, dir.path(), tokens)?;
     println!(
         "group commit: single-row inserts through the server, one caller per connection, {secs} s each ({SEED} rows per node type before)"
     );

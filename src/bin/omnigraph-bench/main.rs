@@ -22,6 +22,12 @@
 //! time; it prints the light callers' p50/p95/p99 (alone, then under the
 //! flood), the heavy caller's rows/s and its 429 count.
 
+// The benchmarks await the engine's deepest futures (a load's key check,
+// an upkeep step) inside long async bodies; rustc's layout query of
+// `vectors::run` needs more than the default 128 levels in the workspace
+// test build.
+#![recursion_limit = "256"]
+
 use std::io::BufReader;
 use std::time::Instant;
 
@@ -536,6 +542,28 @@ mod isolation {
         Ok((child, addr))
     }
 
+    /// Starts `omnigraph-server` serving graph `g` at `uri` under the
+    /// policy `policy` (YAML, written to `dir/policy.yaml`) with the
+    /// bearer tokens `tokens` (actor name → token), as [`start_server`].
+    pub fn start_graph_server(
+        uri: &str,
+        policy: &str,
+        dir: &std::path::Path,
+        tokens: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(std::process::Child, String), String> {
+        let file = dir.join("policy.yaml");
+        std::fs::write(&file, policy).map_err(|e| format!("{}: {e}", file.display()))?;
+        start_server(
+            &[
+                "--graph".into(),
+                format!("g={uri}"),
+                "--policy".into(),
+                format!("g={}", file.display()),
+            ],
+            &serde_json::Value::Object(tokens).to_string(),
+        )
+    }
+
     /// Stops a server started by [`start_server`] (SIGTERM, then wait).
     /// CPU time (user + system) a process has used so far, in
     /// milliseconds, from `/proc/<pid>/stat` (fields 14 and 15, in clock
@@ -579,22 +607,12 @@ mod isolation {
         Graph::init(&uri, "bench.pg", SCHEMA)
             .await
             .map_err(|e| e.to_string())?;
-        let policy = dir.path().join("policy.yaml");
-        std::fs::write(&policy, POLICY).map_err(|e| e.to_string())?;
         let mut tokens = serde_json::Map::new();
         tokens.insert("heavy".into(), token("heavy").into());
         for i in 0..LIGHT {
             tokens.insert(format!("light{i}"), token(&format!("light{i}")).into());
         }
-        let (child, addr) = start_server(
-            &[
-                "--graph".into(),
-                format!("g={uri}"),
-                "--policy".into(),
-                format!("g={}", policy.display()),
-            ],
-            &serde_json::Value::Object(tokens).to_string(),
-        )?;
+        let (child, addr) = start_graph_server(&uri, POLICY, dir.path(), tokens)?;
         println!(
             "actor isolation: {LIGHT} light callers (single-row mutate), 1 heavy caller ({heavy_conns} connections, load/ndjson of {BATCH} rows), {secs} s per phase"
         );
