@@ -192,7 +192,10 @@ impl Graph {
             // The fragments the `id` index does not cover answered once
             // (their ids known or read), the rest through the index
             // ([`table::stored_split`]).
-            if let Some((covered, found)) = table::stored_split(&ds, ids).await {
+            // Boxed, as the upkeep step is: inlined, the futures nest
+            // deeper than rustc's layout query allows in callers' async
+            // bodies (a clean build of `tests/engine`, `omnigraph-bench`).
+            if let Some((covered, found)) = Box::pin(table::stored_split(&ds, ids)).await {
                 ds = covered;
                 out = found;
             }

@@ -348,7 +348,10 @@ impl Graph {
         }
         self.upkeep_running.fetch_add(1, Ordering::SeqCst);
         let _running = Running(self.upkeep_running.clone());
-        let r = self.upkeep_table(&branch, &key, prepare).await;
+        // Boxed: inlined, the step's future nested deeper than rustc's
+        // layout query allows in callers' async bodies (a clean build of
+        // `tests/engine` failed on `optimize`'s).
+        let r = Box::pin(self.upkeep_table(&branch, &key, prepare)).await;
         if r.is_err() {
             self.want_again(&branch, &key);
         }
