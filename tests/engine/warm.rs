@@ -112,10 +112,7 @@ fn background_upkeep_catches_up_without_commits() {
     let tmp = tempfile::tempdir().expect("tmp");
     let uri = tmp.path().join("g").to_str().expect("utf8").to_string();
     rt.block_on(async {
-        let g = Graph::init(&uri, "s.pg", SCHEMA)
-            .await
-            .expect("init")
-            .with_background_upkeep();
+        let g = upkept(&uri).await;
         let all: Vec<String> = (0..14).map(|i| format!("k{i:02}")).collect();
         for (i, k) in all.iter().enumerate() {
             mutate(&g, "doc", json!({"k": k, "b": format!("graph w{i}")})).await;
@@ -240,6 +237,16 @@ fn an_upkeep_task_catches_up_by_itself() {
     });
 }
 
+/// A new graph of [`SCHEMA`] at `uri` whose upkeep waits for
+/// [`drain_upkeep`] (or `Graph::upkeep_once`) instead of running in the
+/// commit step.
+async fn upkept(uri: &str) -> Graph {
+    Graph::init(uri, "s.pg", SCHEMA)
+        .await
+        .expect("init")
+        .with_background_upkeep()
+}
+
 /// Runs upkeep steps until nothing is wanted; what each published step did.
 async fn drain_upkeep(g: &Graph) -> Vec<String> {
     use omnigraph::engine::upkeep::UpkeepDone;
@@ -301,10 +308,7 @@ fn uncovered_fragments_are_merged_without_remapping_any_index() {
     let root = tmp.path().join("g");
     let uri = root.to_str().expect("utf8").to_string();
     rt.block_on(async {
-        let g = Graph::init(&uri, "s.pg", SCHEMA)
-            .await
-            .expect("init")
-            .with_background_upkeep();
+        let g = upkept(&uri).await;
         mutate(&g, "doc", json!({"k": "k00", "b": "graph w0"})).await;
         let built = drain_upkeep(&g).await;
         assert!(built.iter().any(|w| w.contains("index build")), "{built:?}");
@@ -350,10 +354,7 @@ fn upserts_beside_uncovered_fragments_stay_exact() {
     let root = tmp.path().join("g");
     let uri = root.to_str().expect("utf8").to_string();
     rt.block_on(async {
-        let g = Graph::init(&uri, "s.pg", SCHEMA)
-            .await
-            .expect("init")
-            .with_background_upkeep();
+        let g = upkept(&uri).await;
         for k in ["a0", "a1", "a2"] {
             mutate(&g, "doc", json!({"k": k, "b": "old"})).await;
         }
@@ -432,10 +433,7 @@ fn appends_beside_uncovered_fragments_find_every_stored_key() {
     let uri = tmp.path().join("g").to_str().expect("utf8").to_string();
     let item = |k: &str| format!("{{\"type\":\"Item\",\"data\":{{\"key\":\"{k}\"}}}}\n");
     rt.block_on(async {
-        let g = Graph::init(&uri, "s.pg", SCHEMA)
-            .await
-            .expect("init")
-            .with_background_upkeep();
+        let g = upkept(&uri).await;
         let append = async |keys: &[&str]| {
             let data: String = keys.iter().map(|k| item(k)).collect();
             crate::support::load_str(&g, &data, LoadMode::Append, "main").await
@@ -476,10 +474,7 @@ fn tables_have_no_stable_row_ids_and_keyed_rewrites_stay_exact() {
     let root = tmp.path().join("g");
     let uri = root.to_str().expect("utf8").to_string();
     rt.block_on(async {
-        let g = Graph::init(&uri, "s.pg", SCHEMA)
-            .await
-            .expect("init")
-            .with_background_upkeep();
+        let g = upkept(&uri).await;
         let mut all = Vec::new();
         for i in 0..8 {
             let k = format!("k{i:02}");
