@@ -146,6 +146,9 @@ pub struct GraphActor {
     upkeeping: bool,
     /// Since when upkeep has waited for a quiet moment.
     upkeep_waiting_since: Option<Instant>,
+    /// Where upkeep steps prepare while a bulk write is queued or running
+    /// ([`super::Runtimes::upkeep`]).
+    upkeep_rt: tokio::runtime::Handle,
     /// Bulk writes queued or running ([`BulkWrite`]): while there are
     /// any, upkeep steps run on the bulk runtime beside them; otherwise on
     /// the main runtime (see [`GraphActor::run_upkeep`]).
@@ -197,6 +200,7 @@ impl GraphActor {
             graph,
             rt: rt.main,
             bulk: rt.bulk,
+            upkeep_rt: rt.upkeep,
             metrics,
             supervisor,
             queues: FairQueues::with_limits(
@@ -217,19 +221,27 @@ impl GraphActor {
     /// and only its short commit takes a turn.
     ///
     /// The step's dear part (new index segments, compacted fragments)
-    /// runs on the bulk runtime (nice 10) while a bulk write is queued or
-    /// running, so that a flood's compactions and index builds yield the
-    /// CPU to light writers like the flood itself does; otherwise on the
-    /// main runtime. Its commit turn always runs on the main runtime: on
+    /// runs on the upkeep runtime (nice 10, a thread of its own beside
+    /// the bulk runtime's) while a bulk write is queued or running, so
+    /// that a flood's compactions and index builds yield the CPU to light
+    /// writers like the flood itself does, without waiting behind the
+    /// flood's prepares; otherwise on the main runtime. Its commit turn always runs on the main runtime: on
     /// the bulk one it waited behind the flood's prepares while it held
     /// the turn every light writer's commit needs
-    /// ([`Graph::upkeep_once_preparing_on`]). Starved of CPU under a steady stream of small
+    /// ([`Graph::upkeep_once_beside_flood`]). A compaction that would remap
+    /// indexes inside its commit turn is held meanwhile and released when
+    /// the last bulk write is done ([`Graph::release_held_upkeep`]).
+    /// Starved of CPU under a steady stream of small
     /// writes, upkeep fell behind: uncovered one-row fragments piled up
     /// (20 to 60 between compactions instead of 5) and every write's key
     /// join scanned them all, which cost each commit more CPU than the
     /// upkeep itself (docs/performance.md, "Upkeep at the priority of the
     /// work that made it due").
     fn run_upkeep(&mut self, ctx: &mut Context<Self>) {
+        let flood = self.bulk_writes.load(Ordering::SeqCst) > 0;
+        if !flood {
+            self.committer.release_held_upkeep();
+        }
         if self.upkeeping || self.committer.upkeep_pending() == 0 {
             self.upkeep_waiting_since = None;
             return;
@@ -247,12 +259,12 @@ impl GraphActor {
         let me = ctx.address();
         let crash = self.crash_reporter();
         let id = self.id.clone();
-        let prepare_rt = (self.bulk_writes.load(Ordering::SeqCst) > 0).then(|| self.bulk.clone());
+        let bulk = flood.then(|| self.upkeep_rt.clone());
         let step_rt = self.rt.clone();
         self.rt.spawn(async move {
             let t = Instant::now();
             let r = step_rt
-                .spawn(async move { graph.upkeep_once_preparing_on(prepare_rt).await })
+                .spawn(async move { graph.upkeep_once_beside_flood(bulk).await })
                 .await;
             let ms = t.elapsed().as_secs_f64() * 1e3;
             match r {
@@ -463,6 +475,11 @@ impl Handler<WriteDone> for GraphActor {
     fn handle(&mut self, done: WriteDone, ctx: &mut Context<Self>) {
         self.queues.finished(&done.caller);
         self.dispatch(ctx);
+        // The last bulk write of a flood releases the upkeep held beside it.
+        if self.bulk_writes.load(Ordering::SeqCst) == 0 && self.committer.release_held_upkeep() > 0
+        {
+            self.run_upkeep(ctx);
+        }
     }
 }
 

@@ -27,15 +27,19 @@ pub use supervisor::{
 ///
 /// `main` runs reads, light writes (mutations, small loads), commit
 /// turns and the upkeep steps (index extension, folding, compaction);
-/// `bulk` runs the prepare of big loads, and the upkeep steps while a big
-/// load is queued or running, on threads the server gives a lower OS
-/// scheduling priority, so a caller flooding ingestion cannot take the
-/// cores from the others' small writes and reads (docs/architecture.md,
-/// "Bulk work").
+/// `bulk` runs the prepare of big loads, and `upkeep` the preparation of
+/// upkeep steps while a big load is queued or running, both on threads
+/// the server gives a lower OS scheduling priority, so a caller flooding
+/// ingestion cannot take the cores from the others' small writes and
+/// reads (docs/architecture.md, "Bulk work"). Upkeep has a runtime of its
+/// own: on the bulk runtime's one worker its steps queued behind the
+/// flood's prepares for the whole flood, and the fragments no index
+/// covered piled up under every write into the flooded type.
 #[derive(Debug, Clone)]
 pub struct Runtimes {
     pub main: tokio::runtime::Handle,
     pub bulk: tokio::runtime::Handle,
+    pub upkeep: tokio::runtime::Handle,
 }
 
 impl Runtimes {
@@ -43,7 +47,8 @@ impl Runtimes {
     pub fn single(h: tokio::runtime::Handle) -> Runtimes {
         Runtimes {
             main: h.clone(),
-            bulk: h,
+            bulk: h.clone(),
+            upkeep: h,
         }
     }
 }

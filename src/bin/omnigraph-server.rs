@@ -376,16 +376,16 @@ fn lance_cpu_pool() {
     let _ = futures::executor::block_on(futures::future::join_all(tasks));
 }
 
-/// The runtime big loads prepare on and upkeep runs on
-/// ([`Runtimes`]): one worker thread (and its blocking pool), each
-/// lowered to [`BULK_NICE`] as it starts. Lowering a thread's own
+/// A runtime big loads prepare on, or upkeep prepares on beside them
+/// ([`Runtimes`]), its threads named `name`: one worker thread (and its
+/// blocking pool), each lowered to [`BULK_NICE`] as it starts. Lowering a thread's own
 /// priority needs no privilege; where it fails the thread runs at the
 /// normal priority.
-fn bulk_runtime(nice: i32) -> std::io::Result<tokio::runtime::Runtime> {
+fn bulk_runtime(nice: i32, name: &str) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
-        .thread_name("bulk")
+        .thread_name(name)
         .on_thread_start(move || {
             // SAFETY: plain syscalls on this thread's own id, no memory
             // shared with Rust. On Linux the nice value is per thread.
@@ -441,10 +441,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let bulk = match bulk_runtime(nice) {
+    let bulk = match bulk_runtime(nice, "bulk") {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("omnigraph-server: cannot start the bulk runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let upkeep = match bulk_runtime(nice, "upkeep") {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("omnigraph-server: cannot start the upkeep runtime: {e}");
             return ExitCode::from(2);
         }
     };
@@ -456,9 +463,11 @@ fn main() -> ExitCode {
         Runtimes {
             main: rt.handle().clone(),
             bulk: bulk.handle().clone(),
+            upkeep: upkeep.handle().clone(),
         }
     };
     let r = actix_web::rt::System::new().block_on(serve(c, rts));
+    upkeep.shutdown_timeout(std::time::Duration::from_secs(10));
     bulk.shutdown_timeout(std::time::Duration::from_secs(10));
     rt.shutdown_timeout(std::time::Duration::from_secs(10));
     match r {

@@ -453,6 +453,10 @@ pub struct Graph {
     /// The (branch, table) pairs written since their last upkeep, shared
     /// by clones ([`Graph::upkeep_once`]).
     upkeep_wanted: upkeep::Wanted,
+    /// The pairs whose index-remapping compaction was held beside a flood
+    /// ([`Graph::upkeep_once_beside_flood`]), until
+    /// [`Graph::release_held_upkeep`]; shared by clones.
+    upkeep_held: upkeep::Wanted,
     /// Upkeep steps running now ([`Graph::upkeep_once`]), shared by
     /// clones: a pair taken out of `upkeep_wanted` is still pending until
     /// its step ends.

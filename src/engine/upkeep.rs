@@ -268,6 +268,25 @@ impl Graph {
             + self.upkeep_running.load(Ordering::SeqCst)
     }
 
+    /// Moves the (branch, table) pairs whose compaction was held beside a
+    /// flood ([`Graph::upkeep_once_beside_flood`]) back to the wanted
+    /// ones, for the next upkeep step; returns how many. The GraphActor
+    /// calls it once no bulk write is queued or running. Held pairs are
+    /// not counted by [`Graph::upkeep_pending`].
+    pub fn release_held_upkeep(&self) -> usize {
+        let held = match self.upkeep_held.lock() {
+            Ok(mut h) => std::mem::take(&mut *h),
+            Err(_) => return 0,
+        };
+        let n = held.len();
+        if n > 0
+            && let Ok(mut w) = self.upkeep_wanted.lock()
+        {
+            w.extend(held);
+        }
+        n
+    }
+
     /// What upkeep `key` on `branch` is due for at its published version:
     /// `compaction` when [`table::compaction_due`], then the name of
     /// every index [`table::indexes_due`] names. Empty when none; errors:
@@ -314,21 +333,25 @@ impl Graph {
     /// compaction, the next missing index) stays wanted. Errors: storage or Lance failing; the
     /// table is wanted again and an interrupted step is left to heal.
     pub async fn upkeep_once(&self) -> Result<UpkeepDone, EngineError> {
-        self.upkeep_once_preparing_on(None).await
+        self.upkeep_once_beside_flood(None).await
     }
 
-    /// [`Graph::upkeep_once`] with its dear part (the new index segments
-    /// or compacted fragments, written outside the commit turn) run on
-    /// `prepare` when given, and its commit turn (Lance commit, publish)
-    /// where the caller runs it. The GraphActor prepares on its bulk
-    /// runtime (nice 10) while a flood is queued, but commits on the main
-    /// one: a commit turn run on the bulk runtime waited there behind the
-    /// flood's prepares while every light writer's commit waited for that
-    /// turn (docs/architecture.md, "Upkeep"). Errors as
+    /// [`Graph::upkeep_once`] beside a flood when `bulk` is given (the
+    /// GraphActor's bulk runtime, nice 10, while a bulk write is queued or
+    /// running): the step's dear part (the new index segments or
+    /// compacted fragments, written outside the commit turn) runs there,
+    /// and a compaction whose commit would remap indexes
+    /// ([`table::Compaction::remaps`]) is held until
+    /// [`Graph::release_held_upkeep`] (the flood's end) while the indexes
+    /// due are kept up. Its commit turn (Lance commit, publish) runs where
+    /// the caller runs it: a commit turn run on the bulk runtime waited
+    /// there behind the flood's prepares, and a compaction's index remap
+    /// held the turn for 163 ms, while every light writer's commit waited
+    /// for that turn (docs/architecture.md, "Upkeep"). Errors as
     /// [`Graph::upkeep_once`]'s.
-    pub async fn upkeep_once_preparing_on(
+    pub async fn upkeep_once_beside_flood(
         &self,
-        prepare: Option<tokio::runtime::Handle>,
+        bulk: Option<tokio::runtime::Handle>,
     ) -> Result<UpkeepDone, EngineError> {
         let next = self
             .upkeep_wanted
@@ -351,7 +374,7 @@ impl Graph {
         // Boxed: inlined, the step's future nested deeper than rustc's
         // layout query allows in callers' async bodies (a clean build of
         // `tests/engine` failed on `optimize`'s).
-        let r = Box::pin(self.upkeep_table(&branch, &key, prepare)).await;
+        let r = Box::pin(self.upkeep_table(&branch, &key, bulk)).await;
         if r.is_err() {
             self.want_again(&branch, &key);
         }
@@ -362,7 +385,7 @@ impl Graph {
         &self,
         branch: &str,
         key: &TableKey,
-        prepare: Option<tokio::runtime::Handle>,
+        bulk: Option<tokio::runtime::Handle>,
     ) -> Result<UpkeepDone, EngineError> {
         let idle = || UpkeepDone::NothingDue {
             branch: branch.to_string(),
@@ -388,9 +411,9 @@ impl Graph {
         .await?;
         // The dear part, outside the commit turn.
         let t0 = std::time::Instant::now();
-        let prepared = match prepare {
+        let prepared = match bulk {
             Some(rt) => rt
-                .spawn(async move { table::prepare_upkeep(&ds, &specs).await })
+                .spawn(async move { table::prepare_upkeep(&ds, &specs, true).await })
                 .await
                 .map_err(|e| {
                     if e.is_panic() {
@@ -403,9 +426,14 @@ impl Graph {
                         reason: format!("upkeep prepare cancelled: {e}"),
                     }
                 })?,
-            None => table::prepare_upkeep(&ds, &specs).await,
-        };
-        let Some(work) = prepared? else {
+            None => table::prepare_upkeep(&ds, &specs, false).await,
+        }?;
+        if prepared.held {
+            if let Ok(mut h) = self.upkeep_held.lock() {
+                h.insert((branch.to_string(), key.clone()));
+            }
+        }
+        let Some(work) = prepared.work else {
             return Ok(idle());
         };
         let what = work.describe();

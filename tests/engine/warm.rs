@@ -462,6 +462,71 @@ fn appends_beside_uncovered_fragments_find_every_stored_key() {
     });
 }
 
+/// Beside a flood (`Graph::upkeep_once_beside_flood` given the bulk
+/// runtime) a compaction that would remap indexes inside its commit turn
+/// is held: the indexes due are still extended, nothing is compacted, and
+/// the table no longer counts as pending; released at the flood's end, the
+/// compaction runs and every row stays found.
+#[test]
+fn a_flood_holds_the_compaction_that_remaps_indexes() {
+    use omnigraph::engine::load::LoadMode;
+    use omnigraph::engine::upkeep::UpkeepDone;
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("g");
+    let uri = root.to_str().expect("utf8").to_string();
+    rt.block_on(async {
+        let g = upkept(&uri).await;
+        let item = TableKey::node("Item");
+        // Eleven covered fragments of 1,100 rows: small (under 10,000), so
+        // more than ten of them are due for a compaction that remaps.
+        for f in 0..11 {
+            let data: String = (0..1_100)
+                .map(|j| format!("{{\"type\":\"Item\",\"data\":{{\"key\":\"f{f}-{j}\"}}}}\n"))
+                .collect();
+            crate::support::load_str(&g, &data, LoadMode::Append, "main")
+                .await
+                .expect("load");
+            if f < 10 {
+                let done = drain_upkeep(&g).await;
+                assert!(!done.contains(&"compaction".to_string()), "{f}: {done:?}");
+            }
+        }
+        let due = g.upkeep_due("main", &item).await.expect("due");
+        assert!(due.contains(&"compaction".to_string()), "{due:?}");
+
+        let bulk = tokio::runtime::Handle::current();
+        let mut done = Vec::new();
+        for _ in 0..20 {
+            match g
+                .upkeep_once_beside_flood(Some(bulk.clone()))
+                .await
+                .expect("upkeep")
+            {
+                UpkeepDone::Idle => break,
+                UpkeepDone::Published { what, .. } => done.push(what),
+                _ => {}
+            }
+        }
+        assert!(!done.is_empty(), "the new fragment's indexes extended");
+        assert!(done.iter().all(|w| w != "compaction"), "{done:?}");
+        assert_eq!(g.upkeep_pending(), 0, "held, not pending");
+        assert_eq!(item_indexes(&g, &root).await.1, 11, "nothing compacted");
+        let due = g.upkeep_due("main", &item).await.expect("due");
+        assert_eq!(due, vec!["compaction".to_string()], "only the held one");
+
+        assert_eq!(g.release_held_upkeep(), 1);
+        assert_eq!(g.release_held_upkeep(), 0, "released once");
+        let done = drain_upkeep(&g).await;
+        assert!(done.contains(&"compaction".to_string()), "{done:?}");
+        assert!(item_indexes(&g, &root).await.1 < 11, "compacted");
+        assert_eq!(keys(&g, "all", json!({})).await.len(), 11 * 1_100);
+        for k in ["f0-0", "f5-700", "f10-1099"] {
+            assert_eq!(keys(&g, "item", json!({"k": k})).await, vec![k.to_string()]);
+        }
+    });
+}
+
 /// Tables are created without Lance stable row ids (`table::params`: with
 /// them every keyed write rebuilt Lance's row-id index of the whole table,
 /// a cost that grew with history), and keyed writes stay exact across the
@@ -672,5 +737,133 @@ fn the_read_cache_stays_bounded_under_steady_writes() {
             assert!(bytes > 0, "the decoded table is counted");
             assert_eq!(entries, 1, "{entries} entries, {bytes} bytes");
         }
+    });
+}
+
+/// A compaction prepared outside the commit turn commits over the appends
+/// that landed since its plan (moved to read the head when its fragments
+/// are untouched, `table::commit_upkeep`), and is refused, losing nothing,
+/// when a delete or an upsert changed a fragment it rewrote.
+#[test]
+fn a_prepared_compaction_commits_over_appends_and_yields_to_changes() {
+    use arrow_array::{Array, RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use omnigraph::storage::table::{self, TableAt};
+    use std::sync::Arc;
+
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = tmp
+        .path()
+        .join("t.lance")
+        .to_str()
+        .expect("utf8")
+        .to_string();
+    let batch = |ids: &[&str], body: &str| {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("body", DataType::Utf8, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(ids.to_vec())),
+                Arc::new(StringArray::from(vec![body; ids.len()])),
+            ],
+        )
+        .expect("batch")
+    };
+    rt.block_on(async {
+        let at = |version: u64| TableAt {
+            uri: uri.clone(),
+            branch: None,
+            version,
+        };
+        let head = async |v: u64| table::open(&at(v)).await.expect("open");
+        let rows = async |v: u64| {
+            let mut ids: Vec<String> = table::scan_all(&head(v).await, None)
+                .await
+                .expect("scan")
+                .iter()
+                .flat_map(|b| {
+                    let col = b.column_by_name("id").expect("id");
+                    let col = col.as_any().downcast_ref::<StringArray>().expect("utf8");
+                    (0..col.len())
+                        .map(|i| col.value(i).to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            ids.sort();
+            ids
+        };
+        let mut v = table::create_or_replace(&uri, batch(&["a00"], "old"))
+            .await
+            .expect("create");
+        let mut want = vec!["a00".to_string()];
+        for i in 1..12 {
+            let id = format!("a{i:02}");
+            v = table::append(head(v).await, batch(&[&id], "old"))
+                .await
+                .expect("append");
+            want.push(id);
+        }
+        let prepare = async |v: u64| {
+            table::prepare_upkeep(&head(v).await, &[], false)
+                .await
+                .expect("prepare")
+                .work
+                .expect("twelve one-row fragments are due for compaction")
+        };
+
+        // Appends since the plan: committed over them, nothing lost.
+        let work = prepare(v).await;
+        for i in 0..20 {
+            let id = format!("b{i:02}");
+            v = table::append(head(v).await, batch(&[&id], "old"))
+                .await
+                .expect("append");
+            want.push(id);
+        }
+        v = table::commit_upkeep(&at(v), work, "w1")
+            .await
+            .expect("a compaction commits over appends");
+        want.sort();
+        assert_eq!(rows(v).await, want);
+        assert_eq!(head(v).await.get_fragments().len(), 21, "twelve became one");
+
+        // A delete of a rewritten row since the plan: refused, kept deleted.
+        let work = prepare(v).await;
+        v = table::delete_where_in(head(v).await, "id", &["a03".to_string()])
+            .await
+            .expect("delete");
+        let e = table::commit_upkeep(&at(v), work, "w2")
+            .await
+            .expect_err("a delete of a rewritten row refuses the compaction");
+        assert!(e.conflict, "{e:?}");
+        want.retain(|k| k != "a03");
+        // The refused commit may have reserved fragment ids (a version of
+        // its own); the rows are the delete's.
+        let latest = lance::Dataset::open(&uri)
+            .await
+            .expect("open")
+            .version()
+            .version;
+        assert_eq!(rows(latest).await, want);
+
+        // An upsert of a rewritten row since the plan: refused, kept.
+        let work = prepare(latest).await;
+        v = table::upsert(head(latest).await, batch(&["b05"], "new"))
+            .await
+            .expect("upsert");
+        let e = table::commit_upkeep(&at(v), work, "w3")
+            .await
+            .expect_err("an upsert of a rewritten row refuses the compaction");
+        assert!(e.conflict, "{e:?}");
+        let latest = lance::Dataset::open(&uri)
+            .await
+            .expect("open")
+            .version()
+            .version;
+        assert_eq!(rows(latest).await, want);
     });
 }

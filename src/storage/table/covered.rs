@@ -11,8 +11,11 @@
 //!
 //! Instead, the ids an uncovered fragment holds are known here: recorded
 //! when a staged change writes the fragment (its rows are the change's
-//! rows) and read once otherwise, keyed by the fragment's files and
-//! deletion file, which Lance never rewrites in place. An upsert none of
+//! rows) and read once otherwise, keyed by the fragment's data files,
+//! which Lance never rewrites in place. Ids known for one deletion file
+//! stay an upper bound after later deletions (a deletion only removes
+//! rows), and an upper bound answers "is none of these ids there?"
+//! without a read. An upsert none of
 //! whose ids is in an uncovered fragment is staged against the same
 //! version with those fragments left out of the dataset it reads: Lance
 //! then matches through the index alone, and the transaction it builds
@@ -51,9 +54,20 @@ struct ByIds;
 struct Ids {
     ids: Arc<HashSet<String>>,
     /// The fragment's live ids exactly (read, or every row of an append
-    /// written to this one fragment); otherwise at most these (an upsert
-    /// may update some of its rows in place instead).
+    /// written to this one fragment) while its deletion file is
+    /// `deletion`; otherwise at most these (an upsert may update some of
+    /// its rows in place instead).
     exact: bool,
+    /// The deletion file (see [`fragment_key`]) the ids were known at.
+    deletion: Option<String>,
+}
+
+impl Ids {
+    /// Exactly the live ids of a fragment whose deletion file is
+    /// `deletion` (else at most these).
+    fn exact_at(&self, deletion: &Option<String>) -> bool {
+        self.exact && &self.deletion == deletion
+    }
 }
 
 impl quick_cache::Weighter<String, Ids> for ByIds {
@@ -71,10 +85,10 @@ fn known() -> &'static Known {
 }
 
 /// A fragment's identity within dataset `uri`: its data files (paths are
-/// unique and never rewritten) and its deletion file (a new one for each
-/// change of the deleted rows). `None` for a fragment with overlays, whose
-/// values may differ from its files'.
-fn fragment_key(uri: &str, f: &Fragment) -> Option<String> {
+/// unique and never rewritten), and apart its deletion file (a new one for
+/// each change of the deleted rows), which only removes ids. `None` for a
+/// fragment with overlays, whose values may differ from its files'.
+fn fragment_key(uri: &str, f: &Fragment) -> Option<(String, Option<String>)> {
     if !f.overlays.is_empty() || f.files.is_empty() {
         return None;
     }
@@ -82,10 +96,11 @@ fn fragment_key(uri: &str, f: &Fragment) -> Option<String> {
     for file in &f.files {
         let _ = write!(k, "|{}@{:?}", file.path, file.base_id);
     }
-    if let Some(d) = &f.deletion_file {
-        let _ = write!(k, "|deleted:{}:{}@{:?}", d.read_version, d.id, d.base_id);
-    }
-    Some(k)
+    let deletion = f
+        .deletion_file
+        .as_ref()
+        .map(|d| format!("{}:{}@{:?}", d.read_version, d.id, d.base_id));
+    Some((k, deletion))
 }
 
 /// The non-null values of `batch`'s `id` column (a `Utf8` column);
@@ -112,13 +127,16 @@ pub(super) fn remember(uri: &str, fragments: &[Fragment], batch: &RecordBatch, a
         return;
     }
     let Some(ids) = batch_ids(batch) else { return };
-    let ids = Ids {
-        exact: append && fragments.len() == 1 && ids.len() == batch.num_rows(),
-        ids: Arc::new(ids),
-    };
+    let exact = append && fragments.len() == 1 && ids.len() == batch.num_rows();
+    let ids = Arc::new(ids);
     for f in fragments {
-        if let Some(k) = fragment_key(uri, f) {
-            known().insert(k, ids.clone());
+        if let Some((k, deletion)) = fragment_key(uri, f) {
+            let ids = Ids {
+                ids: ids.clone(),
+                exact,
+                deletion,
+            };
+            known().insert(k, ids);
         }
     }
 }
@@ -131,19 +149,26 @@ pub(super) fn remember_rewrite(uri: &str, original: &[Fragment], new: &[Fragment
     let mut ids = HashSet::new();
     let mut exact = new.len() == 1;
     for f in original {
-        let Some(known) = fragment_key(uri, f).and_then(|k| known().get(&k)) else {
+        let Some((k, deletion)) = fragment_key(uri, f) else {
             return;
         };
-        exact &= known.exact;
+        let Some(known) = known().get(&k) else {
+            return;
+        };
+        exact &= known.exact_at(&deletion);
         ids.extend(known.ids.iter().cloned());
     }
-    let ids = Ids {
-        ids: Arc::new(ids),
-        exact,
-    };
+    let ids = Arc::new(ids);
     for f in new {
-        if let Some(k) = fragment_key(uri, f) {
-            known().insert(k, ids.clone());
+        if let Some((k, deletion)) = fragment_key(uri, f) {
+            known().insert(
+                k,
+                Ids {
+                    ids: ids.clone(),
+                    exact,
+                    deletion,
+                },
+            );
         }
     }
 }
@@ -152,9 +177,9 @@ pub(super) fn remember_rewrite(uri: &str, original: &[Fragment], new: &[Fragment
 /// `exact`): known, or read once (its `id` column, deletions applied).
 /// `None` when it is not to be looked at.
 async fn fragment_ids(ds: &Dataset, f: &Fragment, exact: bool) -> Option<Arc<HashSet<String>>> {
-    let key = fragment_key(ds.uri(), f)?;
+    let (key, deletion) = fragment_key(ds.uri(), f)?;
     if let Some(ids) = known().get(&key)
-        && (ids.exact || !exact)
+        && (ids.exact_at(&deletion) || !exact)
     {
         return Some(ids.ids);
     }
@@ -181,6 +206,7 @@ async fn fragment_ids(ds: &Dataset, f: &Fragment, exact: bool) -> Option<Arc<Has
         Ids {
             ids: ids.clone(),
             exact: true,
+            deletion,
         },
     );
     Some(ids)
@@ -208,7 +234,11 @@ pub(super) async fn covered_only(ds: &Dataset, batch: &RecordBatch) -> Option<Da
 /// a handle on the fragments the index covers (to look `wanted` up
 /// through the index alone), and the ids of `wanted` the other fragments
 /// hold, exactly (their live ids known exactly, or read once: an `id IN
-/// (...)` filter in chunks would scan each of them once per chunk).
+/// (...)` filter in chunks would scan each of them once per chunk). A
+/// fragment whose ids are known at most (an upsert's, or known before a
+/// deletion) and include none of `wanted` is not read: the new keys of a
+/// bulk load beside single-row upserts read nothing (before, each load of
+/// a `load/ndjson` flood re-read every upserted fragment not yet indexed).
 /// `None` when there is no exact-equality index on `id`, a fragment is
 /// not to be looked at here (overlays, over [`MAX_KNOWN_FRAGMENT_ROWS`]
 /// rows) or a read fails: look up the ordinary way.
@@ -216,6 +246,10 @@ pub async fn stored_split(ds: &Dataset, wanted: &[&str]) -> Option<(Dataset, Has
     let uncovered = uncovered(ds).await?;
     let mut found = HashSet::new();
     for f in &uncovered {
+        let bound = fragment_ids(ds, f, false).await?;
+        if !wanted.iter().any(|id| bound.contains(*id)) {
+            continue;
+        }
         let ids = fragment_ids(ds, f, true).await?;
         found.extend(
             wanted

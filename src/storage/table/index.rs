@@ -98,17 +98,29 @@ pub fn fts_params() -> lance_index::scalar::InvertedIndexParams {
         .with_position(false)
 }
 
-/// The small fragments (fewer than [`SMALL_FRAGMENT_ROWS`] rows) a table
-/// may hold before a write compacts them. Every small write (a mutation, a
+/// The small fragments (fewer than [`SMALL_WRITE_ROWS`] rows) a table
+/// may hold before upkeep compacts them. Every small write (a mutation, a
 /// small load) adds a fragment; a table of thousands of one-row fragments
 /// has a manifest, scans and lookups that grow with history.
 pub const MAX_SMALL_FRAGMENTS: usize = 10;
 
-/// A fragment with fewer rows than this is small; compaction merges
-/// adjacent small fragments up to this size (Lance's
-/// `target_rows_per_fragment`), so the big fragments a bulk load writes are
-/// never rewritten by it.
+/// Compaction merges adjacent fragments of fewer rows than this into
+/// fragments of up to this size (Lance's `target_rows_per_fragment`), so
+/// the big fragments a bulk load writes are never rewritten by it.
 pub const SMALL_FRAGMENT_ROWS: usize = 10_000;
+
+/// A fragment with fewer rows than this is small: a small write's (a
+/// mutation's, a small load's). Only small fragments make compaction due
+/// ([`compaction_due`]); it then merges them with their neighbours of
+/// fewer than [`SMALL_FRAGMENT_ROWS`]. A bulk load's fragments (a
+/// `load/ndjson` body of 5,000 rows writes one) do not make it due: merging
+/// two of them halves a count that grows by one per 5,000 rows, at the
+/// price of rewriting both and, once they are indexed, of remapping the
+/// indexes inside the commit turn (measured before this bound, beside a
+/// `load/ndjson` flood into another type: compaction steps of about 1 s of
+/// preparation each on the flooded table, and light writers' p99 64 to
+/// 148 ms).
+pub const SMALL_WRITE_ROWS: usize = 2_500;
 
 /// Fragments a BTREE index may leave uncovered before the commit step
 /// extends it ([`upkeep_if_due`]). Lookups stay exact meanwhile: Lance
@@ -178,27 +190,47 @@ pub async fn indexes_due(ds: &Dataset, specs: &[IndexSpec]) -> Result<Vec<IndexS
     Ok(due)
 }
 
-/// The compaction `ds` is due for, as Lance options, or `None`:
+/// A compaction [`compaction_due`] chose: Lance's options for it, and
+/// whether it rewrites fragments an index covers, so that Lance's
+/// `commit_compaction` remaps those indexes inside the commit (the commit
+/// turn then grows with the index: a BTREE remap rewrites the whole index;
+/// measured 163 ms on a flooded table of about 100,000 rows, release, tmpfs).
+#[derive(Debug, Clone)]
+pub struct Compaction {
+    /// Lance's options (`target_rows_per_fragment`, the fragments left out).
+    pub options: lance::dataset::optimize::CompactionOptions,
+    /// It rewrites indexed fragments: its commit remaps their indexes.
+    pub remaps: bool,
+}
+
+/// The compaction `ds` is due for, or `None`:
 ///
 /// - more than [`MAX_UNINDEXED_FRAGMENTS`] small fragments that no index
 ///   covers (the single-row writes since the last index extension): only
-///   those are merged (every covered fragment is in
-///   `excluded_fragment_ids`), so no index covers a rewritten fragment and
+///   those are merged (every covered fragment and every one that is not
+///   small is in `excluded_fragment_ids`; Lance merges only adjacent
+///   fragments, so small ones between a flood's are left to the index
+///   extension), so no index covers a rewritten fragment and
 ///   Lance's commit remaps none. A BTREE remap rewrites the whole index
 ///   inside the commit, which grew with the index (measured: commit turns
 ///   up to about 300 ms under a `load/ndjson` flood). The index is extended
 ///   later over the one merged fragment, once it holds more than
 ///   [`MAX_UNINDEXED_ROWS`] rows;
 /// - else more than [`MAX_SMALL_FRAGMENTS`] small fragments: all of them
-///   (covered ones too, so the indexes over them are remapped), which the
-///   first rule makes rare (each covered small fragment then holds about
-///   [`MAX_UNINDEXED_ROWS`] rows).
+///   (covered ones too, so the indexes over them are remapped:
+///   [`Compaction::remaps`]), which the first rule makes rare under small
+///   writes (each covered small fragment then holds about
+///   [`MAX_UNINDEXED_ROWS`] rows); a flood of small loads meets it often,
+///   which is why the GraphActor holds such a compaction while a flood runs
+///   ([`prepare_upkeep`]).
+///
+/// Small means fewer than [`SMALL_WRITE_ROWS`] rows; the compaction then
+/// merges adjacent fragments of fewer than [`SMALL_FRAGMENT_ROWS`]
+/// (Lance's planner), excluded ones aside.
 ///
 /// A table without indexes has nothing to remap and takes the second rule
 /// only. Errors: Lance failing to read the index section.
-pub async fn compaction_due(
-    ds: &Dataset,
-) -> Result<Option<lance::dataset::optimize::CompactionOptions>, TableError> {
+pub async fn compaction_due(ds: &Dataset) -> Result<Option<Compaction>, TableError> {
     use lance::index::DatasetIndexExt;
     let options = lance::dataset::optimize::CompactionOptions {
         target_rows_per_fragment: SMALL_FRAGMENT_ROWS,
@@ -210,7 +242,7 @@ pub async fn compaction_due(
         .filter(|f| {
             f.metadata()
                 .physical_rows
-                .is_some_and(|r| r < SMALL_FRAGMENT_ROWS)
+                .is_some_and(|r| r < SMALL_WRITE_ROWS)
         })
         .map(|f| f.id() as u64)
         .collect();
@@ -229,13 +261,32 @@ pub async fn compaction_due(
             .filter(|id| u32::try_from(**id).is_ok_and(|id| !covered.contains(&id)))
             .count();
         if known && uncovered > MAX_UNINDEXED_FRAGMENTS {
-            return Ok(Some(lance::dataset::optimize::CompactionOptions {
-                excluded_fragment_ids: covered.into_iter().collect(),
-                ..options
+            // Only the small ones: a bulk load's uncovered fragments
+            // beside them would be rewritten too (Lance merges adjacent
+            // fragments under the target), which took a step beside a
+            // same-type flood 7 s to prepare while no index upkeep ran.
+            let large = ds.get_fragments().into_iter().filter_map(|f| {
+                let rows = f.metadata().physical_rows;
+                (rows.is_none_or(|r| r >= SMALL_WRITE_ROWS))
+                    .then(|| u32::try_from(f.id()).ok())
+                    .flatten()
+            });
+            covered.extend(large);
+            return Ok(Some(Compaction {
+                options: lance::dataset::optimize::CompactionOptions {
+                    excluded_fragment_ids: covered.into_iter().collect(),
+                    ..options
+                },
+                remaps: false,
             }));
         }
     }
-    Ok((small.len() > MAX_SMALL_FRAGMENTS).then_some(options))
+    // The second rule: with indexes, the fragments it merges are (or
+    // neighbour) covered ones (the first rule took the uncovered ones).
+    Ok((small.len() > MAX_SMALL_FRAGMENTS).then_some(Compaction {
+        options,
+        remaps: !indexes.is_empty(),
+    }))
 }
 
 /// The upkeep a write's commit step runs after its table commit, when due:
@@ -260,9 +311,9 @@ pub async fn upkeep_if_due(ds: Dataset, specs: &[IndexSpec]) -> Result<u64, Tabl
 /// warm write's storage requests the same whatever the history
 /// (`scripts/bench` measures it).
 pub async fn upkeep(mut ds: Dataset, specs: &[IndexSpec]) -> Result<u64, TableError> {
-    if let Some(options) = compaction_due(&ds).await? {
+    if let Some(due) = compaction_due(&ds).await? {
         let uri = ds.uri().to_string();
-        lance::dataset::optimize::compact_files(&mut ds, options, None)
+        lance::dataset::optimize::compact_files(&mut ds, due.options, None)
             .await
             .map_err(|e| terr(&uri, e))?;
     }
@@ -321,33 +372,76 @@ impl PreparedUpkeep {
     }
 }
 
+/// What [`prepare_upkeep`] made ready.
+pub struct Prepared {
+    /// The step to commit ([`commit_upkeep`]), `None` when nothing is due
+    /// (or only a held compaction).
+    pub work: Option<PreparedUpkeep>,
+    /// A compaction that remaps indexes was due and held
+    /// (`hold_remapping`): the caller runs it later, when no flood runs.
+    pub held: bool,
+}
+
 /// The upkeep `ds` is due for, done as far as it can be without
 /// committing: compaction first when [`compaction_due`] (its indexes
 /// follow in the next round), else every
 /// index [`indexes_due`] names, each extended by a delta segment or, at
-/// [`MAX_INDEX_SEGMENTS`] segments, folded. `None` when nothing is due.
+/// [`MAX_INDEX_SEGMENTS`] segments, folded. Nothing to commit when nothing
+/// is due.
+///
+/// With `hold_remapping`, a compaction whose commit would remap indexes
+/// ([`Compaction::remaps`]) is not done but reported
+/// ([`Prepared::held`]), and the indexes due are prepared instead: the
+/// GraphActor holds such compactions while a flood runs, because Lance
+/// remaps inside the commit, and the commit turn is every writer's.
 /// Errors: Lance failing to read `ds` or write the new files.
 pub async fn prepare_upkeep(
+    ds: &Dataset,
+    specs: &[IndexSpec],
+    hold_remapping: bool,
+) -> Result<Prepared, TableError> {
+    let uri = ds.uri().to_string();
+    let mut held = false;
+    if let Some(due) = compaction_due(ds).await? {
+        if due.remaps && hold_remapping {
+            held = true;
+        } else {
+            let plan = lance::dataset::optimize::plan_compaction(ds, &due.options)
+                .await
+                .map_err(|e| terr(&uri, e))?;
+            let mut results = Vec::new();
+            for task in plan.compaction_tasks() {
+                let r = task.execute(ds).await.map_err(|e| terr(&uri, e))?;
+                super::covered::remember_rewrite(&uri, &r.original_fragments, &r.new_fragments);
+                results.push(r);
+            }
+            if !results.is_empty() {
+                return Ok(Prepared {
+                    work: Some(PreparedUpkeep::Compaction {
+                        results,
+                        options: due.options,
+                    }),
+                    held: false,
+                });
+            }
+        }
+    }
+    Ok(Prepared {
+        work: prepare_indexes(ds, specs).await?,
+        held,
+    })
+}
+
+/// The index part of [`prepare_upkeep`]: the first missing index built
+/// whole, else every due index extended or folded; `None` when none is
+/// due.
+async fn prepare_indexes(
     ds: &Dataset,
     specs: &[IndexSpec],
 ) -> Result<Option<PreparedUpkeep>, TableError> {
     use lance::index::DatasetIndexExt;
     use lance_index::optimize::OptimizeOptions;
     let uri = ds.uri().to_string();
-    if let Some(options) = compaction_due(ds).await? {
-        let plan = lance::dataset::optimize::plan_compaction(ds, &options)
-            .await
-            .map_err(|e| terr(&uri, e))?;
-        let mut results = Vec::new();
-        for task in plan.compaction_tasks() {
-            let r = task.execute(ds).await.map_err(|e| terr(&uri, e))?;
-            super::covered::remember_rewrite(&uri, &r.original_fragments, &r.new_fragments);
-            results.push(r);
-        }
-        if !results.is_empty() {
-            return Ok(Some(PreparedUpkeep::Compaction { results, options }));
-        }
-    }
     let due = indexes_due(ds, specs).await?;
     if due.is_empty() {
         return Ok(None);
@@ -414,10 +508,11 @@ pub async fn commit_upkeep(
         [(WRITE_ID_PROPERTY.to_string(), write_id.to_string())].into();
     match upkeep {
         PreparedUpkeep::Compaction {
-            results,
+            mut results,
             mut options,
         } => {
             options.transaction_properties = Some(Arc::new(props));
+            rebase_untouched(&ds, &mut results);
             lance::dataset::optimize::commit_compaction(
                 &mut ds,
                 results,
@@ -456,6 +551,38 @@ pub async fn commit_upkeep(
     }
     keep(&ds);
     Ok(ds.version().version)
+}
+
+/// Moves each compaction result whose original fragments `head` still
+/// holds unchanged (same files, overlays, deletions: [`Fragment`]'s
+/// equality) to read `head`'s version, so that Lance's commit checks
+/// nothing for it. Lance otherwise checks the rewrite against every
+/// transaction committed since the plan, reading each from storage inside
+/// the commit turn (measured: a 741 ms turn after about 250 light writes
+/// had committed during a 2 s preparation beside a flood, release, tmpfs).
+/// What that check would refuse (a delete, update or upsert of a
+/// rewritten row, another rewrite of the fragment) changes or removes a
+/// fragment, so a result with a changed one keeps its version and Lance's
+/// full check. Writes that only added fragments commute with the rewrite.
+///
+/// [`Fragment`]: lance_table::format::Fragment
+fn rebase_untouched(head: &Dataset, results: &mut [lance::dataset::optimize::RewriteResult]) {
+    let version = head.version().version;
+    let fragments: std::collections::HashMap<u64, &lance_table::format::Fragment> = head
+        .manifest()
+        .fragments
+        .iter()
+        .map(|f| (f.id, f))
+        .collect();
+    for r in results.iter_mut() {
+        let untouched = r
+            .original_fragments
+            .iter()
+            .all(|f| fragments.get(&f.id) == Some(&f));
+        if untouched && r.read_version < version {
+            r.read_version = version;
+        }
+    }
 }
 
 /// Builds the index `spec` over `ds` without committing it: its files are
