@@ -12,7 +12,7 @@
 //! Instead, the ids an uncovered fragment holds are known here: recorded
 //! when a staged change writes the fragment (its rows are the change's
 //! rows) and read once otherwise, keyed by the fragment's data files,
-//! which Lance never rewrites in place. Ids known for one deletion file
+//! which Lance never rewrites in place. Ids known before any deletion
 //! stay an upper bound after later deletions (a deletion only removes
 //! rows), and an upper bound answers "is none of these ids there?"
 //! without a read. An upsert none of
@@ -67,6 +67,15 @@ impl Ids {
     /// `deletion` (else at most these).
     fn exact_at(&self, deletion: &Option<String>) -> bool {
         self.exact && &self.deletion == deletion
+    }
+
+    /// At least the live ids of a fragment whose deletion file is
+    /// `deletion`: known at that deletion file, or before any (a
+    /// fragment's rows are fixed when written and deletions only remove
+    /// them). Ids known at another deletion file bound nothing: a restore
+    /// (heal's roll back) brings an older one back, with more live rows.
+    fn bounds_at(&self, deletion: &Option<String>) -> bool {
+        self.deletion.is_none() || &self.deletion == deletion
     }
 }
 
@@ -155,6 +164,9 @@ pub(super) fn remember_rewrite(uri: &str, original: &[Fragment], new: &[Fragment
         let Some(known) = known().get(&k) else {
             return;
         };
+        if !known.bounds_at(&deletion) {
+            return;
+        }
         exact &= known.exact_at(&deletion);
         ids.extend(known.ids.iter().cloned());
     }
@@ -179,7 +191,7 @@ pub(super) fn remember_rewrite(uri: &str, original: &[Fragment], new: &[Fragment
 async fn fragment_ids(ds: &Dataset, f: &Fragment, exact: bool) -> Option<Arc<HashSet<String>>> {
     let (key, deletion) = fragment_key(ds.uri(), f)?;
     if let Some(ids) = known().get(&key)
-        && (ids.exact_at(&deletion) || !exact)
+        && (ids.exact_at(&deletion) || (!exact && ids.bounds_at(&deletion)))
     {
         return Some(ids.ids);
     }
