@@ -571,6 +571,26 @@ fn tables_have_no_stable_row_ids_and_keyed_rewrites_stay_exact() {
     });
 }
 
+/// A batch of an `id` (Utf8, non-null) and a `body` (Utf8) column, the
+/// shape of the bare Lance tables the tests below write.
+fn id_body_batch(ids: Vec<String>, bodies: Vec<String>) -> arrow_array::RecordBatch {
+    use arrow_array::{RecordBatch, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("body", DataType::Utf8, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(ids)),
+            Arc::new(StringArray::from(bodies)),
+        ],
+    )
+    .expect("batch")
+}
+
 /// Tiered index folding on a real Lance table (`table::ensure_indexes`,
 /// `table::fold_width`): 40 extensions of two rows each over a 1,000-row
 /// base never leave more than `MAX_INDEX_SEGMENTS` segments per index;
@@ -580,11 +600,8 @@ fn tables_have_no_stable_row_ids_and_keyed_rewrites_stay_exact() {
 /// full-text searches find every row.
 #[test]
 fn index_folds_are_tiered_and_lookups_stay_exact() {
-    use arrow_array::{RecordBatch, StringArray};
-    use arrow_schema::{DataType, Field, Schema};
     use lance::index::DatasetIndexExt;
     use omnigraph::storage::table::{self, IndexSpec, MAX_INDEX_SEGMENTS, TextMode};
-    use std::sync::Arc;
 
     let rt = runtime();
     let tmp = tempfile::tempdir().expect("tmp");
@@ -595,20 +612,9 @@ fn index_folds_are_tiered_and_lookups_stay_exact() {
         .expect("utf8")
         .to_string();
     let batch = |from: usize, n: usize| {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Utf8, false),
-            Field::new("body", DataType::Utf8, true),
-        ]));
         let ids: Vec<String> = (from..from + n).map(|i| format!("k{i}")).collect();
         let bodies: Vec<String> = (from..from + n).map(|i| format!("w{i} common")).collect();
-        RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(StringArray::from(ids)),
-                Arc::new(StringArray::from(bodies)),
-            ],
-        )
-        .expect("batch")
+        id_body_batch(ids, bodies)
     };
     let specs = vec![
         IndexSpec::Btree("id".into()),
@@ -746,10 +752,8 @@ fn the_read_cache_stays_bounded_under_steady_writes() {
 /// when a delete or an upsert changed a fragment it rewrote.
 #[test]
 fn a_prepared_compaction_commits_over_appends_and_yields_to_changes() {
-    use arrow_array::{Array, RecordBatch, StringArray};
-    use arrow_schema::{DataType, Field, Schema};
+    use arrow_array::{Array, StringArray};
     use omnigraph::storage::table::{self, TableAt};
-    use std::sync::Arc;
 
     let rt = runtime();
     let tmp = tempfile::tempdir().expect("tmp");
@@ -760,18 +764,10 @@ fn a_prepared_compaction_commits_over_appends_and_yields_to_changes() {
         .expect("utf8")
         .to_string();
     let batch = |ids: &[&str], body: &str| {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Utf8, false),
-            Field::new("body", DataType::Utf8, true),
-        ]));
-        RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(StringArray::from(ids.to_vec())),
-                Arc::new(StringArray::from(vec![body; ids.len()])),
-            ],
+        id_body_batch(
+            ids.iter().map(|i| i.to_string()).collect(),
+            vec![body.to_string(); ids.len()],
         )
-        .expect("batch")
     };
     rt.block_on(async {
         let at = |version: u64| TableAt {
