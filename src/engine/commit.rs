@@ -11,6 +11,13 @@ impl Graph {
     /// [`Graph::commit_prepared`]'s.
     pub async fn commit_prepared_here(&self, w: PreparedWrite) -> Result<WriteReport, EngineError> {
         let mut w = w;
+        self.yield_to_waiters(
+            w.writes
+                .keys()
+                .map(|k| (w.branch.clone(), k.to_string()))
+                .collect(),
+        )
+        .await;
         let mut head = None;
         if let Some(want) = &w.expect_head {
             // Refused here, before any effect, when the head this process

@@ -51,6 +51,13 @@ impl Graph {
             }
             return out;
         }
+        self.yield_to_waiters(
+            writes
+                .iter()
+                .flat_map(|w| w.writes.keys().map(|k| (w.branch.clone(), k.to_string())))
+                .collect(),
+        )
+        .await;
         let m = match self.manifest().await {
             Ok(m) => m,
             Err(e) => {

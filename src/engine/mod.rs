@@ -51,6 +51,7 @@ pub mod schema_apply;
 mod state;
 pub mod table_cache;
 pub mod upkeep;
+pub mod waiting;
 mod write;
 pub use omnigraph_data::values;
 
@@ -223,6 +224,11 @@ pub const INTERNAL_SCHEMA_VERSION: u32 = 1;
 /// How long a write waits, backing off, for a table that another process
 /// is writing before it answers [`EngineError::Busy`].
 pub const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The longest a write waits for another process's publish before it
+/// prepares again ([`Graph::write_with_retry`]); the pause starts at 5 ms
+/// and doubles.
+pub const BUSY_PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// A write validated against one branch head, its table changes staged
 /// (where they can be) but not committed: nothing is visible yet. Made by
@@ -457,6 +463,9 @@ pub struct Graph {
     /// ([`Graph::upkeep_once_beside_flood`]), until
     /// [`Graph::release_held_upkeep`]; shared by clones.
     upkeep_held: upkeep::Wanted,
+    /// Other processes' writes waiting for tables this process keeps
+    /// winning ([`waiting`]), shared by clones.
+    waiters: Arc<waiting::Waiters>,
     /// Upkeep steps running now ([`Graph::upkeep_once`]), shared by
     /// clones: a pair taken out of `upkeep_wanted` is still pending until
     /// its step ends.

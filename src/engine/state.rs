@@ -43,7 +43,18 @@ impl Graph {
     pub async fn manifest(&self) -> Result<Manifest, EngineError> {
         let known = self.known_head();
         let m = match known {
-            Some(k) => self.manifests.newer_than(k).await?,
+            Some(k) => {
+                let was = k.version;
+                let m = self.manifests.newer_than(k).await?;
+                if m.version > was {
+                    // Published by another process (this one's publishes
+                    // are remembered as they land; a read racing one of
+                    // them may count it too, which only refreshes waiters
+                    // more often for a while).
+                    self.waiters.note_foreign();
+                }
+                m
+            }
             None => self.manifests.latest().await?,
         };
         self.remember(&m);

@@ -29,9 +29,28 @@ impl Graph {
     /// [`STALE_ATTEMPTS`] times, after a short random pause that grows with
     /// each attempt (so two processes writing the same tables do not keep
     /// meeting); a table another process is writing ([`EngineError::Busy`])
-    /// is waited for (backing off). Both stop at [`BUSY_WAIT`] from the
-    /// start.
+    /// is waited for until that process publishes (`Graph::await_publish`)
+    /// and prepared again. Both stop at [`BUSY_WAIT`] from the start.
     pub async fn write_with_retry<F, Fut>(&self, mut prepare: F) -> Result<WriteReport, EngineError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Prepared, EngineError>>,
+    {
+        // The waiters this write stands as (`engine/waiting.rs`), removed
+        // when it ends however it ends.
+        let mut waiting: Vec<String> = Vec::new();
+        let out = self.retry_loop(&mut prepare, &mut waiting).await;
+        for path in waiting {
+            self.unmark_waiting(&path).await;
+        }
+        out
+    }
+
+    async fn retry_loop<F, Fut>(
+        &self,
+        prepare: &mut F,
+        waiting: &mut Vec<String>,
+    ) -> Result<WriteReport, EngineError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Prepared, EngineError>>,
@@ -44,10 +63,21 @@ impl Graph {
                 Prepared::Nothing(report) => return Ok(report),
                 Prepared::Write(w) => w,
             };
+            let branch = w.branch.clone();
             let committed = match &self.commit_path {
                 Some(path) => path.submit(w).await,
                 None => self.commit_prepared(w).await,
             };
+            // A table lost to another process: stand as its waiter.
+            if let Err(EngineError::Stale { table, .. } | EngineError::Busy { table, .. }) =
+                &committed
+                && started.elapsed() < BUSY_WAIT
+            {
+                let path = self.mark_waiting(&branch, table).await;
+                if !waiting.contains(&path) {
+                    waiting.push(path);
+                }
+            }
             match committed {
                 Err(EngineError::Stale { .. })
                     if attempts < STALE_ATTEMPTS && started.elapsed() < BUSY_WAIT =>
@@ -58,10 +88,38 @@ impl Graph {
                     attempts += 1;
                 }
                 Err(EngineError::Busy { .. }) if started.elapsed() < BUSY_WAIT => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(std::time::Duration::from_millis(500));
+                    self.await_publish(pause, started).await;
+                    pause = (pause * 2).min(BUSY_PAUSE_MAX);
                 }
                 other => return other,
+            }
+        }
+    }
+
+    /// Waits while another process holds a table this write wants (it has
+    /// committed the table and not yet published): until a manifest newer
+    /// than the one this handle knows appears (looked for every 10–25 ms,
+    /// at random), for at most `pause`, and never past [`BUSY_WAIT`] from
+    /// `started`. Coming back as soon as the holder publishes keeps a
+    /// process that lost a race from falling behind the processes that
+    /// keep writing the same table: with a pause that only grew (to
+    /// 500 ms), the writers of one of three replicas loading into one
+    /// table landed nothing for 30 s (`tests/server/replicas.rs`). A
+    /// failed read of the manifest ends the wait; preparing again meets
+    /// the error.
+    async fn await_publish(&self, pause: std::time::Duration, started: std::time::Instant) {
+        let seen = self.known_head().map(|m| m.version);
+        let until = std::time::Instant::now() + pause;
+        loop {
+            let ms = 10 + (ulid::Ulid::new().random() % 16) as u64;
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            if std::time::Instant::now() >= until || started.elapsed() >= BUSY_WAIT {
+                return;
+            }
+            match self.manifest().await {
+                Ok(m) if Some(m.version) > seen => return,
+                Ok(_) => {}
+                Err(_) => return,
             }
         }
     }

@@ -190,8 +190,12 @@ fn three_replicas_over_one_bucket_lose_and_split_nothing() {
         .clone()
         .expect("some write acknowledged");
     let refused = refused.lock().expect("refused").clone();
+    let mut landed: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in acked.keys() {
+        *landed.entry(t.split('-').next().unwrap_or(t)).or_default() += 1;
+    }
     eprintln!(
-        "{REPLICAS} replicas, {WRITERS} writers, {secs} s on s3 (moto): {} loads acknowledged, {} refused",
+        "{REPLICAS} replicas, {WRITERS} writers, {secs} s on s3 (moto): {} loads acknowledged ({landed:?}), {} refused",
         acked.len(),
         refused.len()
     );
