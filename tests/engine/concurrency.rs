@@ -185,17 +185,20 @@ fn a_commit_step_yields_once_to_another_process_waiting_for_its_table() {
         // background at most once a second here: commit, wait out the
         // refresh period, commit again (which starts a refresh), let the
         // refresh land.
-        let settle = || async {
-            tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-            load("settle-a").await;
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let settle = |slug: &'static str| {
+            let load = &load;
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+                load(slug).await;
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
         };
         let a1 = load("a1").await;
 
         // A waiter of this process: no yield; the load lands before the
         // CLI's, which starts 700 ms later.
         waiter_file(lease::me().clone());
-        settle().await;
+        settle("settle-a").await;
         let cli = cli_load("cli-1", std::time::Duration::from_millis(700));
         let a2 = load("a2").await;
         cli.await.expect("cli");
@@ -207,9 +210,7 @@ fn a_commit_step_yields_once_to_another_process_waiting_for_its_table() {
             host: "elsewhere".into(),
             pid: 1,
         });
-        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-        let _ = load("settle-b").await;
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        settle("settle-b").await;
         let cli = cli_load("cli-2", std::time::Duration::from_millis(700));
         let a3 = load("a3").await;
         cli.await.expect("cli");
