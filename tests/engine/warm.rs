@@ -863,3 +863,105 @@ fn a_prepared_compaction_commits_over_appends_and_yields_to_changes() {
         assert_eq!(rows(latest).await, want);
     });
 }
+
+/// An upsert whose ids the table does not hold is staged as a Lance append
+/// (`covered::all_absent`, no merge-insert): new ids are; an id in a
+/// fragment the `id` index covers, one in a fragment it does not cover yet,
+/// one deleted from a covered fragment (the index still lists it, so the
+/// rule errs towards merging) and a batch mixing a new and a stored id are
+/// merged. Committed one after another, every id ends as one row holding
+/// the body written last.
+#[test]
+fn upserts_of_new_ids_are_staged_as_appends() {
+    use arrow_array::{Array, StringArray};
+    use omnigraph::storage::table::{self, ChangeOp, IndexSpec, TableAt};
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = tmp
+        .path()
+        .join("t.lance")
+        .to_str()
+        .expect("utf8")
+        .to_string();
+    let batch = |ids: &[&str], body: &str| {
+        id_body_batch(
+            ids.iter().map(|i| i.to_string()).collect(),
+            vec![body.to_string(); ids.len()],
+        )
+    };
+    rt.block_on(async {
+        let head = async |version: u64| {
+            table::open(&TableAt {
+                uri: uri.clone(),
+                branch: None,
+                version,
+            })
+            .await
+            .expect("open")
+        };
+        let v = table::create_or_replace(&uri, batch(&["a00", "a01", "a02", "a03"], "old"))
+            .await
+            .expect("create");
+        let v = table::ensure_indexes(head(v).await, &[IndexSpec::Btree("id".into())])
+            .await
+            .expect("id index");
+        let v = table::append(head(v).await, batch(&["u00"], "old"))
+            .await
+            .expect("an uncovered fragment");
+        let mut v = table::delete_where_in(head(v).await, "id", &["a03".to_string()])
+            .await
+            .expect("delete");
+        let cases: [(&[&str], bool); 6] = [
+            (&["n00"], true),
+            (&["n01", "n02"], true),
+            (&["a01"], false),
+            (&["u00"], false),
+            (&["a03"], false),
+            (&["n03", "a02"], false),
+        ];
+        for (i, (ids, appends)) in cases.iter().enumerate() {
+            let ds = Arc::new(head(v).await);
+            let change = table::stage(ds.clone(), ChangeOp::Upsert(batch(ids, &format!("w{i}"))))
+                .await
+                .expect("stage");
+            assert_eq!(change.appends(), *appends, "{ids:?}");
+            v = table::commit_staged(ds, change, v + 1, &format!("w{i}"))
+                .await
+                .expect("commit")
+                .version()
+                .version;
+        }
+        let mut rows: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for b in table::scan_all(&head(v).await, None).await.expect("scan") {
+            let col = |n: &str| {
+                b.column_by_name(n)
+                    .and_then(|c| c.as_any().downcast_ref::<StringArray>().cloned())
+                    .expect("utf8 column")
+            };
+            let (id, body) = (col("id"), col("body"));
+            for r in 0..id.len() {
+                rows.entry(id.value(r).to_string())
+                    .or_default()
+                    .push(body.value(r).to_string());
+            }
+        }
+        let want: BTreeMap<String, Vec<String>> = [
+            ("a00", "old"),
+            ("a01", "w2"),
+            ("a02", "w5"),
+            ("a03", "w4"),
+            ("n00", "w0"),
+            ("n01", "w1"),
+            ("n02", "w1"),
+            ("n03", "w5"),
+            ("u00", "w3"),
+        ]
+        .into_iter()
+        .map(|(k, b)| (k.to_string(), vec![b.to_string()]))
+        .collect();
+        assert_eq!(rows, want);
+    });
+}

@@ -34,6 +34,7 @@ use lance::Dataset;
 use lance::index::DatasetIndexExt;
 use lance_index::IndexCriteria;
 use lance_table::format::Fragment;
+use lance_table::format::IndexMetadata;
 
 /// Rows an uncovered fragment may hold for its ids to be looked at here; a
 /// larger one (a bulk load not indexed yet) makes an upsert stage the
@@ -300,6 +301,12 @@ fn without(ds: &Dataset, left_out: &[Fragment]) -> Dataset {
 /// `None` without such an index or with a segment lacking a fragment
 /// bitmap.
 async fn uncovered(ds: &Dataset) -> Option<Vec<Fragment>> {
+    Some(id_index(ds).await?.1)
+}
+
+/// The segments of `ds`'s exact-equality `id` index and the fragments none
+/// of them covers; `None` as [`uncovered`].
+async fn id_index(ds: &Dataset) -> Option<(Vec<IndexMetadata>, Vec<Fragment>)> {
     let index = ds
         .load_scalar_index(
             IndexCriteria::default()
@@ -314,18 +321,87 @@ async fn uncovered(ds: &Dataset) -> Option<Vec<Fragment>> {
     if segments.iter().any(|s| s.fragment_bitmap.is_none()) {
         return None;
     }
-    Some(
-        ds.manifest
-            .fragments
-            .iter()
-            .filter(|f| {
-                !segments.iter().any(|s| {
-                    s.fragment_bitmap
-                        .as_ref()
-                        .is_some_and(|b| b.contains(f.id as u32))
-                })
+    let uncovered = ds
+        .manifest
+        .fragments
+        .iter()
+        .filter(|f| {
+            !segments.iter().any(|s| {
+                s.fragment_bitmap
+                    .as_ref()
+                    .is_some_and(|b| b.contains(f.id as u32))
             })
-            .cloned()
+        })
+        .cloned()
+        .collect();
+    Some((segments, uncovered))
+}
+
+/// Most ids an upsert may carry for [`all_absent`] to look each up; a
+/// larger batch (a merge load) is merged the ordinary way.
+pub const MAX_PROBED_IDS: usize = 64;
+
+/// Whether `ds` holds none of `batch`'s ids, known without Lance's
+/// merge-insert: the fragments its `id` index does not cover hold none of
+/// them (their ids known or read once, as for [`covered_only`]), and no
+/// segment of that index finds one (Lance's BTREE `IsIn` search per
+/// segment; a row found there that was deleted since counts as held).
+/// Such an upsert only inserts and is staged as an append: a single-row
+/// insert's merge-insert (planning and running a DataFusion join for one
+/// row) was the largest item of a 16-caller group-commit profile
+/// (docs/performance.md, "Inserts staged as appends"). `false` whenever in
+/// doubt: no such index, more than [`MAX_PROBED_IDS`] ids, an id twice,
+/// an uncovered fragment not to be looked at, a failed read.
+pub(super) async fn all_absent(ds: &Dataset, batch: &RecordBatch) -> bool {
+    use lance::deps::datafusion::scalar::ScalarValue;
+    use lance::index::DatasetIndexInternalExt;
+    use lance_index::metrics::NoOpMetricsCollector;
+    use lance_index::scalar::SargableQuery;
+    if batch.num_rows() == 0 || batch.num_rows() > MAX_PROBED_IDS {
+        return false;
+    }
+    let Some(mine) = batch_ids(batch) else {
+        return false;
+    };
+    if mine.len() != batch.num_rows() {
+        return false;
+    }
+    let Some((segments, uncovered)) = id_index(ds).await else {
+        return false;
+    };
+    for f in &uncovered {
+        let Some(ids) = fragment_ids(ds, f, false).await else {
+            return false;
+        };
+        if mine.iter().any(|id| ids.contains(id)) {
+            return false;
+        }
+    }
+    let query = SargableQuery::IsIn(
+        mine.iter()
+            .map(|id| ScalarValue::Utf8(Some(id.clone())))
             .collect(),
-    )
+    );
+    for s in &segments {
+        let Ok(index) = ds
+            .open_scalar_index("id", &s.uuid, &NoOpMetricsCollector)
+            .await
+        else {
+            return false;
+        };
+        match index.search(&query, &NoOpMetricsCollector).await {
+            Ok(found) => {
+                let rows = match &found {
+                    lance_index::scalar::SearchResult::Exact(r)
+                    | lance_index::scalar::SearchResult::AtMost(r)
+                    | lance_index::scalar::SearchResult::AtLeast(r) => r,
+                };
+                if !rows.is_empty() {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
 }

@@ -411,6 +411,17 @@ impl StagedChange {
     }
 }
 
+impl StagedChange {
+    /// Whether the change is staged as a Lance append: a load's append, or
+    /// an upsert of ids the table did not hold ([`stage`]).
+    pub fn appends(&self) -> bool {
+        matches!(
+            self.transaction.operation,
+            lance::dataset::transaction::Operation::Append { .. }
+        )
+    }
+}
+
 impl std::fmt::Debug for StagedChange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StagedChange")
@@ -434,7 +445,9 @@ pub enum ChangeOp {
 
 /// Stages `op` against `ds` (the pinned version it reads) without
 /// committing it: data files are written, the returned change holds the
-/// Lance transaction. Errors: Lance refusing the rows or the write.
+/// Lance transaction. An upsert is a Lance merge-insert on `id`, or an
+/// append when none of its ids is stored ([`covered::all_absent`]).
+/// Errors: Lance refusing the rows or the write.
 pub async fn stage(ds: Arc<Dataset>, op: ChangeOp) -> Result<StagedChange, TableError> {
     let uri = ds.uri().to_string();
     let read_version = ds.version().version;
@@ -448,13 +461,20 @@ pub async fn stage(ds: Arc<Dataset>, op: ChangeOp) -> Result<StagedChange, Table
     };
     // The rows new fragments get, for [`covered`]'s record of their ids.
     let mut wrote: Option<RecordBatch> = None;
-    let append = matches!(op, ChangeOp::Append(_));
+    let mut append = matches!(op, ChangeOp::Append(_));
     let (transaction, affected_rows) = match op {
         ChangeOp::Append(b) => {
             wrote = Some(b.clone());
             (insert(ds, b, WriteMode::Append).await?, None)
         }
         ChangeOp::Overwrite(b) => (insert(ds, b, WriteMode::Overwrite).await?, None),
+        // An upsert of ids the table does not hold only inserts: staged as
+        // an append, without Lance's merge-insert ([`covered::all_absent`]).
+        ChangeOp::Upsert(b) if covered::all_absent(&ds, &b).await => {
+            wrote = Some(b.clone());
+            append = true;
+            (insert(ds, b, WriteMode::Append).await?, None)
+        }
         ChangeOp::Upsert(b) => {
             wrote = Some(b.clone());
             // Read through the key index alone when no uncovered fragment
