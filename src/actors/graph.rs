@@ -127,8 +127,10 @@ pub struct GraphActor {
     /// Bumped on every (re)start so a crash report names the incarnation.
     generation: u64,
     graph: Arc<Graph>,
-    /// Reads, light writes and commit turns.
+    /// Reads and light writes.
     rt: tokio::runtime::Handle,
+    /// Commit turns ([`super::Runtimes::commit`]).
+    commit_rt: tokio::runtime::Handle,
     /// Big loads' prepares, and upkeep steps while a bulk write is queued
     /// or running.
     bulk: tokio::runtime::Handle,
@@ -173,8 +175,13 @@ impl Drop for BulkWrite {
 }
 
 /// How long upkeep yields to queued commits before it runs anyway: under a
-/// steady stream of writes it still keeps up, one step at a time.
-pub const UPKEEP_MAX_YIELD: std::time::Duration = std::time::Duration::from_millis(500);
+/// steady stream of writes it still keeps up, one step at a time. At
+/// 500 ms, 16 callers' single-row inserts left about 300 one-row
+/// fragments between two compactions, and every commit's Lance manifest
+/// (built, encoded and written per version) grew with them: 50 ms took
+/// that phase of `omnigraph-bench group-commit` from about 560 to 660
+/// commits/s (docs/performance.md, "Inserts staged as appends").
+pub const UPKEEP_MAX_YIELD: std::time::Duration = std::time::Duration::from_millis(50);
 /// The pause between two upkeep steps, and before looking again when
 /// upkeep yields to queued commits.
 pub const UPKEEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
@@ -201,6 +208,7 @@ impl GraphActor {
             rt: rt.main,
             bulk: rt.bulk,
             upkeep_rt: rt.upkeep,
+            commit_rt: rt.commit,
             metrics,
             supervisor,
             queues: FairQueues::with_limits(
@@ -296,7 +304,7 @@ impl GraphActor {
         let graph = self.committer.clone();
         let me = ctx.address();
         let crash = self.crash_reporter();
-        let rt = self.rt.clone();
+        let rt = self.commit_rt.clone();
         self.rt.spawn(async move {
             let task = rt.spawn(commit_turn(graph, turn));
             if let Err(e) = task.await {

@@ -25,8 +25,12 @@ pub use supervisor::{
 
 /// The runtimes actors hand work to.
 ///
-/// `main` runs reads, light writes (mutations, small loads), commit
-/// turns and the upkeep steps (index extension, folding, compaction);
+/// `main` runs reads, light writes (mutations, small loads) and the
+/// upkeep steps (index extension, folding, compaction); `commit` runs the
+/// commit turns, one at a time on a thread of their own at the normal
+/// priority, so the one serial step of every write does not queue behind
+/// the prepares and requests it commits for (docs/architecture.md, "Group
+/// commit");
 /// `bulk` runs the prepare of big loads, and `upkeep` the preparation of
 /// upkeep steps while a big load is queued or running, both on threads
 /// the server gives a lower OS scheduling priority, so a caller flooding
@@ -40,6 +44,7 @@ pub struct Runtimes {
     pub main: tokio::runtime::Handle,
     pub bulk: tokio::runtime::Handle,
     pub upkeep: tokio::runtime::Handle,
+    pub commit: tokio::runtime::Handle,
 }
 
 impl Runtimes {
@@ -48,7 +53,8 @@ impl Runtimes {
         Runtimes {
             main: h.clone(),
             bulk: h.clone(),
-            upkeep: h,
+            upkeep: h.clone(),
+            commit: h,
         }
     }
 }

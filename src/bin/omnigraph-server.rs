@@ -376,9 +376,10 @@ fn lance_cpu_pool() {
     let _ = futures::executor::block_on(futures::future::join_all(tasks));
 }
 
-/// A runtime big loads prepare on, or upkeep prepares on beside them
-/// ([`Runtimes`]), its threads named `name`: one worker thread (and its
-/// blocking pool), each lowered to [`BULK_NICE`] as it starts. Lowering a thread's own
+/// A runtime big loads prepare on, or upkeep prepares on beside them, or
+/// commit turns run on ([`Runtimes`]), its threads named `name`: one
+/// worker thread (and its blocking pool), each lowered to nice value
+/// `nice` ([`BULK_NICE`] for bulk work, 0 for commits) as it starts. Lowering a thread's own
 /// priority needs no privilege; where it fails the thread runs at the
 /// normal priority.
 fn bulk_runtime(nice: i32, name: &str) -> std::io::Result<tokio::runtime::Runtime> {
@@ -455,6 +456,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Commit turns: one worker at the normal priority (`Runtimes::commit`).
+    let commit = match bulk_runtime(0, "commit") {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("omnigraph-server: cannot start the commit runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // `OMNIGRAPH_BULK_RUNTIME=off`: everything on the main runtime (for
     // comparison; docs/performance.md).
     let rts = if std::env::var("OMNIGRAPH_BULK_RUNTIME").as_deref() == Ok("off") {
@@ -464,10 +473,12 @@ fn main() -> ExitCode {
             main: rt.handle().clone(),
             bulk: bulk.handle().clone(),
             upkeep: upkeep.handle().clone(),
+            commit: commit.handle().clone(),
         }
     };
     let r = actix_web::rt::System::new().block_on(serve(c, rts));
     upkeep.shutdown_timeout(std::time::Duration::from_secs(10));
+    commit.shutdown_timeout(std::time::Duration::from_secs(10));
     bulk.shutdown_timeout(std::time::Duration::from_secs(10));
     rt.shutdown_timeout(std::time::Duration::from_secs(10));
     match r {

@@ -490,11 +490,17 @@ impl Graph {
             stage_time: std::time::Duration::ZERO,
             commit_time: std::time::Duration::ZERO,
         };
-        let ds = table::open(&TableAt {
-            uri: self.table_uri(&key),
-            branch: target.clone(),
-            version: base.version,
-        })
+        // Fenced (its handler knows the head), like a single write's: the
+        // chain's commits list no versions after the one before
+        // ([`table::open_for_write`]).
+        let ds = table::open_for_write(
+            &TableAt {
+                uri: self.table_uri(&key),
+                branch: target.clone(),
+                version: base.version,
+            },
+            target.as_deref(),
+        )
         .await
         .map_err(|e| (e.into(), false))?;
         let mut ds = Arc::new(ds);

@@ -16,6 +16,20 @@ use lance_table::io::commit::{
 };
 use object_store::path::Path;
 
+tokio::task_local! {
+    /// The version a commit running in this task knows to be its Lance
+    /// branch's newest ([`super::commit_staged`] sets it around Lance's
+    /// commit): a fenced handler's listing of the versions after it
+    /// answers empty, as the armed shortcut does. It keeps that shortcut
+    /// for every commit of a group's chain on one table, whose datasets
+    /// carry the handler they were opened with (its one armed listing used
+    /// up by the chain's first commit): without it, each later member's
+    /// commit read the version hint and probed for newer versions (a
+    /// 16-caller group-commit profile, docs/performance.md, "Inserts
+    /// staged as appends").
+    pub(super) static KNOWN_HEAD: u64;
+}
+
 /// Delegates to `inner` (Lance's handler for the URI) with two
 /// changes, each optional: with `expected`, a commit lands only as that
 /// version (the fence), and a further commit through the same handler
@@ -134,6 +148,14 @@ impl CommitHandler for Fence {
         object_store: &'a ObjectStore,
         since_version: u64,
     ) -> futures::stream::BoxStream<'a, lance::Result<ManifestLocation>> {
+        // A commit whose caller vouches that `since_version` is the head
+        // ([`KNOWN_HEAD`]): nothing after it to list.
+        if KNOWN_HEAD
+            .try_with(|h| *h == since_version)
+            .unwrap_or(false)
+        {
+            return futures::stream::empty().boxed();
+        }
         // Whatever it asks for, a listing uses up the shortcut.
         if self.armed.swap(false, SeqCst) {
             let head = self.head.load(SeqCst);

@@ -570,8 +570,8 @@ pub async fn commit_staged(
     if let Some(rows) = change.affected_rows {
         b = b.with_affected_rows(rows);
     }
-    let ds = b
-        .execute(change.transaction)
+    let ds = fence::KNOWN_HEAD
+        .scope(head, b.execute(change.transaction))
         .await
         .map_err(|e| terr(&uri, e))?;
     keep(&ds);
