@@ -591,6 +591,23 @@ fn id_body_batch(ids: Vec<String>, bodies: Vec<String>) -> arrow_array::RecordBa
     .expect("batch")
 }
 
+/// Where the bare Lance table of a test lives inside `tmp`.
+fn bare_table_uri(tmp: &tempfile::TempDir) -> String {
+    tmp.path()
+        .join("t.lance")
+        .to_str()
+        .expect("utf8")
+        .to_string()
+}
+
+/// [`id_body_batch`] of `ids`, each with `body`.
+fn same_body_batch(ids: &[&str], body: &str) -> arrow_array::RecordBatch {
+    id_body_batch(
+        ids.iter().map(|i| i.to_string()).collect(),
+        vec![body.to_string(); ids.len()],
+    )
+}
+
 /// Tiered index folding on a real Lance table (`table::ensure_indexes`,
 /// `table::fold_width`): 40 extensions of two rows each over a 1,000-row
 /// base never leave more than `MAX_INDEX_SEGMENTS` segments per index;
@@ -757,18 +774,8 @@ fn a_prepared_compaction_commits_over_appends_and_yields_to_changes() {
 
     let rt = runtime();
     let tmp = tempfile::tempdir().expect("tmp");
-    let uri = tmp
-        .path()
-        .join("t.lance")
-        .to_str()
-        .expect("utf8")
-        .to_string();
-    let batch = |ids: &[&str], body: &str| {
-        id_body_batch(
-            ids.iter().map(|i| i.to_string()).collect(),
-            vec![body.to_string(); ids.len()],
-        )
-    };
+    let uri = bare_table_uri(&tmp);
+    let batch = same_body_batch;
     rt.block_on(async {
         let at = |version: u64| TableAt {
             uri: uri.clone(),
@@ -880,18 +887,8 @@ fn upserts_of_new_ids_are_staged_as_appends() {
 
     let rt = runtime();
     let tmp = tempfile::tempdir().expect("tmp");
-    let uri = tmp
-        .path()
-        .join("t.lance")
-        .to_str()
-        .expect("utf8")
-        .to_string();
-    let batch = |ids: &[&str], body: &str| {
-        id_body_batch(
-            ids.iter().map(|i| i.to_string()).collect(),
-            vec![body.to_string(); ids.len()],
-        )
-    };
+    let uri = bare_table_uri(&tmp);
+    let batch = same_body_batch;
     rt.block_on(async {
         let head = async |version: u64| {
             table::open(&TableAt {

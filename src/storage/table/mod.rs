@@ -409,9 +409,7 @@ impl StagedChange {
             _ => false,
         }
     }
-}
 
-impl StagedChange {
     /// Whether the change is staged as a Lance append: a load's append, or
     /// an upsert of ids the table did not hold ([`stage`]).
     pub fn appends(&self) -> bool {
