@@ -32,7 +32,75 @@ use super::{CommitId, EngineError, Graph, lease, now_ms, recovery, stale};
 use crate::storage::table::{self, TableAt};
 
 /// The (branch, table) pairs written since their last upkeep.
-pub type Wanted = Arc<Mutex<BTreeSet<(String, TableKey)>>>;
+pub type Wanted = Arc<Mutex<WantedSet>>;
+
+/// A set of (branch, table) pairs taken round-robin: [`WantedSet::pop_next`]
+/// takes the first pair after the one it took last (in (branch, table)
+/// order, wrapping), so a table written again while its upkeep runs
+/// cannot keep the others waiting. Taking the smallest pair each time did:
+/// under 8 callers each inserting into its own node type, `node:W0` was
+/// compacted about every 6 versions and the seven other tables not at
+/// all, their Lance commits building and writing manifests of hundreds of
+/// one-row fragments (docs/performance.md, "Upkeep round-robin").
+#[derive(Debug, Default)]
+pub struct WantedSet {
+    pairs: BTreeSet<(String, TableKey)>,
+    last: Option<(String, TableKey)>,
+}
+
+impl WantedSet {
+    /// Adds `pair`; false when it was already wanted.
+    pub fn insert(&mut self, pair: (String, TableKey)) -> bool {
+        self.pairs.insert(pair)
+    }
+
+    /// Removes `pair`; false when it was not wanted.
+    pub fn remove(&mut self, pair: &(String, TableKey)) -> bool {
+        self.pairs.remove(pair)
+    }
+
+    /// How many pairs are wanted.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// Takes the pair after the one taken last (the first pair when none
+    /// is after it), or `None` when the set is empty.
+    pub fn pop_next(&mut self) -> Option<(String, TableKey)> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let next = match &self.last {
+            Some(last) => self
+                .pairs
+                .range((Excluded(last), Unbounded))
+                .next()
+                .or_else(|| self.pairs.first()),
+            None => self.pairs.first(),
+        }
+        .cloned()?;
+        self.pairs.remove(&next);
+        self.last = Some(next.clone());
+        Some(next)
+    }
+}
+
+impl Extend<(String, TableKey)> for WantedSet {
+    fn extend<I: IntoIterator<Item = (String, TableKey)>>(&mut self, pairs: I) {
+        self.pairs.extend(pairs);
+    }
+}
+
+impl IntoIterator for WantedSet {
+    type Item = (String, TableKey);
+    type IntoIter = std::collections::btree_set::IntoIter<(String, TableKey)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.pairs.into_iter()
+    }
+}
 
 /// The actor named in an upkeep's sidecar and in heal's audit of it.
 pub const UPKEEP_ACTOR: &str = "omnigraph-upkeep";
@@ -357,7 +425,7 @@ impl Graph {
             .upkeep_wanted
             .lock()
             .ok()
-            .and_then(|mut w| w.pop_first());
+            .and_then(|mut w| w.pop_next());
         let Some((branch, key)) = next else {
             return Ok(UpkeepDone::Idle);
         };
@@ -618,5 +686,41 @@ impl Graph {
             }
         }
         Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(table: &str) -> (String, TableKey) {
+        ("main".to_string(), TableKey::node(table))
+    }
+
+    #[test]
+    fn wanted_pairs_are_taken_round_robin_even_when_one_is_wanted_again_at_once() {
+        let mut w = WantedSet::default();
+        w.extend(["W0", "W1", "W2"].map(pair));
+        let mut taken = Vec::new();
+        for _ in 0..6 {
+            let p = w.pop_next().expect("a pair is wanted");
+            taken.push(p.1.name().to_string());
+            // Every table is written again while its upkeep runs.
+            w.insert(p);
+        }
+        assert_eq!(taken, ["W0", "W1", "W2", "W0", "W1", "W2"]);
+        assert_eq!(w.len(), 3);
+        assert!(w.remove(&pair("W1")));
+        assert!(!w.remove(&pair("W1")));
+        assert_eq!(
+            w.pop_next().map(|p| p.1.name().to_string()).as_deref(),
+            Some("W0")
+        );
+        assert_eq!(
+            w.pop_next().map(|p| p.1.name().to_string()).as_deref(),
+            Some("W2")
+        );
+        assert!(w.pop_next().is_none());
+        assert!(w.is_empty());
     }
 }
