@@ -379,26 +379,79 @@ fn lance_cpu_pool() {
 /// A runtime big loads prepare on, or upkeep prepares on beside them, or
 /// commit turns run on ([`Runtimes`]), its threads named `name`: one
 /// worker thread (and its blocking pool), each lowered to nice value
-/// `nice` ([`BULK_NICE`] for bulk work, 0 for commits) as it starts. Lowering a thread's own
-/// priority needs no privilege; where it fails the thread runs at the
-/// normal priority.
-fn bulk_runtime(nice: i32, name: &str) -> std::io::Result<tokio::runtime::Runtime> {
+/// `nice` ([`BULK_NICE`] for bulk work, 0 for commits) as it starts, and
+/// kept on CPU `cpu` when given ([`commit_cpu`]). Lowering a thread's own
+/// priority or narrowing its own CPUs needs no privilege; where it fails
+/// the thread runs at the normal priority, on any CPU.
+fn bulk_runtime(
+    nice: i32,
+    cpu: Option<usize>,
+    name: &str,
+) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .thread_name(name)
         .on_thread_start(move || {
-            // SAFETY: plain syscalls on this thread's own id, no memory
-            // shared with Rust. On Linux the nice value is per thread.
+            // SAFETY: plain syscalls on this thread's own id and a
+            // `cpu_set_t` on this stack, no memory shared with Rust. On
+            // Linux the nice value and the CPU mask are per thread.
             #[cfg(target_os = "linux")]
-            if nice > 0 {
-                unsafe {
+            unsafe {
+                if nice > 0 {
                     let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
                     libc::setpriority(libc::PRIO_PROCESS, tid, nice);
                 }
+                if let Some(cpu) = cpu {
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    libc::CPU_SET(cpu, &mut set);
+                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+                }
             }
+            #[cfg(not(target_os = "linux"))]
+            let _ = (nice, cpu);
         })
         .build()
+}
+
+/// The CPU the commit runtime's threads (its worker and the blocking pool
+/// Lance's local file writes hop to) are kept on: the last CPU this
+/// process may run on, when it may run on at least two; `None` (any CPU)
+/// on one CPU, off Linux, or with `OMNIGRAPH_COMMIT_CPU=any`.
+///
+/// A commit turn hops between its worker and blocking threads several
+/// times per Lance commit (a transaction file, a manifest and a version
+/// hint, each written by a blocking task). On different CPUs each hop
+/// wakes the other CPU; on a virtual machine that wake-up costs tens of
+/// microseconds (measured: the commit threads waited 0.54 s per second
+/// runnable, about 29 µs per time slice, 24 slices per commit). Kept on
+/// one CPU the hop is a plain context switch: 16 callers into one node
+/// type 776–851 → 1,023–1,086 commits/s on this 2-core machine
+/// (docs/performance.md, "Commit turns on one CPU").
+fn commit_cpu() -> Option<usize> {
+    if std::env::var("OMNIGRAPH_COMMIT_CPU").is_ok_and(|v| v == "any") {
+        return None;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `sched_getaffinity` fills a `cpu_set_t` on this stack.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let ok = unsafe {
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0
+        };
+        if !ok {
+            return None;
+        }
+        let allowed: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|c| unsafe { libc::CPU_ISSET(*c, &set) })
+            .collect();
+        if allowed.len() < 2 {
+            return None;
+        }
+        allowed.last().copied()
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
 }
 
 /// Turns transparent huge pages off for this process (Linux
@@ -462,22 +515,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let bulk = match bulk_runtime(nice, "bulk") {
+    let bulk = match bulk_runtime(nice, None, "bulk") {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("omnigraph-server: cannot start the bulk runtime: {e}");
             return ExitCode::from(2);
         }
     };
-    let upkeep = match bulk_runtime(nice, "upkeep") {
+    let upkeep = match bulk_runtime(nice, None, "upkeep") {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("omnigraph-server: cannot start the upkeep runtime: {e}");
             return ExitCode::from(2);
         }
     };
-    // Commit turns: one worker at the normal priority (`Runtimes::commit`).
-    let commit = match bulk_runtime(0, "commit") {
+    // Commit turns: one worker at the normal priority, on one CPU
+    // (`Runtimes::commit`, [`commit_cpu`]).
+    let commit = match bulk_runtime(0, commit_cpu(), "commit") {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("omnigraph-server: cannot start the commit runtime: {e}");
