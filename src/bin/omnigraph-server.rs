@@ -417,20 +417,26 @@ fn bulk_runtime(
 /// The CPU the commit runtime's threads (its worker and the blocking pool
 /// Lance's local file writes hop to) are kept on: the last CPU this
 /// process may run on, when it may run on at least two; `None` (any CPU)
-/// on one CPU, off Linux, or with `OMNIGRAPH_COMMIT_CPU=any`.
+/// on one CPU, off Linux, or with `OMNIGRAPH_COMMIT_CPU=any`
+/// (`OMNIGRAPH_COMMIT_CPU=one` or unset: pinned; other values are
+/// refused).
 ///
 /// A commit turn hops between its worker and blocking threads several
 /// times per Lance commit (a transaction file, a manifest and a version
-/// hint, each written by a blocking task). On different CPUs each hop
-/// wakes the other CPU; on a virtual machine that wake-up costs tens of
-/// microseconds (measured: the commit threads waited 0.54 s per second
-/// runnable, about 29 µs per time slice, 24 slices per commit). Kept on
-/// one CPU the hop is a plain context switch: 16 callers into one node
-/// type 776–851 → 1,023–1,086 commits/s on this 2-core machine
-/// (docs/performance.md, "Commit turns on one CPU").
-fn commit_cpu() -> Option<usize> {
-    if std::env::var("OMNIGRAPH_COMMIT_CPU").is_ok_and(|v| v == "any") {
-        return None;
+/// hint, each written by blocking tasks). On separate CPUs each hop woke
+/// the other CPU: in a 16-caller phase the commit threads waited 0.54 s
+/// per second runnable over 24 time slices per commit. Kept on one CPU:
+/// 16 callers into one node type 776–851 → 1,072–1,165 commits/s on this
+/// 2-core virtual machine (docs/performance.md,
+/// "Upkeep round-robin, huge pages off, commit turns on one CPU").
+fn commit_cpu() -> Result<Option<usize>, String> {
+    match std::env::var("OMNIGRAPH_COMMIT_CPU") {
+        Err(_) => {}
+        Ok(v) => match v.trim() {
+            "one" => {}
+            "any" => return Ok(None),
+            _ => return Err(format!("OMNIGRAPH_COMMIT_CPU={v}: expected one or any")),
+        },
     }
     #[cfg(target_os = "linux")]
     {
@@ -440,41 +446,57 @@ fn commit_cpu() -> Option<usize> {
             libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0
         };
         if !ok {
-            return None;
+            return Ok(None);
         }
         let allowed: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
             .filter(|c| unsafe { libc::CPU_ISSET(*c, &set) })
             .collect();
         if allowed.len() < 2 {
-            return None;
+            return Ok(None);
         }
-        allowed.last().copied()
+        Ok(allowed.last().copied())
     }
     #[cfg(not(target_os = "linux"))]
-    None
+    Ok(None)
 }
 
 /// Turns transparent huge pages off for this process (Linux
-/// `prctl(PR_SET_THP_DISABLE)`, proc(5) "THP_disable"), unless
-/// `OMNIGRAPH_THP=on`. mimalloc returns freed memory to the OS and
-/// faults it in again; with huge pages each such fault zeroed 2 MiB: in a
-/// 16-caller group-commit profile `clear_page_erms` under huge-page faults
-/// was about 9% of the server's CPU, and 8 callers into 8 node types
-/// reached 753 commits/s (p99 19 ms) without huge pages against 599
-/// (p99 33 ms) with them (docs/performance.md, "Huge pages off").
-fn no_huge_pages() {
+/// `prctl(PR_SET_THP_DISABLE)`, proc(5) "THP_disable") unless
+/// `OMNIGRAPH_THP=on`; `off` or unset turns them off, any other value is
+/// refused. mimalloc returns freed memory to the OS and faults it in
+/// again; with huge pages each such fault zeroed 2 MiB: in a 16-caller
+/// group-commit profile `clear_page_erms` under huge-page faults was about
+/// 9% of the server's CPU, and 8 callers into 8 node types reached 753
+/// commits/s (p99 19 ms) without huge pages against 599 (p99 33 ms) with
+/// them (docs/performance.md,
+/// "Upkeep round-robin, huge pages off, commit turns on one CPU").
+fn huge_pages() -> Result<(), String> {
+    let keep = match std::env::var("OMNIGRAPH_THP") {
+        Err(_) => false,
+        Ok(v) => match v.trim() {
+            "off" => false,
+            "on" => true,
+            _ => return Err(format!("OMNIGRAPH_THP={v}: expected on or off")),
+        },
+    };
     #[cfg(target_os = "linux")]
-    if std::env::var("OMNIGRAPH_THP").map_or(true, |v| v != "on") {
+    if !keep {
         // SAFETY: a plain syscall on this process's own flags, no memory
         // shared with Rust. On failure the process keeps huge pages.
         unsafe {
             libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
         }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = keep;
+    Ok(())
 }
 
 fn main() -> ExitCode {
-    no_huge_pages();
+    if let Err(e) = huge_pages() {
+        eprintln!("omnigraph-server: refusing to start: {e}");
+        return ExitCode::from(2);
+    }
     lance_cpu_pool();
     let args = Args::parse();
     // Test builds: failpoints from the `FAILPOINTS` environment variable
@@ -508,8 +530,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let nice = match bulk_nice() {
-        Ok(n) => n,
+    let (nice, commit_cpu) = match bulk_nice().and_then(|n| Ok((n, commit_cpu()?))) {
+        Ok(t) => t,
         Err(e) => {
             eprintln!("omnigraph-server: refusing to start: {e}");
             return ExitCode::from(2);
@@ -531,7 +553,7 @@ fn main() -> ExitCode {
     };
     // Commit turns: one worker at the normal priority, on one CPU
     // (`Runtimes::commit`, [`commit_cpu`]).
-    let commit = match bulk_runtime(0, commit_cpu(), "commit") {
+    let commit = match bulk_runtime(0, commit_cpu, "commit") {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("omnigraph-server: cannot start the commit runtime: {e}");

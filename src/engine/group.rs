@@ -505,7 +505,8 @@ impl Graph {
         .map_err(|e| (e.into(), false))?;
         let mut ds = Arc::new(ds);
         let mut current = base.version;
-        for link in links {
+        let members = links.len();
+        for (at, link) in links.into_iter().enumerate() {
             fail::fail_point!("table.commit", |_| Err((fault("table.commit"), false)));
             // Staged against an older version than the group's base:
             // staged again (see `Graph::commit_table`), unless it only
@@ -543,17 +544,22 @@ impl Graph {
                 }
             };
             let t = std::time::Instant::now();
-            let next = table::commit_staged(ds, change, current + 1, write_id)
-                .await
-                .map_err(|e| {
-                    if e.conflict {
-                        // Commit the members one by one instead.
-                        let why = format!("a grouped commit was refused: {}", e.message);
-                        (stale(&key, &why), true)
-                    } else {
-                        (e.into(), false)
-                    }
-                })?;
+            // Only the chain's last commit writes Lance's version hint.
+            let commit = table::commit_staged(ds, change, current + 1, write_id);
+            let next = if at + 1 < members {
+                table::without_version_hint(commit).await
+            } else {
+                commit.await
+            }
+            .map_err(|e| {
+                if e.conflict {
+                    // Commit the members one by one instead.
+                    let why = format!("a grouped commit was refused: {}", e.message);
+                    (stale(&key, &why), true)
+                } else {
+                    (e.into(), false)
+                }
+            })?;
             done.commit_time += t.elapsed();
             current = next.version().version;
             if let Some(mut l) = self.manifests.inserted() {

@@ -41,7 +41,8 @@ pub type Wanted = Arc<Mutex<WantedSet>>;
 /// under 8 callers each inserting into its own node type, `node:W0` was
 /// compacted about every 6 versions and the seven other tables not at
 /// all, their Lance commits building and writing manifests of hundreds of
-/// one-row fragments (docs/performance.md, "Upkeep round-robin").
+/// one-row fragments (docs/performance.md,
+/// "Upkeep round-robin, huge pages off, commit turns on one CPU").
 #[derive(Debug, Default)]
 pub struct WantedSet {
     pairs: BTreeSet<(String, TableKey)>,

@@ -79,9 +79,59 @@ fn a_group_publishes_once_and_keeps_each_write_as_its_own_commit() {
             count(&g, "count_items", &ReadAt::Branch("main".into())).await,
             3
         );
+        // Only the chain's last commit writes Lance's version hint; it
+        // names the table's newest version.
+        let (hint, newest) = version_hint_and_newest(tmp.path(), "Item");
+        assert_eq!(hint, newest, "the version hint names the newest version");
         // Nothing pending.
         assert!(g.recover("check").await.expect("heal").is_empty());
     });
+}
+
+/// The version named by the Lance version hint of the one table under
+/// `root` whose path contains `table`, and that table's newest manifest
+/// version (from `_versions/` file names: `N.manifest`, or `u64::MAX - N`
+/// zero-padded in Lance's V2 naming).
+fn version_hint_and_newest(root: &std::path::Path, table: &str) -> (u64, u64) {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n == "_versions") {
+                    out.push(p);
+                } else {
+                    walk(&p, out);
+                }
+            }
+        }
+    }
+    let mut dirs = Vec::new();
+    walk(root, &mut dirs);
+    let dirs: Vec<_> = dirs
+        .into_iter()
+        .filter(|d| d.to_string_lossy().contains(table))
+        .collect();
+    assert_eq!(
+        dirs.len(),
+        1,
+        "one _versions directory for {table}: {dirs:?}"
+    );
+    let hint: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(dirs[0].join("latest_version_hint.json")).expect("version hint"),
+    )
+    .expect("hint json");
+    let hint = hint["version"].as_u64().expect("hint version");
+    let newest = std::fs::read_dir(&dirs[0])
+        .expect("versions")
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let n: u64 = name.strip_suffix(".manifest")?.parse().ok()?;
+            Some(if n > u64::MAX / 2 { u64::MAX - n } else { n })
+        })
+        .max()
+        .expect("a manifest");
+    (hint, newest)
 }
 
 #[test]

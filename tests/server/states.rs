@@ -398,6 +398,22 @@ fn refuses_to_start_with_a_reason() {
             ],
             "unset it to turn rate limiting off",
         ),
+        (
+            vec!["--graph", &g],
+            vec![
+                ("OMNIGRAPH_SERVER_BEARER_TOKEN", "s"),
+                ("OMNIGRAPH_COMMIT_CPU", "2"),
+            ],
+            "OMNIGRAPH_COMMIT_CPU=2: expected one or any",
+        ),
+        (
+            vec!["--graph", &g],
+            vec![
+                ("OMNIGRAPH_SERVER_BEARER_TOKEN", "s"),
+                ("OMNIGRAPH_THP", "yes"),
+            ],
+            "OMNIGRAPH_THP=yes: expected on or off",
+        ),
     ];
     for (args, env, want) in cases {
         let (code, err) = refuse(tmp.path(), &args, &env);

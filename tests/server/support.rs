@@ -11,7 +11,7 @@ pub use omnigraph::http::client::{Response, request};
 
 /// The environment variables the server reads; cleared for every start so
 /// the caller's shell cannot leak into a test.
-const SERVER_ENV: [&str; 19] = [
+const SERVER_ENV: [&str; 21] = [
     "FAILPOINTS",
     "OMNIGRAPH_SERVER_BEARER_TOKEN",
     "OMNIGRAPH_SERVER_BEARER_TOKENS_JSON",
@@ -31,6 +31,8 @@ const SERVER_ENV: [&str; 19] = [
     "LANCE_CPU_THREADS",
     "OMNIGRAPH_BULK_NICE",
     "OMNIGRAPH_BULK_RUNTIME",
+    "OMNIGRAPH_COMMIT_CPU",
+    "OMNIGRAPH_THP",
 ];
 
 fn command(args: &[&str], env: &[(&str, &str)], stderr: &Path) -> Command {

@@ -576,6 +576,13 @@ pub async fn commit_staged(
     Ok(ds)
 }
 
+/// Runs `commit` (a [`commit_staged`]) without Lance's version hint when
+/// another commit on the same table follows it at once, as within a
+/// group's chain ([`fence::SKIP_HINT`]); the last commit writes it.
+pub async fn without_version_hint<F: std::future::Future>(commit: F) -> F::Output {
+    fence::SKIP_HINT.scope(true, commit).await
+}
+
 /// The Lance transaction property naming the graph write (its sidecar id)
 /// that committed a version.
 pub const WRITE_ID_PROPERTY: &str = "omnigraph.write_id";
