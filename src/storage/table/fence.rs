@@ -71,54 +71,61 @@ pub(super) struct Fence {
     armed: AtomicBool,
     /// `inner` is Lance's `ConditionalPutCommitHandler` (local paths and
     /// object stores; told by its `Debug` name), whose commit the fence
-    /// can repeat without the version hint ([`SKIP_HINT`]).
+    /// can repeat without the version hint ([`HintlessPut`], [`SKIP_HINT`]).
     conditional_put: bool,
 }
 
-/// Lance's `ConditionalPutCommitHandler::commit` (lance-table 14) without
-/// its last step, the version hint ([`SKIP_HINT`]): the manifest encoded
-/// in memory, then written to its version's path with create-if-absent
-/// (`PutMode::Create`), an existing one being a commit conflict.
-#[allow(clippy::too_many_arguments)]
-async fn put_manifest(
-    manifest: &mut Manifest,
-    indices: Option<Vec<IndexMetadata>>,
-    base_path: &Path,
-    object_store: &ObjectStore,
-    manifest_writer: ManifestWriter,
-    naming_scheme: ManifestNamingScheme,
-    transaction: Option<Transaction>,
-) -> Result<ManifestLocation, CommitError> {
-    let path = naming_scheme.manifest_path(base_path, manifest.version);
-    let memory = ObjectStore::memory();
-    let staged = Path::from("manifest");
-    manifest_writer(&memory, manifest, indices, &staged, transaction).await?;
-    let bytes = memory.read_one_all(&staged).await?;
-    let size = bytes.len() as u64;
-    let put = object_store
-        .inner
-        .put_opts(
-            &path,
-            bytes.into(),
-            object_store::PutOptions {
-                mode: object_store::PutMode::Create,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| match e {
-            object_store::Error::AlreadyExists { .. }
-            | object_store::Error::Precondition { .. } => CommitError::CommitConflict,
-            e => CommitError::OtherError(e.into()),
-        })?;
-    Ok(ManifestLocation {
-        version: manifest.version,
-        path,
-        size: Some(size),
-        naming_scheme,
-        e_tag: put.e_tag,
-        identity: None,
-    })
+/// Lance's `ConditionalPutCommitHandler` (lance-table 14) without the
+/// last step of its commit, the version hint ([`SKIP_HINT`]): the
+/// manifest encoded in memory, then written to its version's path with
+/// create-if-absent (`PutMode::Create`), an existing one being a commit
+/// conflict. Only [`Fence::commit`] calls it.
+#[derive(Debug)]
+struct HintlessPut;
+
+#[async_trait::async_trait]
+impl CommitHandler for HintlessPut {
+    async fn commit(
+        &self,
+        manifest: &mut Manifest,
+        indices: Option<Vec<IndexMetadata>>,
+        base_path: &Path,
+        object_store: &ObjectStore,
+        manifest_writer: ManifestWriter,
+        naming_scheme: ManifestNamingScheme,
+        transaction: Option<Transaction>,
+    ) -> Result<ManifestLocation, CommitError> {
+        let path = naming_scheme.manifest_path(base_path, manifest.version);
+        let memory = ObjectStore::memory();
+        let staged = Path::from("manifest");
+        manifest_writer(&memory, manifest, indices, &staged, transaction).await?;
+        let bytes = memory.read_one_all(&staged).await?;
+        let size = bytes.len() as u64;
+        let put = object_store
+            .inner
+            .put_opts(
+                &path,
+                bytes.into(),
+                object_store::PutOptions {
+                    mode: object_store::PutMode::Create,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. } => CommitError::CommitConflict,
+                e => CommitError::OtherError(e.into()),
+            })?;
+        Ok(ManifestLocation {
+            version: manifest.version,
+            path,
+            size: Some(size),
+            naming_scheme,
+            e_tag: put.e_tag,
+            identity: None,
+        })
+    }
 }
 
 /// How many versions behind the known head a listing may start for
@@ -263,8 +270,14 @@ impl CommitHandler for Fence {
         if want.is_some_and(|v| v != manifest.version) {
             return Err(CommitError::CommitConflict);
         }
-        let r = if self.conditional_put && SKIP_HINT.try_with(|s| *s).unwrap_or(false) {
-            put_manifest(
+        let handler: &dyn CommitHandler =
+            if self.conditional_put && SKIP_HINT.try_with(|s| *s).unwrap_or(false) {
+                &HintlessPut
+            } else {
+                self.inner.as_ref()
+            };
+        let r = handler
+            .commit(
                 manifest,
                 indices,
                 base_path,
@@ -273,20 +286,7 @@ impl CommitHandler for Fence {
                 naming_scheme,
                 transaction,
             )
-            .await
-        } else {
-            self.inner
-                .commit(
-                    manifest,
-                    indices,
-                    base_path,
-                    object_store,
-                    manifest_writer,
-                    naming_scheme,
-                    transaction,
-                )
-                .await
-        };
+            .await;
         // The fence moves with its own commits: an operation that
         // commits twice (a compaction reserves its fragment ids first)
         // lands both, in order, and nothing of anyone else's between.
