@@ -380,12 +380,15 @@ fn lance_cpu_pool() {
 /// commit turns run on ([`Runtimes`]), its threads named `name`: one
 /// worker thread (and its blocking pool), each lowered to nice value
 /// `nice` ([`BULK_NICE`] for bulk work, 0 for commits) as it starts, and
-/// kept on CPU `cpu` when given ([`commit_cpu`]). Lowering a thread's own
+/// kept on CPU `cpu` when given ([`commit_cpu`]), and with `inline_io`
+/// allowed to write local files without a hop to the blocking pool
+/// ([`omnigraph::storage::local::allow_inline_io`], [`commit_io`]). Lowering a thread's own
 /// priority or narrowing its own CPUs needs no privilege; where it fails
 /// the thread runs at the normal priority, on any CPU.
 fn bulk_runtime(
     nice: i32,
     cpu: Option<usize>,
+    inline_io: bool,
     name: &str,
 ) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -393,6 +396,9 @@ fn bulk_runtime(
         .enable_all()
         .thread_name(name)
         .on_thread_start(move || {
+            if inline_io {
+                omnigraph::storage::local::allow_inline_io();
+            }
             // SAFETY: plain syscalls on this thread's own id and a
             // `cpu_set_t` on this stack, no memory shared with Rust. On
             // Linux the nice value and the CPU mask are per thread.
@@ -458,6 +464,25 @@ fn commit_cpu() -> Result<Option<usize>, String> {
     }
     #[cfg(not(target_os = "linux"))]
     Ok(None)
+}
+
+/// Whether the commit runtime's threads write local files themselves
+/// ([`omnigraph::storage::local::allow_inline_io`]): the transaction file,
+/// and manifest of each Lance commit in a turn, and the
+/// turn's sidecar and graph manifest, each one write and one rename or
+/// link on the commit thread instead of several hops to the blocking pool
+/// and back. `OMNIGRAPH_COMMIT_IO=inline` or unset: yes; `pool`: no (for
+/// comparison); other values are refused. Files on object storage are
+/// never written inline.
+fn commit_io() -> Result<bool, String> {
+    match std::env::var("OMNIGRAPH_COMMIT_IO") {
+        Err(_) => Ok(true),
+        Ok(v) => match v.trim() {
+            "inline" => Ok(true),
+            "pool" => Ok(false),
+            _ => Err(format!("OMNIGRAPH_COMMIT_IO={v}: expected inline or pool")),
+        },
+    }
 }
 
 /// Turns transparent huge pages off for this process (Linux
@@ -530,21 +555,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (nice, commit_cpu) = match bulk_nice().and_then(|n| Ok((n, commit_cpu()?))) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("omnigraph-server: refusing to start: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let bulk = match bulk_runtime(nice, None, "bulk") {
+    let (nice, commit_cpu, commit_inline) =
+        match bulk_nice().and_then(|n| Ok((n, commit_cpu()?, commit_io()?))) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("omnigraph-server: refusing to start: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    let bulk = match bulk_runtime(nice, None, false, "bulk") {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("omnigraph-server: cannot start the bulk runtime: {e}");
             return ExitCode::from(2);
         }
     };
-    let upkeep = match bulk_runtime(nice, None, "upkeep") {
+    let upkeep = match bulk_runtime(nice, None, false, "upkeep") {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("omnigraph-server: cannot start the upkeep runtime: {e}");
@@ -553,7 +579,7 @@ fn main() -> ExitCode {
     };
     // Commit turns: one worker at the normal priority, on one CPU
     // (`Runtimes::commit`, [`commit_cpu`]).
-    let commit = match bulk_runtime(0, commit_cpu, "commit") {
+    let commit = match bulk_runtime(0, commit_cpu, commit_inline, "commit") {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("omnigraph-server: cannot start the commit runtime: {e}");

@@ -131,18 +131,20 @@ pub struct ObjectVersion {
 }
 
 impl ControlStore {
-    /// Control objects under a local directory (created if missing).
+    /// Control objects under a local directory (created if missing),
+    /// through [`super::local::InlineLocal`].
     pub fn local(dir: &std::path::Path) -> Result<Self, ControlError> {
         std::fs::create_dir_all(dir).map_err(|e| ControlError::BadLocation {
             uri: dir.display().to_string(),
             reason: e.to_string(),
         })?;
-        let store = object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|e| {
-            ControlError::BadLocation {
+        // Puts run on the commit thread when it allows it (a turn's
+        // sidecar and graph manifest, [`super::local`]).
+        let store =
+            super::local::InlineLocal::with_prefix(dir).map_err(|e| ControlError::BadLocation {
                 uri: dir.display().to_string(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         Ok(Self {
             store: super::metered::wrap(Arc::new(store)),
             local: Some(dir.to_path_buf()),

@@ -4,6 +4,7 @@
 //! pieces into graphs, branches and commits.
 
 pub mod control;
+pub mod local;
 pub mod metered;
 pub mod s3;
 pub mod table;

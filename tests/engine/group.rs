@@ -79,20 +79,27 @@ fn a_group_publishes_once_and_keeps_each_write_as_its_own_commit() {
             count(&g, "count_items", &ReadAt::Branch("main".into())).await,
             3
         );
-        // Only the chain's last commit writes Lance's version hint; it
-        // names the table's newest version.
-        let (hint, newest) = version_hint_and_newest(tmp.path(), "Item");
-        assert_eq!(hint, newest, "the version hint names the newest version");
+        // The chain's files were written through the commit's store
+        // (`storage::local`): no staging file is left beside them, and
+        // Lance opening the table at its latest version, as another
+        // process would, finds the newest manifest.
+        let (dir, newest) = versions_dir_and_newest(tmp.path(), "Item");
+        let table = dir.parent().expect("table dir");
+        assert_eq!(staging_files(table), Vec::<String>::new());
+        let latest = lance::Dataset::open(table.to_str().expect("utf8"))
+            .await
+            .expect("open latest");
+        assert_eq!(latest.version().version, newest, "latest is the newest");
         // Nothing pending.
         assert!(g.recover("check").await.expect("heal").is_empty());
     });
 }
 
-/// The version named by the Lance version hint of the one table under
-/// `root` whose path contains `table`, and that table's newest manifest
-/// version (from `_versions/` file names: `N.manifest`, or `u64::MAX - N`
-/// zero-padded in Lance's V2 naming).
-fn version_hint_and_newest(root: &std::path::Path, table: &str) -> (u64, u64) {
+/// The `_versions` directory of the one table under `root` whose path
+/// contains `table`, and that table's newest manifest version (from the
+/// file names: `N.manifest`, or `u64::MAX - N` zero-padded in Lance's V2
+/// naming).
+fn versions_dir_and_newest(root: &std::path::Path, table: &str) -> (std::path::PathBuf, u64) {
     fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         for e in std::fs::read_dir(dir).expect("read dir").flatten() {
             let p = e.path();
@@ -116,11 +123,6 @@ fn version_hint_and_newest(root: &std::path::Path, table: &str) -> (u64, u64) {
         1,
         "one _versions directory for {table}: {dirs:?}"
     );
-    let hint: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dirs[0].join("latest_version_hint.json")).expect("version hint"),
-    )
-    .expect("hint json");
-    let hint = hint["version"].as_u64().expect("hint version");
     let newest = std::fs::read_dir(&dirs[0])
         .expect("versions")
         .flatten()
@@ -131,7 +133,24 @@ fn version_hint_and_newest(root: &std::path::Path, table: &str) -> (u64, u64) {
         })
         .max()
         .expect("a manifest");
-    (hint, newest)
+    (dirs[0].clone(), newest)
+}
+
+/// Files under `dir` whose name holds a `#` (a staging file of a put).
+fn staging_files(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(staging_files(&p));
+        } else if p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().contains('#'))
+        {
+            out.push(p.display().to_string());
+        }
+    }
+    out
 }
 
 #[test]

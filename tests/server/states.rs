@@ -414,6 +414,14 @@ fn refuses_to_start_with_a_reason() {
             ],
             "OMNIGRAPH_THP=yes: expected on or off",
         ),
+        (
+            vec!["--graph", &g],
+            vec![
+                ("OMNIGRAPH_SERVER_BEARER_TOKEN", "s"),
+                ("OMNIGRAPH_COMMIT_IO", "sync"),
+            ],
+            "OMNIGRAPH_COMMIT_IO=sync: expected inline or pool",
+        ),
     ];
     for (args, env, want) in cases {
         let (code, err) = refuse(tmp.path(), &args, &env);

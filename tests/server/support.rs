@@ -11,7 +11,7 @@ pub use omnigraph::http::client::{Response, request};
 
 /// The environment variables the server reads; cleared for every start so
 /// the caller's shell cannot leak into a test.
-const SERVER_ENV: [&str; 21] = [
+const SERVER_ENV: [&str; 22] = [
     "FAILPOINTS",
     "OMNIGRAPH_SERVER_BEARER_TOKEN",
     "OMNIGRAPH_SERVER_BEARER_TOKENS_JSON",
@@ -33,6 +33,7 @@ const SERVER_ENV: [&str; 21] = [
     "OMNIGRAPH_BULK_RUNTIME",
     "OMNIGRAPH_COMMIT_CPU",
     "OMNIGRAPH_THP",
+    "OMNIGRAPH_COMMIT_IO",
 ];
 
 fn command(args: &[&str], env: &[(&str, &str)], stderr: &Path) -> Command {

@@ -8,6 +8,7 @@
 //! omnigraph-bench query-generated [NODES] [EDGES] [DIR]    # read latencies, default 1M nodes, 5M edges
 //! omnigraph-bench actor-isolation [SECONDS] [HEAVY_CONNS]   # server: one flooding caller vs four light ones
 //! omnigraph-bench group-commit [SECONDS]                   # server: 1, 16 and 8×1 concurrent writers
+//! omnigraph-bench hops [ROUNDS]                            # CPU cost of a thread hop, every CPU vs one
 //! omnigraph-bench example-seed [NODES]                     # the example cluster's seed (scripts/example)
 //! omnigraph-bench s3-writes --uri s3://B/P --out s3.json   # warm writes' requests on S3 (scripts/bench --s3)
 //! omnigraph-bench cleanup --uri DIR                           # cleanup --keep 10 after 1,000 commits
@@ -82,6 +83,13 @@ enum Cmd {
         #[arg(default_value_t = 10)]
         seconds: u64,
     },
+    /// What a thread hop costs here: a blocking-pool round trip and a
+    /// small file written with and without one, on every CPU and on one
+    /// (see `hops::run`).
+    Hops {
+        #[arg(default_value_t = 100_000)]
+        rounds: usize,
+    },
     /// The example cluster's seed (load JSONL) on stdout.
     ExampleSeed {
         #[arg(default_value_t = 100_000)]
@@ -107,6 +115,7 @@ enum Cmd {
 }
 
 mod group_commit;
+mod hops;
 mod suite;
 mod vectors;
 
@@ -142,6 +151,7 @@ fn main() -> std::process::ExitCode {
             .block_on(isolation::run(seconds, heavy_conns))
             .map(|_| ()),
         Cmd::GroupCommit { seconds } => rt.block_on(group_commit::run(seconds)).map(|_| ()),
+        Cmd::Hops { rounds } => hops::run(rounds),
         Cmd::Gen(a) => suite::generate(&a).map(|_| ()),
         Cmd::Suite(a) => rt.block_on(suite::run(&a)),
         Cmd::S3Writes(a) => rt.block_on(suite::s3_writes(&a)),

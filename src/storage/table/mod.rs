@@ -195,6 +195,44 @@ fn branch_builder(uri: &str) -> DatasetBuilder {
     with_store(uri, DatasetBuilder::from_uri(uri))
 }
 
+/// [`store_params`] for the handles a commit goes through
+/// ([`open_fenced`]): a table on the local file system is handed to Lance
+/// as an object store over [`crate::storage::local::InlineLocal`], under
+/// Lance's `file-object-store` scheme (the local file system driven like
+/// an object store), so each file a commit writes (transaction file,
+/// manifest) is one put, which a commit thread that allows
+/// it writes itself instead of hopping to tokio's blocking pool several
+/// times per file (docs/performance.md, "Commit turns without thread
+/// hops"). The dataset's URI, and so every cache keyed by it, stays the
+/// same. Tables on object storage get [`store_params`] unchanged.
+fn fenced_store_params(uri: &str) -> Option<lance::io::ObjectStoreParams> {
+    let Some(url) = inline_store_url(uri) else {
+        return store_params(uri);
+    };
+    // Lance 14 marks the field deprecated in favour of a registered
+    // provider, which would need a URI of that scheme: the dataset's URI
+    // would then differ from every other handle's of the same table.
+    #[allow(deprecated)]
+    Some(lance::io::ObjectStoreParams {
+        object_store: Some((crate::storage::local::shared(), url)),
+        ..store_params(uri).unwrap_or_default()
+    })
+}
+
+/// The `file-object-store:///…` URL of a table at an absolute local path
+/// (`/…` or `file:///…`); `None` otherwise.
+fn inline_store_url(uri: &str) -> Option<url::Url> {
+    let path = if uri.starts_with("file://") {
+        url::Url::parse(uri).ok()?.to_file_path().ok()?
+    } else if uri.starts_with('/') {
+        std::path::PathBuf::from(uri)
+    } else {
+        return None;
+    };
+    let file = url::Url::from_file_path(&path).ok()?;
+    url::Url::parse(&format!("file-object-store://{}", file.path())).ok()
+}
+
 fn with_store(uri: &str, b: DatasetBuilder) -> DatasetBuilder {
     match store_params(uri) {
         Some(p) => b.with_store_params(p),
@@ -286,12 +324,17 @@ async fn open_fenced(at: &TableAt, expected: Option<u64>) -> Result<Dataset, Tab
         .map_err(|e| terr(&at.uri, e))?;
     let handler = Arc::new(fence::Fence::new(inner, expected, Some(at.version)));
     let b = match &at.branch {
-        Some(br) => branch_builder(&at.uri)
+        Some(br) => DatasetBuilder::from_uri(&at.uri)
             .with_commit_handler(handler)
             .with_branch(br, Some(at.version)),
-        None => builder(&at.uri)
+        None => DatasetBuilder::from_uri(&at.uri)
+            .with_session(session())
             .with_commit_handler(handler)
             .with_version(at.version),
+    };
+    let b = match fenced_store_params(&at.uri) {
+        Some(p) => b.with_store_params(p),
+        None => b,
     };
     b.load().await.map_err(|e| terr(&at.uri, e))
 }
