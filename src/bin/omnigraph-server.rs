@@ -380,11 +380,12 @@ fn lance_cpu_pool() {
 /// commit turns run on ([`Runtimes`]), its threads named `name`: one
 /// worker thread (and its blocking pool), each lowered to nice value
 /// `nice` ([`BULK_NICE`] for bulk work, 0 for commits) as it starts, and
-/// kept on CPU `cpu` when given ([`commit_cpu`]), and with `inline_io`
-/// allowed to write local files without a hop to the blocking pool
-/// ([`omnigraph::storage::local::allow_inline_io`], [`commit_io`]). Lowering a thread's own
-/// priority or narrowing its own CPUs needs no privilege; where it fails
-/// the thread runs at the normal priority, on any CPU.
+/// kept on CPU `cpu` when given ([`commit_cpu`]); with `inline_io` its
+/// threads write local files without a hop to the blocking pool
+/// ([`omnigraph::storage::local::allow_inline_io`], [`commit_io`]).
+/// Lowering a thread's own priority or narrowing its own CPUs needs no
+/// privilege; where it fails the thread runs at the normal priority, on
+/// any CPU.
 fn bulk_runtime(
     nice: i32,
     cpu: Option<usize>,
@@ -467,11 +468,10 @@ fn commit_cpu() -> Result<Option<usize>, String> {
 }
 
 /// Whether the commit runtime's threads write local files themselves
-/// ([`omnigraph::storage::local::allow_inline_io`]): the transaction file,
-/// and manifest of each Lance commit in a turn, and the
-/// turn's sidecar and graph manifest, each one write and one rename or
-/// link on the commit thread instead of several hops to the blocking pool
-/// and back. `OMNIGRAPH_COMMIT_IO=inline` or unset: yes; `pool`: no (for
+/// ([`omnigraph::storage::local::allow_inline_io`]): the transaction file
+/// and manifest of each Lance commit in a turn, and the turn's sidecar and
+/// graph manifest, each one write and one rename or link on the commit
+/// thread instead of several hops to the blocking pool and back. `OMNIGRAPH_COMMIT_IO=inline` or unset: yes; `pool`: no (for
 /// comparison); other values are refused. Files on object storage are
 /// never written inline.
 fn commit_io() -> Result<bool, String> {

@@ -200,11 +200,14 @@ fn branch_builder(uri: &str) -> DatasetBuilder {
 /// as an object store over [`crate::storage::local::InlineLocal`], under
 /// Lance's `file-object-store` scheme (the local file system driven like
 /// an object store), so each file a commit writes (transaction file,
-/// manifest) is one put, which a commit thread that allows
-/// it writes itself instead of hopping to tokio's blocking pool several
-/// times per file (docs/performance.md, "Commit turns without thread
-/// hops"). The dataset's URI, and so every cache keyed by it, stays the
-/// same. Tables on object storage get [`store_params`] unchanged.
+/// manifest) is one put, which a commit thread that allows it writes
+/// itself instead of hopping to tokio's blocking pool several times per
+/// file (docs/performance.md, "Commit turns without thread hops"). Lance
+/// takes a store handed to it this way to list in lexical order (and
+/// writes no version hint through it), which `InlineLocal`'s sorted
+/// listings keep true. The dataset's URI, and so every cache keyed by it,
+/// stays the same. Tables on object storage get [`store_params`]
+/// unchanged.
 fn fenced_store_params(uri: &str) -> Option<lance::io::ObjectStoreParams> {
     let Some(url) = inline_store_url(uri) else {
         return store_params(uri);
