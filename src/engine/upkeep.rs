@@ -422,14 +422,6 @@ impl Graph {
         &self,
         bulk: Option<tokio::runtime::Handle>,
     ) -> Result<UpkeepDone, EngineError> {
-        let next = self
-            .upkeep_wanted
-            .lock()
-            .ok()
-            .and_then(|mut w| w.pop_next());
-        let Some((branch, key)) = next else {
-            return Ok(UpkeepDone::Idle);
-        };
         /// Counts a running step until dropped (the step's future may be
         /// dropped mid-way).
         struct Running(Arc<std::sync::atomic::AtomicUsize>);
@@ -438,8 +430,17 @@ impl Graph {
                 self.0.fetch_sub(1, Ordering::SeqCst);
             }
         }
-        self.upkeep_running.fetch_add(1, Ordering::SeqCst);
-        let _running = Running(self.upkeep_running.clone());
+        // Counted as running before the pair leaves the wanted set (under
+        // its lock), so [`Graph::upkeep_pending`] never reads 0 between
+        // the two while a step is about to run.
+        let next = self.upkeep_wanted.lock().ok().and_then(|mut w| {
+            self.upkeep_running.fetch_add(1, Ordering::SeqCst);
+            let running = Running(self.upkeep_running.clone());
+            w.pop_next().map(|p| (p, running))
+        });
+        let Some(((branch, key), _running)) = next else {
+            return Ok(UpkeepDone::Idle);
+        };
         // Boxed: inlined, the step's future nested deeper than rustc's
         // layout query allows in callers' async bodies (a clean build of
         // `tests/engine` failed on `optimize`'s).

@@ -66,11 +66,21 @@ fn bump(c: &AtomicU64, n: u64) {
 }
 
 /// `OMNIGRAPH_METER_TRACE=1` prints every metered request (class and
-/// path) to stderr, to see where a count comes from.
+/// path) to stderr, to see where a count comes from; `stack` prints each
+/// with the backtrace of the task that asked (the chain of `async fn`
+/// polls, which names the caller even in a release build's symbols).
 fn trace(class: &str, path: &dyn fmt::Display) {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *ON.get_or_init(|| std::env::var_os("OMNIGRAPH_METER_TRACE").is_some_and(|v| v == "1")) {
+    static ON: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    let on = *ON.get_or_init(|| match std::env::var("OMNIGRAPH_METER_TRACE").as_deref() {
+        Ok("1") => 1,
+        Ok("stack") => 2,
+        _ => 0,
+    });
+    if on > 0 {
         eprintln!("storage {class} {path}");
+    }
+    if on > 1 {
+        eprintln!("{}", std::backtrace::Backtrace::force_capture());
     }
 }
 
