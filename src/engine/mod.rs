@@ -647,6 +647,14 @@ impl Graph {
         keys
     }
 
+    /// The main-line version of `key` whose open handle the next commit on
+    /// it starts from when the manifest names that version: the newest one
+    /// this process committed ([`table::warm_version`]); `None` when it
+    /// committed none.
+    pub fn warm_version(&self, key: &TableKey) -> Option<u64> {
+        table::warm_version(&self.table_uri(key))
+    }
+
     fn table_uri(&self, key: &TableKey) -> String {
         self.root
             .join(&format!("{}/{}.lance", key.kind().dir(), key.name()))

@@ -1013,3 +1013,77 @@ fn a_failed_upkeep_step_is_retried_without_another_write() {
     });
     scenario.teardown();
 }
+
+/// A commit starts from the handle of the version this process last
+/// committed on its table when the manifest names that version
+/// (`table::open_for_write`), and opens the named version otherwise: a
+/// write that fails between its two table commits leaves one table a
+/// version ahead of what the manifest names; heal rolls it back (a
+/// restore, a newer version), and the next write commits on the
+/// published head and reads what it committed.
+#[test]
+fn a_commit_starts_from_its_last_committed_handle_only_where_the_manifest_names_it() {
+    let scenario = fail::FailScenario::setup();
+    let rt = runtime();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let uri = tmp.path().join("g").to_str().expect("utf8").to_string();
+    let g = rt
+        .block_on(Graph::init(&uri, "f.pg", SCHEMA))
+        .expect("init");
+    let keys = [TableKey::node("Item"), TableKey::edge("Link")];
+    let heads = |g: &Graph| -> Vec<u64> {
+        let s = rt
+            .block_on(g.snapshot(&ReadAt::Branch("main".into())))
+            .expect("snapshot");
+        keys.iter()
+            .map(|k| {
+                s.tables
+                    .iter()
+                    .find(|t| &t.table == k)
+                    .map(|t| t.version)
+                    .expect("on main")
+            })
+            .collect()
+    };
+    let warm = |g: &Graph| -> Vec<Option<u64>> { keys.iter().map(|k| g.warm_version(k)).collect() };
+    let some = |v: &[u64]| -> Vec<Option<u64>> { v.iter().map(|v| Some(*v)).collect() };
+    assert_eq!(warm(&g), vec![None, None], "nothing published yet");
+    rt.block_on(write(&g, Writer::Mutate, "ok0"))
+        .expect("write");
+    rt.block_on(write(&g, Writer::Mutate, "ok1"))
+        .expect("write");
+    let v1 = heads(&g);
+    assert_eq!(warm(&g), some(&v1), "the published heads' handles");
+
+    // The first table commits, the second fails: nothing is published.
+    fail::cfg("table.commit", "1*off->return").expect("cfg");
+    assert!(rt.block_on(write(&g, Writer::Mutate, "lost")).is_err());
+    fail::remove("table.commit");
+    assert_eq!(heads(&g), v1, "nothing was published");
+    assert!(
+        warm(&g).iter().zip(&v1).any(|(w, h)| *w > Some(*h)),
+        "one table's commit landed, unpublished: {:?} over {v1:?}",
+        warm(&g)
+    );
+
+    rt.block_on(write(&g, Writer::Mutate, "ok2"))
+        .expect("heals, then writes");
+    let v2 = heads(&g);
+    assert!(
+        v2.iter().zip(&v1).all(|(b, a)| b > a),
+        "{v2:?} after {v1:?}"
+    );
+    assert_eq!(warm(&g), some(&v2));
+    let seen = rt.block_on(visible(&g));
+    for tag in ["ok0", "ok1", "ok2"] {
+        assert_eq!(seen.get(tag), Some(&(2, 1)), "{tag}: {seen:?}");
+    }
+    assert!(!seen.contains_key("lost"), "{seen:?}");
+    rt.block_on(write(&g, Writer::Mutate, "ok3"))
+        .expect("write");
+    let v3 = heads(&g);
+    assert_eq!(v3, v2.iter().map(|v| v + 1).collect::<Vec<_>>());
+    assert_eq!(warm(&g), some(&v3));
+    assert_eq!(rt.block_on(visible(&g)).get("ok3"), Some(&(2, 1)));
+    scenario.teardown();
+}

@@ -549,7 +549,7 @@ pub async fn commit_upkeep(
                 .map_err(|e| terr(&at.uri, e))?;
         }
     }
-    keep(&ds);
+    keep_committed(&ds);
     Ok(ds.version().version)
 }
 

@@ -291,6 +291,44 @@ fn keep(ds: &Dataset) {
     }
 }
 
+/// The newest main-line version this process committed per table URI, as
+/// the dataset its commit returned: the warm head's open table handle
+/// (docs/architecture.md, "The write path"), which the next commit on the
+/// table starts from while the graph's manifest names that version
+/// ([`open_for_write`]). A Lance version is written once, with
+/// create-if-absent, and never again: heal undoes a failed write with a
+/// new version (a restore), cleanup removes only versions no kept commit
+/// names, and a type dropped and added again keeps its dataset and its
+/// versions ([`create_or_replace`]). So a handle of the version the
+/// manifest names is that version, whichever write's publish named it.
+fn warm() -> &'static quick_cache::sync::Cache<String, Dataset> {
+    static WARM: std::sync::OnceLock<quick_cache::sync::Cache<String, Dataset>> =
+        std::sync::OnceLock::new();
+    WARM.get_or_init(|| quick_cache::sync::Cache::new(OPEN_HANDLES))
+}
+
+/// Keeps `ds`, a version this process just committed, for later [`open`]s
+/// of it and, on the main line, as the handle the next commit on its table
+/// starts from ([`warm`]).
+fn keep_committed(ds: &Dataset) {
+    keep(ds);
+    if ds.manifest().branch.is_some() {
+        return;
+    }
+    let newer = warm()
+        .get(ds.uri())
+        .is_none_or(|w| w.version().version < ds.version().version);
+    if newer {
+        warm().insert(ds.uri().to_string(), ds.clone());
+    }
+}
+
+/// The main-line version of the table at `uri` whose handle the next
+/// commit there starts from when the manifest names it ([`warm`]), if any.
+pub fn warm_version(uri: &str) -> Option<u64> {
+    warm().get(uri).map(|ds| ds.version().version)
+}
+
 /// Opens a pinned version.
 pub async fn open(at: &TableAt) -> Result<Dataset, TableError> {
     if at.branch.is_none()
@@ -314,6 +352,12 @@ pub async fn open(at: &TableAt) -> Result<Dataset, TableError> {
 /// version committed there by anyone else makes the fenced commit refuse
 /// anyway ([`commit_staged`]).
 async fn open_at_head(at: &TableAt) -> Result<Dataset, TableError> {
+    if at.branch.is_none()
+        && let Some(ds) = warm().get(&at.uri)
+        && ds.version().version == at.version
+    {
+        return Ok(ds);
+    }
     open_fenced(at, None).await
 }
 
@@ -618,7 +662,7 @@ pub async fn commit_staged(
         .scope(head, b.execute(change.transaction))
         .await
         .map_err(|e| terr(&uri, e))?;
-    keep(&ds);
+    keep_committed(&ds);
     Ok(ds)
 }
 
