@@ -530,14 +530,14 @@ impl Graph {
             l.clear();
         }
         match w {
-            TableWrite::Reindex => Ok(ds.version().version),
+            TableWrite::Reindex => Ok(ds.manifest().version),
             TableWrite::Merge { upsert, delete } => {
                 let mut ds = ds;
                 let mut version = base.version;
                 if !delete.is_empty() {
                     let change = table::stage(ds.clone(), table::ChangeOp::Delete(delete)).await?;
                     version = match table::commit_staged(ds, change, version + 1, write_id).await {
-                        Ok(d) => done(d.version().version),
+                        Ok(d) => done(d.manifest().version),
                         Err(e) => return Err(lost(e).await),
                     };
                     ds = Arc::new(
@@ -552,7 +552,7 @@ impl Graph {
                 if let Some(b) = upsert {
                     let change = table::stage(ds.clone(), table::ChangeOp::Upsert(b)).await?;
                     version = match table::commit_staged(ds, change, version + 1, write_id).await {
-                        Ok(d) => done(d.version().version),
+                        Ok(d) => done(d.manifest().version),
                         Err(e) => return Err(lost(e).await),
                     };
                 }
@@ -571,7 +571,7 @@ impl Graph {
                 };
                 match table::commit_staged(ds, change, base.version + 1, write_id).await {
                     Ok(d) => {
-                        let v = d.version().version;
+                        let v = d.manifest().version;
                         if let Some(mut l) = self.manifests.inserted() {
                             l.record(key, target, v, inserted);
                         }

@@ -561,7 +561,7 @@ impl Graph {
                 }
             })?;
             done.commit_time += t.elapsed();
-            current = next.version().version;
+            current = next.manifest().version;
             if let Some(mut l) = self.manifests.inserted() {
                 l.record(&key, target.as_deref(), current, link.inserted);
             }

@@ -30,7 +30,7 @@ pub async fn has_newer_version(at: &TableAt) -> Result<bool, TableError> {
 pub async fn head_version(uri: &str, branch: Option<&str>) -> Result<Option<u64>, TableError> {
     let root = builder(uri).load().await.map_err(|e| terr(uri, e))?;
     let Some(br) = branch else {
-        return Ok(Some(root.version().version));
+        return Ok(Some(root.manifest().version));
     };
     let branches = root.list_branches().await.map_err(|e| terr(uri, e))?;
     if !branches.contains_key(br) {
@@ -41,7 +41,7 @@ pub async fn head_version(uri: &str, branch: Option<&str>) -> Result<Option<u64>
         .load()
         .await
         .map_err(|e| terr(uri, e))?;
-    Ok(Some(ds.version().version))
+    Ok(Some(ds.manifest().version))
 }
 
 /// Makes the content of `at` the newest version of its branch again, as
@@ -76,7 +76,7 @@ pub async fn restore(at: &TableAt, head: u64) -> Result<u64, TableError> {
         .execute(tx)
         .await
         .map_err(|e| terr(&at.uri, e))?;
-    Ok(ds.version().version)
+    Ok(ds.manifest().version)
 }
 
 /// The version whose content version `at` restored (a roll back by heal,

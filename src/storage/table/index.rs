@@ -300,7 +300,7 @@ pub async fn upkeep_if_due(ds: Dataset, specs: &[IndexSpec]) -> Result<u64, Tabl
     }
     let due = indexes_due(&ds, specs).await?;
     if due.is_empty() {
-        return Ok(ds.version().version);
+        return Ok(ds.manifest().version);
     }
     ensure_indexes(ds, &due).await
 }
@@ -321,7 +321,7 @@ pub async fn upkeep(mut ds: Dataset, specs: &[IndexSpec]) -> Result<u64, TableEr
     // writes waits for [`MAX_UNINDEXED_ROWS`] like any other.
     let due = indexes_due(&ds, specs).await?;
     if due.is_empty() {
-        return Ok(ds.version().version);
+        return Ok(ds.manifest().version);
     }
     ensure_indexes(ds, &due).await
 }
@@ -550,7 +550,7 @@ pub async fn commit_upkeep(
         }
     }
     keep_committed(&ds);
-    Ok(ds.version().version)
+    Ok(ds.manifest().version)
 }
 
 /// Moves each compaction result whose original fragments `head` still
@@ -567,7 +567,7 @@ pub async fn commit_upkeep(
 ///
 /// [`Fragment`]: lance_table::format::Fragment
 fn rebase_untouched(head: &Dataset, results: &mut [lance::dataset::optimize::RewriteResult]) {
-    let version = head.version().version;
+    let version = head.manifest().version;
     let fragments: std::collections::HashMap<u64, &lance_table::format::Fragment> = head
         .manifest()
         .fragments
@@ -709,7 +709,7 @@ pub async fn ensure_indexes(mut ds: Dataset, specs: &[IndexSpec]) -> Result<u64,
     use lance_index::scalar::{BuiltinIndexType, ScalarIndexParams};
     let uri = ds.uri().to_string();
     if specs.is_empty() || count(&ds).await? == 0 {
-        return Ok(ds.version().version);
+        return Ok(ds.manifest().version);
     }
     let indices = ds.load_indices().await.map_err(|e| terr(&uri, e))?;
     let existing: Vec<String> = indices.iter().map(|i| i.name.clone()).collect();
@@ -777,5 +777,5 @@ pub async fn ensure_indexes(mut ds: Dataset, specs: &[IndexSpec]) -> Result<u64,
             .await
             .map_err(|e| terr(&uri, e))?;
     }
-    Ok(ds.version().version)
+    Ok(ds.manifest().version)
 }

@@ -246,10 +246,11 @@ fn with_store(uri: &str, b: DatasetBuilder) -> DatasetBuilder {
 /// Creates an empty dataset with `schema`; returns its version (1).
 pub async fn create_empty(uri: &str, schema: SchemaRef) -> Result<u64, TableError> {
     let reader = RecordBatchIterator::new(Vec::<Result<RecordBatch, ArrowError>>::new(), schema);
+    forget(uri);
     let ds = Dataset::write(reader, uri, Some(create_params(uri)))
         .await
         .map_err(|e| terr(uri, e))?;
-    Ok(ds.version().version)
+    Ok(ds.manifest().version)
 }
 
 /// Writes `batch` as the newest main-line version of the table at `uri`,
@@ -263,10 +264,11 @@ pub async fn create_or_replace(uri: &str, batch: RecordBatch) -> Result<u64, Tab
         Err(_) => {
             let schema = batch.schema();
             let reader = RecordBatchIterator::new(vec![Ok(batch)], schema);
+            forget(uri);
             let ds = Dataset::write(reader, uri, Some(create_params(uri)))
                 .await
                 .map_err(|e| terr(uri, e))?;
-            Ok(ds.version().version)
+            Ok(ds.manifest().version)
         }
     }
 }
@@ -287,7 +289,7 @@ fn handles() -> &'static quick_cache::sync::Cache<(String, u64), Dataset> {
 /// Keeps `ds` for later [`open`]s of its version (main line only).
 fn keep(ds: &Dataset) {
     if ds.manifest().branch.is_none() {
-        handles().insert((ds.uri().to_string(), ds.version().version), ds.clone());
+        handles().insert((ds.uri().to_string(), ds.manifest().version), ds.clone());
     }
 }
 
@@ -317,16 +319,25 @@ fn keep_committed(ds: &Dataset) {
     }
     let newer = warm()
         .get(ds.uri())
-        .is_none_or(|w| w.version().version < ds.version().version);
+        .is_none_or(|w| w.manifest().version < ds.manifest().version);
     if newer {
         warm().insert(ds.uri().to_string(), ds.clone());
     }
 }
 
+/// Forgets every handle kept of the table at `uri` ([`keep`], [`warm`]):
+/// a dataset created there numbers its versions from 1 again, so a handle
+/// of an earlier dataset at the same place (a graph this process deleted
+/// and created again at the same root) would be another dataset's version.
+fn forget(uri: &str) {
+    warm().remove(uri);
+    handles().retain(|(u, _), _| u != uri);
+}
+
 /// The main-line version of the table at `uri` whose handle the next
 /// commit there starts from when the manifest names it ([`warm`]), if any.
 pub fn warm_version(uri: &str) -> Option<u64> {
-    warm().get(uri).map(|ds| ds.version().version)
+    warm().get(uri).map(|ds| ds.manifest().version)
 }
 
 /// Opens a pinned version.
@@ -354,7 +365,7 @@ pub async fn open(at: &TableAt) -> Result<Dataset, TableError> {
 async fn open_at_head(at: &TableAt) -> Result<Dataset, TableError> {
     if at.branch.is_none()
         && let Some(ds) = warm().get(&at.uri)
-        && ds.version().version == at.version
+        && ds.manifest().version == at.version
     {
         return Ok(ds);
     }
@@ -436,7 +447,7 @@ async fn insert(ds: Dataset, batch: RecordBatch, mode: WriteMode) -> Result<u64,
         .execute(vec![batch])
         .await
         .map_err(|e| terr(&uri, e))?;
-    Ok(out.version().version)
+    Ok(out.manifest().version)
 }
 
 /// Upserts rows by `id`; returns the new version.
@@ -452,7 +463,7 @@ pub async fn upsert(ds: Dataset, batch: RecordBatch) -> Result<u64, TableError> 
         .execute_batches(vec![batch])
         .await
         .map_err(|e| terr(&uri, e))?;
-    Ok(out.version().version)
+    Ok(out.manifest().version)
 }
 
 /// Deletes rows whose `column` is one of `values`; returns the new version.
@@ -466,7 +477,7 @@ pub async fn delete_where_in(
         .execute()
         .await
         .map_err(|e| terr(&uri, e))?;
-    Ok(out.new_dataset.version().version)
+    Ok(out.new_dataset.manifest().version)
 }
 
 /// One table change staged without committing (Lance `execute_uncommitted`
@@ -538,7 +549,7 @@ pub enum ChangeOp {
 /// Errors: Lance refusing the rows or the write.
 pub async fn stage(ds: Arc<Dataset>, op: ChangeOp) -> Result<StagedChange, TableError> {
     let uri = ds.uri().to_string();
-    let read_version = ds.version().version;
+    let read_version = ds.manifest().version;
     let insert = async |ds: Arc<Dataset>, b: RecordBatch, mode: WriteMode| {
         let p = params(mode);
         InsertBuilder::new(ds)
@@ -625,7 +636,7 @@ pub async fn commit_staged(
 ) -> Result<Dataset, TableError> {
     let uri = ds.uri().to_string();
     let mut change = change;
-    let head = ds.version().version;
+    let head = ds.manifest().version;
     if change.inserts_only() && change.read_version < head {
         // Only new rows, kept over a later head by the caller's rule
         // ([`StagedChange::inserts_only`]): committed as an append read at
